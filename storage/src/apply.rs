@@ -1,0 +1,122 @@
+//! The commit logic every backend shares: evaluate a batch's checks, then turn its mutations
+//! into stored entries, over whatever write transaction the backend provides.
+
+use crate::engine::{check_key, AtomicBatch, Mutation};
+use crate::entry;
+use crate::error::{Error, Result};
+use crate::feed::{dedup_last, Change, ChangeKind};
+use crate::value::Value;
+use crate::versionstamp::Versionstamp;
+
+/// A backend's write transaction, as the shared commit logic needs it. Reads see the
+/// transaction's own earlier writes.
+pub(crate) trait CommitTarget {
+    /// The stored entry (see [`crate::entry`]) at `key`, expired or not.
+    fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn write(&mut self, key: &[u8], stored: Vec<u8>) -> Result<()>;
+    /// Removes the key; true when it was there.
+    fn remove(&mut self, key: &[u8]) -> Result<bool>;
+    /// Notes that `key` expires at `at` (the sweeper's index; stale notes are harmless).
+    fn note_expiry(&mut self, at: u64, key: &[u8]) -> Result<()>;
+}
+
+/// The live value's versionstamp and expiry at `key`, if any.
+fn live<T: CommitTarget>(
+    t: &mut T,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<(Vec<u8>, Versionstamp, Option<u64>)>> {
+    let Some(raw) = t.read(key)? else { return Ok(None) };
+    let e = entry::decode(&raw)?;
+    Ok(e.is_live(now).then(|| (e.value.to_vec(), e.versionstamp, e.expire_at)))
+}
+
+/// Checks, then applies, `batch` at versionstamp `vs`; returns the changes to record.
+/// On error the caller must discard the transaction: nothing may be kept.
+pub(crate) fn apply_batch<T: CommitTarget>(
+    t: &mut T,
+    batch: &AtomicBatch,
+    vs: Versionstamp,
+    now: u64,
+) -> Result<Vec<Change>> {
+    for m in &batch.mutations {
+        check_key(m.key())?;
+    }
+    for c in &batch.checks {
+        // A key too long to store cannot exist.
+        let current = if c.key.len() > crate::MAX_KEY_LEN {
+            None
+        } else {
+            live(t, &c.key, now)?.map(|(_, vs, _)| vs)
+        };
+        if current != c.versionstamp {
+            return Err(Error::Conflict { key: c.key.clone() });
+        }
+    }
+    let mut changes = Vec::with_capacity(batch.mutations.len());
+    for m in &batch.mutations {
+        match m {
+            Mutation::Set { key, value, expire_at } => {
+                t.write(key, entry::encode(value, vs, *expire_at))?;
+                if let Some(at) = expire_at {
+                    t.note_expiry(*at, key)?;
+                }
+                changes.push(Change { key: key.clone(), kind: ChangeKind::Set });
+            }
+            Mutation::Delete { key } => {
+                if t.remove(key)? {
+                    changes.push(Change { key: key.clone(), kind: ChangeKind::Delete });
+                }
+            }
+            Mutation::Sum { key, delta } => {
+                let (current, expire_at) = counter(t, key, now)?;
+                let next = current.checked_add_signed(*delta).ok_or_else(|| {
+                    Error::CounterOutOfRange { key: key.clone(), current, delta: *delta }
+                })?;
+                t.write(key, entry::encode(&Value::encode_counter(next), vs, expire_at))?;
+                changes.push(Change { key: key.clone(), kind: ChangeKind::Set });
+            }
+            Mutation::Min { key, value } | Mutation::Max { key, value } => {
+                let is_min = matches!(m, Mutation::Min { .. });
+                let (current, expire_at) = counter_opt(t, key, now)?;
+                let next = match current {
+                    Some(c) if is_min => c.min(*value),
+                    Some(c) => c.max(*value),
+                    None => *value,
+                };
+                t.write(key, entry::encode(&Value::encode_counter(next), vs, expire_at))?;
+                changes.push(Change { key: key.clone(), kind: ChangeKind::Set });
+            }
+        }
+    }
+    dedup_last(&mut changes);
+    Ok(changes)
+}
+
+/// The live counter at `key` (0 when absent) and its expiry.
+fn counter<T: CommitTarget>(t: &mut T, key: &[u8], now: u64) -> Result<(u64, Option<u64>)> {
+    let (c, exp) = counter_opt(t, key, now)?;
+    Ok((c.unwrap_or(0), exp))
+}
+
+fn counter_opt<T: CommitTarget>(
+    t: &mut T,
+    key: &[u8],
+    now: u64,
+) -> Result<(Option<u64>, Option<u64>)> {
+    match live(t, key, now)? {
+        None => Ok((None, None)),
+        Some((value, _, exp)) => match Value::decode_counter(&value) {
+            Some(c) => Ok((Some(c), exp)),
+            None => Err(Error::NotACounter { key: key.to_vec() }),
+        },
+    }
+}
+
+/// Decides one expiry-index note during a sweep: true when the value at `key` is expired and
+/// its expiry is exactly `at` (a later write may have changed or removed the expiry).
+pub(crate) fn sweepable<T: CommitTarget>(t: &mut T, at: u64, key: &[u8], now: u64) -> Result<bool> {
+    let Some(raw) = t.read(key)? else { return Ok(false) };
+    let e = entry::decode(&raw)?;
+    Ok(e.expire_at == Some(at) && !e.is_live(now))
+}

@@ -1,0 +1,4 @@
+//! The storage backends: each implements [`crate::Engine`] and passes the conformance suite.
+
+pub mod lmdb;
+pub mod memory;

@@ -1,0 +1,326 @@
+//! The storage engine trait: an ordered byte key space with snapshot reads and atomic,
+//! check-guarded commits. Every backend (memory, LMDB, later etcd) implements it, and the
+//! conformance suite (`storage/tests/conformance`) holds each of them to this contract:
+//!
+//! - **Snapshots.** Every read of one [`Snapshot`] sees the same committed state, however
+//!   long it is held and whatever commits meanwhile. Keys are ordered by unsigned bytes.
+//! - **Atomic commits.** [`Engine::commit`] applies all of a batch's mutations or none. First
+//!   every [`Check`] is evaluated against the latest committed state; if one fails the commit
+//!   returns [`Error::Conflict`] and writes nothing. A mutation that fails (a `sum` on a value
+//!   that is not a counter, a key that is too long) also fails the whole commit.
+//! - **Versionstamps.** Each successful commit gets a [`Versionstamp`] greater than every one
+//!   before it (across threads and processes sharing the database); every value it wrote
+//!   carries it.
+//! - **Expiry.** A value written with `expire_at` is invisible to every read, check and
+//!   counter from that millisecond on (by the engine's clock); [`Engine::sweep_expired`]
+//!   deletes it later. `sum`/`min`/`max` keep the expiry of the value they change.
+//! - **Durability.** Once `commit` returns `Ok`, the commit survives a crash of the process
+//!   (and, with [`Durability::Full`], of the machine).
+//! - **Change feed.** Each commit that changed something records its keys under its
+//!   versionstamp; [`Engine::changes_since`] reads them in order, from this or another process.
+
+use std::ops::Bound;
+
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::feed::ChangeSet;
+use crate::versionstamp::Versionstamp;
+
+/// The longest key any backend accepts, in bytes (LMDB's limit, held on every backend so that
+/// data moves between them).
+pub const MAX_KEY_LEN: usize = 511;
+
+/// A key and its entry, both borrowed from a snapshot.
+pub type KvRef<'a> = (&'a [u8], Entry<'a>);
+
+/// A scan's rows, in key order (or reverse order), lazily read.
+pub type ScanIter<'a> = Box<dyn Iterator<Item = Result<KvRef<'a>>> + 'a>;
+
+/// A half-open or closed range of keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: Bound<Vec<u8>>,
+    pub end: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        KeyRange { start: Bound::Unbounded, end: Bound::Unbounded }
+    }
+
+    /// Every key that starts with `prefix` (the prefix itself included).
+    pub fn prefix(prefix: &[u8]) -> Self {
+        let end = match crate::tuple::prefix_end(prefix) {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        };
+        KeyRange { start: Bound::Included(prefix.to_vec()), end }
+    }
+
+    /// Keys from `start` (included) to `end` (excluded).
+    pub fn between(start: &[u8], end: &[u8]) -> Self {
+        KeyRange { start: Bound::Included(start.to_vec()), end: Bound::Excluded(end.to_vec()) }
+    }
+
+    /// True when `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let after_start = match &self.start {
+            Bound::Included(s) => key >= s.as_slice(),
+            Bound::Excluded(s) => key > s.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let before_end = match &self.end {
+            Bound::Included(e) => key <= e.as_slice(),
+            Bound::Excluded(e) => key < e.as_slice(),
+            Bound::Unbounded => true,
+        };
+        after_start && before_end
+    }
+
+    /// The bounds as borrowed slices (what the backends' range calls take).
+    pub fn as_slices(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (self.start.as_ref().map(Vec::as_slice), self.end.as_ref().map(Vec::as_slice))
+    }
+
+    /// The same range for keys of at most `max` bytes, with bounds no longer than `max`
+    /// (LMDB cannot seek to a longer key). A longer start `s` admits exactly the keys above
+    /// `s[..max]`; a longer end admits exactly the keys up to and including `s[..max]`.
+    pub fn clamped(&self, max: usize) -> KeyRange {
+        let start = match &self.start {
+            Bound::Included(s) | Bound::Excluded(s) if s.len() > max => {
+                Bound::Excluded(s[..max].to_vec())
+            }
+            b => b.clone(),
+        };
+        let end = match &self.end {
+            Bound::Included(e) | Bound::Excluded(e) if e.len() > max => {
+                Bound::Included(e[..max].to_vec())
+            }
+            b => b.clone(),
+        };
+        KeyRange { start, end }
+    }
+
+    /// True when no key can lie in the range (start after end), which backends answer with
+    /// an empty scan instead of an error.
+    pub fn is_empty(&self) -> bool {
+        match (&self.start, &self.end) {
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s), Bound::Excluded(e))
+            | (Bound::Excluded(s), Bound::Included(e))
+            | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+            _ => false,
+        }
+    }
+}
+
+/// How a scan walks its range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Walk from the end of the range to its start.
+    pub reverse: bool,
+    /// Stop after this many visible rows.
+    pub limit: Option<usize>,
+}
+
+impl ScanOptions {
+    pub fn forward() -> Self {
+        ScanOptions::default()
+    }
+    pub fn reverse() -> Self {
+        ScanOptions { reverse: true, limit: None }
+    }
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+}
+
+/// A consistent, read-only view of the database at one commit.
+pub trait Snapshot: Send {
+    /// The versionstamp of the last commit this snapshot sees.
+    fn versionstamp(&self) -> Versionstamp;
+
+    /// The time (ms since the epoch) at which expiry is judged for this snapshot.
+    fn now_millis(&self) -> u64;
+
+    /// The live entry at `key`, if any.
+    fn get<'a>(&'a self, key: &[u8]) -> Result<Option<Entry<'a>>>;
+
+    /// The live entries at several keys, in the order asked.
+    fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Entry<'a>>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// The live entries in `range`, in key order (or reverse), up to `opts.limit` of them.
+    fn scan<'a>(&'a self, range: &KeyRange, opts: ScanOptions) -> Result<ScanIter<'a>>;
+}
+
+/// A guard on a commit: the key must hold a live value with this versionstamp (`Some`), or
+/// hold no live value at all (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub key: Vec<u8>,
+    pub versionstamp: Option<Versionstamp>,
+}
+
+/// One change a commit makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    /// Store `value`, visible until `expire_at` (ms since the epoch) when given.
+    Set { key: Vec<u8>, value: Vec<u8>, expire_at: Option<u64> },
+    /// Remove the key (a no-op when it is absent).
+    Delete { key: Vec<u8> },
+    /// Add `delta` to the u64 counter at `key` (0 when absent); the commit fails when the
+    /// result leaves `0..=u64::MAX` or the stored value is not a counter.
+    Sum { key: Vec<u8>, delta: i64 },
+    /// Store the smaller of the counter and `value` (`value` when absent).
+    Min { key: Vec<u8>, value: u64 },
+    /// Store the larger of the counter and `value` (`value` when absent).
+    Max { key: Vec<u8>, value: u64 },
+}
+
+impl Mutation {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Mutation::Set { key, .. }
+            | Mutation::Delete { key }
+            | Mutation::Sum { key, .. }
+            | Mutation::Min { key, .. }
+            | Mutation::Max { key, .. } => key,
+        }
+    }
+}
+
+/// The checks and mutations of one atomic commit, built with chained calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AtomicBatch {
+    pub checks: Vec<Check>,
+    pub mutations: Vec<Mutation>,
+}
+
+impl AtomicBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires `key` to still hold the value written at `vs` (`None`: to hold nothing).
+    pub fn check(mut self, key: &[u8], vs: Option<Versionstamp>) -> Self {
+        self.checks.push(Check { key: key.to_vec(), versionstamp: vs });
+        self
+    }
+
+    pub fn set(mut self, key: &[u8], value: &[u8]) -> Self {
+        self.mutations.push(Mutation::Set {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            expire_at: None,
+        });
+        self
+    }
+
+    pub fn set_with_expiry(mut self, key: &[u8], value: &[u8], expire_at: u64) -> Self {
+        self.mutations.push(Mutation::Set {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            expire_at: Some(expire_at),
+        });
+        self
+    }
+
+    pub fn delete(mut self, key: &[u8]) -> Self {
+        self.mutations.push(Mutation::Delete { key: key.to_vec() });
+        self
+    }
+
+    pub fn sum(mut self, key: &[u8], delta: i64) -> Self {
+        self.mutations.push(Mutation::Sum { key: key.to_vec(), delta });
+        self
+    }
+
+    pub fn min(mut self, key: &[u8], value: u64) -> Self {
+        self.mutations.push(Mutation::Min { key: key.to_vec(), value });
+        self
+    }
+
+    pub fn max(mut self, key: &[u8], value: u64) -> Self {
+        self.mutations.push(Mutation::Max { key: key.to_vec(), value });
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty() && self.mutations.is_empty()
+    }
+}
+
+/// How hard a commit works to survive a crash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to disk before `commit` returns: survives power loss.
+    #[default]
+    Full,
+    /// Left to the OS to flush: survives a crash of the process, not of the machine.
+    Process,
+}
+
+/// An ordered key-value store with snapshots, atomic checked commits and a change feed.
+pub trait Engine: Send + Sync {
+    /// A short name of the backend (`memory`, `lmdb`, ...).
+    fn name(&self) -> &'static str;
+
+    /// A consistent read view at the latest commit.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>>;
+
+    /// Applies the batch atomically, or returns [`Error::Conflict`] (or another error) and
+    /// writes nothing.
+    fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp>;
+
+    /// The change sets of commits after `after`, oldest first, at most `limit` of them.
+    /// [`Error::FeedTruncated`] when retention has already dropped some of them.
+    fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>>;
+
+    /// Deletes up to `limit` values whose expiry has passed, in one commit; returns how many.
+    fn sweep_expired(&self, limit: usize) -> Result<usize>;
+}
+
+/// Runs a read-modify-write until it commits, retrying retryable errors (conflicts) from a
+/// fresh snapshot up to `max_attempts` times. `f` reads what it needs and returns the batch
+/// (with the checks that make its reads safe) and a result to hand back.
+pub fn transact<T>(
+    engine: &(impl Engine + ?Sized),
+    max_attempts: usize,
+    mut f: impl FnMut(&dyn Snapshot) -> Result<(AtomicBatch, T)>,
+) -> Result<(Versionstamp, T)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (batch, out) = {
+            let snap = engine.snapshot()?;
+            f(snap.as_ref())?
+        };
+        match engine.commit(&batch) {
+            Ok(vs) => return Ok((vs, out)),
+            Err(e) if e.is_retryable() && attempt < max_attempts => {
+                // Back off a little as attempts mount, so contending writers spread out.
+                if attempt > 3 {
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        10 << (attempt.min(10) as u32),
+                    ));
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Refuses keys longer than [`MAX_KEY_LEN`].
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        Err(Error::KeyTooLarge { len: key.len(), max: MAX_KEY_LEN })
+    } else {
+        Ok(())
+    }
+}

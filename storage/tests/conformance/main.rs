@@ -1,0 +1,42 @@
+//! The storage conformance suite, run against every backend by the same test code. A new
+//! backend adds a factory function and one `conformance!` line here.
+
+mod suite;
+
+use kvm_storage::{Durability, LmdbEngine, LmdbOptions, MemoryEngine};
+use suite::{Backend, Harness};
+
+fn memory(h: &Harness) -> Backend {
+    let engine = MemoryEngine::with_clock(h.clock()).with_feed_retention(h.retention);
+    Backend { engine: Box::new(engine), _dir: None }
+}
+
+fn lmdb(h: &Harness) -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = LmdbOptions {
+        clock: h.clock(),
+        feed_retention: h.retention,
+        durability: Durability::Process,
+        ..LmdbOptions::default()
+    };
+    let engine = LmdbEngine::open(dir.path().join("test.kvm"), opts).expect("open lmdb");
+    Backend { engine: Box::new(engine), _dir: Some(dir) }
+}
+
+/// LMDB starting from the smallest map, so that the suite also runs through map growth.
+fn lmdb_tiny_map(h: &Harness) -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = LmdbOptions {
+        clock: h.clock(),
+        feed_retention: h.retention,
+        durability: Durability::Process,
+        map_size: 64 * 1024,
+        ..LmdbOptions::default()
+    };
+    let engine = LmdbEngine::open(dir.path().join("test.kvm"), opts).expect("open lmdb");
+    Backend { engine: Box::new(engine), _dir: Some(dir) }
+}
+
+conformance!(memory_backend, memory);
+conformance!(lmdb_backend, lmdb);
+conformance!(lmdb_tiny_map_backend, lmdb_tiny_map);

@@ -1,0 +1,469 @@
+//! The behaviour every storage backend must show, written once against the `Engine` trait.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use kvm_storage::tuple::{self, KeyPart};
+use kvm_storage::{
+    AtomicBatch, ChangeKind, Clock, Engine, Error, KeyRange, ManualClock, ScanOptions, Value,
+    Versionstamp, MAX_KEY_LEN,
+};
+
+/// The knobs a test sets before the backend opens.
+pub struct Harness {
+    pub clock: ManualClock,
+    pub retention: u64,
+}
+
+impl Harness {
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(self.clock.clone())
+    }
+}
+
+/// An open backend and whatever keeps it alive (its temp folder).
+pub struct Backend {
+    pub engine: Box<dyn Engine>,
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+pub type Factory = fn(&Harness) -> Backend;
+
+/// Generates one `#[test]` per suite function for a backend factory.
+#[macro_export]
+macro_rules! conformance {
+    ($name:ident, $factory:ident) => {
+        mod $name {
+            $crate::conformance!(@each $factory;
+                get_set_delete, get_many_in_order, versionstamps_strictly_increase,
+                checks_pass_and_fail, failed_check_writes_nothing, failed_mutation_writes_nothing,
+                counters_sum_min_max, counter_errors, counters_keep_expiry, key_size_limit,
+                expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
+                scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
+                change_feed_retention, check_only_commit, many_writes_grow_the_map);
+        }
+    };
+    (@each $factory:ident; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::suite::$test(super::$factory);
+            }
+        )*
+    };
+}
+
+const T0: u64 = 1_700_000_000_000;
+
+fn open(factory: Factory) -> (Backend, ManualClock) {
+    let clock = ManualClock::new(T0);
+    (factory(&Harness { clock: clock.clone(), retention: 1_000 }), clock)
+}
+
+fn key(parts: &[KeyPart]) -> Vec<u8> {
+    tuple::encode(parts)
+}
+
+fn k(s: &str) -> Vec<u8> {
+    key(&[KeyPart::from("t"), KeyPart::from(s)])
+}
+
+fn get(e: &dyn Engine, key: &[u8]) -> Option<Vec<u8>> {
+    let snap = e.snapshot().unwrap();
+    snap.get(key).unwrap().map(|en| en.value.to_vec())
+}
+
+fn keys_in(e: &dyn Engine, range: &KeyRange, opts: ScanOptions) -> Vec<Vec<u8>> {
+    let snap = e.snapshot().unwrap();
+    snap.scan(range, opts).unwrap().map(|r| r.unwrap().0.to_vec()).collect()
+}
+
+pub fn get_set_delete(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    assert_eq!(get(e, &k("a")), None);
+    e.commit(&AtomicBatch::new().set(&k("a"), b"1")).unwrap();
+    assert_eq!(get(e, &k("a")), Some(b"1".to_vec()));
+    e.commit(&AtomicBatch::new().set(&k("a"), b"2")).unwrap();
+    assert_eq!(get(e, &k("a")), Some(b"2".to_vec()));
+    e.commit(&AtomicBatch::new().delete(&k("a"))).unwrap();
+    assert_eq!(get(e, &k("a")), None);
+    // Deleting what is absent is not an error.
+    e.commit(&AtomicBatch::new().delete(&k("a"))).unwrap();
+    // Within one batch, later mutations of a key win.
+    e.commit(&AtomicBatch::new().set(&k("b"), b"x").delete(&k("b")).set(&k("b"), b"y")).unwrap();
+    assert_eq!(get(e, &k("b")), Some(b"y".to_vec()));
+    // Empty values are values.
+    e.commit(&AtomicBatch::new().set(&k("c"), b"")).unwrap();
+    assert_eq!(get(e, &k("c")), Some(vec![]));
+}
+
+pub fn get_many_in_order(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("a"), b"A").set(&k("c"), b"C")).unwrap();
+    let snap = e.snapshot().unwrap();
+    let (ka, kb, kc) = (k("a"), k("b"), k("c"));
+    let got: Vec<Option<&[u8]>> = snap
+        .get_many(&[&kc, &kb, &ka])
+        .unwrap()
+        .into_iter()
+        .map(|o| o.map(|en| en.value))
+        .collect();
+    assert_eq!(got, vec![Some(&b"C"[..]), None, Some(&b"A"[..])]);
+}
+
+pub fn versionstamps_strictly_increase(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let mut last = e.snapshot().unwrap().versionstamp();
+    for i in 0..50u32 {
+        let vs = e.commit(&AtomicBatch::new().set(&k("v"), &i.to_be_bytes())).unwrap();
+        assert!(vs > last, "{vs} after {last}");
+        let snap = e.snapshot().unwrap();
+        assert_eq!(snap.versionstamp(), vs);
+        assert_eq!(snap.get(&k("v")).unwrap().unwrap().versionstamp, vs);
+        assert_eq!(vs.to_string().len(), 20);
+        last = vs;
+    }
+}
+
+pub fn checks_pass_and_fail(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    // "does not exist" passes on an absent key.
+    let vs1 = e.commit(&AtomicBatch::new().check(&k("a"), None).set(&k("a"), b"1")).unwrap();
+    // ... and fails once it exists.
+    let err = e.commit(&AtomicBatch::new().check(&k("a"), None).set(&k("a"), b"2")).unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }) && err.is_retryable(), "{err}");
+    // The right versionstamp passes, a stale one fails.
+    let vs2 = e.commit(&AtomicBatch::new().check(&k("a"), Some(vs1)).set(&k("a"), b"3")).unwrap();
+    let err = e.commit(&AtomicBatch::new().check(&k("a"), Some(vs1)).set(&k("a"), b"4"));
+    assert!(matches!(err, Err(Error::Conflict { .. })));
+    assert_eq!(get(e, &k("a")), Some(b"3".to_vec()));
+    // A versionstamp check on a deleted key fails.
+    e.commit(&AtomicBatch::new().delete(&k("a"))).unwrap();
+    assert!(e.commit(&AtomicBatch::new().check(&k("a"), Some(vs2))).is_err());
+}
+
+pub fn failed_check_writes_nothing(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("taken"), b"x")).unwrap();
+    let before = e.snapshot().unwrap().versionstamp();
+    let batch = AtomicBatch::new()
+        .set(&k("new1"), b"1")
+        .sum(&k("n"), 5)
+        .delete(&k("taken"))
+        .check(&k("free"), None)
+        .check(&k("taken"), None);
+    assert!(e.commit(&batch).is_err());
+    assert_eq!(get(e, &k("new1")), None);
+    assert_eq!(get(e, &k("n")), None);
+    assert_eq!(get(e, &k("taken")), Some(b"x".to_vec()));
+    assert_eq!(e.snapshot().unwrap().versionstamp(), before, "no versionstamp was used");
+    assert!(e.changes_since(before, 10).unwrap().is_empty());
+}
+
+pub fn failed_mutation_writes_nothing(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("text"), &Value::String("hi".into()).encode())).unwrap();
+    let batch = AtomicBatch::new().set(&k("other"), b"1").sum(&k("text"), 1);
+    assert!(matches!(e.commit(&batch), Err(Error::NotACounter { .. })));
+    assert_eq!(get(e, &k("other")), None, "unlike Deno KV, a failed sum commits nothing");
+    let long = vec![7u8; MAX_KEY_LEN + 1];
+    let batch = AtomicBatch::new().set(&k("other"), b"1").set(&long, b"1");
+    assert!(matches!(e.commit(&batch), Err(Error::KeyTooLarge { .. })));
+    assert_eq!(get(e, &k("other")), None);
+}
+
+fn counter(e: &dyn Engine, key: &[u8]) -> Option<u64> {
+    get(e, key).map(|v| Value::decode_counter(&v).expect("a counter"))
+}
+
+pub fn counters_sum_min_max(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().sum(&k("s"), 5)).unwrap();
+    assert_eq!(counter(e, &k("s")), Some(5), "an absent counter starts at 0");
+    e.commit(&AtomicBatch::new().sum(&k("s"), 10).sum(&k("s"), -3)).unwrap();
+    assert_eq!(counter(e, &k("s")), Some(12));
+    e.commit(&AtomicBatch::new().min(&k("m"), 9)).unwrap();
+    assert_eq!(counter(e, &k("m")), Some(9), "min on absent stores the operand");
+    e.commit(&AtomicBatch::new().min(&k("m"), 20)).unwrap();
+    assert_eq!(counter(e, &k("m")), Some(9));
+    e.commit(&AtomicBatch::new().min(&k("m"), 2)).unwrap();
+    assert_eq!(counter(e, &k("m")), Some(2));
+    e.commit(&AtomicBatch::new().max(&k("x"), 4).max(&k("x"), 3)).unwrap();
+    assert_eq!(counter(e, &k("x")), Some(4));
+    e.commit(&AtomicBatch::new().max(&k("x"), u64::MAX)).unwrap();
+    assert_eq!(counter(e, &k("x")), Some(u64::MAX));
+    // A counter set directly through the value codec is a counter too.
+    e.commit(&AtomicBatch::new().set(&k("c"), &Value::Counter(100).encode())).unwrap();
+    e.commit(&AtomicBatch::new().sum(&k("c"), 1)).unwrap();
+    assert_eq!(counter(e, &k("c")), Some(101));
+}
+
+pub fn counter_errors(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().sum(&k("s"), 2)).unwrap();
+    let err = e.commit(&AtomicBatch::new().sum(&k("s"), -3)).unwrap_err();
+    assert!(matches!(err, Error::CounterOutOfRange { current: 2, delta: -3, .. }), "{err}");
+    e.commit(&AtomicBatch::new().max(&k("big"), u64::MAX)).unwrap();
+    assert!(matches!(
+        e.commit(&AtomicBatch::new().sum(&k("big"), 1)),
+        Err(Error::CounterOutOfRange { .. })
+    ));
+    e.commit(&AtomicBatch::new().set(&k("str"), &Value::Int(3).encode())).unwrap();
+    for batch in [
+        AtomicBatch::new().sum(&k("str"), 1),
+        AtomicBatch::new().min(&k("str"), 1),
+        AtomicBatch::new().max(&k("str"), 1),
+    ] {
+        let err = e.commit(&batch).unwrap_err();
+        assert_eq!(err.code(), "storage.not_a_counter");
+        assert!(err.to_string().contains("['t', 'str']"), "{err}");
+    }
+    assert_eq!(counter(e, &k("s")), Some(2));
+}
+
+pub fn counters_keep_expiry(f: Factory) {
+    let (b, clock) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set_with_expiry(&k("c"), &Value::Counter(1).encode(), T0 + 100))
+        .unwrap();
+    e.commit(&AtomicBatch::new().sum(&k("c"), 1).max(&k("c"), 5)).unwrap();
+    let snap = e.snapshot().unwrap();
+    let en = snap.get(&k("c")).unwrap().unwrap();
+    assert_eq!(en.expire_at, Some(T0 + 100), "unlike Deno KV, sum/max keep the expiry");
+    drop(snap);
+    clock.set(T0 + 100);
+    assert_eq!(get(e, &k("c")), None);
+    // An expired counter counts as absent.
+    e.commit(&AtomicBatch::new().sum(&k("c"), 3)).unwrap();
+    let snap = e.snapshot().unwrap();
+    let en = snap.get(&k("c")).unwrap().unwrap();
+    assert_eq!((Value::decode_counter(en.value), en.expire_at), (Some(3), None));
+}
+
+pub fn key_size_limit(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let max = vec![b'k'; MAX_KEY_LEN];
+    e.commit(&AtomicBatch::new().set(&max, b"ok")).unwrap();
+    assert_eq!(get(e, &max), Some(b"ok".to_vec()));
+    let long = vec![b'k'; MAX_KEY_LEN + 1];
+    let err = e.commit(&AtomicBatch::new().set(&long, b"no")).unwrap_err();
+    assert_eq!(err, Error::KeyTooLarge { len: MAX_KEY_LEN + 1, max: MAX_KEY_LEN });
+    assert_eq!(err.code(), "storage.key_too_large");
+    for batch in [AtomicBatch::new().delete(&long), AtomicBatch::new().sum(&long, 1)] {
+        assert!(matches!(e.commit(&batch), Err(Error::KeyTooLarge { .. })));
+    }
+    // A key that cannot be stored cannot be found, and "does not exist" holds for it.
+    assert_eq!(get(e, &long), None);
+    e.commit(&AtomicBatch::new().check(&long, None)).unwrap();
+    // Long range bounds are answered exactly, not refused.
+    let mut lo = vec![b'k'; MAX_KEY_LEN - 1];
+    lo.push(b'a');
+    lo.extend([0u8; 10]);
+    let all: Vec<_> = keys_in(e, &KeyRange::between(&lo, &long), ScanOptions::forward());
+    assert_eq!(all, vec![max.clone()]);
+    let none = keys_in(e, &KeyRange::between(&long, &[0xFF; 600]), ScanOptions::forward());
+    assert!(none.is_empty());
+}
+
+pub fn expiry_is_exact_and_swept(f: Factory) {
+    let (b, clock) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(
+        &AtomicBatch::new()
+            .set_with_expiry(&k("a"), b"A", T0 + 1_000)
+            .set_with_expiry(&k("b"), b"B", T0 + 5_000)
+            .set(&k("c"), b"C"),
+    )
+    .unwrap();
+    let range = KeyRange::prefix(&key(&["t".into()]));
+    clock.set(T0 + 999);
+    assert_eq!(get(e, &k("a")), Some(b"A".to_vec()));
+    let held = e.snapshot().unwrap();
+    clock.set(T0 + 1_000);
+    assert_eq!(get(e, &k("a")), None, "invisible from its expiry on");
+    assert_eq!(keys_in(e, &range, ScanOptions::forward()), vec![k("b"), k("c")]);
+    assert_eq!(keys_in(e, &range, ScanOptions::forward().limit(1)), vec![k("b")]);
+    assert!(held.get(&k("a")).unwrap().is_some(), "a snapshot judges expiry at its own time");
+    drop(held);
+    // An expired key no longer exists for checks.
+    let vs = e.commit(&AtomicBatch::new().check(&k("a"), None)).unwrap();
+    assert_eq!(e.sweep_expired(100).unwrap(), 1);
+    assert_eq!(e.sweep_expired(100).unwrap(), 0);
+    let feed = e.changes_since(vs, 10).unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].changes[0].key, k("a"));
+    assert_eq!(feed[0].changes[0].kind, ChangeKind::Expire);
+    clock.set(T0 + 10_000);
+    assert_eq!(e.sweep_expired(100).unwrap(), 1);
+    assert_eq!(keys_in(e, &range, ScanOptions::forward()), vec![k("c")]);
+    clock.set(T0);
+    assert_eq!(get(e, &k("b")), None, "swept keys are gone even if the clock goes back");
+}
+
+pub fn rewrite_clears_expiry(f: Factory) {
+    let (b, clock) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set_with_expiry(&k("a"), b"1", T0 + 10)).unwrap();
+    e.commit(&AtomicBatch::new().set(&k("a"), b"2")).unwrap();
+    e.commit(&AtomicBatch::new().set_with_expiry(&k("b"), b"1", T0 + 10)).unwrap();
+    e.commit(&AtomicBatch::new().set_with_expiry(&k("b"), b"2", T0 + 50)).unwrap();
+    clock.set(T0 + 20);
+    assert_eq!(e.sweep_expired(100).unwrap(), 0, "stale expiry notes are ignored");
+    assert_eq!(get(e, &k("a")), Some(b"2".to_vec()));
+    assert_eq!(get(e, &k("b")), Some(b"2".to_vec()));
+    clock.set(T0 + 50);
+    assert_eq!(get(e, &k("b")), None);
+    assert_eq!(e.sweep_expired(100).unwrap(), 1);
+}
+
+pub fn scans_ranges_prefixes_reverse_limit(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let mut batch = AtomicBatch::new();
+    for i in 0..20i64 {
+        batch = batch.set(&key(&["n".into(), i.into()]), &i.to_be_bytes());
+    }
+    batch = batch.set(&key(&["m".into()]), b"").set(&key(&["o".into()]), b"");
+    e.commit(&batch).unwrap();
+    let n = |i: i64| key(&["n".into(), i.into()]);
+    let pre = KeyRange::prefix(&key(&["n".into()]));
+    let fwd = keys_in(e, &pre, ScanOptions::forward());
+    assert_eq!(fwd, (0..20).map(n).collect::<Vec<_>>());
+    let rev = keys_in(e, &pre, ScanOptions::reverse());
+    assert_eq!(rev, (0..20).rev().map(n).collect::<Vec<_>>());
+    assert_eq!(keys_in(e, &pre, ScanOptions::forward().limit(3)), vec![n(0), n(1), n(2)]);
+    assert_eq!(keys_in(e, &pre, ScanOptions::reverse().limit(2)), vec![n(19), n(18)]);
+    let mid = KeyRange::between(&n(5), &n(8));
+    assert_eq!(keys_in(e, &mid, ScanOptions::forward()), vec![n(5), n(6), n(7)]);
+    assert_eq!(keys_in(e, &mid, ScanOptions::reverse()), vec![n(7), n(6), n(5)]);
+    assert!(keys_in(e, &KeyRange::between(&n(8), &n(5)), ScanOptions::forward()).is_empty());
+    assert_eq!(keys_in(e, &KeyRange::all(), ScanOptions::forward()).len(), 22);
+    assert!(keys_in(e, &KeyRange::prefix(&key(&["z".into()])), ScanOptions::forward()).is_empty());
+    // Values come back with their rows.
+    let snap = e.snapshot().unwrap();
+    let first = snap.scan(&pre, ScanOptions::forward()).unwrap().next().unwrap().unwrap();
+    assert_eq!(first.1.value, 0i64.to_be_bytes());
+}
+
+pub fn scans_follow_tuple_order(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let mut parts: Vec<KeyPart> = vec![
+        KeyPart::Bool(true),
+        KeyPart::Float(-0.5),
+        KeyPart::Int(-3),
+        KeyPart::Int(7),
+        KeyPart::BigInt(1),
+        KeyPart::String("b".into()),
+        KeyPart::String("a\0b".into()),
+        KeyPart::String("a".into()),
+        KeyPart::Bytes(vec![0, 0]),
+        KeyPart::Bool(false),
+        KeyPart::Float(f64::INFINITY),
+    ];
+    let mut batch = AtomicBatch::new();
+    for p in &parts {
+        batch = batch.set(&key(&["o".into(), p.clone()]), b"");
+    }
+    e.commit(&batch).unwrap();
+    parts.sort();
+    let got: Vec<KeyPart> = keys_in(e, &KeyRange::prefix(&key(&["o".into()])), ScanOptions::forward())
+        .iter()
+        .map(|raw| tuple::decode(raw).unwrap().pop().unwrap())
+        .collect();
+    assert_eq!(got, parts);
+}
+
+pub fn snapshots_are_isolated(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("a"), b"old").set(&k("b"), b"old")).unwrap();
+    let snap = e.snapshot().unwrap();
+    e.commit(&AtomicBatch::new().set(&k("a"), b"new").delete(&k("b")).set(&k("c"), b"new"))
+        .unwrap();
+    assert_eq!(snap.get(&k("a")).unwrap().unwrap().value, b"old");
+    assert!(snap.get(&k("b")).unwrap().is_some());
+    assert!(snap.get(&k("c")).unwrap().is_none());
+    let seen = snap.scan(&KeyRange::prefix(&key(&["t".into()])), ScanOptions::forward()).unwrap();
+    assert_eq!(seen.count(), 2);
+    drop(snap);
+    assert_eq!(get(e, &k("a")), Some(b"new".to_vec()));
+}
+
+pub fn change_feed_contents(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let start = e.snapshot().unwrap().versionstamp();
+    let v1 = e.commit(&AtomicBatch::new().set(&k("a"), b"1").set(&k("b"), b"1")).unwrap();
+    let v2 = e.commit(&AtomicBatch::new().delete(&k("a")).sum(&k("n"), 1)).unwrap();
+    e.commit(&AtomicBatch::new().delete(&k("zz"))).unwrap(); // changes nothing
+    let v4 = e.commit(&AtomicBatch::new().set(&k("b"), b"2").delete(&k("b"))).unwrap();
+    let all = e.changes_since(start, 100).unwrap();
+    let summary: Vec<(Versionstamp, Vec<(Vec<u8>, ChangeKind)>)> = all
+        .iter()
+        .map(|cs| (cs.versionstamp, cs.changes.iter().map(|c| (c.key.clone(), c.kind)).collect()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (v1, vec![(k("a"), ChangeKind::Set), (k("b"), ChangeKind::Set)]),
+            (v2, vec![(k("a"), ChangeKind::Delete), (k("n"), ChangeKind::Set)]),
+            (v4, vec![(k("b"), ChangeKind::Delete)]),
+        ]
+    );
+    assert_eq!(e.changes_since(v1, 100).unwrap().len(), 2);
+    assert_eq!(e.changes_since(v1, 1).unwrap()[0].versionstamp, v2);
+    assert!(e.changes_since(v4, 100).unwrap().is_empty());
+}
+
+pub fn change_feed_retention(f: Factory) {
+    let clock = ManualClock::new(T0);
+    let b = f(&Harness { clock, retention: 10 });
+    let e = b.engine.as_ref();
+    let start = e.snapshot().unwrap().versionstamp();
+    let mut stamps = vec![];
+    for i in 0..25u32 {
+        stamps.push(e.commit(&AtomicBatch::new().set(&k("r"), &i.to_be_bytes())).unwrap());
+    }
+    let err = e.changes_since(start, 100).unwrap_err();
+    assert_eq!(err.code(), "storage.feed_truncated");
+    // The last 10 commits are kept: reading from just before them works.
+    let kept = e.changes_since(stamps[14], 100).unwrap();
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept[0].versionstamp, stamps[15]);
+    assert!(e.changes_since(stamps[13], 100).is_err());
+}
+
+pub fn check_only_commit(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let before = e.snapshot().unwrap().versionstamp();
+    let vs = e.commit(&AtomicBatch::new().check(&k("nothing"), None)).unwrap();
+    assert!(vs > before);
+    assert!(e.changes_since(before, 10).unwrap().is_empty());
+}
+
+pub fn many_writes_grow_the_map(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let value = vec![0xAB; 4096];
+    for batch_no in 0..16i64 {
+        let mut batch = AtomicBatch::new();
+        for i in 0..64i64 {
+            batch = batch.set(&key(&["big".into(), (batch_no * 64 + i).into()]), &value);
+        }
+        e.commit(&batch).unwrap();
+    }
+    let n = keys_in(e, &KeyRange::prefix(&key(&["big".into()])), ScanOptions::forward()).len();
+    assert_eq!(n, 1024);
+}
