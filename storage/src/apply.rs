@@ -20,15 +20,22 @@ pub(crate) trait CommitTarget {
     fn note_expiry(&mut self, at: u64, key: &[u8]) -> Result<()>;
 }
 
-/// The live value's versionstamp and expiry at `key`, if any.
-fn live<T: CommitTarget>(
-    t: &mut T,
-    key: &[u8],
-    now: u64,
-) -> Result<Option<(Vec<u8>, Versionstamp, Option<u64>)>> {
+/// A live value as a commit reads it.
+struct Live {
+    value: Vec<u8>,
+    versionstamp: Versionstamp,
+    expire_at: Option<u64>,
+}
+
+/// The live value at `key`, if any.
+fn live<T: CommitTarget>(t: &mut T, key: &[u8], now: u64) -> Result<Option<Live>> {
     let Some(raw) = t.read(key)? else { return Ok(None) };
     let e = entry::decode(&raw)?;
-    Ok(e.is_live(now).then(|| (e.value.to_vec(), e.versionstamp, e.expire_at)))
+    Ok(e.is_live(now).then(|| Live {
+        value: e.value.to_vec(),
+        versionstamp: e.versionstamp,
+        expire_at: e.expire_at,
+    }))
 }
 
 /// Checks, then applies, `batch` at versionstamp `vs`; returns the changes to record.
@@ -47,7 +54,7 @@ pub(crate) fn apply_batch<T: CommitTarget>(
         let current = if c.key.len() > crate::MAX_KEY_LEN {
             None
         } else {
-            live(t, &c.key, now)?.map(|(_, vs, _)| vs)
+            live(t, &c.key, now)?.map(|l| l.versionstamp)
         };
         if current != c.versionstamp {
             return Err(Error::Conflict { key: c.key.clone() });
@@ -106,8 +113,8 @@ fn counter_opt<T: CommitTarget>(
 ) -> Result<(Option<u64>, Option<u64>)> {
     match live(t, key, now)? {
         None => Ok((None, None)),
-        Some((value, _, exp)) => match Value::decode_counter(&value) {
-            Some(c) => Ok((Some(c), exp)),
+        Some(l) => match Value::decode_counter(&l.value) {
+            Some(c) => Ok((Some(c), l.expire_at)),
             None => Err(Error::NotACounter { key: key.to_vec() }),
         },
     }

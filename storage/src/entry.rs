@@ -48,6 +48,7 @@ pub fn encode(value: &[u8], vs: Versionstamp, expire_at: Option<u64>) -> Vec<u8>
 }
 
 /// Reads a stored entry without copying its value.
+#[inline]
 pub fn decode(raw: &[u8]) -> Result<Entry<'_>> {
     let corrupt = || Error::Corrupt(format!("stored entry of {} bytes is truncated", raw.len()));
     let flags = *raw.first().ok_or_else(corrupt)?;

@@ -296,10 +296,10 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Builds a tuple from literals: `tuple!["users", 42i64, true]`.
+/// Builds a tuple (an array of parts) from literals: `tuple!["users", 42i64, true]`.
 #[macro_export]
 macro_rules! tuple {
     ($($part:expr),* $(,)?) => {
-        vec![$($crate::KeyPart::from($part)),*]
+        [$($crate::KeyPart::from($part)),*]
     };
 }

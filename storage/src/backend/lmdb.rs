@@ -17,8 +17,8 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn};
 use heed::WithoutTls;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::apply::{apply_batch, sweepable, CommitTarget};
@@ -342,7 +342,13 @@ impl Engine for LmdbEngine {
                 Ok(txn) => {
                     let vs = Versionstamp::from_seq(self.read_u64(&txn, SEQ)?.unwrap_or(0));
                     let now = self.shared.clock.now_millis();
-                    return Ok(Box::new(LmdbSnapshot { txn, s: &self.shared, vs, now, _gate: gate }));
+                    return Ok(Box::new(LmdbSnapshot {
+                        txn,
+                        s: &self.shared,
+                        vs,
+                        now,
+                        _gate: gate,
+                    }));
                 }
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
                     drop(gate);

@@ -124,8 +124,7 @@ impl Engine for MemoryEngine {
         let mut st = self.write_state()?;
         let now = self.clock.now_millis();
         let vs = Versionstamp::from_seq(st.seq + 1);
-        let mut work =
-            Work { data: st.data.clone(), expiry: Vec::new() };
+        let mut work = Work { data: st.data.clone(), expiry: Vec::new() };
         let changes = apply_batch(&mut work, batch, vs, now)?;
         st.data = work.data;
         st.expiry.extend(work.expiry);
@@ -148,8 +147,7 @@ impl Engine for MemoryEngine {
         if due.is_empty() {
             return Ok(0);
         }
-        let mut work =
-            Work { data: st.data.clone(), expiry: Vec::new() };
+        let mut work = Work { data: st.data.clone(), expiry: Vec::new() };
         let mut changes = Vec::new();
         for (at, key) in &due {
             st.expiry.remove(&(*at, key.clone()));

@@ -377,10 +377,11 @@ pub fn scans_follow_tuple_order(f: Factory) {
     }
     e.commit(&batch).unwrap();
     parts.sort();
-    let got: Vec<KeyPart> = keys_in(e, &KeyRange::prefix(&key(&["o".into()])), ScanOptions::forward())
-        .iter()
-        .map(|raw| tuple::decode(raw).unwrap().pop().unwrap())
-        .collect();
+    let got: Vec<KeyPart> =
+        keys_in(e, &KeyRange::prefix(&key(&["o".into()])), ScanOptions::forward())
+            .iter()
+            .map(|raw| tuple::decode(raw).unwrap().pop().unwrap())
+            .collect();
     assert_eq!(got, parts);
 }
 
@@ -409,7 +410,8 @@ pub fn change_feed_contents(f: Factory) {
     e.commit(&AtomicBatch::new().delete(&k("zz"))).unwrap(); // changes nothing
     let v4 = e.commit(&AtomicBatch::new().set(&k("b"), b"2").delete(&k("b"))).unwrap();
     let all = e.changes_since(start, 100).unwrap();
-    let summary: Vec<(Versionstamp, Vec<(Vec<u8>, ChangeKind)>)> = all
+    type Summary = Vec<(Versionstamp, Vec<(Vec<u8>, ChangeKind)>)>;
+    let summary: Summary = all
         .iter()
         .map(|cs| (cs.versionstamp, cs.changes.iter().map(|c| (c.key.clone(), c.kind)).collect()))
         .collect();
