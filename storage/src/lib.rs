@@ -1,6 +1,6 @@
 //! KVM's storage layer: the ordered-bytes [`Engine`] trait with snapshot reads, atomic
 //! check-guarded commits, versionstamps, expiry and a change feed; the order-preserving
-//! [`tuple`] key codec; the [`value`] codec; and the backends ([`MemoryEngine`],
+//! [`tuple`](mod@tuple) key codec; the [`value`] codec; and the backends ([`MemoryEngine`],
 //! [`LmdbEngine`], and [`FaultyEngine`] for testing code above the trait).
 //!
 //! Only this crate names LMDB. The engine above sees [`Engine`] and nothing else.

@@ -24,7 +24,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use crate::apply::{apply_batch, sweepable, CommitTarget};
 use crate::clock::{self, Clock};
 use crate::engine::{
-    AtomicBatch, Durability, Engine, KeyRange, ScanIter, ScanOptions, Snapshot, MAX_KEY_LEN,
+    AtomicBatch, Durability, Engine, KeyRange, KvRef, ScanIter, ScanOptions, Snapshot, MAX_KEY_LEN,
 };
 use crate::entry::{self, Entry};
 use crate::error::{Error, Result};
@@ -423,20 +423,53 @@ impl Snapshot for LmdbSnapshot<'_> {
             return Ok(Box::new(std::iter::empty()));
         }
         let bounds = range.as_slices();
-        let now = self.now;
-        let rows = move |item: heed::Result<(&'a [u8], &'a [u8])>| match item {
-            Err(e) => Some(Err(Error::from(e))),
-            Ok((k, raw)) => match entry::decode(raw) {
-                Ok(e) if e.is_live(now) => Some(Ok((k, e))),
-                Ok(_) => None,
-                Err(err) => Some(Err(err)),
-            },
-        };
-        let limit = opts.limit.unwrap_or(usize::MAX);
-        if opts.reverse {
-            Ok(Box::new(self.s.data.rev_range(&self.txn, &bounds)?.filter_map(rows).take(limit)))
+        let cursor = if opts.reverse {
+            Cursor::Rev(self.s.data.rev_range(&self.txn, &bounds)?)
         } else {
-            Ok(Box::new(self.s.data.range(&self.txn, &bounds)?.filter_map(rows).take(limit)))
+            Cursor::Fwd(self.s.data.range(&self.txn, &bounds)?)
+        };
+        Ok(Box::new(LmdbScan {
+            cursor,
+            remaining: opts.limit.unwrap_or(usize::MAX),
+            now: self.now,
+        }))
+    }
+}
+
+enum Cursor<'a> {
+    Fwd(heed::RoRange<'a, Bytes, Bytes>),
+    Rev(heed::RoRevRange<'a, Bytes, Bytes>),
+}
+
+/// A scan's rows: live entries only, at most `remaining` more of them. One flat loop, so the
+/// per-row path is a cursor step, a header decode and an expiry test.
+struct LmdbScan<'a> {
+    cursor: Cursor<'a>,
+    remaining: usize,
+    now: u64,
+}
+
+impl<'a> Iterator for LmdbScan<'a> {
+    type Item = Result<KvRef<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.remaining > 0 {
+            let item = match &mut self.cursor {
+                Cursor::Fwd(it) => it.next()?,
+                Cursor::Rev(it) => it.next()?,
+            };
+            match item {
+                Err(e) => return Some(Err(e.into())),
+                Ok((key, raw)) => match entry::decode(raw) {
+                    Ok(e) if e.is_live(self.now) => {
+                        self.remaining -= 1;
+                        return Some(Ok((key, e)));
+                    }
+                    Ok(_) => continue,
+                    Err(err) => return Some(Err(err)),
+                },
+            }
         }
+        None
     }
 }
