@@ -1,0 +1,334 @@
+//! Expression nodes: literals, parameters, paths, operators, calls, arrays and objects.
+
+use crate::span::Span;
+
+/// A name: a model, field, relation, index, queue or function. Case is kept as written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ident {
+    /// The name, without backticks.
+    pub name: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A dotted path such as `author.status` (one segment for a plain field name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Path {
+    /// The segments, never empty.
+    pub segments: Vec<Ident>,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A parameter bound at execution time, never spliced into text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Param {
+    /// `$1`, `$2`, … (one-based).
+    Positional(u32),
+    /// `$name`.
+    Named(String),
+}
+
+/// A literal value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    /// `NULL`
+    Null,
+    /// `TRUE` / `FALSE`
+    Bool(bool),
+    /// A 64-bit signed integer; `-5` is one literal.
+    Int(i64),
+    /// A finite 64-bit float.
+    Float(f64),
+    /// A string, escapes decoded.
+    String(String),
+    /// `DATE 'YYYY-MM-DD'`.
+    Date(String),
+    /// `TIMESTAMP 'YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)'`.
+    Timestamp(String),
+}
+
+/// An expression with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    /// What the expression is.
+    pub kind: ExprKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// The expression variants.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// A literal value.
+    Literal(Literal),
+    /// A parameter.
+    Param(Param),
+    /// A field or a dotted path through relations and objects.
+    Path(Path),
+    /// A function call; `COUNT(*)` has [`CallArgs::Star`].
+    Call {
+        /// Function name as written (functions are resolved case-insensitively).
+        name: Ident,
+        /// Arguments.
+        args: CallArgs,
+    },
+    /// `NOT e` or `-e`.
+    Unary {
+        /// The operator.
+        op: UnaryOp,
+        /// The operand.
+        expr: Box<Expr>,
+    },
+    /// `lhs op rhs`.
+    Binary {
+        /// The operator.
+        op: BinaryOp,
+        /// Left operand.
+        lhs: Box<Expr>,
+        /// Right operand.
+        rhs: Box<Expr>,
+    },
+    /// `e [NOT] IN (a, b, …)` or `e [NOT] IN $list` / `[…]` / `path`.
+    In {
+        /// The tested value.
+        expr: Box<Expr>,
+        /// The candidates.
+        rhs: InRhs,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// `e [NOT] BETWEEN low AND high` (inclusive).
+    Between {
+        /// The tested value.
+        expr: Box<Expr>,
+        /// Lower bound.
+        low: Box<Expr>,
+        /// Upper bound.
+        high: Box<Expr>,
+        /// `NOT BETWEEN`.
+        negated: bool,
+    },
+    /// `e IS [NOT] NULL`.
+    IsNull {
+        /// The tested value.
+        expr: Box<Expr>,
+        /// `IS NOT NULL`.
+        negated: bool,
+    },
+    /// `EXISTS relation [(WHERE filter)]`: true when a related record (matching) exists.
+    Exists {
+        /// The relation path, such as `comments` or `author.posts`.
+        relation: Path,
+        /// Optional filter on the related records.
+        filter: Option<Box<Expr>>,
+    },
+    /// `[a, b, …]`
+    Array(Vec<Expr>),
+    /// `{k: v, …}`
+    Object(Vec<ObjectField>),
+}
+
+/// Arguments of a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallArgs {
+    /// `(*)`, as in `COUNT(*)`.
+    Star,
+    /// `(a, b, …)`, possibly empty.
+    List(Vec<Expr>),
+}
+
+/// The right-hand side of `IN`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InRhs {
+    /// A parenthesised list `(a, b, …)`.
+    List(Vec<Expr>),
+    /// A single array-valued expression: a parameter, an array literal or a path.
+    Expr(Box<Expr>),
+}
+
+/// One `key: value` entry of an object literal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectField {
+    /// The key (a bare word, a quoted identifier or a string).
+    pub key: Ident,
+    /// The value.
+    pub value: Expr,
+}
+
+/// Prefix operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `NOT`
+    Not,
+    /// `-`
+    Neg,
+}
+
+/// Infix operators, loosest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `OR`
+    Or,
+    /// `AND`
+    And,
+    /// `=`
+    Eq,
+    /// `!=`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+    /// `LIKE` (`%` any run, `_` one character)
+    Like,
+    /// `NOT LIKE`
+    NotLike,
+    /// `STARTS WITH`
+    StartsWith,
+    /// `NOT STARTS WITH`
+    NotStartsWith,
+    /// `CONTAINS` (array element or substring)
+    Contains,
+    /// `NOT CONTAINS`
+    NotContains,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+/// Binding strength of operators, used by the parser and the printer alike.
+pub mod precedence {
+    /// `OR`
+    pub const OR: u8 = 1;
+    /// `AND`
+    pub const AND: u8 = 2;
+    /// prefix `NOT`
+    pub const NOT: u8 = 3;
+    /// comparisons, `IN`, `BETWEEN`, `LIKE`, `IS NULL`, …
+    pub const CMP: u8 = 4;
+    /// `+ -`
+    pub const ADD: u8 = 5;
+    /// `* / %`
+    pub const MUL: u8 = 6;
+    /// prefix `-`
+    pub const NEG: u8 = 7;
+    /// literals, paths, calls, parenthesised expressions
+    pub const ATOM: u8 = 8;
+}
+
+impl BinaryOp {
+    /// The operator's precedence level (see [`precedence`]).
+    pub fn precedence(self) -> u8 {
+        use BinaryOp::*;
+        match self {
+            Or => precedence::OR,
+            And => precedence::AND,
+            Eq | NotEq | Lt | LtEq | Gt | GtEq | Like | NotLike | StartsWith | NotStartsWith
+            | Contains | NotContains => precedence::CMP,
+            Add | Sub => precedence::ADD,
+            Mul | Div | Rem => precedence::MUL,
+        }
+    }
+
+    /// Canonical spelling.
+    pub fn as_str(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Or => "OR",
+            And => "AND",
+            Eq => "=",
+            NotEq => "!=",
+            Lt => "<",
+            LtEq => "<=",
+            Gt => ">",
+            GtEq => ">=",
+            Like => "LIKE",
+            NotLike => "NOT LIKE",
+            StartsWith => "STARTS WITH",
+            NotStartsWith => "NOT STARTS WITH",
+            Contains => "CONTAINS",
+            NotContains => "NOT CONTAINS",
+            Add => "+",
+            Sub => "-",
+            Mul => "*",
+            Div => "/",
+            Rem => "%",
+        }
+    }
+}
+
+impl ExprKind {
+    /// The precedence level of the node, for deciding where parentheses are needed.
+    pub fn precedence(&self) -> u8 {
+        match self {
+            ExprKind::Binary { op, .. } => op.precedence(),
+            ExprKind::In { .. } | ExprKind::Between { .. } | ExprKind::IsNull { .. } => {
+                precedence::CMP
+            }
+            ExprKind::Unary { op: UnaryOp::Not, .. } => precedence::NOT,
+            ExprKind::Unary { op: UnaryOp::Neg, .. } => precedence::NEG,
+            _ => precedence::ATOM,
+        }
+    }
+}
+
+impl Expr {
+    /// An expression with a default span (handy for building ASTs by hand).
+    pub fn new(kind: ExprKind) -> Expr {
+        Expr { kind, span: Span::default() }
+    }
+
+    /// The path this expression is, if it is a plain path.
+    pub fn as_path(&self) -> Option<&Path> {
+        match &self.kind {
+            ExprKind::Path(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl Ident {
+    /// An identifier with a default span.
+    pub fn new(name: impl Into<String>) -> Ident {
+        Ident { name: name.into(), span: Span::default() }
+    }
+}
+
+impl Path {
+    /// A one-segment path.
+    pub fn single(ident: Ident) -> Path {
+        let span = ident.span;
+        Path { segments: vec![ident], span }
+    }
+}
+
+/// A duration where one is expected (`EXPIRE IN`, `DELAY`, `BACKOFF`, `TIMEOUT`, `WAIT`):
+/// a string such as `'1h30m'`, validated and converted at parse time, or a parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DurationValue {
+    /// The value.
+    pub kind: DurationKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A literal duration or a parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DurationKind {
+    /// A duration in milliseconds.
+    Millis(u64),
+    /// A parameter bound to a duration string at execution time.
+    Param(Param),
+}

@@ -1,0 +1,70 @@
+//! `INSERT INTO` (one record or an atomic batch) and `UPSERT INTO … ON (fields)`, with
+//! `EXPIRE IN` and `RETURNING`.
+
+use super::select::clause_once;
+use super::{PResult, Parser};
+use crate::ast::{DurationValue, Insert, InsertSource, Projection, Statement, Upsert};
+use crate::keyword::Keyword;
+use crate::token::TokenKind;
+
+impl Parser<'_> {
+    /// `INSERT INTO model value [EXPIRE IN d] [RETURNING …]`
+    pub(crate) fn parse_insert(&mut self) -> PResult<Statement> {
+        let start = self.advance().span;
+        self.expect_kw(Keyword::Into)?;
+        let model = self.ident()?;
+        let source = if self.peek().kind == TokenKind::LBracket {
+            let value = self.expr()?;
+            match value.kind {
+                crate::ast::ExprKind::Array(items) => InsertSource::Batch(items),
+                other => InsertSource::One(crate::ast::Expr { kind: other, span: value.span }),
+            }
+        } else {
+            InsertSource::One(self.expr()?)
+        };
+        let (expire, returning) = self.write_tail()?;
+        Ok(Statement::Insert(Insert {
+            model,
+            source,
+            expire,
+            returning,
+            span: self.span_from(start),
+        }))
+    }
+
+    /// `UPSERT INTO model value [ON (fields)] [EXPIRE IN d] [RETURNING …]`
+    pub(crate) fn parse_upsert(&mut self) -> PResult<Statement> {
+        let start = self.advance().span;
+        self.expect_kw(Keyword::Into)?;
+        let model = self.ident()?;
+        let value = self.expr()?;
+        let on = if self.eat_kw(Keyword::On).is_some() { self.paren_idents()? } else { Vec::new() };
+        let (expire, returning) = self.write_tail()?;
+        Ok(Statement::Upsert(Upsert {
+            model,
+            value,
+            on,
+            expire,
+            returning,
+            span: self.span_from(start),
+        }))
+    }
+
+    /// `[EXPIRE IN d] [RETURNING …]`, in either order.
+    pub(crate) fn write_tail(&mut self) -> PResult<(Option<DurationValue>, Option<Projection>)> {
+        let mut expire = None;
+        let mut returning = None;
+        loop {
+            if let Some(span) = self.eat_kw(Keyword::Expire) {
+                clause_once(expire.is_some(), span, "EXPIRE IN")?;
+                self.expect_kw(Keyword::In)?;
+                expire = Some(self.duration()?);
+            } else if let Some(span) = self.eat_kw(Keyword::Returning) {
+                clause_once(returning.is_some(), span, "RETURNING")?;
+                returning = Some(self.projection()?);
+            } else {
+                return Ok((expire, returning));
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Printing expressions, with parentheses exactly where precedence needs them.
+
+use std::fmt::{self, Display, Formatter};
+
+use super::{comma_sep, is_bare_word, write_string};
+use crate::ast::{
+    precedence, CallArgs, DurationKind, DurationValue, Expr, ExprKind, InRhs, Literal, ObjectField,
+    Param, UnaryOp,
+};
+use crate::parser::format_duration;
+
+impl Display for Expr {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write_expr(f, self, 0)
+    }
+}
+
+/// Write `e`, parenthesised when it binds looser than `min`.
+fn write_expr(f: &mut Formatter<'_>, e: &Expr, min: u8) -> fmt::Result {
+    if e.kind.precedence() < min {
+        f.write_str("(")?;
+        write_kind(f, &e.kind)?;
+        f.write_str(")")
+    } else {
+        write_kind(f, &e.kind)
+    }
+}
+
+fn write_kind(f: &mut Formatter<'_>, kind: &ExprKind) -> fmt::Result {
+    match kind {
+        ExprKind::Literal(lit) => lit.fmt(f),
+        ExprKind::Param(p) => p.fmt(f),
+        ExprKind::Path(p) => p.fmt(f),
+        ExprKind::Call { name, args } => {
+            write!(f, "{name}(")?;
+            match args {
+                CallArgs::Star => f.write_str("*")?,
+                CallArgs::List(args) => comma_sep(f, args, ", ")?,
+            }
+            f.write_str(")")
+        }
+        ExprKind::Unary { op: UnaryOp::Not, expr } => {
+            f.write_str("NOT ")?;
+            write_expr(f, expr, precedence::NOT)
+        }
+        ExprKind::Unary { op: UnaryOp::Neg, expr } => {
+            f.write_str("-")?;
+            // `-(5)` stays a negation of a literal; `-(-x)` must not print as a `--` comment.
+            let needs_parens = matches!(
+                expr.kind,
+                ExprKind::Literal(Literal::Int(_) | Literal::Float(_))
+                    | ExprKind::Unary { op: UnaryOp::Neg, .. }
+            );
+            if needs_parens {
+                write!(f, "({expr})")
+            } else {
+                write_expr(f, expr, precedence::NEG)
+            }
+        }
+        ExprKind::Binary { op, lhs, rhs } => {
+            let prec = op.precedence();
+            write_expr(f, lhs, prec)?;
+            write!(f, " {} ", op.as_str())?;
+            write_expr(f, rhs, prec + 1)
+        }
+        ExprKind::In { expr, rhs, negated } => {
+            write_expr(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " NOT IN " } else { " IN " })?;
+            match rhs {
+                InRhs::List(items) => {
+                    f.write_str("(")?;
+                    comma_sep(f, items, ", ")?;
+                    f.write_str(")")
+                }
+                InRhs::Expr(e) => write_expr(f, e, precedence::ATOM),
+            }
+        }
+        ExprKind::Between { expr, low, high, negated } => {
+            write_expr(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " NOT BETWEEN " } else { " BETWEEN " })?;
+            write_expr(f, low, precedence::ADD)?;
+            f.write_str(" AND ")?;
+            write_expr(f, high, precedence::ADD)
+        }
+        ExprKind::IsNull { expr, negated } => {
+            write_expr(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " IS NOT NULL" } else { " IS NULL" })
+        }
+        ExprKind::Exists { relation, filter } => {
+            write!(f, "EXISTS {relation}")?;
+            match filter {
+                Some(filter) => write!(f, " (WHERE {filter})"),
+                None => Ok(()),
+            }
+        }
+        ExprKind::Array(items) => {
+            f.write_str("[")?;
+            comma_sep(f, items, ", ")?;
+            f.write_str("]")
+        }
+        ExprKind::Object(fields) => {
+            if fields.is_empty() {
+                return f.write_str("{}");
+            }
+            f.write_str("{ ")?;
+            comma_sep(f, fields, ", ")?;
+            f.write_str(" }")
+        }
+    }
+}
+
+impl Display for ObjectField {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if is_bare_word(&self.key.name) {
+            f.write_str(&self.key.name)?;
+        } else {
+            write_string(f, &self.key.name)?;
+        }
+        write!(f, ": {}", self.value)
+    }
+}
+
+impl Display for Literal {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::Null => f.write_str("NULL"),
+            Literal::Bool(true) => f.write_str("TRUE"),
+            Literal::Bool(false) => f.write_str("FALSE"),
+            Literal::Int(n) => write!(f, "{n}"),
+            // `{:?}` is the shortest text that reads back as the same f64 (`1.0`, `1e300`).
+            Literal::Float(x) => write!(f, "{x:?}"),
+            Literal::String(s) => write_string(f, s),
+            Literal::Date(s) => {
+                f.write_str("DATE ")?;
+                write_string(f, s)
+            }
+            Literal::Timestamp(s) => {
+                f.write_str("TIMESTAMP ")?;
+                write_string(f, s)
+            }
+        }
+    }
+}
+
+impl Display for Param {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Param::Positional(n) => write!(f, "${n}"),
+            Param::Named(name) => write!(f, "${name}"),
+        }
+    }
+}
+
+impl Display for DurationValue {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DurationKind::Millis(ms) => write!(f, "'{}'", format_duration(*ms)),
+            DurationKind::Param(p) => p.fmt(f),
+        }
+    }
+}
