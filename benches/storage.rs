@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
         let snap = kvm.snapshot().unwrap();
         b.iter(|| {
             i = (i + 7919) % n;
-            black_box(touch(snap.get(&key(i)).unwrap().unwrap().value))
+            black_box(touch(snap.get(&key(i)).unwrap().unwrap().value()))
         })
     });
 
@@ -130,7 +130,7 @@ fn bench(c: &mut Criterion) {
             };
             let mut total = 0;
             for kv in snap.scan(&range, ScanOptions::forward().limit(1_000)).unwrap() {
-                total += touch(kv.unwrap().1.value);
+                total += touch(kv.unwrap().1.value());
             }
             black_box(total)
         })

@@ -32,9 +32,9 @@ fn live<T: CommitTarget>(t: &mut T, key: &[u8], now: u64) -> Result<Option<Live>
     let Some(raw) = t.read(key)? else { return Ok(None) };
     let e = entry::decode(&raw)?;
     Ok(e.is_live(now).then(|| Live {
-        value: e.value.to_vec(),
-        versionstamp: e.versionstamp,
-        expire_at: e.expire_at,
+        value: e.value().to_vec(),
+        versionstamp: e.versionstamp(),
+        expire_at: e.expire_at(),
     }))
 }
 
@@ -125,5 +125,5 @@ fn counter_opt<T: CommitTarget>(
 pub(crate) fn sweepable<T: CommitTarget>(t: &mut T, at: u64, key: &[u8], now: u64) -> Result<bool> {
     let Some(raw) = t.read(key)? else { return Ok(false) };
     let e = entry::decode(&raw)?;
-    Ok(e.expire_at == Some(at) && !e.is_live(now))
+    Ok(e.expire_at() == Some(at) && !e.is_live(now))
 }

@@ -26,7 +26,7 @@ fn lmdb(dir: &tempfile::TempDir) -> LmdbEngine {
 fn read_counter(e: &dyn Engine) -> u64 {
     let snap = e.snapshot().unwrap();
     let entry = snap.get(&counter_key()).unwrap().unwrap();
-    Value::decode_counter(entry.value).unwrap()
+    Value::decode_counter(entry.value()).unwrap()
 }
 
 /// Each of 8 threads commits `per_thread` times through `op`.
@@ -73,7 +73,7 @@ fn checked_increment<E: Engine>(e: &E) {
     let key = counter_key();
     transact(e, 100_000, |snap| {
         let (current, vs) = match snap.get(&key)? {
-            Some(en) => (Value::decode_counter(en.value).unwrap(), Some(en.versionstamp)),
+            Some(en) => (Value::decode_counter(en.value()).unwrap(), Some(en.versionstamp())),
             None => (0, None),
         };
         let batch =

@@ -78,7 +78,7 @@ fn kill_mid_stream_loses_no_acknowledged_commit() {
         .scan(&KeyRange::prefix(&tuple::encode(&[KeyPart::from("n")])), ScanOptions::forward())
         .unwrap()
         .count() as u64;
-    let count = Value::decode_counter(snap.get(&count_key()).unwrap().unwrap().value).unwrap();
+    let count = Value::decode_counter(snap.get(&count_key()).unwrap().unwrap().value()).unwrap();
     assert_eq!(count, present, "no torn commit: the count matches the numbers present");
     assert!(present >= acked.len() as u64);
     assert_eq!(snap.versionstamp().seq(), present, "one versionstamp per surviving commit");

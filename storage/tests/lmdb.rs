@@ -20,7 +20,7 @@ fn data_feed_and_versionstamps_survive_reopen() {
     assert!(path.is_file(), "one file per database");
     let e = LmdbEngine::open(&path, opts()).unwrap();
     let snap = e.snapshot().unwrap();
-    assert_eq!(snap.get(b"k").unwrap().unwrap().value, b"v");
+    assert_eq!(snap.get(b"k").unwrap().unwrap().value(), b"v");
     assert_eq!(snap.versionstamp(), vs1);
     drop(snap);
     let vs2 = e.commit(&AtomicBatch::new().set(b"k", b"w")).unwrap();
@@ -50,7 +50,7 @@ fn map_grows_when_full() {
         e.commit(&AtomicBatch::new().set(&i.to_be_bytes(), &value)).unwrap();
     }
     assert!(e.map_size() > start, "map grew from {start} to {}", e.map_size());
-    assert_eq!(e.snapshot().unwrap().get(&199u32.to_be_bytes()).unwrap().unwrap().value, value);
+    assert_eq!(e.snapshot().unwrap().get(&199u32.to_be_bytes()).unwrap().unwrap().value(), value);
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn child_worker() {
         .unwrap();
         transact(&e, 100_000, |snap| {
             let (n, vs) = match snap.get(&rmw)? {
-                Some(en) => (Value::decode_counter(en.value).unwrap(), Some(en.versionstamp)),
+                Some(en) => (Value::decode_counter(en.value()).unwrap(), Some(en.versionstamp())),
                 None => (0, None),
             };
             Ok((AtomicBatch::new().check(&rmw, vs).set(&rmw, &Value::encode_counter(n + 1)), ()))
@@ -66,7 +66,7 @@ fn two_processes_lose_no_commit() {
     }
     let e = LmdbEngine::open(&db, LmdbOptions::default()).unwrap();
     let snap = e.snapshot().unwrap();
-    let counter = |k: &[u8]| Value::decode_counter(snap.get(k).unwrap().unwrap().value).unwrap();
+    let counter = |k: &[u8]| Value::decode_counter(snap.get(k).unwrap().unwrap().value()).unwrap();
     assert_eq!(counter(&key(&["sum".into()])), 2 * PER_PROCESS as u64);
     assert_eq!(counter(&key(&["rmw".into()])), 2 * PER_PROCESS as u64);
     let keys = snap.scan(&KeyRange::prefix(&key(&["p".into()])), ScanOptions::forward()).unwrap();

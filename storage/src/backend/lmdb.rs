@@ -342,11 +342,13 @@ impl Engine for LmdbEngine {
                 Ok(txn) => {
                     let vs = Versionstamp::from_seq(self.read_u64(&txn, SEQ)?.unwrap_or(0));
                     let now = self.shared.clock.now_millis();
+                    let may_expire = !self.shared.expiry.is_empty(&txn)?;
                     return Ok(Box::new(LmdbSnapshot {
                         txn,
                         s: &self.shared,
                         vs,
                         now,
+                        may_expire,
                         _gate: gate,
                     }));
                 }
@@ -392,6 +394,8 @@ struct LmdbSnapshot<'e> {
     s: &'e Shared,
     vs: Versionstamp,
     now: u64,
+    /// False when no value in this snapshot has an expiry: scans then skip the test.
+    may_expire: bool,
     _gate: RwLockReadGuard<'e, ()>,
 }
 
@@ -431,7 +435,7 @@ impl Snapshot for LmdbSnapshot<'_> {
         Ok(Box::new(LmdbScan {
             cursor,
             remaining: opts.limit.unwrap_or(usize::MAX),
-            now: self.now,
+            now: self.may_expire.then_some(self.now),
         }))
     }
 }
@@ -442,11 +446,12 @@ enum Cursor<'a> {
 }
 
 /// A scan's rows: live entries only, at most `remaining` more of them. One flat loop, so the
-/// per-row path is a cursor step, a header decode and an expiry test.
+/// per-row path is a cursor step and, only where values can expire, an expiry test.
 struct LmdbScan<'a> {
     cursor: Cursor<'a>,
     remaining: usize,
-    now: u64,
+    /// The time expiry is judged at, or `None` when nothing in the snapshot can expire.
+    now: Option<u64>,
 }
 
 impl<'a> Iterator for LmdbScan<'a> {
@@ -461,7 +466,7 @@ impl<'a> Iterator for LmdbScan<'a> {
             match item {
                 Err(e) => return Some(Err(e.into())),
                 Ok((key, raw)) => match entry::decode(raw) {
-                    Ok(e) if e.is_live(self.now) => {
+                    Ok(e) if self.now.is_none_or(|now| e.is_live(now)) => {
                         self.remaining -= 1;
                         return Some(Ok((key, e)));
                     }

@@ -117,6 +117,7 @@ impl Engine for MemoryEngine {
             data: st.data.clone(),
             vs: Versionstamp::from_seq(st.seq),
             now: self.clock.now_millis(),
+            may_expire: !st.expiry.is_empty(),
         }))
     }
 
@@ -169,6 +170,8 @@ struct MemorySnapshot {
     data: Map,
     vs: Versionstamp,
     now: u64,
+    /// False when no value in this snapshot has an expiry: scans then skip the test.
+    may_expire: bool,
 }
 
 impl Snapshot for MemorySnapshot {
@@ -196,9 +199,9 @@ impl Snapshot for MemorySnapshot {
         }
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = range.as_slices();
         let it = self.data.range::<_, [u8]>(bounds);
-        let now = self.now;
+        let now = self.may_expire.then_some(self.now);
         let rows = move |(k, raw): (&'a Vec<u8>, &'a Vec<u8>)| match entry::decode(raw) {
-            Ok(e) if e.is_live(now) => Some(Ok((k.as_slice(), e))),
+            Ok(e) if now.is_none_or(|now| e.is_live(now)) => Some(Ok((k.as_slice(), e))),
             Ok(_) => None,
             Err(err) => Some(Err(err)),
         };

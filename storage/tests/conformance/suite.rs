@@ -71,7 +71,7 @@ fn k(s: &str) -> Vec<u8> {
 
 fn get(e: &dyn Engine, key: &[u8]) -> Option<Vec<u8>> {
     let snap = e.snapshot().unwrap();
-    snap.get(key).unwrap().map(|en| en.value.to_vec())
+    snap.get(key).unwrap().map(|en| en.value().to_vec())
 }
 
 fn keys_in(e: &dyn Engine, range: &KeyRange, opts: ScanOptions) -> Vec<Vec<u8>> {
@@ -109,7 +109,7 @@ pub fn get_many_in_order(f: Factory) {
         .get_many(&[&kc, &kb, &ka])
         .unwrap()
         .into_iter()
-        .map(|o| o.map(|en| en.value))
+        .map(|o| o.map(|en| en.value()))
         .collect();
     assert_eq!(got, vec![Some(&b"C"[..]), None, Some(&b"A"[..])]);
 }
@@ -123,7 +123,7 @@ pub fn versionstamps_strictly_increase(f: Factory) {
         assert!(vs > last, "{vs} after {last}");
         let snap = e.snapshot().unwrap();
         assert_eq!(snap.versionstamp(), vs);
-        assert_eq!(snap.get(&k("v")).unwrap().unwrap().versionstamp, vs);
+        assert_eq!(snap.get(&k("v")).unwrap().unwrap().versionstamp(), vs);
         assert_eq!(vs.to_string().len(), 20);
         last = vs;
     }
@@ -238,7 +238,7 @@ pub fn counters_keep_expiry(f: Factory) {
     e.commit(&AtomicBatch::new().sum(&k("c"), 1).max(&k("c"), 5)).unwrap();
     let snap = e.snapshot().unwrap();
     let en = snap.get(&k("c")).unwrap().unwrap();
-    assert_eq!(en.expire_at, Some(T0 + 100), "unlike Deno KV, sum/max keep the expiry");
+    assert_eq!(en.expire_at(), Some(T0 + 100), "unlike Deno KV, sum/max keep the expiry");
     drop(snap);
     clock.set(T0 + 100);
     assert_eq!(get(e, &k("c")), None);
@@ -246,7 +246,7 @@ pub fn counters_keep_expiry(f: Factory) {
     e.commit(&AtomicBatch::new().sum(&k("c"), 3)).unwrap();
     let snap = e.snapshot().unwrap();
     let en = snap.get(&k("c")).unwrap().unwrap();
-    assert_eq!((Value::decode_counter(en.value), en.expire_at), (Some(3), None));
+    assert_eq!((Value::decode_counter(en.value()), en.expire_at()), (Some(3), None));
 }
 
 pub fn key_size_limit(f: Factory) {
@@ -352,7 +352,7 @@ pub fn scans_ranges_prefixes_reverse_limit(f: Factory) {
     // Values come back with their rows.
     let snap = e.snapshot().unwrap();
     let first = snap.scan(&pre, ScanOptions::forward()).unwrap().next().unwrap().unwrap();
-    assert_eq!(first.1.value, 0i64.to_be_bytes());
+    assert_eq!(first.1.value(), 0i64.to_be_bytes());
 }
 
 pub fn scans_follow_tuple_order(f: Factory) {
@@ -392,7 +392,7 @@ pub fn snapshots_are_isolated(f: Factory) {
     let snap = e.snapshot().unwrap();
     e.commit(&AtomicBatch::new().set(&k("a"), b"new").delete(&k("b")).set(&k("c"), b"new"))
         .unwrap();
-    assert_eq!(snap.get(&k("a")).unwrap().unwrap().value, b"old");
+    assert_eq!(snap.get(&k("a")).unwrap().unwrap().value(), b"old");
     assert!(snap.get(&k("b")).unwrap().is_some());
     assert!(snap.get(&k("c")).unwrap().is_none());
     let seen = snap.scan(&KeyRange::prefix(&key(&["t".into()])), ScanOptions::forward()).unwrap();
