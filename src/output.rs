@@ -1,0 +1,38 @@
+//! What a statement returns: rows (with their column names and the cursor to resume after
+//! them), a count of affected records, a message, or a plan. The shell and embedding
+//! applications render these; the engine produces them.
+
+use crate::Value;
+
+/// The result of one statement.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// `SELECT`, `RETURNING`, `SHOW …`, `KV GET/LIST`, …: a table of values.
+    Rows(Rows),
+    /// A write without `RETURNING`: how many records it inserted, updated or deleted.
+    Affected { verb: &'static str, count: u64 },
+    /// A statement that answers in words (`DEFINE MODEL`, `BEGIN`, `DESCRIBE`, `CHECK`, …).
+    Message(String),
+    /// `EXPLAIN`: the chosen plan, one operator per line.
+    Plan(String),
+}
+
+/// A table of values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rows {
+    /// Column names, in output order.
+    pub columns: Vec<String>,
+    /// One vector per row, aligned with `columns`.
+    pub rows: Vec<Vec<Value>>,
+    /// An opaque cursor that resumes right after the last row (`LIMIT n AFTER $cursor`),
+    /// when more rows may follow.
+    pub next_cursor: Option<String>,
+}
+
+impl Rows {
+    /// A table with the given column names and no rows yet.
+    pub fn new(columns: Vec<String>) -> Self {
+        Rows { columns, rows: Vec::new(), next_cursor: None }
+    }
+}
