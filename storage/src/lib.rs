@@ -14,6 +14,7 @@ mod error;
 pub mod faulty;
 pub mod feed;
 pub mod format;
+pub mod group;
 pub mod tuple;
 pub mod value;
 mod versionstamp;

@@ -6,6 +6,9 @@
 //! processes through its lock file, serializes commits, so the sequence read and bumped inside
 //! each write transaction gives strictly increasing versionstamps to every process.
 //!
+//! Concurrent commits share write transactions (group commit): one sync serves a group
+//! of commits, each still atomic on its own.
+//!
 //! The map (the file's maximum size) starts at [`LmdbOptions::map_size`] and doubles when a
 //! commit finds it full: the commit waits for this process's snapshots to close, grows the
 //! map, and runs again. A map grown by another process is adopted the same way.
@@ -29,6 +32,7 @@ use crate::engine::{
 use crate::entry::{self, Entry};
 use crate::error::{Error, Result};
 use crate::feed::{self, Change, ChangeKind, ChangeSet};
+use crate::group::GroupCommit;
 use crate::versionstamp::Versionstamp;
 
 type Db = Database<'static, Bytes, Bytes>;
@@ -79,6 +83,7 @@ struct Shared {
     gate: RwLock<()>,
     clock: Arc<dyn Clock>,
     retention: u64,
+    group: GroupCommit,
 }
 
 /// A database in one LMDB file (plus its `-lock` file).
@@ -169,9 +174,16 @@ impl LmdbEngine {
             gate: RwLock::new(()),
             clock: opts.clock,
             retention: opts.feed_retention.max(1),
+            group: GroupCommit::default(),
         });
         open.insert(path, Arc::downgrade(&shared));
         Ok(LmdbEngine { shared })
+    }
+
+    /// How many commits this process made and in how many write transactions (group commit
+    /// puts concurrent commits in one).
+    pub fn commit_stats(&self) -> crate::group::CommitStats {
+        self.shared.group.stats()
     }
 
     /// The current size of the map, in bytes.
@@ -242,18 +254,54 @@ impl LmdbEngine {
         Ok(Versionstamp::from_seq(seq))
     }
 
-    fn commit_once(&self, batch: &AtomicBatch) -> Result<Versionstamp, Fail> {
-        let mut wtxn = self.shared.env.write_txn()?;
-        let now = self.shared.clock.now_millis();
-        let seq = self.read_u64(&wtxn, SEQ)?.unwrap_or(0) + 1;
-        let vs = Versionstamp::from_seq(seq);
-        let changes = {
-            let mut target = LmdbTarget { txn: &mut wtxn, s: &self.shared };
-            apply_batch(&mut target, batch, vs, now)?
-        };
-        self.finish(&mut wtxn, seq, &changes)?;
+    /// Applies `batches` in order in one write transaction and one sync. One batch is
+    /// applied directly; several each get a nested transaction, so that a batch whose check
+    /// or mutation fails leaves no trace while the others commit.
+    fn commit_group(&self, batches: &[&AtomicBatch]) -> Result<Vec<Result<Versionstamp>>, Fail> {
+        let s = &self.shared;
+        let mut wtxn = s.env.write_txn()?;
+        let now = s.clock.now_millis();
+        let mut seq = self.read_u64(&wtxn, SEQ)?.unwrap_or(0);
+        if let [batch] = batches {
+            let vs = Versionstamp::from_seq(seq + 1);
+            let applied = {
+                let mut target = LmdbTarget { txn: &mut wtxn, s };
+                apply_batch(&mut target, batch, vs, now)
+            };
+            return match applied {
+                Ok(changes) => {
+                    self.finish(&mut wtxn, seq + 1, &changes)?;
+                    wtxn.commit()?;
+                    Ok(vec![Ok(vs)])
+                }
+                Err(Error::MapFull(_)) => Err(Fail::Grow),
+                Err(e) => Ok(vec![Err(e)]),
+            };
+        }
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let vs = Versionstamp::from_seq(seq + 1);
+            let mut child = s.env.nested_write_txn(&mut wtxn)?;
+            let applied = {
+                let mut target = LmdbTarget { txn: &mut child, s };
+                apply_batch(&mut target, batch, vs, now)
+            }
+            .and_then(|changes| self.finish(&mut child, seq + 1, &changes));
+            match applied {
+                Ok(vs) => {
+                    child.commit()?;
+                    seq += 1;
+                    results.push(Ok(vs));
+                }
+                Err(Error::MapFull(_)) => return Err(Fail::Grow),
+                Err(e) => {
+                    child.abort();
+                    results.push(Err(e));
+                }
+            }
+        }
         wtxn.commit()?;
-        Ok(vs)
+        Ok(results)
     }
 
     fn sweep_once(&self, limit: usize) -> Result<usize, Fail> {
@@ -362,7 +410,8 @@ impl Engine for LmdbEngine {
     }
 
     fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
-        self.with_map(|| self.commit_once(batch))
+        let run = |batches: &[&AtomicBatch]| self.with_map(|| self.commit_group(batches));
+        self.shared.group.commit(batch, &run)
     }
 
     fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
