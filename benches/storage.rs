@@ -187,6 +187,77 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+    durable_concurrent(c);
+}
+
+/// 8 threads each committing one record at a time with fsync on: raw heed pays two syncs per
+/// commit; KVM's group commit lets concurrent commits share them.
+fn durable_concurrent(c: &mut Criterion) {
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let raw_env = unsafe {
+        EnvOpenOptions::new()
+            .read_txn_without_tls()
+            .map_size(1 << 30)
+            .max_dbs(2)
+            .flags(EnvFlags::NO_SUB_DIR)
+            .open(dir.path().join("raw-sync.mdb"))
+            .unwrap()
+    };
+    let wtxn = raw_env.write_txn().unwrap();
+    let raw_db: Database<'_, Bytes, Bytes> = raw_env
+        .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+            Ok(CommitOrAbort::<_, ()>::Commit(o.create_database(w, Some("data"))?))
+        })
+        .unwrap()
+        .unwrap_commit();
+    let kvm = LmdbEngine::open(dir.path().join("kvm-sync.kvm"), LmdbOptions::default()).unwrap();
+    let mut g = c.benchmark_group("durable_8_threads");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(THREADS * PER_THREAD));
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    g.bench_function("raw_heed", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                std::thread::scope(|s| {
+                    for _ in 0..THREADS {
+                        s.spawn(|| {
+                            for _ in 0..PER_THREAD {
+                                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let mut w = raw_env.write_txn().unwrap();
+                                raw_db.put(&mut w, &key(i), &VALUE).unwrap();
+                                w.commit().unwrap();
+                            }
+                        });
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("kvm_lmdb", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                std::thread::scope(|s| {
+                    for _ in 0..THREADS {
+                        s.spawn(|| {
+                            for _ in 0..PER_THREAD {
+                                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                kvm.commit(&AtomicBatch::new().set(&key(i), &VALUE)).unwrap();
+                            }
+                        });
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);
