@@ -36,3 +36,28 @@ impl Rows {
         Rows { columns, rows: Vec::new(), next_cursor: None }
     }
 }
+
+impl std::fmt::Display for Output {
+    /// A plain, deterministic rendering: a `|`-separated table with a header (strings
+    /// unquoted, timestamps in RFC 3339), `inserted 2`, the message, or the plan.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Rows(rows) => {
+                writeln!(f, "{}", rows.columns.join(" | "))?;
+                for r in &rows.rows {
+                    let cells: Vec<String> = r.iter().map(crate::values::display).collect();
+                    writeln!(f, "{}", cells.join(" | "))?;
+                }
+                write!(
+                    f,
+                    "({} row{})",
+                    rows.rows.len(),
+                    if rows.rows.len() == 1 { "" } else { "s" }
+                )
+            }
+            Output::Affected { verb, count } => write!(f, "{verb} {count}"),
+            Output::Message(m) => f.write_str(m),
+            Output::Plan(p) => f.write_str(p),
+        }
+    }
+}

@@ -1,4 +1,245 @@
-//! KQL planner: binds an AST against the catalog, type-checks it and chooses access paths
-//! (primary-key get, index range, prefix scan, full scan). Pure: no I/O.
+//! KQL planner: binds a statement's names against the [`Catalog`], type-checks its
+//! comparisons and chooses access paths (primary-key get, `IN` multi-get, unique-index get,
+//! index prefix + range, primary-key range, full scan with filter). The result is a
+//! [`Plan`], an operator tree whose `Display` is `EXPLAIN`. Pure: no I/O.
 //!
-//! Empty until the engine core lands; the crate exists so the layering is fixed from day one.
+//! Depends on `kvm-lang` (the AST) only; values are evaluated by the engine at run time, so
+//! a plan holds expressions (literals and parameters) and a prepared statement binds new
+//! parameters to the same plan.
+
+mod access;
+mod bind;
+pub mod catalog;
+mod error;
+pub mod plan;
+mod suggest;
+
+use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update};
+use kvm_lang::{Expr, ExprKind};
+
+pub use access::conjuncts;
+pub use catalog::{Catalog, Field, Index, Model};
+pub use error::PlanError;
+pub use plan::{Access, Bound, Node, Plan, Range};
+pub use suggest::did_you_mean;
+
+/// The column name of a projected expression: its alias, its field name, or its KQL text.
+pub fn column_name(expr: &Expr, alias: Option<&str>) -> String {
+    if let Some(a) = alias {
+        return a.to_string();
+    }
+    match &expr.kind {
+        ExprKind::Path(p) => {
+            p.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".")
+        }
+        ExprKind::Call { name, args: CallArgs::Star } => name.name.to_lowercase(),
+        _ => expr.to_string(),
+    }
+}
+
+fn is_count_star(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call { name, args: CallArgs::Star } if name.name.eq_ignore_ascii_case("count"))
+}
+
+/// Binds a projection; `None` for `*` (every field, in model order).
+fn projection(model: &Model, p: &Projection) -> Result<Option<Vec<(String, Expr)>>, PlanError> {
+    match p {
+        Projection::All => Ok(None),
+        Projection::Items(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                if let ExprKind::Call { name, args: CallArgs::Star } = &item.expr.kind {
+                    if !is_count_star(&item.expr) || items.len() > 1 {
+                        return Err(PlanError::unsupported(
+                            &format!("{}(*) here (only a lone COUNT(*))", name.name),
+                            item.expr.span,
+                        ));
+                    }
+                }
+                bind::bind_expr(model, &item.expr)?;
+                out.push((
+                    column_name(&item.expr, item.alias.as_ref().map(|a| a.name.as_str())),
+                    item.expr.clone(),
+                ));
+            }
+            Ok(Some(out))
+        }
+    }
+}
+
+fn all_columns(model: &Model) -> Vec<(String, Expr)> {
+    model
+        .fields
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                Expr::new(ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
+                    f.name.clone(),
+                )))),
+            )
+        })
+        .collect()
+}
+
+/// The access path and filter for a `WHERE` clause.
+fn source(
+    model: &Model,
+    filter: Option<&Expr>,
+    order_by: &[kvm_lang::ast::OrderBy],
+) -> Result<(Node, bool, bool), PlanError> {
+    if let Some(f) = filter {
+        bind::bind_expr(model, f)?;
+    }
+    for o in order_by {
+        bind::bind_expr(model, &o.expr)?;
+    }
+    let chosen = access::choose(model, filter, order_by);
+    let mut node = Node::Scan { model: model.name.clone(), access: chosen.access };
+    if let Some(f) = filter {
+        node = Node::Filter { source: Box::new(node), predicate: f.clone() };
+    }
+    Ok((node, chosen.ordered, chosen.exact))
+}
+
+/// Plans a `SELECT`.
+pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
+    let model = catalog.model(&s.from.name, s.from.span)?;
+    if let Some(a) = &s.after {
+        return Err(PlanError::unsupported("AFTER (cursor pagination)", a.span));
+    }
+    if let Some(i) = s.include.first() {
+        return Err(PlanError::unsupported("INCLUDE (relations, issue 6)", i.span));
+    }
+    let columns = projection(model, &s.projection)?;
+    let count = match &columns {
+        Some(cols) if cols.len() == 1 && is_count_star(&cols[0].1) => Some(cols[0].0.clone()),
+        _ => None,
+    };
+    let (mut node, ordered, exact) = source(model, s.filter.as_ref(), &s.order_by)?;
+    if let Some(column) = count {
+        if exact {
+            let scan = match &node {
+                Node::Filter { source, .. } => source.as_ref().clone(),
+                other => other.clone(),
+            };
+            if let Node::Scan {
+                model: m,
+                access: access @ (Access::IndexScan { .. } | Access::IndexGet { .. }),
+            } = &scan
+            {
+                let fallback =
+                    Node::Count { source: Box::new(node.clone()), column: column.clone() };
+                return Ok(Plan::Select {
+                    root: Node::IndexCount {
+                        model: m.clone(),
+                        access: access.clone(),
+                        column,
+                        fallback: Box::new(fallback),
+                    },
+                });
+            }
+        }
+        let mut node = node;
+        if s.limit.is_some() || s.offset.is_some() {
+            node = Node::Limit {
+                source: Box::new(node),
+                limit: s.limit.clone(),
+                offset: s.offset.clone(),
+            };
+        }
+        return Ok(Plan::Select { root: Node::Count { source: Box::new(node), column } });
+    }
+    if !s.order_by.is_empty() && !ordered {
+        // A sort under LIMIT keeps only LIMIT + OFFSET rows.
+        let keep = match (&s.limit, &s.offset) {
+            (Some(l), None) => Some(l.clone()),
+            (Some(l), Some(o)) => Some(Expr::new(ExprKind::Binary {
+                op: kvm_lang::ast::BinaryOp::Add,
+                lhs: Box::new(l.clone()),
+                rhs: Box::new(o.clone()),
+            })),
+            _ => None,
+        };
+        node = Node::Sort { source: Box::new(node), keys: s.order_by.clone(), limit: keep };
+    }
+    if s.limit.is_some() || s.offset.is_some() {
+        node = Node::Limit {
+            source: Box::new(node),
+            limit: s.limit.clone(),
+            offset: s.offset.clone(),
+        };
+    }
+    let columns = columns.unwrap_or_else(|| all_columns(model));
+    Ok(Plan::Select { root: Node::Project { source: Box::new(node), columns } })
+}
+
+fn returning(
+    model: &Model,
+    r: &Option<Projection>,
+) -> Result<Option<Vec<(String, Expr)>>, PlanError> {
+    match r {
+        None => Ok(None),
+        Some(p) => Ok(Some(projection(model, p)?.unwrap_or_else(|| all_columns(model)))),
+    }
+}
+
+/// Plans an `INSERT`.
+pub fn plan_insert(catalog: &Catalog, s: &Insert) -> Result<Plan, PlanError> {
+    let model = catalog.model(&s.model.name, s.model.span)?;
+    let records = match &s.source {
+        InsertSource::One(e) => vec![e.clone()],
+        InsertSource::Batch(list) => list.clone(),
+    };
+    for r in &records {
+        if let ExprKind::Object(fields) = &r.kind {
+            for f in fields {
+                if model.field(&f.key.name).is_none() {
+                    let mut e = PlanError::new(
+                        "kvm.unknown_field",
+                        format!("model `{}` has no field `{}`", model.name, f.key.name),
+                    )
+                    .at(f.key.span);
+                    if let Some(s) = did_you_mean(&f.key.name, model.fields.iter().map(|f| &f.name))
+                    {
+                        e = e.help(format!("did you mean `{s}`?"));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(Plan::Insert {
+        model: model.name.clone(),
+        records,
+        returning: returning(model, &s.returning)?,
+    })
+}
+
+/// Plans an `UPDATE`.
+pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
+    let model = catalog.model(&s.model.name, s.model.span)?;
+    for a in &s.assignments {
+        let target = kvm_lang::Expr { kind: ExprKind::Path(a.target.clone()), span: a.target.span };
+        bind::bind_expr(model, &target)?;
+        bind::bind_expr(model, &a.value)?;
+    }
+    let (source, _, _) = source(model, s.filter.as_ref(), &[])?;
+    Ok(Plan::Update {
+        model: model.name.clone(),
+        source,
+        assignments: s.assignments.clone(),
+        returning: returning(model, &s.returning)?,
+    })
+}
+
+/// Plans a `DELETE`.
+pub fn plan_delete(catalog: &Catalog, s: &Delete) -> Result<Plan, PlanError> {
+    let model = catalog.model(&s.model.name, s.model.span)?;
+    let (source, _, _) = source(model, s.filter.as_ref(), &[])?;
+    Ok(Plan::Delete {
+        model: model.name.clone(),
+        source,
+        returning: returning(model, &s.returning)?,
+    })
+}

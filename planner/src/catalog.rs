@@ -1,0 +1,371 @@
+//! The catalog as the planner sees it: models with their fields, primary key and indexes,
+//! built from (and printed back as) canonical `DEFINE MODEL` statements.
+//!
+//! A model's definition is kept as its `DEFINE MODEL` AST; everything else here is derived
+//! from it, so `DESCRIBE` is the printer's output and storing a model is storing that text.
+
+use std::collections::BTreeMap;
+
+use kvm_lang::ast::{
+    DefineModel, FieldDef, FieldType, IndexDef, ModelElement, ModifierKind, RelationDef, TypeName,
+};
+use kvm_lang::{Expr, Span};
+
+use crate::error::PlanError;
+
+/// The fields `WITH TIMESTAMPS` adds.
+pub const CREATED_AT: &str = "created_at";
+/// The fields `WITH TIMESTAMPS` adds.
+pub const UPDATED_AT: &str = "updated_at";
+
+/// Every model the database knows, by name, and the catalog version they were read at.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub models: BTreeMap<String, Model>,
+}
+
+impl Catalog {
+    /// The model called `name`, or a diagnostic with a "did you mean" at `span`.
+    pub fn model(&self, name: &str, span: Span) -> Result<&Model, PlanError> {
+        self.models.get(name).ok_or_else(|| {
+            let mut e =
+                PlanError::new("kvm.unknown_model", format!("unknown model `{name}`")).at(span);
+            if let Some(s) = crate::suggest::did_you_mean(name, self.models.keys()) {
+                e = e.help(format!("did you mean `{s}`?"));
+            }
+            e
+        })
+    }
+}
+
+/// One field of a model, with its modifiers unpacked.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub primary_key: bool,
+    pub not_null: bool,
+    pub default: Option<Expr>,
+    pub check: Option<Expr>,
+    pub lowercase: bool,
+    pub uppercase: bool,
+    pub trim: bool,
+    pub immutable: bool,
+    pub on_update: Option<Expr>,
+    /// `AS (expr) VIRTUAL`: computed on read, never stored.
+    pub virtual_expr: Option<Expr>,
+    /// `AS (expr) STORED`: computed on write.
+    pub stored_expr: Option<Expr>,
+    /// Added by `WITH TIMESTAMPS` (not written in the definition).
+    pub implicit: bool,
+}
+
+impl Field {
+    /// Whether the field may hold null (`T?`, or no `NOT NULL` and no primary key).
+    pub fn nullable(&self) -> bool {
+        !(self.not_null || self.primary_key)
+    }
+}
+
+/// An index over one or more fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    pub name: String,
+    pub unique: bool,
+    pub fields: Vec<String>,
+    /// False while a backfill is running: writes maintain it, queries do not use it.
+    pub ready: bool,
+}
+
+/// A model: its definition and what the engine derives from it.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub fields: Vec<Field>,
+    pub primary_key: usize,
+    pub indexes: Vec<Index>,
+    pub relations: Vec<RelationDef>,
+    pub timestamps: bool,
+    /// The definition, as `DESCRIBE` prints it.
+    pub def: DefineModel,
+}
+
+impl Model {
+    /// Builds a model from its definition, checking it: one primary key of a keyable type,
+    /// unique names, indexes over known, indexable, stored fields. `building` lists indexes
+    /// whose backfill has not finished.
+    pub fn from_def(def: &DefineModel, building: &[String]) -> Result<Model, PlanError> {
+        let name = def.name.name.clone();
+        if name.starts_with("__") {
+            return Err(PlanError::new(
+                "kvm.invalid_model",
+                format!("model names starting with `__` are reserved: `{name}`"),
+            )
+            .at(def.name.span));
+        }
+        let mut fields = Vec::new();
+        let mut indexes: Vec<Index> = Vec::new();
+        let mut relations = Vec::new();
+        let mut pk = None;
+        for element in &def.elements {
+            match element {
+                ModelElement::Field(fd) => {
+                    let field = field_from_def(&name, fd)?;
+                    if fields.iter().any(|f: &Field| f.name == field.name) {
+                        return Err(PlanError::new(
+                            "kvm.invalid_model",
+                            format!("model `{name}` defines field `{}` twice", field.name),
+                        )
+                        .at(fd.name.span));
+                    }
+                    if field.primary_key {
+                        if pk.is_some() {
+                            return Err(PlanError::new(
+                                "kvm.invalid_model",
+                                format!("model `{name}` has more than one PRIMARY KEY"),
+                            )
+                            .at(fd.span));
+                        }
+                        pk = Some(fields.len());
+                    }
+                    if fd.modifiers.iter().any(|m| m.kind == ModifierKind::Unique) {
+                        indexes.push(Index {
+                            name: format!("{}_unique", field.name),
+                            unique: true,
+                            fields: vec![field.name.clone()],
+                            ready: true,
+                        });
+                    }
+                    fields.push(field);
+                }
+                ModelElement::Index(ix) => indexes.push(index_from_def(ix)),
+                ModelElement::Relation(r) => relations.push(r.clone()),
+            }
+        }
+        if def.timestamps {
+            for ts in [CREATED_AT, UPDATED_AT] {
+                if fields.iter().any(|f| f.name == ts) {
+                    return Err(PlanError::new(
+                        "kvm.invalid_model",
+                        format!("model `{name}` is WITH TIMESTAMPS and also defines `{ts}`"),
+                    )
+                    .at(def.span));
+                }
+                fields.push(timestamp_field(ts));
+            }
+        }
+        let Some(primary_key) = pk else {
+            return Err(PlanError::new(
+                "kvm.invalid_model",
+                format!("model `{name}` needs a PRIMARY KEY field"),
+            )
+            .at(def.name.span));
+        };
+        let pk_field = &fields[primary_key];
+        if !keyable(&pk_field.ty.name) || pk_field.virtual_expr.is_some() {
+            return Err(PlanError::new(
+                "kvm.invalid_model",
+                format!(
+                    "field `{name}.{}` cannot be a primary key: its type is not a key type \
+                     (STRING, INT, U64, ULID, UUID, BYTES, TIMESTAMP, DATE)",
+                    pk_field.name
+                ),
+            )
+            .at(def.name.span));
+        }
+        for ix in &mut indexes {
+            if building.contains(&ix.name) {
+                ix.ready = false;
+            }
+        }
+        let model = Model {
+            name,
+            fields,
+            primary_key,
+            indexes,
+            relations,
+            timestamps: def.timestamps,
+            def: def.clone(),
+        };
+        for (i, ix) in model.indexes.iter().enumerate() {
+            model.check_index(ix, def.span)?;
+            if model.indexes[..i].iter().any(|o| o.name == ix.name) {
+                return Err(PlanError::new(
+                    "kvm.invalid_model",
+                    format!("model `{}` has two indexes named `{}`", model.name, ix.name),
+                )
+                .at(def.span));
+            }
+        }
+        Ok(model)
+    }
+
+    /// Checks that an index names known, stored fields of indexable types.
+    pub fn check_index(&self, ix: &Index, span: Span) -> Result<(), PlanError> {
+        if ix.fields.is_empty() {
+            return Err(PlanError::new(
+                "kvm.invalid_index",
+                format!("index `{}` has no fields", ix.name),
+            )
+            .at(span));
+        }
+        for f in &ix.fields {
+            let Some(field) = self.field(f) else {
+                let mut e = PlanError::new(
+                    "kvm.unknown_field",
+                    format!("index `{}` names unknown field `{}.{f}`", ix.name, self.name),
+                )
+                .at(span);
+                if let Some(s) =
+                    crate::suggest::did_you_mean(f, self.fields.iter().map(|f| &f.name))
+                {
+                    e = e.help(format!("did you mean `{s}`?"));
+                }
+                return Err(e);
+            };
+            if field.virtual_expr.is_some() || !indexable(&field.ty.name) {
+                return Err(PlanError::new(
+                    "kvm.invalid_index",
+                    format!(
+                        "field `{}.{f}` cannot be indexed (virtual fields, objects and arrays \
+                         are not indexable)",
+                        self.name
+                    ),
+                )
+                .at(span));
+            }
+        }
+        Ok(())
+    }
+
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The primary-key field.
+    pub fn pk(&self) -> &Field {
+        &self.fields[self.primary_key]
+    }
+
+    /// The index called `name`.
+    pub fn index(&self, name: &str) -> Option<&Index> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// The canonical definition, with indexes added by `ALTER` folded in.
+    pub fn to_kql(&self) -> String {
+        self.def.to_string()
+    }
+}
+
+/// The generated name of an unnamed index: `by_a_b`.
+pub fn index_name(ix: &IndexDef) -> String {
+    match &ix.name {
+        Some(n) => n.name.clone(),
+        None => {
+            let names: Vec<&str> = ix.fields.iter().map(|f| f.name.as_str()).collect();
+            format!("by_{}", names.join("_"))
+        }
+    }
+}
+
+/// An [`Index`] from its definition (ready).
+pub fn index_from_def(ix: &IndexDef) -> Index {
+    Index {
+        name: index_name(ix),
+        unique: ix.unique,
+        fields: ix.fields.iter().map(|f| f.name.clone()).collect(),
+        ready: true,
+    }
+}
+
+/// Types a primary key may have.
+pub fn keyable(t: &TypeName) -> bool {
+    matches!(
+        t,
+        TypeName::String
+            | TypeName::Int
+            | TypeName::U64
+            | TypeName::Ulid
+            | TypeName::Uuid
+            | TypeName::Bytes
+            | TypeName::Timestamp
+            | TypeName::Date
+    )
+}
+
+/// Types an index may cover.
+pub fn indexable(t: &TypeName) -> bool {
+    keyable(t) || matches!(t, TypeName::Float | TypeName::Bool | TypeName::Enum(_))
+}
+
+fn timestamp_field(name: &str) -> Field {
+    Field {
+        name: name.to_string(),
+        ty: FieldType { name: TypeName::Timestamp, optional: false, span: Span::default() },
+        primary_key: false,
+        not_null: true,
+        default: None,
+        check: None,
+        lowercase: false,
+        uppercase: false,
+        trim: false,
+        immutable: name == CREATED_AT,
+        on_update: None,
+        virtual_expr: None,
+        stored_expr: None,
+        implicit: true,
+    }
+}
+
+/// Unpacks a field definition's modifiers.
+pub fn field_from_def(model: &str, fd: &FieldDef) -> Result<Field, PlanError> {
+    let mut f = Field {
+        name: fd.name.name.clone(),
+        ty: fd.ty.clone(),
+        primary_key: false,
+        not_null: false,
+        default: None,
+        check: None,
+        lowercase: false,
+        uppercase: false,
+        trim: false,
+        immutable: false,
+        on_update: None,
+        virtual_expr: None,
+        stored_expr: None,
+        implicit: false,
+    };
+    for m in &fd.modifiers {
+        match &m.kind {
+            ModifierKind::PrimaryKey => f.primary_key = true,
+            ModifierKind::Unique => {}
+            ModifierKind::NotNull => f.not_null = true,
+            ModifierKind::Default(e) => f.default = Some(e.clone()),
+            ModifierKind::Check(e) => f.check = Some(e.clone()),
+            ModifierKind::Lowercase => f.lowercase = true,
+            ModifierKind::Uppercase => f.uppercase = true,
+            ModifierKind::Trim => f.trim = true,
+            ModifierKind::Immutable => f.immutable = true,
+            ModifierKind::OnUpdate(e) => f.on_update = Some(e.clone()),
+            ModifierKind::Computed { expr, stored: false } => f.virtual_expr = Some(expr.clone()),
+            ModifierKind::Computed { expr, stored: true } => f.stored_expr = Some(expr.clone()),
+        }
+    }
+    if f.not_null && fd.ty.optional {
+        return Err(PlanError::new(
+            "kvm.invalid_model",
+            format!("field `{model}.{}` is both optional (`?`) and NOT NULL", f.name),
+        )
+        .at(fd.span));
+    }
+    if f.virtual_expr.is_some() && (f.primary_key || f.default.is_some()) {
+        return Err(PlanError::new(
+            "kvm.invalid_model",
+            format!("virtual field `{model}.{}` cannot be a primary key or have a default", f.name),
+        )
+        .at(fd.span));
+    }
+    Ok(f)
+}

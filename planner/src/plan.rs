@@ -1,0 +1,253 @@
+//! The plan: a tree of operators whose `Display` is `EXPLAIN`. Leaves say how records are
+//! reached (primary-key get, index get or range, primary-key range, full scan) and which key
+//! range they read; inner nodes filter, sort, limit, count and project. Values a plan
+//! compares with are kept as expressions (literals or parameters), so a prepared plan is
+//! bound to new parameters without planning again.
+
+use std::fmt::{self, Write as _};
+
+use kvm_lang::ast::{Assignment, OrderBy};
+use kvm_lang::Expr;
+
+/// One end of a range: the value and whether it is included.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub value: Expr,
+    pub inclusive: bool,
+}
+
+/// A range on one field: either end may be open.
+#[derive(Debug, Clone, Default)]
+pub struct Range {
+    pub lower: Option<Bound>,
+    pub upper: Option<Bound>,
+}
+
+impl Range {
+    pub fn is_open(&self) -> bool {
+        self.lower.is_none() && self.upper.is_none()
+    }
+}
+
+/// How a query reaches its records.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// `pk = v` or `pk IN (…)`: point reads of `[model, pk]`.
+    PkGet { keys: Vec<Expr> },
+    /// Equality on every field of a unique index: one index read, then one record read.
+    IndexGet { index: String, values: Vec<Expr> },
+    /// Equality on a prefix of an index's fields, then an optional range on the next one.
+    IndexScan { index: String, eq: Vec<Expr>, range: Range, reverse: bool },
+    /// A range of primary keys.
+    PkRange { range: Range, reverse: bool },
+    /// Every record of the model, in key order; `reason` says why no index applied.
+    FullScan { reverse: bool, reason: String },
+}
+
+/// A read-side operator tree.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// The leaf: records of `model` reached through `access`.
+    Scan { model: String, access: Access },
+    /// Keeps the rows for which `predicate` is true.
+    Filter { source: Box<Node>, predicate: Expr },
+    /// Sorts by the keys; with `limit`, keeps only the first `limit` rows while sorting.
+    Sort { source: Box<Node>, keys: Vec<OrderBy>, limit: Option<Expr> },
+    /// Skips `offset` rows then stops after `limit`.
+    Limit { source: Box<Node>, limit: Option<Expr>, offset: Option<Expr> },
+    /// `COUNT(*)` of the source's rows.
+    Count { source: Box<Node>, column: String },
+    /// `COUNT(*)` answered from index entries alone (no record is read), unless a bound
+    /// value was too long to be held in the index exactly; then `fallback` runs.
+    IndexCount { model: String, access: Access, column: String, fallback: Box<Node> },
+    /// Evaluates the projected expressions.
+    Project { source: Box<Node>, columns: Vec<(String, Expr)> },
+}
+
+/// What a data statement does.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Select {
+        root: Node,
+    },
+    Insert {
+        model: String,
+        records: Vec<Expr>,
+        returning: Option<Vec<(String, Expr)>>,
+    },
+    Update {
+        model: String,
+        source: Node,
+        assignments: Vec<Assignment>,
+        returning: Option<Vec<(String, Expr)>>,
+    },
+    Delete {
+        model: String,
+        source: Node,
+        returning: Option<Vec<(String, Expr)>>,
+    },
+}
+
+fn exprs(list: &[Expr]) -> String {
+    list.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn columns(list: &[(String, Expr)]) -> String {
+    list.iter()
+        .map(|(name, e)| {
+            let printed = e.to_string();
+            if printed == *name {
+                printed
+            } else {
+                format!("{printed} AS {name}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn range_parts(range: &Range) -> String {
+    let lower = range
+        .lower
+        .as_ref()
+        .map(|b| format!("{} {}", if b.inclusive { ">=" } else { ">" }, b.value));
+    let upper = range
+        .upper
+        .as_ref()
+        .map(|b| format!("{} {}", if b.inclusive { "<=" } else { "<" }, b.value));
+    match (lower, upper) {
+        (Some(l), Some(u)) => format!("{l} .. {u}"),
+        (Some(l), None) => l,
+        (None, Some(u)) => u,
+        (None, None) => String::new(),
+    }
+}
+
+impl Access {
+    /// The key range this access reads, written as tuples (`['users', '__idx', …]`).
+    pub fn describe(&self, model: &str) -> String {
+        let m = format!("'{model}'");
+        match self {
+            Access::PkGet { keys } => {
+                let ks: Vec<String> = keys.iter().map(|k| format!("[{m}, {k}]")).collect();
+                format!("Get {model} key {}", ks.join(", "))
+            }
+            Access::IndexGet { index, values } => {
+                format!("IndexGet {model}.{index} key [{m}, '__idx', '{index}', {}]", exprs(values))
+            }
+            Access::IndexScan { index, eq, range, reverse } => {
+                let mut parts = vec![m.clone(), "'__idx'".to_string(), format!("'{index}'")];
+                parts.extend(eq.iter().map(|e| e.to_string()));
+                let kind = if range.is_open() {
+                    "prefix"
+                } else {
+                    parts.push(range_parts(range));
+                    "range"
+                };
+                let rev = if *reverse { " reverse" } else { "" };
+                format!("IndexScan {model}.{index} {kind} [{}]{rev}", parts.join(", "))
+            }
+            Access::PkRange { range, reverse } => {
+                let rev = if *reverse { " reverse" } else { "" };
+                format!("PkRange {model} range [{m}, {}]{rev}", range_parts(range))
+            }
+            Access::FullScan { reverse, reason } => {
+                let rev = if *reverse { " reverse" } else { "" };
+                format!("FullScan {model} prefix [{m}]{rev} ({reason})")
+            }
+        }
+    }
+}
+
+impl Node {
+    fn write(&self, out: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        let _ = match self {
+            Node::Scan { model, access } => writeln!(out, "{pad}{}", access.describe(model)),
+            Node::Filter { source, predicate } => {
+                let _ = writeln!(out, "{pad}Filter {predicate}");
+                source.write(out, depth + 1);
+                Ok(())
+            }
+            Node::Sort { source, keys, limit } => {
+                let ks: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
+                    .collect();
+                let top = limit.as_ref().map(|l| format!(" (keeps top {l})")).unwrap_or_default();
+                let _ = writeln!(out, "{pad}Sort {}{top}", ks.join(", "));
+                source.write(out, depth + 1);
+                Ok(())
+            }
+            Node::Limit { source, limit, offset } => {
+                let mut s = String::new();
+                if let Some(l) = limit {
+                    let _ = write!(s, " {l}");
+                }
+                if let Some(o) = offset {
+                    let _ = write!(s, " OFFSET {o}");
+                }
+                let _ = writeln!(out, "{pad}Limit{s}");
+                source.write(out, depth + 1);
+                Ok(())
+            }
+            Node::Count { source, .. } => {
+                let _ = writeln!(out, "{pad}Count");
+                source.write(out, depth + 1);
+                Ok(())
+            }
+            Node::IndexCount { model, access, .. } => {
+                writeln!(out, "{pad}Count from index entries\n{pad}  {}", access.describe(model))
+            }
+            Node::Project { source, columns: cols } => {
+                let _ = writeln!(out, "{pad}Project {}", columns(cols));
+                source.write(out, depth + 1);
+                Ok(())
+            }
+        };
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s, 0);
+        f.write_str(s.trim_end())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        match self {
+            Plan::Select { root } => root.write(&mut s, 0),
+            Plan::Insert { model, records, returning } => {
+                if let Some(r) = returning {
+                    let _ = writeln!(s, "Returning {}", columns(r));
+                }
+                let _ = writeln!(
+                    s,
+                    "Insert {model} ({} record{})",
+                    records.len(),
+                    if records.len() == 1 { "" } else { "s" }
+                );
+            }
+            Plan::Update { model, source, assignments, returning } => {
+                if let Some(r) = returning {
+                    let _ = writeln!(s, "Returning {}", columns(r));
+                }
+                let set: Vec<String> = assignments.iter().map(|a| a.to_string()).collect();
+                let _ = writeln!(s, "Update {model} SET {}", set.join(", "));
+                source.write(&mut s, 1);
+            }
+            Plan::Delete { model, source, returning } => {
+                if let Some(r) = returning {
+                    let _ = writeln!(s, "Returning {}", columns(r));
+                }
+                let _ = writeln!(s, "Delete {model}");
+                source.write(&mut s, 1);
+            }
+        }
+        f.write_str(s.trim_end())
+    }
+}

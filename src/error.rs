@@ -1,0 +1,149 @@
+//! `kvm::Error`: the engine's one error type, grouped by what the caller can do. Every
+//! variant has a stable [`Error::code`]; errors found in the statement text carry its span
+//! and render with a caret ([`Error::render`]).
+
+use std::fmt;
+
+use kvm_lang::{Diagnostic, Span};
+use kvm_planner::PlanError;
+
+/// The result type of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong running KQL.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The text does not parse.
+    Parse(Diagnostic),
+    /// The statement names an unknown model or field, compares mismatched types, defines an
+    /// invalid model, or uses a feature that is not supported yet (`kvm.unsupported`).
+    Invalid { code: &'static str, message: String, span: Option<Span>, help: Option<String> },
+    /// A record breaks its model's rules (type, NOT NULL, CHECK, ENUM, IMMUTABLE, unknown
+    /// field). Nothing was written.
+    Validation { model: String, field: String, value: String, message: String },
+    /// A unique index already holds the value. Nothing was written.
+    UniqueViolation { model: String, index: String, value: String },
+    /// The model, index or field a DDL statement names exists already / does not exist.
+    Catalog { code: &'static str, message: String },
+    /// A parameter is missing or has the wrong shape.
+    Param(String),
+    /// A storage error; `storage.conflict` is retryable.
+    Storage(kvm_storage::Error),
+    /// The database holds bytes this version cannot read.
+    Corrupt(String),
+}
+
+impl Error {
+    /// A stable, machine-readable code (`kvm.parse`, `kvm.unknown_field`, `kvm.validation`,
+    /// `kvm.unique_violation`, `storage.conflict`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Parse(_) => "kvm.parse",
+            Error::Invalid { code, .. } | Error::Catalog { code, .. } => code,
+            Error::Validation { .. } => "kvm.validation",
+            Error::UniqueViolation { .. } => "kvm.unique_violation",
+            Error::Param(_) => "kvm.param",
+            Error::Storage(e) => e.code(),
+            Error::Corrupt(_) => "kvm.corrupt",
+        }
+    }
+
+    /// True when running the statement again may succeed (a write conflict that outlasted
+    /// the automatic retries).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_retryable())
+    }
+
+    /// The span in the statement text the error points at, if any.
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            Error::Parse(d) => Some(d.span),
+            Error::Invalid { span, .. } => *span,
+            _ => None,
+        }
+    }
+
+    /// Renders the error against the text it came from: with `file:line:col`, the source
+    /// line and a caret when it has a span, else `error[code]: message`.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        match self {
+            Error::Parse(d) => d.render(file, source),
+            Error::Invalid { message, span: Some(span), help, code } => {
+                let mut d = Diagnostic::new(*span, format!("{message} [{code}]"));
+                if let Some(h) = help {
+                    d = d.with_help(h.clone());
+                }
+                d.render(file, source)
+            }
+            other => format!("error: {other} [{}]", other.code()),
+        }
+    }
+
+    pub(crate) fn validation(
+        model: &str,
+        field: &str,
+        value: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::Validation {
+            model: model.to_string(),
+            field: field.to_string(),
+            value: value.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(what: &str, span: Span) -> Error {
+        PlanError::unsupported(what, span).into()
+    }
+
+    pub(crate) fn catalog(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Catalog { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Parse(d) => write!(f, "{}", d.message),
+            Error::Invalid { message, help, .. } => {
+                f.write_str(message)?;
+                if let Some(h) = help {
+                    write!(f, " ({h})")?;
+                }
+                Ok(())
+            }
+            Error::Validation { model, field, value, message } => {
+                write!(f, "{model}.{field}: {message} (value: {value})")
+            }
+            Error::UniqueViolation { model, index, value } => {
+                write!(f, "unique index `{model}.{index}` already holds {value}")
+            }
+            Error::Catalog { message, .. } => f.write_str(message),
+            Error::Param(m) => write!(f, "parameter error: {m}"),
+            Error::Storage(e) => write!(f, "{e}"),
+            Error::Corrupt(m) => write!(f, "corrupt data: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<kvm_storage::Error> for Error {
+    fn from(e: kvm_storage::Error) -> Self {
+        Error::Storage(e)
+    }
+}
+
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Self {
+        Error::Invalid { code: e.code, message: e.message, span: e.span, help: e.help }
+    }
+}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Self {
+        Error::Parse(d)
+    }
+}

@@ -1,0 +1,353 @@
+//! Expression evaluation over one row: literals, parameters, field paths, operators, `IN`,
+//! `BETWEEN`, `LIKE`, and the built-in functions (`now()`, `ulid()`, `uuid()`, `lower`,
+//! `upper`, `trim`, `length`, `abs`, `coalesce`, `years_since`). Comparisons with null are
+//! null; a filter keeps a row only when its predicate is `true`.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, UnaryOp};
+use kvm_lang::{Expr, ExprKind};
+use kvm_storage::Value;
+
+use crate::error::{Error, Result};
+use crate::params::Params;
+use crate::values::{compare, parse_date, parse_timestamp, truthy};
+
+/// A record as the executor sees it: fields by name.
+pub type Row = BTreeMap<String, Value>;
+
+/// Where ids and the time come from (injectable for deterministic tests).
+pub trait Ids: Send + Sync {
+    /// Microseconds since the epoch.
+    fn now_micros(&self) -> i64;
+    fn ulid(&self) -> String;
+    fn uuid(&self) -> String;
+}
+
+/// What an expression can see.
+pub struct Env<'a> {
+    pub params: &'a Params,
+    pub ids: &'a dyn Ids,
+    pub row: Option<&'a Row>,
+}
+
+fn err(msg: impl Into<String>, e: &Expr) -> Error {
+    Error::Invalid {
+        code: "kvm.eval",
+        message: msg.into(),
+        span: (!e.span.is_empty()).then_some(e.span),
+        help: None,
+    }
+}
+
+/// A literal's value.
+pub fn literal(l: &Literal, e: &Expr) -> Result<Value> {
+    Ok(match l {
+        Literal::Null => Value::Null,
+        Literal::Bool(b) => Value::Bool(*b),
+        Literal::Int(i) => Value::Int(*i),
+        Literal::Float(f) => Value::Float(*f),
+        Literal::String(s) => Value::String(s.clone()),
+        Literal::Date(d) => {
+            parse_date(d).ok_or_else(|| err(format!("bad date '{d}'"), e))?;
+            Value::String(d.clone())
+        }
+        Literal::Timestamp(t) => Value::Timestamp(
+            parse_timestamp(t).ok_or_else(|| err(format!("bad timestamp '{t}'"), e))?,
+        ),
+    })
+}
+
+impl Env<'_> {
+    /// Evaluates `e`.
+    pub fn eval(&self, e: &Expr) -> Result<Value> {
+        match &e.kind {
+            ExprKind::Literal(l) => literal(l, e),
+            ExprKind::Param(p) => self.params.get(p).cloned(),
+            ExprKind::Path(path) => {
+                let Some(row) = self.row else {
+                    return Err(err(
+                        format!("`{path}` names a field, but there is no record here"),
+                        e,
+                    ));
+                };
+                let mut v = row.get(&path.segments[0].name).cloned().unwrap_or(Value::Null);
+                for seg in &path.segments[1..] {
+                    v = match v {
+                        Value::Object(mut m) => m.remove(&seg.name).unwrap_or(Value::Null),
+                        _ => Value::Null,
+                    };
+                }
+                Ok(v)
+            }
+            ExprKind::Call { name, args } => self.call(&name.name, args, e),
+            ExprKind::Unary { op, expr } => {
+                let v = self.eval(expr)?;
+                match (op, v) {
+                    (_, Value::Null) => Ok(Value::Null),
+                    (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
+                    (UnaryOp::Neg, Value::Int(i)) => {
+                        i.checked_neg().map(Value::Int).ok_or_else(|| err("integer overflow", e))
+                    }
+                    (UnaryOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
+                    (op, v) => Err(err(format!("cannot apply {op:?} to {v}"), e)),
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e),
+            ExprKind::In { expr, rhs, negated } => {
+                let v = self.eval(expr)?;
+                let list = match rhs {
+                    InRhs::List(l) => l.iter().map(|x| self.eval(x)).collect::<Result<Vec<_>>>()?,
+                    InRhs::Expr(x) => match self.eval(x)? {
+                        Value::Array(a) => a,
+                        Value::Null => return Ok(Value::Null),
+                        other => return Err(err(format!("IN needs a list, got {other}"), x)),
+                    },
+                };
+                if matches!(v, Value::Null) {
+                    return Ok(Value::Null);
+                }
+                let found = list.iter().any(|x| compare(&v, x) == Some(Ordering::Equal));
+                Ok(Value::Bool(found != *negated))
+            }
+            ExprKind::Between { expr, low, high, negated } => {
+                let v = self.eval(expr)?;
+                let (lo, hi) = (self.eval(low)?, self.eval(high)?);
+                match (compare(&v, &lo), compare(&v, &hi)) {
+                    (Some(a), Some(b)) => {
+                        Ok(Value::Bool((a != Ordering::Less && b != Ordering::Greater) != *negated))
+                    }
+                    _ => Ok(Value::Null),
+                }
+            }
+            ExprKind::IsNull { expr, negated } => {
+                Ok(Value::Bool(matches!(self.eval(expr)?, Value::Null) != *negated))
+            }
+            ExprKind::Exists { relation, .. } => {
+                Err(Error::unsupported("EXISTS over a relation", relation.span))
+            }
+            ExprKind::Array(items) => {
+                Ok(Value::Array(items.iter().map(|x| self.eval(x)).collect::<Result<_>>()?))
+            }
+            ExprKind::Object(fields) => {
+                let mut m = BTreeMap::new();
+                for f in fields {
+                    m.insert(f.key.name.clone(), self.eval(&f.value)?);
+                }
+                Ok(Value::Object(m))
+            }
+        }
+    }
+
+    /// Whether a predicate holds.
+    pub fn test(&self, e: &Expr) -> Result<bool> {
+        Ok(truthy(&self.eval(e)?))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: &Expr, rhs: &Expr, e: &Expr) -> Result<Value> {
+        use BinaryOp::*;
+        if matches!(op, And | Or) {
+            let l = self.eval(lhs)?;
+            // Short-circuit on a decided left side.
+            match (op, &l) {
+                (And, Value::Bool(false)) => return Ok(Value::Bool(false)),
+                (Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                _ => {}
+            }
+            let r = self.eval(rhs)?;
+            return Ok(match (op, l, r) {
+                (And, Value::Bool(true), r @ (Value::Bool(_) | Value::Null)) => r,
+                (Or, Value::Bool(false), r @ (Value::Bool(_) | Value::Null)) => r,
+                (And, Value::Null, Value::Bool(false)) => Value::Bool(false),
+                (Or, Value::Null, Value::Bool(true)) => Value::Bool(true),
+                (_, Value::Null, Value::Bool(_) | Value::Null) => Value::Null,
+                (_, l, r) => {
+                    return Err(err(format!("{} needs booleans, got {l} and {r}", op.as_str()), e))
+                }
+            });
+        }
+        let (l, r) = (self.eval(lhs)?, self.eval(rhs)?);
+        if matches!(l, Value::Null) || matches!(r, Value::Null) {
+            return Ok(Value::Null);
+        }
+        let cmp = |want: &dyn Fn(Ordering) -> bool| -> Value {
+            compare(&l, &r).map_or(Value::Null, |o| Value::Bool(want(o)))
+        };
+        Ok(match op {
+            Eq => cmp(&|o| o == Ordering::Equal),
+            NotEq => cmp(&|o| o != Ordering::Equal),
+            Lt => cmp(&|o| o == Ordering::Less),
+            LtEq => cmp(&|o| o != Ordering::Greater),
+            Gt => cmp(&|o| o == Ordering::Greater),
+            GtEq => cmp(&|o| o != Ordering::Less),
+            Like | NotLike => match (&l, &r) {
+                (Value::String(s), Value::String(p)) => Value::Bool(like(s, p) == (op == Like)),
+                _ => return Err(err("LIKE needs strings", e)),
+            },
+            StartsWith | NotStartsWith => match (&l, &r) {
+                (Value::String(s), Value::String(p)) => {
+                    Value::Bool(s.starts_with(p.as_str()) == (op == StartsWith))
+                }
+                _ => return Err(err("STARTS WITH needs strings", e)),
+            },
+            Contains | NotContains => {
+                let found = match (&l, &r) {
+                    (Value::String(s), Value::String(p)) => s.contains(p.as_str()),
+                    (Value::Array(a), x) => {
+                        a.iter().any(|y| compare(y, x) == Some(Ordering::Equal))
+                    }
+                    _ => return Err(err("CONTAINS needs a string or an array", e)),
+                };
+                Value::Bool(found == (op == Contains))
+            }
+            Add | Sub | Mul | Div | Rem => arith(op, &l, &r)
+                .ok_or_else(|| err(format!("cannot compute {l} {} {r}", op.as_str()), e))?,
+            And | Or => Value::Null,
+        })
+    }
+
+    fn call(&self, name: &str, args: &CallArgs, e: &Expr) -> Result<Value> {
+        let args: Vec<Value> = match args {
+            CallArgs::Star => {
+                return Err(err(format!("{name}(*) is only allowed as a lone SELECT COUNT(*)"), e))
+            }
+            CallArgs::List(l) => l.iter().map(|a| self.eval(a)).collect::<Result<_>>()?,
+        };
+        let lname = name.to_ascii_lowercase();
+        let one = |f: &dyn Fn(&Value) -> Option<Value>| -> Result<Value> {
+            match args.as_slice() {
+                [Value::Null] => Ok(Value::Null),
+                [v] => f(v).ok_or_else(|| err(format!("{name}() cannot take {v}"), e)),
+                _ => Err(err(format!("{name}() takes one argument"), e)),
+            }
+        };
+        match lname.as_str() {
+            "now" => Ok(Value::Timestamp(self.ids.now_micros())),
+            "ulid" => Ok(Value::String(self.ids.ulid())),
+            "uuid" => Ok(Value::String(self.ids.uuid())),
+            "lower" => one(&|v| match v {
+                Value::String(s) => Some(Value::String(s.to_lowercase())),
+                _ => None,
+            }),
+            "upper" => one(&|v| match v {
+                Value::String(s) => Some(Value::String(s.to_uppercase())),
+                _ => None,
+            }),
+            "trim" => one(&|v| match v {
+                Value::String(s) => Some(Value::String(s.trim().to_string())),
+                _ => None,
+            }),
+            "length" | "len" => one(&|v| match v {
+                Value::String(s) => Some(Value::Int(s.chars().count() as i64)),
+                Value::Array(a) => Some(Value::Int(a.len() as i64)),
+                Value::Bytes(b) => Some(Value::Int(b.len() as i64)),
+                _ => None,
+            }),
+            "abs" => one(&|v| match v {
+                Value::Int(i) => i.checked_abs().map(Value::Int),
+                Value::Float(f) => Some(Value::Float(f.abs())),
+                Value::Counter(c) => Some(Value::Counter(*c)),
+                _ => None,
+            }),
+            "coalesce" => {
+                Ok(args.into_iter().find(|v| !matches!(v, Value::Null)).unwrap_or(Value::Null))
+            }
+            "years_since" => {
+                let now_days = self.ids.now_micros().div_euclid(86_400_000_000);
+                one(&|v| {
+                    let days = match v {
+                        Value::String(s) => parse_date(s)?,
+                        Value::Timestamp(t) => t.div_euclid(86_400_000_000),
+                        _ => return None,
+                    };
+                    let (y0, m0, d0) = crate::values::civil_from_days(days);
+                    let (y1, m1, d1) = crate::values::civil_from_days(now_days);
+                    let mut years = y1 - y0;
+                    if (m1, d1) < (m0, d0) {
+                        years -= 1;
+                    }
+                    Some(Value::Int(years))
+                })
+            }
+            _ => Err(err(format!("unknown function `{name}`"), e)),
+        }
+    }
+}
+
+pub(crate) fn arith(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
+    use BinaryOp::*;
+    match (l, r) {
+        (Value::Int(a), Value::Int(b)) => Some(Value::Int(match op {
+            Add => a.checked_add(*b)?,
+            Sub => a.checked_sub(*b)?,
+            Mul => a.checked_mul(*b)?,
+            Div => a.checked_div(*b)?,
+            Rem => a.checked_rem(*b)?,
+            _ => return None,
+        })),
+        (Value::Counter(a), Value::Counter(_) | Value::Int(_))
+        | (Value::Int(_), Value::Counter(a)) => {
+            let (x, y) = match (l, r) {
+                (Value::Counter(_), Value::Int(b)) => (i128::from(*a), i128::from(*b)),
+                (Value::Int(b), Value::Counter(_)) => (i128::from(*b), i128::from(*a)),
+                (Value::Counter(_), Value::Counter(b)) => (i128::from(*a), i128::from(*b)),
+                _ => return None,
+            };
+            let v = match op {
+                Add => x.checked_add(y)?,
+                Sub => x.checked_sub(y)?,
+                Mul => x.checked_mul(y)?,
+                Div => x.checked_div(y)?,
+                Rem => x.checked_rem(y)?,
+                _ => return None,
+            };
+            Some(
+                u64::try_from(v)
+                    .map(Value::Counter)
+                    .unwrap_or_else(|_| i64::try_from(v).map(Value::Int).unwrap_or(Value::Null)),
+            )
+        }
+        (Value::String(a), Value::String(b)) if op == Add => Some(Value::String(format!("{a}{b}"))),
+        _ => {
+            let f = |v: &Value| match v {
+                Value::Int(i) => Some(*i as f64),
+                Value::Float(x) => Some(*x),
+                Value::Counter(c) => Some(*c as f64),
+                _ => None,
+            };
+            let (a, b) = (f(l)?, f(r)?);
+            let x = match op {
+                Add => a + b,
+                Sub => a - b,
+                Mul => a * b,
+                Div => a / b,
+                Rem => a % b,
+                _ => return None,
+            };
+            x.is_finite().then_some(Value::Float(x))
+        }
+    }
+}
+
+/// SQL `LIKE`: `%` any run of characters, `_` exactly one.
+pub fn like(s: &str, pattern: &str) -> bool {
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    // Dynamic programming over (i in s, j in p).
+    let mut dp = vec![vec![false; p.len() + 1]; s.len() + 1];
+    dp[0][0] = true;
+    for j in 1..=p.len() {
+        dp[0][j] = dp[0][j - 1] && p[j - 1] == '%';
+    }
+    for i in 1..=s.len() {
+        for j in 1..=p.len() {
+            dp[i][j] = match p[j - 1] {
+                '%' => dp[i][j - 1] || dp[i - 1][j],
+                '_' => dp[i - 1][j - 1],
+                c => dp[i - 1][j - 1] && s[i - 1] == c,
+            };
+        }
+    }
+    dp[s.len()][p.len()]
+}

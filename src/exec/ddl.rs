@@ -1,0 +1,250 @@
+//! Schema statements: `DEFINE MODEL`, `ALTER MODEL` (add/drop field, add/drop index),
+//! `DROP MODEL`, and the catalog's read side: `SHOW MODELS`, `SHOW INDEXES`, `DESCRIBE`.
+//! Adding an index to a model with data writes the index as "building" (maintained by every
+//! write, unused by queries), backfills it in batches, then marks it ready.
+
+use kvm_lang::ast::{
+    AlterAction, AlterModel, DefineModel, Drop, ModelElement, ModifierKind, ShowWhat,
+};
+use kvm_planner::catalog::index_from_def;
+use kvm_planner::{Catalog, Model, PlanError};
+use kvm_storage::{KeyRange, Value};
+
+use super::Cx;
+use crate::error::{Error, Result};
+use crate::keyspace::KeyPrefix;
+use crate::{catalog_store, Output, Rows};
+
+pub fn define(cx: &Cx, def: &DefineModel) -> Result<Output> {
+    let name = &def.name.name;
+    if cx.catalog.models.contains_key(name) {
+        if def.if_not_exists {
+            return Ok(Output::Message(format!("model {name} already exists")));
+        }
+        return Err(Error::catalog("kvm.model_exists", format!("model `{name}` already exists")));
+    }
+    if let Some(r) =
+        def.elements
+            .iter()
+            .find_map(|e| if let ModelElement::Relation(r) = e { Some(r) } else { None })
+    {
+        return Err(
+            PlanError::unsupported("RELATION (relations arrive with issue 6)", r.span).into()
+        );
+    }
+    let model = Model::from_def(def, &[])?;
+    // A model defined in an empty prefix: refuse when stray keys exist (e.g. from KV SET).
+    catalog_store::save(&cx.mtx.txn, &model)?;
+    Ok(Output::Message(format!("defined model {name}")))
+}
+
+pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
+    let name = &d.name.name;
+    if !cx.catalog.models.contains_key(name) {
+        if d.if_exists {
+            return Ok(Output::Message(format!("model {name} does not exist")));
+        }
+        return Err(cx
+            .catalog
+            .model(name, d.name.span)
+            .map(|_| ())
+            .err()
+            .map(Error::from)
+            .unwrap_or_else(|| Error::catalog("kvm.unknown_model", name.clone())));
+    }
+    let range = KeyRange::prefix(&KeyPrefix::Model(name).encode());
+    let mut keys = Vec::new();
+    for r in cx.mtx.txn.scan(&range, false)? {
+        keys.push(r?.0);
+    }
+    for k in keys {
+        cx.mtx.txn.delete(k);
+    }
+    catalog_store::remove(&cx.mtx.txn, name)?;
+    Ok(Output::Message(format!("dropped model {name}")))
+}
+
+/// Applies an `ALTER MODEL` to the catalog; returns the new model and the indexes that need
+/// a backfill.
+pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
+    let model = cx.catalog.model(&a.name.name, a.name.span)?;
+    let mut def = model.def.clone();
+    let mut building: Vec<String> =
+        model.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
+    let mut new_indexes = Vec::new();
+    let mut dropped_fields = Vec::new();
+    for action in &a.actions {
+        match action {
+            AlterAction::AddField(fd) => {
+                if model.field(&fd.name.name).is_some() {
+                    return Err(Error::catalog(
+                        "kvm.field_exists",
+                        format!("model `{}` already has field `{}`", model.name, fd.name.name),
+                    ));
+                }
+                let f = kvm_planner::catalog::field_from_def(&model.name, fd)?;
+                if f.not_null
+                    && f.default.is_none()
+                    && f.virtual_expr.is_none()
+                    && f.stored_expr.is_none()
+                {
+                    return Err(Error::catalog("kvm.invalid_alter", format!("new field `{}.{}` is NOT NULL and has no DEFAULT, so existing records would break it", model.name, f.name)));
+                }
+                if fd
+                    .modifiers
+                    .iter()
+                    .any(|m| matches!(m.kind, ModifierKind::Unique | ModifierKind::PrimaryKey))
+                {
+                    return Err(Error::catalog(
+                        "kvm.invalid_alter",
+                        format!("add field `{}` first, then ADD UNIQUE INDEX over it", f.name),
+                    ));
+                }
+                def.elements.push(ModelElement::Field(fd.clone()));
+            }
+            AlterAction::DropField(id) => {
+                let Some(f) = model.field(&id.name) else {
+                    return Err(cx.unknown_field(model, id));
+                };
+                if f.primary_key || f.implicit {
+                    return Err(Error::catalog(
+                        "kvm.invalid_alter",
+                        format!("field `{}.{}` cannot be dropped", model.name, id.name),
+                    ));
+                }
+                if let Some(ix) = model.indexes.iter().find(|i| i.fields.contains(&id.name)) {
+                    return Err(Error::catalog(
+                        "kvm.invalid_alter",
+                        format!(
+                            "field `{}.{}` is used by index `{}`: drop the index first",
+                            model.name, id.name, ix.name
+                        ),
+                    ));
+                }
+                def.elements
+                    .retain(|e| !matches!(e, ModelElement::Field(fd) if fd.name.name == id.name));
+                dropped_fields.push(id.name.clone());
+            }
+            AlterAction::AddIndex(ix) => {
+                let index = index_from_def(ix);
+                if model.index(&index.name).is_some() || new_indexes.contains(&index.name) {
+                    return Err(Error::catalog(
+                        "kvm.index_exists",
+                        format!("model `{}` already has index `{}`", model.name, index.name),
+                    ));
+                }
+                new_indexes.push(index.name.clone());
+                building.push(index.name.clone());
+                def.elements.push(ModelElement::Index(ix.clone()));
+            }
+            AlterAction::DropIndex(id) => {
+                let before = def.elements.len();
+                def.elements.retain(|e| !matches!(e, ModelElement::Index(ix) if kvm_planner::catalog::index_name(ix) == id.name));
+                if before == def.elements.len() {
+                    let unique_name = model.indexes.iter().any(|i| i.name == id.name);
+                    if unique_name {
+                        // An implicit `field_unique` index: drop the UNIQUE modifier.
+                        let field = id.name.trim_end_matches("_unique");
+                        for e in &mut def.elements {
+                            if let ModelElement::Field(fd) = e {
+                                if fd.name.name == field {
+                                    fd.modifiers.retain(|m| m.kind != ModifierKind::Unique);
+                                }
+                            }
+                        }
+                    } else {
+                        return Err(Error::catalog(
+                            "kvm.unknown_index",
+                            format!("model `{}` has no index `{}`", model.name, id.name),
+                        ));
+                    }
+                }
+                building.retain(|b| b != &id.name);
+                // Its entries go with it.
+                let range = KeyRange::prefix(
+                    &KeyPrefix::Index { model: &model.name, index: &id.name, values: vec![] }
+                        .encode(),
+                );
+                let mut keys = Vec::new();
+                for r in cx.mtx.txn.scan(&range, false)? {
+                    keys.push(r?.0);
+                }
+                for k in keys {
+                    cx.mtx.txn.delete(k);
+                }
+            }
+            AlterAction::RenameField { from, .. } => {
+                return Err(Error::unsupported("RENAME FIELD", from.span))
+            }
+            AlterAction::AddRelation(r) => {
+                return Err(Error::unsupported("ADD RELATION (issue 6)", r.span))
+            }
+            AlterAction::DropRelation(id) => {
+                return Err(Error::unsupported("DROP RELATION (issue 6)", id.span))
+            }
+        }
+    }
+    let new_model = Model::from_def(&def, &building)?;
+    if !dropped_fields.is_empty() {
+        // Remove the dropped fields' values from every record.
+        let rows: Vec<_> = cx.mtx.scan_all(model, false)?.collect::<Result<_>>()?;
+        for old in rows {
+            let mut new = old.clone();
+            for f in &dropped_fields {
+                new.remove(f);
+            }
+            if new != old {
+                cx.mtx.update(&new_model, &old, &new)?;
+            }
+        }
+    }
+    catalog_store::save(&cx.mtx.txn, &new_model)?;
+    Ok((new_model, new_indexes))
+}
+
+pub fn show(catalog: &Catalog, what: &ShowWhat) -> Result<Output> {
+    match what {
+        ShowWhat::Models => {
+            let mut rows = Rows::new(vec!["model".into(), "fields".into(), "indexes".into()]);
+            for m in catalog.models.values() {
+                rows.rows.push(vec![
+                    Value::String(m.name.clone()),
+                    Value::Int(m.fields.len() as i64),
+                    Value::Int(m.indexes.len() as i64),
+                ]);
+            }
+            Ok(Output::Rows(rows))
+        }
+        ShowWhat::Indexes(model) => {
+            let mut rows = Rows::new(vec![
+                "model".into(),
+                "index".into(),
+                "unique".into(),
+                "fields".into(),
+                "state".into(),
+            ]);
+            for m in catalog.models.values() {
+                if model.as_ref().is_some_and(|x| x.name != m.name) {
+                    continue;
+                }
+                for ix in &m.indexes {
+                    rows.rows.push(vec![
+                        Value::String(m.name.clone()),
+                        Value::String(ix.name.clone()),
+                        Value::Bool(ix.unique),
+                        Value::String(ix.fields.join(", ")),
+                        Value::String(if ix.ready { "ready" } else { "building" }.into()),
+                    ]);
+                }
+            }
+            if let Some(m) = model {
+                catalog.model(&m.name, m.span)?;
+            }
+            Ok(Output::Rows(rows))
+        }
+        ShowWhat::Queues => Err(Error::catalog(
+            "kvm.unsupported",
+            "SHOW QUEUES is not supported yet (queues arrive with their issue)",
+        )),
+    }
+}

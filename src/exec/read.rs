@@ -1,0 +1,298 @@
+//! Read operators: each plan node becomes an iterator of rows pulled by its parent. Only a
+//! sort materializes its input, and a sort under `LIMIT n` keeps at most n rows.
+
+use std::cmp::Ordering;
+
+use kvm_lang::ast::OrderBy;
+use kvm_lang::Expr;
+use kvm_planner::{Access, Model, Node, Range};
+use kvm_storage::tuple::{self, KeyPart};
+use kvm_storage::{KeyRange, Value};
+
+use super::Cx;
+use crate::error::{Error, Result};
+use crate::eval::Row;
+use crate::keyspace::{key_part, Key, KeyPrefix};
+use crate::model_txn::RowIter;
+use crate::record;
+use crate::values::total_cmp;
+
+/// One end of a key range: the part, inclusive, exact (not truncated).
+type End = (KeyPart, bool, bool);
+
+/// A bound value as a key part of field `field`'s type: `None` when it cannot match.
+fn part(cx: &Cx, model: &Model, field: &str, e: &Expr) -> Result<Option<(KeyPart, bool)>> {
+    let v = cx.env(None).eval(e)?;
+    let Some(f) = model.field(field) else { return Ok(None) };
+    match record::coerce(&model.name, f, v) {
+        Ok(v) => Ok(key_part(&v)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn bounds(
+    prefix: Vec<u8>,
+    lower: Option<(KeyPart, bool, bool)>,
+    upper: Option<(KeyPart, bool, bool)>,
+) -> KeyRange {
+    use std::ops::Bound::*;
+    let end_of = |k: &[u8]| tuple::prefix_end(k).map_or(Unbounded, Excluded);
+    let with = |p: &KeyPart| {
+        let mut k = prefix.clone();
+        tuple::encode_part(&mut k, p);
+        k
+    };
+    let start = match lower {
+        Some((p, incl, true)) => {
+            let k = with(&p);
+            if incl {
+                Included(k)
+            } else {
+                end_of(&k).map(|e| e)
+            }
+        }
+        _ => Included(prefix.clone()),
+    };
+    let start = match start {
+        Excluded(k) => Included(k),
+        other => other,
+    };
+    let end = match upper {
+        Some((p, incl, true)) => {
+            let k = with(&p);
+            if incl {
+                end_of(&k)
+            } else {
+                Excluded(k)
+            }
+        }
+        _ => end_of(&prefix),
+    };
+    KeyRange { start, end }
+}
+
+fn range_parts(
+    cx: &Cx,
+    model: &Model,
+    field: &str,
+    range: &Range,
+) -> Result<(Option<End>, Option<End>)> {
+    let one = |b: &Option<kvm_planner::Bound>| -> Result<Option<(KeyPart, bool, bool)>> {
+        Ok(match b {
+            None => None,
+            Some(b) => part(cx, model, field, &b.value)?.map(|(p, exact)| (p, b.inclusive, exact)),
+        })
+    };
+    Ok((one(&range.lower)?, one(&range.upper)?))
+}
+
+/// The key range an index access reads, or `None` when it can match nothing; the flag says
+/// whether every value was held exactly (no long-value truncation).
+pub fn index_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<(KeyRange, bool)>> {
+    let (index, eq, range) = match access {
+        Access::IndexGet { index, values } => (index, values, None),
+        Access::IndexScan { index, eq, range, .. } => (index, eq, Some(range)),
+        _ => return Ok(None),
+    };
+    let Some(ix) = model.index(index) else {
+        return Err(Error::Corrupt(format!("plan names missing index {index}")));
+    };
+    let mut values = Vec::new();
+    let mut exact = true;
+    for (f, e) in ix.fields.iter().zip(eq) {
+        match part(cx, model, f, e)? {
+            Some((p, ex)) => {
+                exact &= ex;
+                values.push(p);
+            }
+            None => return Ok(None),
+        }
+    }
+    let prefix = KeyPrefix::Index { model: &model.name, index, values }.encode();
+    let (lower, upper) = match (range, ix.fields.get(eq.len())) {
+        (Some(r), Some(f)) => range_parts(cx, model, f, r)?,
+        _ => (None, None),
+    };
+    exact &= lower.as_ref().is_none_or(|l| l.2) && upper.as_ref().is_none_or(|u| u.2);
+    if !exact {
+        // A truncated value may share its key with others: the filter decides.
+        if let Access::IndexGet { .. } = access {
+            return Ok(Some((KeyRange::prefix(&prefix), false)));
+        }
+    }
+    if let Access::IndexGet { .. } = access {
+        // The unique entry key itself (a prefix range of one key).
+        return Ok(Some((KeyRange::prefix(&prefix), exact)));
+    }
+    Ok(Some((bounds(prefix, lower, upper), exact)))
+}
+
+/// The rows of a scan leaf, with virtual fields computed.
+fn scan<'a>(cx: &'a Cx<'a>, model: &'a Model, access: &'a Access) -> Result<RowIter<'a>> {
+    let m = cx.mtx;
+    let raw: RowIter<'a> = match access {
+        Access::PkGet { keys } => {
+            let mut rows = Vec::new();
+            let mut seen = Vec::new();
+            for k in keys {
+                if let Some((p, true)) = part(cx, model, &model.pk().name, k)? {
+                    if seen.contains(&p) {
+                        continue;
+                    }
+                    if let Some(row) = m.get(model, &p)? {
+                        rows.push(Ok(row));
+                    }
+                    seen.push(p);
+                }
+            }
+            Box::new(rows.into_iter())
+        }
+        Access::IndexGet { index, .. } | Access::IndexScan { index, .. } => {
+            let reverse = matches!(access, Access::IndexScan { reverse: true, .. });
+            let Some(ix) = model.index(index) else {
+                return Err(Error::Corrupt(format!("plan names missing index {index}")));
+            };
+            match index_range(cx, model, access)? {
+                None => Box::new(std::iter::empty()),
+                Some((range, _)) => m.index_scan(model, ix, &range, reverse)?,
+            }
+        }
+        Access::PkRange { range, reverse } => {
+            let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
+            let prefix = KeyPrefix::Model(&model.name).encode();
+            m.scan(model, bounds(prefix, lower, upper), *reverse)?
+        }
+        Access::FullScan { reverse, .. } => m.scan_all(model, *reverse)?,
+    };
+    Ok(Box::new(raw.map(move |r| r.and_then(|row| record::materialize(model, row, &cx.env(None))))))
+}
+
+fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
+    match cx.env(None).eval(e)? {
+        Value::Int(i) if i >= 0 => Ok(i as usize),
+        Value::Counter(c) => Ok(usize::try_from(c).unwrap_or(usize::MAX)),
+        other => Err(Error::Param(format!("{what} must be a non-negative integer, got {other}"))),
+    }
+}
+
+fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
+    for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
+        let o = total_cmp(x, y);
+        let o = if k.descending { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// The rows a node yields.
+pub fn rows<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a>> {
+    match node {
+        Node::Scan { model, access } => {
+            let model = cx.model(model)?;
+            scan(cx, model, access)
+        }
+        Node::Filter { source, predicate } => {
+            let input = rows(cx, source)?;
+            Ok(Box::new(input.filter_map(move |r| match r {
+                Err(e) => Some(Err(e)),
+                Ok(row) => match cx.env(Some(&row)).test(predicate) {
+                    Ok(true) => Some(Ok(row)),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                },
+            })))
+        }
+        Node::Sort { source, keys, limit } => {
+            let keep = limit.as_ref().map(|l| non_negative(cx, l, "LIMIT")).transpose()?;
+            let mut sorted: Vec<(Vec<Value>, Row)> = Vec::new();
+            for r in rows(cx, source)? {
+                let row = r?;
+                let env = cx.env(Some(&row));
+                let k: Vec<Value> =
+                    keys.iter().map(|o| env.eval(&o.expr)).collect::<Result<_>>()?;
+                // Stable: a new row goes after equal ones.
+                let at =
+                    sorted.partition_point(|(x, _)| sort_cmp(keys, x, &k) != Ordering::Greater);
+                if keep.is_some_and(|n| at >= n) {
+                    continue;
+                }
+                sorted.insert(at, (k, row));
+                if let Some(n) = keep {
+                    sorted.truncate(n);
+                }
+            }
+            Ok(Box::new(sorted.into_iter().map(|(_, r)| Ok(r))))
+        }
+        Node::Limit { source, limit, offset } => {
+            let offset =
+                offset.as_ref().map(|o| non_negative(cx, o, "OFFSET")).transpose()?.unwrap_or(0);
+            let limit = limit
+                .as_ref()
+                .map(|l| non_negative(cx, l, "LIMIT"))
+                .transpose()?
+                .unwrap_or(usize::MAX);
+            Ok(Box::new(rows(cx, source)?.skip(offset).take(limit)))
+        }
+        Node::Count { .. } | Node::IndexCount { .. } | Node::Project { .. } => {
+            Err(Error::Corrupt("a projection below a scan".into()))
+        }
+    }
+}
+
+/// Runs a query plan's root into a table.
+pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
+    match node {
+        Node::Project { source, columns } => {
+            let mut out = crate::Rows::new(columns.iter().map(|(n, _)| n.clone()).collect());
+            for r in rows(cx, source)? {
+                let row = r?;
+                let env = cx.env(Some(&row));
+                out.rows.push(columns.iter().map(|(_, e)| env.eval(e)).collect::<Result<_>>()?);
+            }
+            Ok(out)
+        }
+        Node::Count { source, column } => {
+            let mut n: i64 = 0;
+            for r in rows(cx, source)? {
+                r?;
+                n += 1;
+            }
+            let mut out = crate::Rows::new(vec![column.clone()]);
+            out.rows.push(vec![Value::Int(n)]);
+            Ok(out)
+        }
+        Node::IndexCount { model, access, column, fallback } => {
+            let m = cx.model(model)?;
+            match index_range(cx, m, access)? {
+                Some((range, true)) => {
+                    let n = cx.mtx.count_entries(&range)?;
+                    let mut out = crate::Rows::new(vec![column.clone()]);
+                    out.rows.push(vec![Value::Int(i64::try_from(n).unwrap_or(i64::MAX))]);
+                    Ok(out)
+                }
+                Some((_, false)) => table(cx, fallback),
+                None => {
+                    let mut out = crate::Rows::new(vec![column.clone()]);
+                    out.rows.push(vec![Value::Int(0)]);
+                    Ok(out)
+                }
+            }
+        }
+        other => {
+            let mut out = crate::Rows::new(vec![]);
+            for r in rows(cx, other)? {
+                r?;
+                out.rows.push(vec![]);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The `[model, pk]` key of a row (for `[ops]`-style messages).
+#[allow(dead_code)]
+pub fn record_key(model: &Model, pk: KeyPart) -> Vec<u8> {
+    Key::Record { model: &model.name, pk }.encode()
+}

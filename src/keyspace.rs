@@ -1,0 +1,190 @@
+//! The keyspace: every key KVM writes, as one enum, encoded only through the storage tuple
+//! codec. Nothing else in the engine builds keys by hand.
+//!
+//! | key | tuple | value |
+//! |---|---|---|
+//! | record | `[model, pk]` | the record (an object of its stored fields) |
+//! | unique index entry | `[model, '__idx', index, v1, …]` | the record's pk |
+//! | non-unique index entry | `[model, '__idx', index, v1, …, pk]` | null |
+//! | catalog version | `['__sys', 'catalog', 'version']` | a counter, bumped by every DDL |
+//! | model definition | `['__sys', 'catalog', 'model', name]` | `{kql, building}` |
+//!
+//! Model names never start with `__`, so records and the system prefix cannot collide; the
+//! `'__idx'` part sorts before any string primary key only by accident of its value, never
+//! by assumption: record scans read the prefix `[model]` and skip the `'__idx'` subtree.
+//!
+//! Index values: null has no entry (a record whose indexed field is null is not in the
+//! index); a string or bytes value longer than [`LONG_VALUE`] bytes is stored as its first
+//! [`LONG_VALUE`] bytes plus a 16-hex-digit FNV-1a hash of the whole value, so keys stay
+//! under the 511-byte limit; lookups encode the same way and every match is re-checked
+//! against the record.
+
+use kvm_storage::tuple::{self, KeyPart};
+use kvm_storage::Value;
+
+/// The part that separates a model's index entries from its records.
+pub const IDX: &str = "__idx";
+/// The system prefix.
+pub const SYS: &str = "__sys";
+/// String and bytes index values longer than this are truncated and hashed.
+pub const LONG_VALUE: usize = 96;
+
+/// Every key shape of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key<'a> {
+    Record { model: &'a str, pk: KeyPart },
+    UniqueEntry { model: &'a str, index: &'a str, values: Vec<KeyPart> },
+    IndexEntry { model: &'a str, index: &'a str, values: Vec<KeyPart>, pk: KeyPart },
+    CatalogVersion,
+    ModelDef { name: &'a str },
+}
+
+/// Prefixes of key shapes, for scans.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyPrefix<'a> {
+    /// A model's records and index entries: `[model]`.
+    Model(&'a str),
+    /// One index's entries, optionally under leading values: `[model, '__idx', index, v…]`.
+    Index { model: &'a str, index: &'a str, values: Vec<KeyPart> },
+    /// Every model definition.
+    ModelDefs,
+}
+
+impl Key<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let s = |x: &str| KeyPart::String(x.to_string());
+        let parts: Vec<KeyPart> = match self {
+            Key::Record { model, pk } => vec![s(model), pk.clone()],
+            Key::UniqueEntry { model, index, values } => {
+                let mut v = vec![s(model), s(IDX), s(index)];
+                v.extend(values.iter().cloned());
+                v
+            }
+            Key::IndexEntry { model, index, values, pk } => {
+                let mut v = vec![s(model), s(IDX), s(index)];
+                v.extend(values.iter().cloned());
+                v.push(pk.clone());
+                v
+            }
+            Key::CatalogVersion => vec![s(SYS), s("catalog"), s("version")],
+            Key::ModelDef { name } => vec![s(SYS), s("catalog"), s("model"), s(name)],
+        };
+        tuple::encode(&parts)
+    }
+}
+
+impl KeyPrefix<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let s = |x: &str| KeyPart::String(x.to_string());
+        let parts: Vec<KeyPart> = match self {
+            KeyPrefix::Model(m) => vec![s(m)],
+            KeyPrefix::Index { model, index, values } => {
+                let mut v = vec![s(model), s(IDX), s(index)];
+                v.extend(values.iter().cloned());
+                v
+            }
+            KeyPrefix::ModelDefs => vec![s(SYS), s("catalog"), s("model")],
+        };
+        tuple::encode(&parts)
+    }
+}
+
+/// A decoded record key of `model`: its pk part, or `None` for index entries and other keys.
+pub fn record_pk(model: &str, key: &[u8]) -> Option<KeyPart> {
+    let parts = tuple::decode(key).ok()?;
+    match parts.as_slice() {
+        [KeyPart::String(m), pk] if m == model => Some(pk.clone()),
+        _ => None,
+    }
+}
+
+/// The last part of a non-unique index entry: its pk.
+pub fn entry_pk(key: &[u8]) -> Option<KeyPart> {
+    tuple::decode(key).ok()?.pop()
+}
+
+/// The `[model, '__idx']` prefix, which record scans skip.
+pub fn index_area(model: &str) -> Vec<u8> {
+    tuple::encode(&[KeyPart::String(model.to_string()), KeyPart::String(IDX.to_string())])
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A key part for a (non-null) value; `exact` is false when a long value was truncated.
+pub fn key_part(v: &Value) -> Option<(KeyPart, bool)> {
+    Some(match v {
+        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+        Value::Bool(b) => (KeyPart::Bool(*b), true),
+        Value::Int(i) | Value::Timestamp(i) => (KeyPart::Int(*i), true),
+        Value::Counter(c) => match i64::try_from(*c) {
+            Ok(i) => (KeyPart::Int(i), true),
+            Err(_) => (KeyPart::BigInt(i128::from(*c)), true),
+        },
+        Value::Float(f) => (KeyPart::Float(*f), true),
+        Value::String(s) if s.len() > LONG_VALUE => {
+            let mut cut = LONG_VALUE;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            (KeyPart::String(format!("{}{:016x}", &s[..cut], fnv1a(s.as_bytes()))), false)
+        }
+        Value::String(s) => (KeyPart::String(s.clone()), true),
+        Value::Bytes(b) if b.len() > LONG_VALUE => {
+            let mut t = b[..LONG_VALUE].to_vec();
+            t.extend_from_slice(&fnv1a(b).to_be_bytes());
+            (KeyPart::Bytes(t), false)
+        }
+        Value::Bytes(b) => (KeyPart::Bytes(b.clone()), true),
+    })
+}
+
+/// The value a primary-key part stands for (ints come back as ints).
+pub fn part_value(p: &KeyPart) -> Value {
+    match p {
+        KeyPart::Bytes(b) => Value::Bytes(b.clone()),
+        KeyPart::String(s) => Value::String(s.clone()),
+        KeyPart::BigInt(i) => u64::try_from(*i).map(Value::Counter).unwrap_or(Value::Null),
+        KeyPart::Int(i) => Value::Int(*i),
+        KeyPart::Float(f) => Value::Float(*f),
+        KeyPart::Bool(b) => Value::Bool(*b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvm_storage::format::format_key;
+
+    #[test]
+    fn keys_print_as_tuples() {
+        let k = Key::IndexEntry {
+            model: "users",
+            index: "by_age",
+            values: vec![KeyPart::Int(31)],
+            pk: KeyPart::String("u1".into()),
+        };
+        assert_eq!(format_key(&k.encode()), "['users', '__idx', 'by_age', 31, 'u1']");
+        assert_eq!(
+            record_pk("users", &Key::Record { model: "users", pk: KeyPart::Int(1) }.encode()),
+            Some(KeyPart::Int(1))
+        );
+    }
+
+    #[test]
+    fn long_values_are_truncated_and_hashed() {
+        let a = Value::String("x".repeat(1000));
+        let b = Value::String(format!("{}y", "x".repeat(999)));
+        let (pa, exact) = key_part(&a).unwrap_or((KeyPart::Bool(false), true));
+        let (pb, _) = key_part(&b).unwrap_or((KeyPart::Bool(false), true));
+        assert!(!exact);
+        assert_ne!(pa, pb);
+        assert!(tuple::encode(&[pa]).len() < 130);
+    }
+}

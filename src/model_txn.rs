@@ -1,0 +1,243 @@
+//! The typed model transaction: records and their index entries over a [`Txn`]. This is
+//! the only storage interface the executor sees. Every write keeps a model's indexes in
+//! step with its records in the same buffer (and so the same commit): an insert adds the
+//! entries, an update removes the old ones and adds the new, a delete removes them; a
+//! unique entry held by another record is a [`Error::UniqueViolation`].
+
+use kvm_planner::{Index, Model};
+use kvm_storage::tuple::KeyPart;
+use kvm_storage::{Engine, KeyRange, Value, MAX_KEY_LEN};
+
+use crate::error::{Error, Result};
+use crate::eval::Row;
+use crate::keyspace::{self, key_part, Key, KeyPrefix};
+use crate::txn::{subtract, Txn};
+
+/// Rows pulled one at a time.
+pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
+
+/// Records and indexes of one statement (or transaction), committed as one batch.
+pub struct ModelTxn<'e> {
+    pub txn: Txn<'e>,
+}
+
+/// Decodes a stored record.
+pub fn decode_record(bytes: &[u8]) -> Result<Row> {
+    match Value::decode(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(Error::Corrupt(format!("a record is not an object: {other}"))),
+        Err(e) => Err(Error::Corrupt(e.to_string())),
+    }
+}
+
+/// The key part of a primary-key value (which must fit in a key).
+pub fn pk_part(model: &Model, pk: &Value) -> Result<KeyPart> {
+    match key_part(pk) {
+        Some((p, true)) => Ok(p),
+        _ => Err(Error::validation(
+            &model.name,
+            &model.pk().name,
+            pk,
+            "is not a usable primary key (null, or longer than 96 bytes)",
+        )),
+    }
+}
+
+/// The entry parts of `row` in `index`: `None` when a field is null (no entry).
+pub fn entry_values(index: &Index, row: &Row) -> Option<Vec<KeyPart>> {
+    index.fields.iter().map(|f| row.get(f).and_then(key_part).map(|(p, _)| p)).collect()
+}
+
+/// The key of `row`'s entry in `index`, if it has one.
+pub fn entry_key(model: &Model, index: &Index, row: &Row, pk: &KeyPart) -> Option<Vec<u8>> {
+    let values = entry_values(index, row)?;
+    Some(if index.unique {
+        Key::UniqueEntry { model: &model.name, index: &index.name, values }.encode()
+    } else {
+        Key::IndexEntry { model: &model.name, index: &index.name, values, pk: pk.clone() }.encode()
+    })
+}
+
+impl<'e> ModelTxn<'e> {
+    pub fn new(engine: &'e dyn Engine) -> Result<ModelTxn<'e>> {
+        Ok(ModelTxn { txn: Txn::new(engine)? })
+    }
+
+    /// The stored record with primary key `pk`.
+    pub fn get(&self, model: &Model, pk: &KeyPart) -> Result<Option<Row>> {
+        let key = Key::Record { model: &model.name, pk: pk.clone() }.encode();
+        self.txn.get(&key)?.map(|b| decode_record(&b)).transpose()
+    }
+
+    /// Records whose key lies in `range` (a range of `[model, pk]` keys), index entries
+    /// skipped.
+    pub fn scan<'a>(
+        &'a self,
+        model: &Model,
+        range: KeyRange,
+        reverse: bool,
+    ) -> Result<RowIter<'a>> {
+        let area = KeyRange::prefix(&keyspace::index_area(&model.name));
+        let mut ranges = subtract(range, &area);
+        if reverse {
+            ranges.reverse();
+        }
+        let mut iters = Vec::new();
+        for r in ranges {
+            iters.push(self.txn.scan(&r, reverse)?);
+        }
+        Ok(Box::new(iters.into_iter().flatten().map(|r| r.and_then(|(_, v)| decode_record(&v)))))
+    }
+
+    /// Every record of `model`.
+    pub fn scan_all<'a>(&'a self, model: &Model, reverse: bool) -> Result<RowIter<'a>> {
+        self.scan(model, KeyRange::prefix(&KeyPrefix::Model(&model.name).encode()), reverse)
+    }
+
+    /// The primary keys of the entries of `index` in `range`, in index order.
+    pub fn index_pks<'a>(
+        &'a self,
+        index: &Index,
+        range: &KeyRange,
+        reverse: bool,
+    ) -> Result<Box<dyn Iterator<Item = Result<KeyPart>> + 'a>> {
+        let unique = index.unique;
+        Ok(Box::new(self.txn.scan(range, reverse)?.map(move |r| {
+            let (k, v) = r?;
+            let pk = if unique {
+                match Value::decode(&v) {
+                    Ok(v) => key_part(&v).map(|(p, _)| p),
+                    Err(_) => None,
+                }
+            } else {
+                keyspace::entry_pk(&k)
+            };
+            pk.ok_or_else(|| {
+                Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(&k)))
+            })
+        })))
+    }
+
+    /// Records reached through `index` entries in `range`.
+    pub fn index_scan<'a>(
+        &'a self,
+        model: &'a Model,
+        index: &Index,
+        range: &KeyRange,
+        reverse: bool,
+    ) -> Result<RowIter<'a>> {
+        let pks = self.index_pks(index, range, reverse)?;
+        Ok(Box::new(pks.map(move |pk| {
+            self.get(model, &pk?)?.ok_or_else(|| {
+                Error::Corrupt(format!("index entry of {} points at a missing record", model.name))
+            })
+        })))
+    }
+
+    /// How many entries `range` holds (no record is read).
+    pub fn count_entries(&self, range: &KeyRange) -> Result<u64> {
+        let mut n = 0;
+        for r in self.txn.scan(range, false)? {
+            r?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn put_entries(&self, model: &Model, old: Option<&Row>, new: &Row, pk: &KeyPart) -> Result<()> {
+        for index in &model.indexes {
+            let old_key = old.and_then(|o| entry_key(model, index, o, pk));
+            let new_key = entry_key(model, index, new, pk);
+            if old_key == new_key {
+                continue;
+            }
+            if let Some(k) = old_key {
+                self.txn.delete(k);
+            }
+            if let Some(k) = new_key {
+                if index.unique {
+                    if let Some(held) = self.txn.get(&k)? {
+                        let holder =
+                            Value::decode(&held).ok().and_then(|v| key_part(&v)).map(|(p, _)| p);
+                        if holder.as_ref() != Some(pk) {
+                            let vals: Vec<String> = index
+                                .fields
+                                .iter()
+                                .map(|f| new.get(f).map(|v| v.to_string()).unwrap_or_default())
+                                .collect();
+                            let value = if vals.len() == 1 {
+                                vals[0].clone()
+                            } else {
+                                format!("({})", vals.join(", "))
+                            };
+                            return Err(Error::UniqueViolation {
+                                model: model.name.clone(),
+                                index: index.name.clone(),
+                                value,
+                            });
+                        }
+                    }
+                    self.txn.check_unchanged(&k)?;
+                    self.txn.set(k, keyspace::part_value(pk).encode(), None);
+                } else {
+                    self.txn.set(k, Value::Null.encode(), None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record_key(model: &Model, pk: &KeyPart) -> Result<Vec<u8>> {
+        let key = Key::Record { model: &model.name, pk: pk.clone() }.encode();
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::validation(
+                &model.name,
+                &model.pk().name,
+                keyspace::part_value(pk),
+                "is too long for a key",
+            ));
+        }
+        Ok(key)
+    }
+
+    /// Inserts a new record (refused when its primary key is taken).
+    pub fn insert(&self, model: &Model, row: &Row, expire_at: Option<u64>) -> Result<()> {
+        let pk = pk_part(model, row.get(&model.pk().name).unwrap_or(&Value::Null))?;
+        let key = Self::record_key(model, &pk)?;
+        if self.txn.get(&key)?.is_some() {
+            return Err(Error::UniqueViolation {
+                model: model.name.clone(),
+                index: "PRIMARY KEY".into(),
+                value: keyspace::part_value(&pk).to_string(),
+            });
+        }
+        self.txn.check_unchanged(&key)?;
+        self.put_entries(model, None, row, &pk)?;
+        self.txn.set(key, Value::Object(row.clone()).encode(), expire_at);
+        Ok(())
+    }
+
+    /// Replaces `old` with `new` (same primary key).
+    pub fn update(&self, model: &Model, old: &Row, new: &Row) -> Result<()> {
+        let pk = pk_part(model, new.get(&model.pk().name).unwrap_or(&Value::Null))?;
+        let key = Self::record_key(model, &pk)?;
+        self.txn.check_unchanged(&key)?;
+        self.put_entries(model, Some(old), new, &pk)?;
+        self.txn.set(key, Value::Object(new.clone()).encode(), None);
+        Ok(())
+    }
+
+    /// Deletes a record and its index entries.
+    pub fn delete(&self, model: &Model, row: &Row) -> Result<()> {
+        let pk = pk_part(model, row.get(&model.pk().name).unwrap_or(&Value::Null))?;
+        let key = Self::record_key(model, &pk)?;
+        self.txn.check_unchanged(&key)?;
+        for index in &model.indexes {
+            if let Some(k) = entry_key(model, index, row, &pk) {
+                self.txn.delete(k);
+            }
+        }
+        self.txn.delete(key);
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! The raw transaction under the model layer: reads from one snapshot, writes buffered in
+//! memory with read-your-writes, and the checks that make the commit serializable (every
+//! key whose value decided a write is checked to be unchanged at commit). One `commit` is
+//! one `AtomicBatch`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use kvm_storage::{AtomicBatch, Engine, KeyRange, ScanOptions, Snapshot, Versionstamp};
+
+use crate::error::Result;
+
+/// Owned key-value pairs, pulled one at a time.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+
+/// A buffered write: a value (with its expiry) or a delete.
+type Write = Option<(Vec<u8>, Option<u64>)>;
+
+/// A snapshot plus a write buffer.
+pub struct Txn<'e> {
+    snap: Box<dyn Snapshot + 'e>,
+    writes: RefCell<BTreeMap<Vec<u8>, Write>>,
+    checks: RefCell<BTreeMap<Vec<u8>, Option<Versionstamp>>>,
+    /// Whether reads add checks (write statements) or not (queries).
+    track: Cell<bool>,
+}
+
+impl<'e> Txn<'e> {
+    pub fn new(engine: &'e dyn Engine) -> Result<Txn<'e>> {
+        Ok(Txn {
+            snap: engine.snapshot()?,
+            writes: RefCell::default(),
+            checks: RefCell::default(),
+            track: Cell::new(false),
+        })
+    }
+
+    /// From now on every key read is checked at commit.
+    pub fn track_reads(&self, on: bool) {
+        self.track.set(on);
+    }
+
+    /// The time expiry is judged at, in milliseconds.
+    pub fn now_millis(&self) -> u64 {
+        self.snap.now_millis()
+    }
+
+    /// Adds a check that `key` still holds what the snapshot holds.
+    pub fn check_unchanged(&self, key: &[u8]) -> Result<()> {
+        let vs = self.snap.get(key)?.map(|e| e.versionstamp());
+        self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);
+        Ok(())
+    }
+
+    fn note(&self, key: &[u8], vs: Option<Versionstamp>) {
+        if self.track.get() && !self.writes.borrow().contains_key(key) {
+            self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);
+        }
+    }
+
+    /// The value at `key`, own writes first.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(w) = self.writes.borrow().get(key) {
+            return Ok(w.as_ref().map(|(v, _)| v.clone()));
+        }
+        let entry = self.snap.get(key)?;
+        self.note(key, entry.as_ref().map(|e| e.versionstamp()));
+        Ok(entry.map(|e| e.value().to_vec()))
+    }
+
+    /// The entries in `range`, own writes merged in, in key order (or reverse).
+    pub fn scan<'a>(&'a self, range: &KeyRange, reverse: bool) -> Result<KvIter<'a>> {
+        let mut buffered: Vec<(Vec<u8>, Write)> = self
+            .writes
+            .borrow()
+            .range::<[u8], _>(range.as_slices())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if reverse {
+            buffered.reverse();
+        }
+        let opts = if reverse { ScanOptions::reverse() } else { ScanOptions::forward() };
+        let inner = self.snap.scan(range, opts)?.map(move |r| {
+            r.map(|(k, e)| {
+                self.note(k, Some(e.versionstamp()));
+                (k.to_vec(), e.value().to_vec())
+            })
+            .map_err(Into::into)
+        });
+        Ok(Box::new(Merge {
+            inner: inner.peekable(),
+            buffered: buffered.into_iter().peekable(),
+            reverse,
+        }))
+    }
+
+    pub fn set(&self, key: Vec<u8>, value: Vec<u8>, expire_at: Option<u64>) {
+        self.writes.borrow_mut().insert(key, Some((value, expire_at)));
+    }
+
+    pub fn delete(&self, key: Vec<u8>) {
+        self.writes.borrow_mut().insert(key, None);
+    }
+
+    /// Whether anything was written.
+    pub fn is_dirty(&self) -> bool {
+        !self.writes.borrow().is_empty()
+    }
+
+    /// The batch this transaction commits: its checks, then its writes in key order.
+    pub fn batch(&self) -> AtomicBatch {
+        let mut batch = AtomicBatch::new();
+        for (k, vs) in self.checks.borrow().iter() {
+            batch = batch.check(k, *vs);
+        }
+        for (k, w) in self.writes.borrow().iter() {
+            batch = match w {
+                Some((v, Some(exp))) => batch.set_with_expiry(k, v, *exp),
+                Some((v, None)) => batch.set(k, v),
+                None => batch.delete(k),
+            };
+        }
+        batch
+    }
+}
+
+/// Merges the snapshot's rows with the buffered writes (which win, and may delete).
+struct Merge<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>, B: Iterator<Item = (Vec<u8>, Write)>> {
+    inner: std::iter::Peekable<I>,
+    buffered: std::iter::Peekable<B>,
+    reverse: bool,
+}
+
+impl<I, B> Iterator for Merge<I, B>
+where
+    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    B: Iterator<Item = (Vec<u8>, Write)>,
+{
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_buffer = match (self.inner.peek(), self.buffered.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => false,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(Ok((k, _))), Some((bk, _))) => {
+                    if k == bk {
+                        self.inner.next();
+                        true
+                    } else {
+                        (bk < k) != self.reverse
+                    }
+                }
+            };
+            if take_buffer {
+                match self.buffered.next() {
+                    Some((k, Some((v, _)))) => return Some(Ok((k, v))),
+                    Some((_, None)) => continue,
+                    None => return None,
+                }
+            }
+            return self.inner.next();
+        }
+    }
+}
+
+/// `range` minus `hole` (both in key order), as at most two ranges.
+pub fn subtract(range: KeyRange, hole: &KeyRange) -> Vec<KeyRange> {
+    let mut out = Vec::new();
+    let left = KeyRange { start: range.start.clone(), end: flip(&hole.start) };
+    let right = KeyRange { start: flip(&hole.end), end: range.end.clone() };
+    for r in [left, right] {
+        let r = intersect(&r, &range);
+        if !r.is_empty() {
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn flip(b: &Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Excluded(k.clone()),
+        Bound::Excluded(k) => Bound::Included(k.clone()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn intersect(a: &KeyRange, b: &KeyRange) -> KeyRange {
+    let key = |x: &Bound<Vec<u8>>| match x {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+        Bound::Unbounded => None,
+    };
+    let start = match (key(&a.start), key(&b.start)) {
+        (None, _) => b.start.clone(),
+        (_, None) => a.start.clone(),
+        (Some(x), Some(y)) => {
+            if x >= y {
+                a.start.clone()
+            } else {
+                b.start.clone()
+            }
+        }
+    };
+    let end = match (key(&a.end), key(&b.end)) {
+        (None, _) => b.end.clone(),
+        (_, None) => a.end.clone(),
+        (Some(x), Some(y)) => {
+            if x <= y {
+                a.end.clone()
+            } else {
+                b.end.clone()
+            }
+        }
+    };
+    KeyRange { start, end }
+}
+
+impl Txn<'_> {
+    /// The versionstamp the snapshot holds at `key` (own writes ignored).
+    pub fn snapshot_versionstamp(&self, key: &[u8]) -> Result<Option<Versionstamp>> {
+        Ok(self.snap.get(key)?.map(|e| e.versionstamp()))
+    }
+}

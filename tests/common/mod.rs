@@ -1,0 +1,70 @@
+//! Shared test support: a storage wrapper that records every committed batch (for `[ops]`),
+//! and databases on both backends with a fixed clock and id seed.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use kvm::storage::{
+    AtomicBatch, ChangeSet, Engine, LmdbEngine, LmdbOptions, ManualClock, MemoryEngine, Snapshot,
+    Versionstamp,
+};
+use kvm::{Database, Options};
+
+/// 2023-11-14T22:13:20Z.
+pub const START_MILLIS: u64 = 1_700_000_000_000;
+
+/// Records committed batches.
+pub struct Recorder {
+    pub inner: Box<dyn Engine>,
+    pub log: Mutex<Vec<AtomicBatch>>,
+}
+
+impl Engine for Recorder {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn snapshot(&self) -> kvm::storage::Result<Box<dyn Snapshot + '_>> {
+        self.inner.snapshot()
+    }
+    fn commit(&self, batch: &AtomicBatch) -> kvm::storage::Result<Versionstamp> {
+        let vs = self.inner.commit(batch)?;
+        self.log.lock().unwrap().push(batch.clone());
+        Ok(vs)
+    }
+    fn changes_since(
+        &self,
+        after: Versionstamp,
+        limit: usize,
+    ) -> kvm::storage::Result<Vec<ChangeSet>> {
+        self.inner.changes_since(after, limit)
+    }
+    fn sweep_expired(&self, limit: usize) -> kvm::storage::Result<usize> {
+        self.inner.sweep_expired(limit)
+    }
+}
+
+pub enum Backend {
+    Memory,
+    Lmdb,
+}
+
+/// A database with a fixed clock and seed, and its recorder.
+pub fn open(backend: Backend) -> (Database, Arc<Recorder>, Option<tempfile::TempDir>) {
+    let clock = ManualClock::new(START_MILLIS);
+    let (inner, dir): (Box<dyn Engine>, _) = match backend {
+        Backend::Memory => (Box::new(MemoryEngine::with_clock(Arc::new(clock.clone()))), None),
+        Backend::Lmdb => {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = LmdbOptions {
+                clock: Arc::new(clock.clone()),
+                map_size: 1 << 26,
+                ..LmdbOptions::default()
+            };
+            (Box::new(LmdbEngine::open(dir.path().join("db.kvm"), opts).unwrap()), Some(dir))
+        }
+    };
+    let rec = Arc::new(Recorder { inner, log: Mutex::new(Vec::new()) });
+    let db = Database::with_engine(rec.clone(), Options { clock: Arc::new(clock), seed: Some(42) })
+        .unwrap();
+    (db, rec, dir)
+}
