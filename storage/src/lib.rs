@@ -8,6 +8,7 @@
 mod apply;
 pub mod backend;
 pub mod clock;
+pub mod counting;
 mod engine;
 pub mod entry;
 mod error;
@@ -22,6 +23,7 @@ mod versionstamp;
 pub use backend::lmdb::{LmdbEngine, LmdbOptions};
 pub use backend::memory::MemoryEngine;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use counting::{CountingEngine, ReadCounts};
 pub use engine::{
     transact, AtomicBatch, Check, Durability, Engine, KeyRange, KvRef, Mutation, ScanIter,
     ScanOptions, Snapshot, MAX_KEY_LEN,
