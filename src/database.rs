@@ -150,6 +150,13 @@ impl Database {
         Database { inner: Arc::new(Inner { engine, ids, catalog }) }
     }
 
+    /// The schema as of the latest commit: every model with its fields and indexes (what
+    /// the shell completes names from).
+    pub fn catalog(&self) -> Result<Arc<Catalog>> {
+        let mtx = ModelTxn::new(self.inner.engine.as_ref())?;
+        self.inner.catalog(&mtx)
+    }
+
     /// The storage engine underneath.
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.inner.engine

@@ -80,6 +80,18 @@ impl Error {
         }
     }
 
+    /// [`Error::render`] for an error raised while running the statement at `statement`:
+    /// an error without a span of its own points at the statement, so a script's reader
+    /// still gets `file:line:col`, the source line and a caret.
+    pub fn render_at(&self, file: &str, source: &str, statement: Span) -> String {
+        match self.span() {
+            Some(_) => self.render(file, source),
+            None => {
+                Diagnostic::new(statement, format!("{self} [{}]", self.code())).render(file, source)
+            }
+        }
+    }
+
     pub(crate) fn validation(
         model: &str,
         field: &str,

@@ -1,25 +1,72 @@
-//! kvmsh: the interactive KVM shell. It talks to the engine only through the public `kvm` API.
+//! kvmsh: the KVM shell. It talks to the engine only through the public `kvm` API.
 //!
-//! For now it has one mode, `kvmsh --check FILE…`: parse KQL scripts without running them,
-//! print every diagnostic (file, line, column, caret) to stderr, and exit 1 when any
-//! statement is malformed — so CI pipelines can lint their scripts.
+//! - `kvmsh [DB]` opens (creating when missing) an LMDB database file; `:memory:` (the
+//!   default) is a throwaway in-memory one.
+//! - `-c "KQL"` runs commands, `-f FILE` runs scripts, and standard input that is not a
+//!   terminal is read as a script; the first failing statement stops the run (`--keep-going`
+//!   runs on) and the exit code is 1.
+//! - `--check FILE…` parses scripts without running them (for linting in CI).
+//! - Results print as tables, or with `--mode line|json|ndjson|csv` (`--json`, `--csv`).
 
 mod check;
+mod dot;
+mod editor;
+mod render;
+mod repl;
+mod run;
 
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use clap::Parser;
+use render::{Mode, Renderer};
+
+const EXAMPLES: &str = "Examples:
+  kvmsh app.kvm                          open (or create) app.kvm and type KQL
+  kvmsh app.kvm -f seed.kql              run a script; stop at the first error
+  kvmsh app.kvm -c \"SELECT * FROM users\" --json
+  echo \"SHOW MODELS\" | kvmsh app.kvm
+  kvmsh --check migrations/*.kql         lint scripts without running them";
 
 /// The KVM shell.
 #[derive(Parser, Debug)]
-#[command(name = "kvmsh", version, about = "The KVM shell", long_about = None)]
+#[command(name = "kvmsh", version, about = "The KVM shell", after_help = EXAMPLES)]
 struct Args {
-    /// Database path (created when missing); `:memory:` for a throwaway database.
-    db: Option<String>,
+    /// Database file (created when missing); `:memory:` for a throwaway database.
+    #[arg(default_value = ":memory:")]
+    db: String,
+
+    /// Run a KQL command (may be repeated; runs before any -f file).
+    #[arg(short = 'c', long = "command", value_name = "KQL")]
+    commands: Vec<String>,
+
+    /// Run a KQL script file (may be repeated; `-` reads standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<String>,
+
+    /// How results are printed.
+    #[arg(long, value_enum, default_value = "table")]
+    mode: Mode,
+
+    /// Shorthand for `--mode json`.
+    #[arg(long, conflicts_with_all = ["mode", "csv"])]
+    json: bool,
+
+    /// Shorthand for `--mode csv`.
+    #[arg(long, conflicts_with_all = ["mode", "json"])]
+    csv: bool,
+
+    /// Stop at the first failing statement (the default for scripts).
+    #[arg(long, conflicts_with = "keep_going")]
+    bail: bool,
+
+    /// Run every statement even after one fails (the exit code still reports the failure).
+    #[arg(long)]
+    keep_going: bool,
 
     /// Parse these KQL scripts without running them (`-` reads standard input); print each
     /// diagnostic and exit 1 if any statement is malformed.
-    #[arg(long, value_name = "FILES", num_args = 1.., conflicts_with = "db")]
+    #[arg(long, value_name = "FILES", num_args = 1.., conflicts_with_all = ["commands", "files"])]
     check: Vec<String>,
 }
 
@@ -28,8 +75,85 @@ fn main() -> ExitCode {
     if !args.check.is_empty() {
         return check::run(&args.check);
     }
-    eprintln!(
-        "kvmsh: the interactive shell is not built yet; use `kvmsh --check FILE…` to lint scripts"
-    );
-    ExitCode::from(2)
+    let mode = if args.json {
+        Mode::Json
+    } else if args.csv {
+        Mode::Csv
+    } else {
+        args.mode
+    };
+    let db = match open(&args.db) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("kvmsh: cannot open {}: {e}", args.db);
+            return ExitCode::from(2);
+        }
+    };
+    let stdin = std::io::stdin();
+    let interactive = args.commands.is_empty() && args.files.is_empty() && stdin.is_terminal();
+    if interactive {
+        return repl::run(&db, &args.db, mode);
+    }
+    let renderer = Renderer { mode, width: terminal_width() };
+    let keep_going = args.keep_going;
+    let mut failed = false;
+    for (i, cmd) in args.commands.iter().enumerate() {
+        let name = if args.commands.len() == 1 {
+            "<command>".to_owned()
+        } else {
+            format!("<command {}>", i + 1)
+        };
+        failed |= run::run_script(&db, &name, cmd, &renderer, keep_going).failed > 0;
+        if failed && !keep_going {
+            return ExitCode::from(1);
+        }
+    }
+    let mut files = args.files.clone();
+    if args.commands.is_empty() && files.is_empty() {
+        files.push("-".into());
+    }
+    for file in &files {
+        let (name, source) = match read(file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("kvmsh: cannot read {file}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        failed |= run::run_script(&db, &name, &source, &renderer, keep_going).failed > 0;
+        if failed && !keep_going {
+            break;
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn open(path: &str) -> Result<kvm::Database, kvm::Error> {
+    if path == ":memory:" {
+        kvm::Database::memory()
+    } else {
+        kvm::Database::open(path)
+    }
+}
+
+fn read(file: &str) -> std::io::Result<(String, String)> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Ok(("<stdin>".into(), s))
+    } else {
+        Ok((file.to_owned(), std::fs::read_to_string(file)?))
+    }
+}
+
+/// The terminal's width when stdout is one (tables fit it); `None` when piped.
+fn terminal_width() -> Option<u16> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or(Some(100))
 }

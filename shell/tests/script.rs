@@ -1,0 +1,115 @@
+//! kvmsh as scripts and pipes use it: `-f`, `-c`, stdin, every output mode, and failing
+//! scripts (exit code, `file:line:col` with a caret, bail vs keep-going), through the built
+//! binary.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const SCHEMA: &str = "DEFINE MODEL users (id STRING PRIMARY KEY, name STRING NOT NULL, age INT);";
+const SEED: &str = "INSERT INTO users [{ id: 'u1', name: 'Ann', age: 31 }, { id: 'u2', name: 'Bo, \"B\"', age: 17 }];";
+
+fn kvmsh(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvmsh"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn select(mode: &[&str]) -> String {
+    let mut args = vec![":memory:", "-c", SCHEMA, "-c", SEED, "-c"];
+    args.push("SELECT id, name, age FROM users ORDER BY id");
+    args.extend_from_slice(mode);
+    let out = kvmsh(&args, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn every_output_mode() {
+    assert_eq!(
+        select(&["--json"]),
+        "{\"message\":\"defined model users\"}\n{\"verb\":\"inserted\",\"count\":2}\n\
+         {\"rows\":[{\"id\":\"u1\",\"name\":\"Ann\",\"age\":31},{\"id\":\"u2\",\"name\":\"Bo, \\\"B\\\"\",\"age\":17}]}\n"
+    );
+    assert_eq!(select(&["--csv"]), "id,name,age\nu1,Ann,31\nu2,\"Bo, \"\"B\"\"\",17\n");
+    assert_eq!(
+        select(&["--mode", "ndjson"]),
+        "{\"id\":\"u1\",\"name\":\"Ann\",\"age\":31}\n{\"id\":\"u2\",\"name\":\"Bo, \\\"B\\\"\",\"age\":17}\n"
+    );
+    assert_eq!(
+        select(&["--mode", "line"]),
+        "defined model users\ninserted 2 records\n  id = u1\nname = Ann\n age = 31\n\n  id = u2\nname = Bo, \"B\"\n age = 17\n"
+    );
+    let table = select(&[]);
+    assert!(table.starts_with("defined model users\ninserted 2 records\n"), "{table}");
+    assert!(table.contains("│ u2 ┆ Bo, \"B\" ┆ 17  │") && table.ends_with("(2 rows)\n"), "{table}");
+}
+
+#[test]
+fn scripts_from_files_and_stdin_on_a_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.kvm");
+    let db = db.to_str().unwrap();
+    let script = dir.path().join("seed.kql");
+    std::fs::write(&script, format!("{SCHEMA}\n{SEED}\n")).unwrap();
+    let out = kvmsh(&[db, "-f", script.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A second process sees what the first one committed; stdin is read as a script.
+    let out = kvmsh(&[db, "--csv"], Some("SELECT name FROM users WHERE id = 'u1';"));
+    assert_eq!(text(&out.stdout), "name\nAnn\n");
+    assert!(out.status.success());
+}
+
+#[test]
+fn a_failing_script_stops_with_file_line_column_and_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.kql");
+    std::fs::write(
+        &script,
+        format!("{SCHEMA}\n{SEED}\nSELECT name FROM usres;\nINSERT INTO users {{ id: 'u3', name: 'Cy' }};\n"),
+    )
+    .unwrap();
+    let file = script.to_str().unwrap();
+    let out = kvmsh(&[":memory:", "-f", file, "--csv"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{file}:3:18")), "{err}");
+    assert!(err.contains("^^^^^") && err.contains("did you mean `users`?"), "{err}");
+    // --bail (the default) stops there: the INSERT after the error never ran.
+    assert!(!text(&out.stdout).contains("inserted 1"), "{}", text(&out.stdout));
+
+    let out = kvmsh(&[":memory:", "-f", file, "--keep-going"], None);
+    assert_eq!(out.status.code(), Some(1), "a failure still fails the run");
+    assert!(text(&out.stdout).contains("inserted 1 record"));
+}
+
+#[test]
+fn runtime_errors_point_at_their_statement() {
+    let out = kvmsh(&[":memory:", "-c", &format!("{SCHEMA}\n{SEED}\n{SEED}")], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("<command>:3:1"), "{err}");
+    assert!(err.contains("[kvm."), "{err}");
+}
+
+#[test]
+fn unreadable_files_and_databases_exit_2() {
+    let out = kvmsh(&[":memory:", "-f", "/nonexistent/x.kql"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/x.kql"));
+}
