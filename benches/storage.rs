@@ -42,14 +42,16 @@ struct Raw {
     db: Database<'static, Bytes, Bytes>,
 }
 
-fn open_raw(dir: &std::path::Path) -> Raw {
+/// A raw heed database in `path`; `sync` false opens it with `NO_SYNC`.
+fn open_raw(path: &std::path::Path, sync: bool) -> Raw {
+    let flags = if sync { EnvFlags::NO_SUB_DIR } else { EnvFlags::NO_SUB_DIR | EnvFlags::NO_SYNC };
     let env = unsafe {
         EnvOpenOptions::new()
             .read_txn_without_tls()
             .map_size(8 << 30)
             .max_dbs(2)
-            .flags(EnvFlags::NO_SUB_DIR | EnvFlags::NO_SYNC)
-            .open(dir.join("raw.mdb"))
+            .flags(flags)
+            .open(path)
             .unwrap()
     };
     let wtxn = env.write_txn().unwrap();
@@ -69,7 +71,7 @@ fn open_raw(dir: &std::path::Path) -> Raw {
 fn bench(c: &mut Criterion) {
     let n = records();
     let dir = tempfile::tempdir().unwrap();
-    let raw = open_raw(dir.path());
+    let raw = open_raw(&dir.path().join("raw.mdb"), false);
     let kvm = LmdbEngine::open(
         dir.path().join("kvm.kvm"),
         LmdbOptions { durability: Durability::Process, map_size: 8 << 30, ..Default::default() },
@@ -196,22 +198,7 @@ fn durable_concurrent(c: &mut Criterion) {
     const THREADS: u64 = 8;
     const PER_THREAD: u64 = 50;
     let dir = tempfile::tempdir().unwrap();
-    let raw_env = unsafe {
-        EnvOpenOptions::new()
-            .read_txn_without_tls()
-            .map_size(1 << 30)
-            .max_dbs(2)
-            .flags(EnvFlags::NO_SUB_DIR)
-            .open(dir.path().join("raw-sync.mdb"))
-            .unwrap()
-    };
-    let wtxn = raw_env.write_txn().unwrap();
-    let raw_db: Database<'_, Bytes, Bytes> = raw_env
-        .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
-            Ok(CommitOrAbort::<_, ()>::Commit(o.create_database(w, Some("data"))?))
-        })
-        .unwrap()
-        .unwrap_commit();
+    let Raw { env: raw_env, db: raw_db } = open_raw(&dir.path().join("raw-sync.mdb"), true);
     let kvm = LmdbEngine::open(dir.path().join("kvm-sync.kvm"), LmdbOptions::default()).unwrap();
     let mut g = c.benchmark_group("durable_8_threads");
     g.sample_size(10)
