@@ -39,6 +39,7 @@
 //!
 //! The keyspace (every key the engine writes) is [`keyspace`].
 
+pub mod builder;
 mod catalog_store;
 mod database;
 mod error;
