@@ -1,4 +1,4 @@
-//! The typed model transaction: records and their index entries over a [`Txn`]. This is
+//! The typed model transaction: records and their index entries over a `Txn` (the raw buffered transaction). This is
 //! the only storage interface the executor sees. Every write keeps a model's indexes in
 //! step with its records in the same buffer (and so the same commit): an insert adds the
 //! entries, an update removes the old ones and adds the new, a delete removes them; a

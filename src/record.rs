@@ -7,7 +7,7 @@
 //! accepts timestamps and RFC 3339 strings; a DATE accepts `'YYYY-MM-DD'` strings, DATE
 //! literals and timestamps (their UTC date); a ULID or UUID accepts a string in its
 //! canonical form (ULIDs upper-cased, UUIDs lower-cased); an ENUM accepts one of its
-//! strings; ARRAY<T> coerces each element; nothing else converts (no number ⇄ string).
+//! strings; `ARRAY<T>` coerces each element; nothing else converts (no number ⇄ string).
 
 use kvm_lang::ast::{AssignOp, Assignment, FieldType, TypeName};
 use kvm_planner::{Field, Model};
