@@ -14,6 +14,8 @@ pub enum Dot {
     Models,
     Schema(Option<String>),
     Indexes,
+    Import { file: String, model: String, atomic: bool },
+    Export { model: String, file: Option<String> },
 }
 
 /// Name, arguments, description: the source of `.help` and of completion.
@@ -26,10 +28,33 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".models", "", "List models (SHOW MODELS)"),
     (".schema", "[MODEL]", "Show a model's definition (DESCRIBE)"),
     (".indexes", "", "List indexes (SHOW INDEXES)"),
+    (".import", "FILE INTO MODEL [--atomic]", "Load records from .json, .ndjson or .csv"),
+    (".export", "MODEL [FILE]", "Write a model's records as NDJSON"),
 ];
 
 /// Parses a line that starts with `.`; the error explains what was expected.
 pub fn parse(line: &str) -> Result<Dot, String> {
+    let all: Vec<&str> = line.split_whitespace().collect();
+    match all.as_slice() {
+        [".import", file, into, model] | [".import", file, into, model, "--atomic"]
+            if into.eq_ignore_ascii_case("into") =>
+        {
+            return Ok(Dot::Import {
+                file: file.to_string(),
+                model: model.to_string(),
+                atomic: all.len() == 5,
+            });
+        }
+        [".import", ..] => return Err("usage: .import FILE INTO MODEL [--atomic]".into()),
+        [".export", model] => {
+            return Ok(Dot::Export { model: model.to_string(), file: None });
+        }
+        [".export", model, file] => {
+            return Ok(Dot::Export { model: model.to_string(), file: Some(file.to_string()) });
+        }
+        [".export", ..] => return Err("usage: .export MODEL [FILE]".into()),
+        _ => {}
+    }
     let mut words = line.split_whitespace();
     let name = words.next().unwrap_or_default();
     let arg = words.next();
@@ -80,5 +105,11 @@ mod tests {
         assert!(parse(".mode xml").is_err_and(|e| e.contains("unknown mode")));
         assert!(parse(".frob").is_err_and(|e| e.contains("unknown command")));
         assert!(help().contains(".read FILE"));
+        assert_eq!(
+            parse(".import a.csv INTO users --atomic"),
+            Ok(Dot::Import { file: "a.csv".into(), model: "users".into(), atomic: true })
+        );
+        assert!(parse(".import a.csv users").is_err());
+        assert_eq!(parse(".export users"), Ok(Dot::Export { model: "users".into(), file: None }));
     }
 }

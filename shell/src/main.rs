@@ -11,6 +11,7 @@
 mod check;
 mod dot;
 mod editor;
+mod import;
 mod render;
 mod repl;
 mod run;
@@ -91,11 +92,12 @@ fn main() -> ExitCode {
     };
     let stdin = std::io::stdin();
     let interactive = args.commands.is_empty() && args.files.is_empty() && stdin.is_terminal();
-    if interactive {
-        return repl::run(&db, &args.db, mode);
-    }
     let renderer = Renderer { mode, width: terminal_width() };
-    let keep_going = args.keep_going;
+    let mut session =
+        run::Session { db, renderer, timer: false, keep_going: args.keep_going && !args.bail };
+    if interactive {
+        return repl::run(&mut session, &args.db);
+    }
     let mut failed = false;
     for (i, cmd) in args.commands.iter().enumerate() {
         let name = if args.commands.len() == 1 {
@@ -103,9 +105,10 @@ fn main() -> ExitCode {
         } else {
             format!("<command {}>", i + 1)
         };
-        failed |= run::run_script(&db, &name, cmd, &renderer, keep_going).failed > 0;
-        if failed && !keep_going {
-            return ExitCode::from(1);
+        let tally = session.run_script(&name, cmd);
+        failed |= tally.failed > 0;
+        if tally.quit || (failed && !session.keep_going) {
+            return exit(failed);
         }
     }
     let mut files = args.files.clone();
@@ -120,11 +123,16 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        failed |= run::run_script(&db, &name, &source, &renderer, keep_going).failed > 0;
-        if failed && !keep_going {
+        let tally = session.run_script(&name, &source);
+        failed |= tally.failed > 0;
+        if tally.quit || (failed && !session.keep_going) {
             break;
         }
     }
+    exit(failed)
+}
+
+fn exit(failed: bool) -> ExitCode {
     if failed {
         ExitCode::from(1)
     } else {

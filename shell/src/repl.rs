@@ -5,7 +5,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use kvm::Database;
 use rustyline::config::Config;
@@ -14,13 +13,12 @@ use rustyline::Editor;
 
 use crate::dot::{self, Dot};
 use crate::editor::{KqlHelper, Names};
-use crate::render::{Mode, Renderer};
+use crate::run::Session;
 
-pub fn run(db: &Database, name: &str, mode: Mode) -> ExitCode {
-    let mut renderer = Renderer { mode, width: crate::terminal_width() };
-    let mut timer = false;
+pub fn run(session: &mut Session, name: &str) -> ExitCode {
+    session.keep_going = true;
     let names: Names = Arc::new(Mutex::new(Vec::new()));
-    refresh_names(db, &names);
+    refresh_names(&session.db, &names);
     let config = Config::builder().auto_add_history(false).max_history_size(10_000);
     let mut editor = match config.map(|c| c.build()).and_then(Editor::with_config) {
         Ok(e) => e,
@@ -57,38 +55,22 @@ pub fn run(db: &Database, name: &str, mode: Mode) -> ExitCode {
         if let Some(h) = &history {
             let _ = editor.save_history(h);
         }
-        let started = Instant::now();
         if trimmed.starts_with('.') {
             match dot::parse(trimmed) {
                 Ok(Dot::Quit) => break,
-                Ok(Dot::Help) => print!("{}", dot::help()),
-                Ok(Dot::Mode(m)) => renderer.mode = m,
-                Ok(Dot::Timer(on)) => timer = on,
-                Ok(Dot::Read(file)) => match std::fs::read_to_string(&file) {
-                    Ok(src) => {
-                        crate::run::run_script(db, &file, &src, &renderer, false);
+                Ok(cmd) => {
+                    if let Err(e) = session.dot(cmd) {
+                        eprintln!("error: {e}");
                     }
-                    Err(e) => eprintln!("error: cannot read {file}: {e}"),
-                },
-                Ok(Dot::Models) => statement(db, "SHOW MODELS", &renderer),
-                Ok(Dot::Indexes) => statement(db, "SHOW INDEXES", &renderer),
-                Ok(Dot::Schema(Some(m))) => statement(db, &format!("DESCRIBE {m}"), &renderer),
-                Ok(Dot::Schema(None)) => statement(db, "SHOW MODELS", &renderer),
+                }
                 Err(e) => eprintln!("error: {e}"),
             }
         } else {
-            crate::run::run_script(db, "<input>", &input, &renderer, true);
-            refresh_names(db, &names);
+            session.run_script("<input>", &input);
         }
-        if timer {
-            println!("time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
-        }
+        refresh_names(&session.db, &names);
     }
     ExitCode::SUCCESS
-}
-
-fn statement(db: &Database, kql: &str, renderer: &Renderer) {
-    crate::run::run_script(db, "<command>", kql, renderer, false);
 }
 
 /// `$KVMSH_HISTORY`, else `~/.kvmsh_history`.

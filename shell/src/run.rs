@@ -1,11 +1,14 @@
-//! Running KQL without the editor: `-c` commands, `-f` files and scripts piped on stdin.
-//! Each statement's result is rendered as it completes; the first failure stops the run
-//! (unless `--keep-going`) and is reported as `file:line:col` with the caret diagnostic.
+//! A shell session: runs scripts — KQL statements with dot-command lines between them — and
+//! single dot-commands, rendering each result as it completes. The first failure stops a
+//! script (unless `--keep-going`) and is reported as `file:line:col` with the caret
+//! diagnostic.
 
 use std::io::Write;
+use std::time::Instant;
 
 use kvm::Database;
 
+use crate::dot::{self, Dot};
 use crate::render::Renderer;
 
 /// How a script run went.
@@ -13,38 +16,172 @@ use crate::render::Renderer;
 pub struct Tally {
     pub ok: usize,
     pub failed: usize,
+    /// A `.quit` ended the script.
+    pub quit: bool,
 }
 
-/// Runs every statement of `source`, printing results to stdout and errors to stderr.
-pub fn run_script(
-    db: &Database,
-    file: &str,
-    source: &str,
-    renderer: &Renderer,
-    keep_going: bool,
-) -> Tally {
-    let mut tally = Tally::default();
-    let stdout = std::io::stdout();
-    for outcome in db.execute_script(file, source) {
-        match outcome.result {
-            Ok(output) => {
-                tally.ok += 1;
-                let text = renderer.render(&output);
-                let mut out = stdout.lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
+/// The state a session carries between statements.
+pub struct Session {
+    pub db: Database,
+    pub renderer: Renderer,
+    pub timer: bool,
+    pub keep_going: bool,
+}
+
+impl Session {
+    /// Runs `source`: KQL statements, and dot-command lines where a statement may start.
+    pub fn run_script(&mut self, file: &str, source: &str) -> Tally {
+        let mut tally = Tally::default();
+        let mut kql_start = 0;
+        let mut offset = 0;
+        for line in source.split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            let pending = &source[kql_start..start];
+            if !line.trim_start().starts_with('.')
+                || !(pending.trim().is_empty() || kvm::lang::is_complete(pending))
+            {
+                continue;
             }
-            Err(err) => {
-                tally.failed += 1;
-                let text = err.render_at(file, source, outcome.span);
-                let _ = writeln!(std::io::stderr(), "{}", text.trim_end());
-                if !keep_going {
-                    break;
+            if !pending.trim().is_empty() {
+                self.run_kql(file, &masked(source, kql_start..start), &mut tally);
+                if tally.failed > 0 && !self.keep_going {
+                    return tally;
+                }
+            }
+            kql_start = offset;
+            let lineno = source[..start].matches('\n').count() + 1;
+            match dot::parse(line.trim()) {
+                Ok(Dot::Quit) => {
+                    tally.quit = true;
+                    return tally;
+                }
+                Ok(cmd) => match self.dot(cmd) {
+                    Ok(()) => tally.ok += 1,
+                    Err(e) => {
+                        tally.failed += 1;
+                        eprintln!("{file}:{lineno}: error: {e}");
+                    }
+                },
+                Err(e) => {
+                    tally.failed += 1;
+                    eprintln!("{file}:{lineno}: error: {e}");
+                }
+            }
+            if tally.failed > 0 && !self.keep_going {
+                return tally;
+            }
+        }
+        if !source[kql_start..].trim().is_empty() {
+            let text = if kql_start == 0 {
+                source.to_owned()
+            } else {
+                masked(source, kql_start..source.len())
+            };
+            self.run_kql(file, &text, &mut tally);
+        }
+        tally
+    }
+
+    fn run_kql(&self, file: &str, source: &str, tally: &mut Tally) {
+        let stdout = std::io::stdout();
+        for outcome in self.db.execute_script(file, source) {
+            let started = Instant::now();
+            match outcome.result {
+                Ok(output) => {
+                    tally.ok += 1;
+                    let text = self.renderer.render(&output);
+                    let mut out = stdout.lock();
+                    let _ = out.write_all(text.as_bytes());
+                    if self.timer {
+                        let _ =
+                            writeln!(out, "time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    let _ = out.flush();
+                }
+                Err(err) => {
+                    tally.failed += 1;
+                    let text = err.render_at(file, source, outcome.span);
+                    let _ = writeln!(std::io::stderr(), "{}", text.trim_end());
+                    if !self.keep_going {
+                        break;
+                    }
                 }
             }
         }
     }
-    tally
+
+    /// Runs one dot-command (`.quit` is the caller's to handle).
+    pub fn dot(&mut self, cmd: Dot) -> Result<(), String> {
+        match cmd {
+            Dot::Quit => {}
+            Dot::Help => print!("{}", dot::help()),
+            Dot::Mode(m) => self.renderer.mode = m,
+            Dot::Timer(on) => self.timer = on,
+            Dot::Read(file) => {
+                let src = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {file}: {e}"))?;
+                let t = self.run_script(&file, &src);
+                if t.failed > 0 {
+                    return Err(format!("{file} failed"));
+                }
+            }
+            Dot::Models => self.statement("SHOW MODELS")?,
+            Dot::Indexes => self.statement("SHOW INDEXES")?,
+            Dot::Schema(Some(m)) => self.statement(&format!("DESCRIBE `{m}`"))?,
+            Dot::Schema(None) => self.statement("SHOW MODELS")?,
+            Dot::Import { file, model, atomic } => {
+                let report = crate::import::import(&self.db, &file, &model, atomic)?;
+                for (line, msg) in &report.bad {
+                    eprintln!("{file}:{line}: {msg}");
+                }
+                println!(
+                    "imported {} record{} into {model}{}",
+                    report.imported,
+                    if report.imported == 1 { "" } else { "s" },
+                    if report.bad.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} refused", report.bad.len())
+                    }
+                );
+                if !report.bad.is_empty() {
+                    return Err(format!("{} record(s) of {file} were refused", report.bad.len()));
+                }
+            }
+            Dot::Export { model, file } => {
+                let n = crate::import::export(&self.db, &model, file.as_deref())?;
+                if let Some(f) = file {
+                    println!("exported {n} record{} to {f}", if n == 1 { "" } else { "s" });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn statement(&self, kql: &str) -> Result<(), String> {
+        let mut tally = Tally::default();
+        self.run_kql("<command>", kql, &mut tally);
+        if tally.failed > 0 {
+            Err(format!("`{kql}` failed"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `source` with everything outside `keep` blanked (newlines kept), so that spans and line
+/// numbers inside `keep` still point into the original file.
+fn masked(source: &str, keep: std::ops::Range<usize>) -> String {
+    let mut out = String::with_capacity(source.len());
+    for (i, c) in source.char_indices() {
+        if keep.contains(&i) || c == '\n' {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        }
+    }
+    out
 }
 
 /// Model and field names of the live catalog, for completion (empty if it cannot be read).
@@ -57,4 +194,17 @@ pub fn catalog_names(db: &Database) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_offsets_and_lines() {
+        let src = "ab\ncd é\nef";
+        let m = masked(src, 3..9);
+        assert_eq!(m.len(), src.len());
+        assert_eq!(m, "  \ncd é\n  ");
+    }
 }

@@ -113,3 +113,61 @@ fn unreadable_files_and_databases_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read /nonexistent/x.kql"));
 }
+
+#[test]
+fn import_reports_exactly_the_bad_lines_and_keeps_the_good_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("users.ndjson");
+    let mut lines = String::new();
+    for i in 1..=100_000 {
+        match i {
+            // A type error, a parse error and a unique violation.
+            17 => lines.push_str("{\"id\": \"x17\", \"name\": 5}\n"),
+            4242 => lines.push_str("{\"id\": \"x4242\", \"name\": \n"),
+            99_999 => lines.push_str("{\"id\": \"u1\", \"name\": \"again\"}\n"),
+            _ => lines.push_str(&format!(
+                "{{\"id\": \"u{i}\", \"name\": \"n{i}\", \"age\": {}}}\n",
+                i % 90
+            )),
+        }
+    }
+    std::fs::write(&data, lines).unwrap();
+    let db = dir.path().join("app.kvm");
+    let script = format!("{SCHEMA}\n.import {} INTO users\n", data.to_str().unwrap());
+    let out = kvmsh(&[db.to_str().unwrap(), "--keep-going"], Some(&script));
+    let err = text(&out.stderr);
+    let reported: Vec<&str> = err.lines().filter(|l| l.contains("users.ndjson:")).collect();
+    assert_eq!(reported.len(), 3, "{err}");
+    for line in [":17:", ":4242:", ":99999:"] {
+        assert!(reported.iter().any(|l| l.contains(line)), "{line} missing in {err}");
+    }
+    assert!(text(&out.stdout).contains("imported 99997 records into users; 3 refused"));
+    assert_eq!(out.status.code(), Some(1), "refused rows fail the script");
+    let out = kvmsh(&[db.to_str().unwrap(), "--csv", "-c", "SELECT COUNT(*) FROM users"], None);
+    assert_eq!(text(&out.stdout), "count\n99997\n");
+}
+
+#[test]
+fn csv_import_atomic_import_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("u.csv");
+    std::fs::write(&csv, "id,name,age\nu1,\"Ann, A\",31\nu2,Bo,\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "id,name,age\nu3,Cy,x\nu4,Di,40\n").unwrap();
+    let export = dir.path().join("out.ndjson");
+    let script = format!(
+        "{SCHEMA}\n.import {} INTO users\n.import {} INTO users --atomic\n.export users {}\n",
+        csv.display(),
+        bad.display(),
+        export.display()
+    );
+    let out = kvmsh(&[":memory:", "--keep-going"], Some(&script));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.csv:2: age: `x` is not an integer"), "{err}");
+    assert!(text(&out.stdout).contains("imported 2 records into users\n"));
+    assert!(text(&out.stdout).contains("imported 0 records into users; 1 refused"));
+    assert_eq!(
+        std::fs::read_to_string(&export).unwrap(),
+        "{\"id\":\"u1\",\"name\":\"Ann, A\",\"age\":31}\n{\"id\":\"u2\",\"name\":\"Bo\",\"age\":null}\n"
+    );
+}
