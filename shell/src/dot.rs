@@ -16,6 +16,8 @@ pub enum Dot {
     Indexes,
     Import { file: String, model: String, atomic: bool },
     Export { model: String, file: Option<String> },
+    Open(String),
+    Backup(String),
 }
 
 /// Name, arguments, description: the source of `.help` and of completion.
@@ -30,6 +32,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".indexes", "", "List indexes (SHOW INDEXES)"),
     (".import", "FILE INTO MODEL [--atomic]", "Load records from .json, .ndjson or .csv"),
     (".export", "MODEL [FILE]", "Write a model's records as NDJSON"),
+    (".open", "DB", "Switch to another database file (`:memory:` for a throwaway one)"),
+    (".backup", "FILE", "Write a consistent snapshot copy of the database to a new file"),
 ];
 
 /// Parses a line that starts with `.`; the error explains what was expected.
@@ -74,6 +78,8 @@ pub fn parse(line: &str) -> Result<Dot, String> {
         (".models", None) => Ok(Dot::Models),
         (".schema", m) => Ok(Dot::Schema(m.map(str::to_owned))),
         (".indexes", None) => Ok(Dot::Indexes),
+        (".open", Some(db)) => Ok(Dot::Open(db.to_owned())),
+        (".backup", Some(f)) => Ok(Dot::Backup(f.to_owned())),
         _ => match COMMANDS.iter().find(|(n, ..)| *n == name) {
             Some((n, args, _)) => Err(format!("usage: {n} {args}")),
             None => Err(format!("unknown command `{name}`; try .help")),

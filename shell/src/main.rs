@@ -140,7 +140,8 @@ fn exit(failed: bool) -> ExitCode {
     }
 }
 
-fn open(path: &str) -> Result<kvm::Database, kvm::Error> {
+/// Opens a database file, or a throwaway one for `:memory:`.
+pub(crate) fn open(path: &str) -> Result<kvm::Database, kvm::Error> {
     if path == ":memory:" {
         kvm::Database::memory()
     } else {

@@ -149,6 +149,16 @@ impl Session {
                     return Err(format!("{} record(s) of {file} were refused", report.bad.len()));
                 }
             }
+            Dot::Open(path) => {
+                self.db = crate::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+            }
+            Dot::Backup(file) => {
+                self.db
+                    .engine()
+                    .backup(std::path::Path::new(&file))
+                    .map_err(|e| format!("backup failed: {e}"))?;
+                println!("backed up to {file}");
+            }
             Dot::Export { model, file } => {
                 let n = crate::import::export(&self.db, &model, file.as_deref())?;
                 if let Some(f) = file {

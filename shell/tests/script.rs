@@ -171,3 +171,18 @@ fn csv_import_atomic_import_and_export() {
         "{\"id\":\"u1\",\"name\":\"Ann, A\",\"age\":31}\n{\"id\":\"u2\",\"name\":\"Bo\",\"age\":null}\n"
     );
 }
+
+#[test]
+fn backup_then_open_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.kvm");
+    let copy = dir.path().join("copy.kvm");
+    let script = format!(
+        "{SCHEMA}\n{SEED}\n.backup {}\nDELETE FROM users;\n.open {}\nSELECT COUNT(*) FROM users;\n",
+        copy.display(),
+        copy.display()
+    );
+    let out = kvmsh(&[db.to_str().unwrap(), "--csv"], Some(&script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("count\n2\n"), "{}", text(&out.stdout));
+}

@@ -84,4 +84,8 @@ impl<E: Engine> Engine for CountingEngine<E> {
     fn sweep_expired(&self, limit: usize) -> Result<usize> {
         self.inner.sweep_expired(limit)
     }
+
+    fn backup(&self, path: &std::path::Path) -> Result<()> {
+        self.inner.backup(path)
+    }
 }

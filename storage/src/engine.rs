@@ -282,6 +282,24 @@ pub trait Engine: Send + Sync {
 
     /// Deletes up to `limit` values whose expiry has passed, in one commit; returns how many.
     fn sweep_expired(&self, limit: usize) -> Result<usize>;
+
+    /// Writes a consistent copy of the database, as of one snapshot, to a new LMDB file at
+    /// `path` (which must not exist): a backup that `LmdbEngine::open` opens.
+    fn backup(&self, path: &std::path::Path) -> Result<()> {
+        let _ = path;
+        Err(Error::Backend(format!("the {} backend cannot make backups", self.name())))
+    }
+}
+
+/// Refuses to overwrite an existing file with a backup.
+pub(crate) fn check_backup_target(path: &std::path::Path) -> Result<()> {
+    if path.exists() {
+        return Err(Error::Backend(format!(
+            "{} already exists; a backup never overwrites a file",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Runs a read-modify-write until it commits, retrying retryable errors (conflicts) from a

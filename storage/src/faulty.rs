@@ -79,4 +79,8 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     fn sweep_expired(&self, limit: usize) -> Result<usize> {
         self.inner.sweep_expired(limit)
     }
+
+    fn backup(&self, path: &std::path::Path) -> Result<()> {
+        self.inner.backup(path)
+    }
 }

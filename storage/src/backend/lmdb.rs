@@ -435,6 +435,14 @@ impl Engine for LmdbEngine {
     fn sweep_expired(&self, limit: usize) -> Result<usize> {
         self.with_map(|| self.sweep_once(limit))
     }
+
+    fn backup(&self, path: &Path) -> Result<()> {
+        crate::engine::check_backup_target(path)?;
+        let _gate = self.shared.gate.read_recursive();
+        // LMDB copies from one read transaction: a consistent snapshot, writers not blocked.
+        self.shared.env.copy_to_path(path, heed::CompactionOption::Enabled)?;
+        Ok(())
+    }
 }
 
 struct LmdbSnapshot<'e> {

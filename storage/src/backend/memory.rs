@@ -164,6 +164,29 @@ impl Engine for MemoryEngine {
         }
         Ok(n)
     }
+
+    /// Copies the live entries (values and expiry times; new versionstamps) into a new LMDB
+    /// file, in commits of 10,000 keys.
+    fn backup(&self, path: &std::path::Path) -> Result<()> {
+        crate::engine::check_backup_target(path)?;
+        let target = crate::LmdbEngine::open(path, crate::LmdbOptions::default())?;
+        let snap = self.snapshot()?;
+        let mut batch = AtomicBatch::new();
+        for row in snap.scan(&KeyRange::all(), ScanOptions::forward())? {
+            let (key, entry) = row?;
+            batch = match entry.expire_at() {
+                Some(at) => batch.set_with_expiry(key, entry.value(), at),
+                None => batch.set(key, entry.value()),
+            };
+            if batch.mutations.len() >= 10_000 {
+                target.commit(&std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.mutations.is_empty() {
+            target.commit(&batch)?;
+        }
+        Ok(())
+    }
 }
 
 struct MemorySnapshot {

@@ -41,7 +41,8 @@ macro_rules! conformance {
                 counters_sum_min_max, counter_errors, counters_keep_expiry, key_size_limit,
                 expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
                 scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
-                change_feed_retention, check_only_commit, many_writes_grow_the_map);
+                change_feed_retention, check_only_commit, many_writes_grow_the_map,
+                backup_is_a_consistent_copy);
         }
     };
     (@each $factory:ident; $($test:ident),* $(,)?) => {
@@ -468,4 +469,33 @@ pub fn many_writes_grow_the_map(f: Factory) {
     }
     let n = keys_in(e, &KeyRange::prefix(&key(&["big".into()])), ScanOptions::forward()).len();
     assert_eq!(n, 1024);
+}
+
+pub fn backup_is_a_consistent_copy(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(
+        &AtomicBatch::new()
+            .set(&k("a"), b"1")
+            .set_with_expiry(&k("b"), b"2", T0 + 60_000)
+            .sum(&k("n"), 7),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backup.kvm");
+    e.backup(&path).unwrap();
+    // Writes after the backup are not in it.
+    e.commit(&AtomicBatch::new().set(&k("late"), b"x")).unwrap();
+    let err = e.backup(&path).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let opts = kvm_storage::LmdbOptions {
+        clock: Arc::new(ManualClock::new(T0)),
+        ..kvm_storage::LmdbOptions::default()
+    };
+    let copy = kvm_storage::LmdbEngine::open(&path, opts).unwrap();
+    let snap = copy.snapshot().unwrap();
+    assert_eq!(snap.get(&k("a")).unwrap().unwrap().value(), b"1");
+    assert_eq!(snap.get(&k("b")).unwrap().unwrap().expire_at(), Some(T0 + 60_000));
+    assert_eq!(Value::decode_counter(snap.get(&k("n")).unwrap().unwrap().value()), Some(7));
+    assert!(snap.get(&k("late")).unwrap().is_none());
 }
