@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use kvm::lang::{Keyword, TokenKind};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::{CmdKind, Highlighter};
-use rustyline::hint::Hinter;
+use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
@@ -18,12 +18,18 @@ pub type Names = Arc<Mutex<Vec<String>>>;
 pub struct KqlHelper {
     pub names: Names,
     pub color: bool,
+    /// Suggests the rest of a matching earlier entry, shown dimmed; → accepts it.
+    pub hinter: HistoryHinter,
 }
 
 impl Helper for KqlHelper {}
 
 impl Hinter for KqlHelper {
     type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<String> {
+        self.hinter.hint(line, pos, ctx)
+    }
 }
 
 impl Validator for KqlHelper {
@@ -97,6 +103,14 @@ impl Highlighter for KqlHelper {
             return Cow::Borrowed(line);
         }
         Cow::Owned(highlight(line))
+    }
+
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        if self.color {
+            Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+        } else {
+            Cow::Borrowed(hint)
+        }
     }
 
     fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {

@@ -28,7 +28,11 @@ pub fn run(session: &mut Session, name: &str) -> ExitCode {
         }
     };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    editor.set_helper(Some(KqlHelper { names: names.clone(), color }));
+    editor.set_helper(Some(KqlHelper {
+        names: names.clone(),
+        color,
+        hinter: rustyline::hint::HistoryHinter::new(),
+    }));
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);

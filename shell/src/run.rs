@@ -102,7 +102,7 @@ impl Session {
                 Err(err) => {
                     tally.failed += 1;
                     let text = err.render_at(file, source, outcome.span);
-                    let _ = writeln!(std::io::stderr(), "{}", text.trim_end());
+                    let _ = writeln!(std::io::stderr(), "{}", paint_error(text.trim_end()));
                     if !self.keep_going {
                         break;
                     }
@@ -177,6 +177,16 @@ impl Session {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Errors in red on a terminal (unless `NO_COLOR` is set), plain otherwise.
+fn paint_error(text: &str) -> String {
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    match text.strip_prefix("error") {
+        Some(rest) if color => format!("\x1b[1;31merror\x1b[0m{rest}"),
+        _ => text.to_owned(),
     }
 }
 
