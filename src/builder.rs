@@ -1,2 +1,340 @@
 //! The chainable query builder (`db.model("users")?.filter("age").gte(18)…`): builds the
 //! same statements KQL text does, so both plan and EXPLAIN alike.
+//!
+//! A [`Query`] is a `SELECT` under construction. Each call adds to the same
+//! [`Select`](kvm_lang::ast::Select) AST the parser would produce from the equivalent text:
+//! conditions are `AND`-ed in call order, values are bound as positional parameters (`$1`,
+//! `$2`, … in call order, never spliced into text), and `LIMIT`/`OFFSET` are integer
+//! literals. So `builder.explain()` prints exactly what `EXPLAIN` prints for the text
+//! [`Query::to_kql`] returns, and the planner picks the same access path for both.
+//!
+//! ```
+//! use kvm::builder::Order;
+//! use kvm::Database;
+//!
+//! let db = Database::memory()?;
+//! db.execute("DEFINE MODEL users (id INT PRIMARY KEY, status STRING NOT NULL, age INT NOT NULL, \
+//!             INDEX by_status_age (status, age))", ())?;
+//! db.execute("INSERT INTO users [{id: 1, status: 'active', age: 31}, \
+//!             {id: 2, status: 'active', age: 17}, {id: 3, status: 'banned', age: 40}]", ())?;
+//!
+//! let q = db.model("users")?.filter("status").eq("active").filter("age").gte(18)
+//!     .order_by("age", Order::Desc).limit(10);
+//! assert_eq!(q.to_kql(), "SELECT * FROM users WHERE status = $1 AND age >= $2 ORDER BY age DESC LIMIT 10");
+//! assert!(q.explain()?.contains("IndexScan users.by_status_age range"));
+//! let rows = q.all()?;
+//! assert_eq!(rows.rows.len(), 1);
+//! assert_eq!(db.model("users")?.filter("age").lt(100).count()?, 3);
+//!
+//! // Unknown names are the engine's errors, with a suggestion.
+//! let err = db.model("user").err().expect("no such model");
+//! assert_eq!(err.to_string(), "unknown model `user` (did you mean `users`?)");
+//! # Ok::<(), kvm::Error>(())
+//! ```
+//!
+//! `include("posts")` adds an `INCLUDE` clause; relations are not built yet (issue 6), so a
+//! query with one fails when it runs (or is explained) with the engine's `kvm.unsupported`
+//! error instead of silently returning rows without the related records.
+
+use kvm_lang::ast::{
+    BinaryOp, CallArgs, Explain, Ident, InRhs, Include, Literal, OrderBy, Param, Path, Projection,
+    Select, SelectItem,
+};
+use kvm_lang::{Expr, ExprKind, Span, Statement};
+use kvm_storage::Value;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::output::{Output, Rows};
+use crate::params::{IntoValue, Params};
+use crate::Database;
+
+/// Sort direction for [`Query::order_by`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Ascending (`ASC`, the default in KQL).
+    Asc,
+    /// Descending (`DESC`).
+    Desc,
+}
+
+impl Database {
+    /// Starts a query on `model`: a `SELECT * FROM model` to refine with
+    /// [`Query::filter`], [`Query::order_by`], [`Query::limit`], … An unknown model is the
+    /// engine's `kvm.unknown_model` error, with a "did you mean" when a name is close.
+    pub fn model(&self, model: &str) -> Result<Query> {
+        let catalog = self.catalog()?;
+        let found = catalog.model(model, Span::default())?;
+        Ok(Query {
+            db: self.clone(),
+            select: Select {
+                projection: Projection::All,
+                from: Ident::new(found.name.clone()),
+                filter: None,
+                order_by: Vec::new(),
+                limit: None,
+                offset: None,
+                after: None,
+                include: Vec::new(),
+                span: Span::default(),
+            },
+            params: Vec::new(),
+        })
+    }
+}
+
+/// A `SELECT` being built; see the [module docs](self). Cheap to clone, so one base query can
+/// be refined several ways.
+#[derive(Clone)]
+pub struct Query {
+    db: Database,
+    select: Select,
+    params: Vec<Value>,
+}
+
+/// A condition waiting for its operator: `query.filter("age")` then `.gte(18)`.
+#[must_use = "a filter does nothing until an operator such as `.eq(v)` completes it"]
+pub struct Filter {
+    query: Query,
+    field: Path,
+}
+
+fn path(field: &str) -> Path {
+    Path { segments: field.split('.').map(Ident::new).collect(), span: Span::default() }
+}
+
+fn path_expr(p: Path) -> Expr {
+    Expr::new(ExprKind::Path(p))
+}
+
+fn int(n: u64) -> Expr {
+    Expr::new(ExprKind::Literal(Literal::Int(i64::try_from(n).unwrap_or(i64::MAX))))
+}
+
+impl Filter {
+    fn binary(self, op: BinaryOp, value: impl IntoValue) -> Query {
+        let Filter { mut query, field } = self;
+        let rhs = query.bind(value.into_value());
+        query.and(ExprKind::Binary { op, lhs: Box::new(path_expr(field)), rhs: Box::new(rhs) })
+    }
+
+    /// `field = value`.
+    pub fn eq(self, value: impl IntoValue) -> Query {
+        self.binary(BinaryOp::Eq, value)
+    }
+    /// `field != value`.
+    pub fn ne(self, value: impl IntoValue) -> Query {
+        self.binary(BinaryOp::NotEq, value)
+    }
+    /// `field < value`.
+    pub fn lt(self, value: impl IntoValue) -> Query {
+        self.binary(BinaryOp::Lt, value)
+    }
+    /// `field <= value`.
+    pub fn lte(self, value: impl IntoValue) -> Query {
+        self.binary(BinaryOp::LtEq, value)
+    }
+    /// `field > value`.
+    pub fn gt(self, value: impl IntoValue) -> Query {
+        self.binary(BinaryOp::Gt, value)
+    }
+    /// `field >= value`.
+    pub fn gte(self, value: impl IntoValue) -> Query {
+        self.binary(BinaryOp::GtEq, value)
+    }
+    /// `field LIKE pattern` (`%` any run, `_` one character).
+    pub fn like(self, pattern: impl IntoValue) -> Query {
+        self.binary(BinaryOp::Like, pattern)
+    }
+
+    /// `field IN ($i, $j, …)`, one parameter per value (a primary key `IN` is a multi-get).
+    /// An empty list matches nothing.
+    pub fn in_<V: IntoValue>(self, values: impl IntoIterator<Item = V>) -> Query {
+        let Filter { mut query, field } = self;
+        let list: Vec<Expr> = values.into_iter().map(|v| query.bind(v.into_value())).collect();
+        if list.is_empty() {
+            // `IN ()` does not parse; an empty list matches no record.
+            return query.and(ExprKind::Literal(Literal::Bool(false)));
+        }
+        query.and(ExprKind::In {
+            expr: Box::new(path_expr(field)),
+            rhs: InRhs::List(list),
+            negated: false,
+        })
+    }
+
+    /// `field BETWEEN low AND high` (both ends included).
+    pub fn between(self, low: impl IntoValue, high: impl IntoValue) -> Query {
+        let Filter { mut query, field } = self;
+        let low = query.bind(low.into_value());
+        let high = query.bind(high.into_value());
+        query.and(ExprKind::Between {
+            expr: Box::new(path_expr(field)),
+            low: Box::new(low),
+            high: Box::new(high),
+            negated: false,
+        })
+    }
+
+    /// `field IS NULL`.
+    pub fn is_null(self) -> Query {
+        let Filter { query, field } = self;
+        query.and(ExprKind::IsNull { expr: Box::new(path_expr(field)), negated: false })
+    }
+
+    /// `field IS NOT NULL`.
+    pub fn is_not_null(self) -> Query {
+        let Filter { query, field } = self;
+        query.and(ExprKind::IsNull { expr: Box::new(path_expr(field)), negated: true })
+    }
+}
+
+impl Query {
+    /// Starts a condition on `field` (dotted for a nested object field); complete it with
+    /// an operator: `.filter("age").gte(18)`. Conditions are `AND`-ed in call order. An
+    /// unknown field is reported when the query runs, as the engine reports it for text.
+    pub fn filter(self, field: &str) -> Filter {
+        Filter { query: self, field: path(field) }
+    }
+
+    /// Adds an `ORDER BY` key (call again for further keys).
+    pub fn order_by(mut self, field: &str, order: Order) -> Query {
+        self.select
+            .order_by
+            .push(OrderBy { expr: path_expr(path(field)), descending: order == Order::Desc });
+        self
+    }
+
+    /// `LIMIT n`.
+    pub fn limit(mut self, n: u64) -> Query {
+        self.select.limit = Some(int(n));
+        self
+    }
+
+    /// `OFFSET n`.
+    pub fn offset(mut self, n: u64) -> Query {
+        self.select.offset = Some(int(n));
+        self
+    }
+
+    /// Returns only these fields, in this order (default: every field, `SELECT *`).
+    pub fn select(mut self, fields: &[&str]) -> Query {
+        self.select.projection = Projection::Items(
+            fields.iter().map(|f| SelectItem { expr: path_expr(path(f)), alias: None }).collect(),
+        );
+        self
+    }
+
+    /// `INCLUDE relation`: load related records with each row. Relations are issue 6: until
+    /// they exist, running or explaining a query with an include is the engine's
+    /// `kvm.unsupported` error.
+    pub fn include(mut self, relation: &str) -> Query {
+        self.select.include.push(Include {
+            relation: path(relation),
+            filter: None,
+            order_by: Vec::new(),
+            limit: None,
+            offset: None,
+            include: Vec::new(),
+            span: Span::default(),
+        });
+        self
+    }
+
+    /// Runs the query and returns its rows.
+    pub fn all(&self) -> Result<Rows> {
+        let stmt = Statement::Select(self.select.clone());
+        rows(self.db.run_statement(&stmt, &self.params())?)
+    }
+
+    /// Runs the query and deserializes each row (an object of its columns) into `T`.
+    pub fn all_as<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        crate::json::rows_as(&self.all()?)
+    }
+
+    /// The first row (the query under `LIMIT 1`), if any, aligned with the columns
+    /// [`Query::all`] would return.
+    pub fn first(&self) -> Result<Option<Vec<Value>>> {
+        Ok(self.clone().limit(1).all()?.rows.into_iter().next())
+    }
+
+    /// [`Query::first`], deserialized into `T`.
+    pub fn first_as<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        Ok(self.clone().limit(1).all_as()?.into_iter().next())
+    }
+
+    /// `SELECT COUNT(*)` under the same conditions (answered from index entries alone when
+    /// an index decides every condition). Ordering and the projection do not matter to a
+    /// count and are dropped; `LIMIT`/`OFFSET` are kept.
+    pub fn count(&self) -> Result<u64> {
+        let mut select = self.select.clone();
+        select.order_by.clear();
+        select.projection = Projection::Items(vec![SelectItem {
+            expr: Expr::new(ExprKind::Call { name: Ident::new("COUNT"), args: CallArgs::Star }),
+            alias: None,
+        }]);
+        let rows = rows(self.db.run_statement(&Statement::Select(select), &self.params())?)?;
+        match rows.rows.first().and_then(|r| r.first()) {
+            Some(Value::Int(n)) => Ok(u64::try_from(*n).unwrap_or(0)),
+            Some(Value::Counter(n)) => Ok(*n),
+            other => Err(Error::Corrupt(format!("COUNT(*) returned {other:?}"))),
+        }
+    }
+
+    /// The plan, exactly as `EXPLAIN` prints it for [`Query::to_kql`]'s text.
+    pub fn explain(&self) -> Result<String> {
+        let stmt = Statement::Explain(Explain {
+            statement: Box::new(Statement::Select(self.select.clone())),
+            span: Span::default(),
+        });
+        match self.db.run_statement(&stmt, &self.params())? {
+            Output::Plan(p) => Ok(p),
+            other => Err(Error::Corrupt(format!("EXPLAIN returned {other:?}"))),
+        }
+    }
+
+    /// The query as canonical KQL text, parameters as `$1`, `$2`, … (their values are
+    /// [`Query::params`]).
+    pub fn to_kql(&self) -> String {
+        Statement::Select(self.select.clone()).to_string()
+    }
+
+    /// The statement's AST, for [`Database::run_statement`] or [`Database::prepare`]-like use.
+    pub fn statement(&self) -> Statement {
+        Statement::Select(self.select.clone())
+    }
+
+    /// The values bound to `$1`, `$2`, … in order.
+    pub fn params(&self) -> Params {
+        Params { positional: self.params.clone(), ..Params::default() }
+    }
+
+    /// Binds `value` to the next positional parameter and returns `$n`.
+    fn bind(&mut self, value: Value) -> Expr {
+        self.params.push(value);
+        let n = u32::try_from(self.params.len()).unwrap_or(u32::MAX);
+        Expr::new(ExprKind::Param(Param::Positional(n)))
+    }
+
+    /// `AND`s a condition onto the filter (left-associative, as the parser builds
+    /// `a AND b AND c`).
+    fn and(mut self, cond: ExprKind) -> Query {
+        let cond = Expr::new(cond);
+        self.select.filter = Some(match self.select.filter.take() {
+            None => cond,
+            Some(prev) => Expr::new(ExprKind::Binary {
+                op: BinaryOp::And,
+                lhs: Box::new(prev),
+                rhs: Box::new(cond),
+            }),
+        });
+        self
+    }
+}
+
+fn rows(out: Output) -> Result<Rows> {
+    match out {
+        Output::Rows(r) => Ok(r),
+        other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
+    }
+}
