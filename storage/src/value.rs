@@ -135,6 +135,23 @@ impl Value {
         }
     }
 
+    /// How deeply the value nests: 0 for a scalar, 1 for an array or object of scalars.
+    /// Values deeper than [`MAX_DEPTH`] cannot be decoded: writers must refuse them.
+    pub fn depth(&self) -> usize {
+        // Iterative, so that measuring a hostile value cannot overflow the stack.
+        let mut deepest = 0;
+        let mut stack: Vec<(&Value, usize)> = vec![(self, 0)];
+        while let Some((v, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match v {
+                Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+                Value::Object(fields) => stack.extend(fields.values().map(|i| (i, d + 1))),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
     /// The counter held by an encoded value, if it is one (without decoding anything else).
     pub fn decode_counter(bytes: &[u8]) -> Option<u64> {
         match bytes {
@@ -317,6 +334,19 @@ mod tests {
         assert_eq!(Value::decode_counter(&bytes), Some(42));
         assert_eq!(Value::decode(&bytes), Ok(Value::Counter(42)));
         assert_eq!(Value::decode_counter(&Value::Int(42).encode()), None);
+    }
+
+    #[test]
+    fn depth_matches_what_the_decoder_accepts() {
+        let mut v = Value::Null;
+        for _ in 0..MAX_DEPTH {
+            v = Value::Array(vec![v]);
+        }
+        assert_eq!(v.depth(), MAX_DEPTH);
+        assert!(Value::decode(&v.encode()).is_ok());
+        let deeper = Value::Array(vec![v]);
+        assert_eq!(deeper.depth(), MAX_DEPTH + 1);
+        assert!(Value::decode(&deeper.encode()).is_err());
     }
 
     #[test]
