@@ -1,0 +1,577 @@
+//! The engine against what users would otherwise pick: KVM (LMDB, through the public API and
+//! prepared KQL), raw heed (LMDB by hand: the floor) and SQLite (rusqlite, bundled), through
+//! one adapter trait, in the same run, on a users model:
+//!
+//! `users (id INT PRIMARY KEY, email STRING UNIQUE, name STRING, age INT, status STRING)`
+//! with one secondary index on `age`. `age` is a scattered permutation of `0..N` (not a
+//! realistic age) so that `age >= x AND age < x + 1000` selects exactly 1,000 rows at every
+//! N, spread over the primary keys.
+//!
+//! Measured: (a) point get by primary key through a prepared statement; (b) bulk insert of N
+//! rows in one statement / transaction (timed once, as it loads the data); (c) the 1,000-row
+//! index range; (d) the same range on a 10,000-row database (ratio to (c): cost follows rows
+//! returned, not rows stored); (e) 8 threads × `KVM_BENCH_COUNTER` increments of one counter
+//! row, each a durable commit (timed once).
+//!
+//! Run: `cargo bench --features sqlite-baseline --bench engine` (`KVM_BENCH_ROWS`, default
+//! 1,000,000; `KVM_BENCH_COUNTER`, default 10,000 per thread). Results in
+//! docs/benchmarks.md.
+
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// Rows of the big database (override with KVM_BENCH_ROWS).
+fn rows() -> u64 {
+    env_u64("KVM_BENCH_ROWS", 1_000_000)
+}
+
+/// Increments per thread in the counter test (override with KVM_BENCH_COUNTER).
+fn counter_per_thread() -> u64 {
+    env_u64("KVM_BENCH_COUNTER", 10_000)
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|s| s.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+const SMALL: u64 = 10_000;
+const RANGE: i64 = 1_000;
+const THREADS: u64 = 8;
+
+/// One user row.
+#[derive(Clone, Debug)]
+struct User {
+    id: i64,
+    email: String,
+    name: String,
+    age: i64,
+    status: &'static str,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// A multiplier coprime with `n`, so `i * m mod n` is a permutation of `0..n`.
+fn coprime(n: u64, candidates: &[u64]) -> u64 {
+    candidates.iter().copied().find(|&p| gcd(p, n) == 1).unwrap_or(1)
+}
+
+/// The rows, in insertion order: ids scattered over `0..n` (inserted out of key order, as
+/// real keys arrive), ages another permutation of `0..n`.
+fn users(n: u64) -> Vec<User> {
+    let p = coprime(n, &[999_983, 7_919, 104_729, 3]);
+    let q = coprime(n, &[15_485_863, 1_299_709, 7]);
+    (0..n)
+        .map(|i| {
+            let id = (i * p % n) as i64;
+            User {
+                id,
+                email: format!("user{id}@example.com"),
+                name: format!("User Number {id:08}"),
+                age: ((id as u64) * q % n) as i64,
+                status: ["active", "inactive", "banned", "pending"][(id % 4) as usize],
+            }
+        })
+        .collect()
+}
+
+/// What each system under test does.
+trait Store {
+    fn name(&self) -> &'static str;
+    /// Inserts every row in one statement / transaction.
+    fn bulk_insert(&mut self, users: &[User]);
+    /// Fetches the row with primary key `id` (every column); returns a value derived from it.
+    fn get(&mut self, id: i64) -> usize;
+    /// Rows with `lo <= age < hi`, through the age index (every column); returns how many.
+    fn age_range(&mut self, lo: i64, hi: i64) -> usize;
+    /// `threads × per_thread` increments of one counter, each its own durable commit, each
+    /// thread with its own handle; returns the final counter (must equal the total).
+    fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64>;
+}
+
+// ---------------------------------------------------------------------------------------
+// KVM: the public API only (Database::open, prepared KQL, parameters).
+
+mod kvm_store {
+    use super::*;
+    use kvm::lang::ast::{Insert, InsertSource, Param};
+    use kvm::lang::{Expr, ExprKind, Span, Statement};
+    use kvm::{params, Database, Output, Params, Prepared, Value};
+
+    pub struct Kvm {
+        db: Database,
+        get: Prepared,
+        range: Prepared,
+        dir: std::path::PathBuf,
+    }
+
+    impl Kvm {
+        pub fn open(dir: &Path) -> Kvm {
+            let db = Database::open(dir.join("bench.kvm")).unwrap();
+            db.execute(
+                "DEFINE MODEL users (id INT PRIMARY KEY, email STRING UNIQUE NOT NULL, \
+                 name STRING NOT NULL, age INT NOT NULL, status STRING NOT NULL, \
+                 INDEX by_age (age))",
+                (),
+            )
+            .unwrap();
+            let get = db.prepare("SELECT * FROM users WHERE id = $1").unwrap();
+            let range = db.prepare("SELECT * FROM users WHERE age >= $1 AND age < $2").unwrap();
+            assert!(
+                range.explain().contains("IndexScan users.by_age range"),
+                "{}",
+                range.explain()
+            );
+            Kvm { db, get, range, dir: dir.to_path_buf() }
+        }
+    }
+
+    impl Store for Kvm {
+        fn name(&self) -> &'static str {
+            "kvm"
+        }
+
+        fn bulk_insert(&mut self, users: &[User]) {
+            // One INSERT statement of N records, each bound as a parameter (an object).
+            let records = (1..=users.len())
+                .map(|i| Expr::new(ExprKind::Param(Param::Positional(i as u32))))
+                .collect();
+            let stmt = Statement::Insert(Insert {
+                model: kvm::lang::ast::Ident::new("users"),
+                source: InsertSource::Batch(records),
+                expire: None,
+                returning: None,
+                span: Span::default(),
+            });
+            let positional = users
+                .iter()
+                .map(|u| {
+                    Value::Object(
+                        [
+                            ("id", Value::Int(u.id)),
+                            ("email", Value::String(u.email.clone())),
+                            ("name", Value::String(u.name.clone())),
+                            ("age", Value::Int(u.age)),
+                            ("status", Value::String(u.status.to_string())),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                    )
+                })
+                .collect();
+            let out = self.db.run_statement(&stmt, &Params { positional, ..Params::default() });
+            assert!(
+                matches!(out.unwrap(), Output::Affected { count, .. } if count == users.len() as u64)
+            );
+        }
+
+        fn get(&mut self, id: i64) -> usize {
+            let rows = self.get.query(params![id]).unwrap();
+            let row = &rows.rows[0];
+            match (&row[0], &row[1]) {
+                (Value::Int(i), Value::String(e)) => *i as usize + e.len(),
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn age_range(&mut self, lo: i64, hi: i64) -> usize {
+            self.range.query(params![lo, hi]).unwrap().rows.len()
+        }
+
+        fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64> {
+            self.db
+                .execute("DEFINE MODEL counters (id INT PRIMARY KEY, n INT NOT NULL)", ())
+                .unwrap();
+            self.db.execute("INSERT INTO counters {id: 1, n: 0}", ()).unwrap();
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    // Each thread opens its own handle (the same environment underneath).
+                    let db = Database::open(self.dir.join("bench.kvm")).unwrap();
+                    std::thread::spawn(move || {
+                        let inc = db.prepare("UPDATE counters SET n += 1 WHERE id = 1").unwrap();
+                        let mut retries = 0u64;
+                        for _ in 0..per_thread {
+                            loop {
+                                match inc.execute(()) {
+                                    Ok(_) => break,
+                                    Err(e) if e.is_retryable() => retries += 1,
+                                    Err(e) => panic!("{e}"),
+                                }
+                            }
+                        }
+                        retries
+                    })
+                })
+                .collect();
+            let retries: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            if retries > 0 {
+                eprintln!("kvm counter: {retries} statements retried after MAX_ATTEMPTS conflicts");
+            }
+            let rows = self.db.query("SELECT n FROM counters WHERE id = 1", ()).unwrap();
+            match rows.rows[0][0] {
+                Value::Int(n) => Some(n),
+                ref other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw heed: the same data by hand (record, unique email index, age index), the floor.
+
+mod heed_store {
+    use super::*;
+    use heed::types::Bytes;
+    use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
+
+    type Db = Database<'static, Bytes, Bytes>;
+
+    pub struct Heed {
+        env: heed::Env<heed::WithoutTls>,
+        data: Db,
+        email: Db,
+        age: Db,
+    }
+
+    /// The decoded record, as a user of raw LMDB would get it.
+    pub struct Rec {
+        pub id: i64,
+        pub age: i64,
+        pub email: String,
+        pub name: String,
+        pub status: String,
+    }
+
+    fn encode(u: &User) -> Vec<u8> {
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(&u.id.to_be_bytes());
+        v.extend_from_slice(&u.age.to_be_bytes());
+        for s in [u.email.as_str(), u.name.as_str(), u.status] {
+            v.push(s.len() as u8);
+            v.extend_from_slice(s.as_bytes());
+        }
+        v
+    }
+
+    fn decode(b: &[u8]) -> Rec {
+        let id = i64::from_be_bytes(b[0..8].try_into().unwrap());
+        let age = i64::from_be_bytes(b[8..16].try_into().unwrap());
+        let mut at = 16;
+        let mut s = || {
+            let len = b[at] as usize;
+            let out = String::from_utf8(b[at + 1..at + 1 + len].to_vec()).unwrap();
+            at += 1 + len;
+            out
+        };
+        Rec { id, age, email: s(), name: s(), status: s() }
+    }
+
+    /// Order-preserving key of an i64 (sign bit flipped, big-endian).
+    fn k(i: i64) -> [u8; 8] {
+        ((i as u64) ^ (1 << 63)).to_be_bytes()
+    }
+
+    impl Heed {
+        pub fn open(path: &Path) -> Heed {
+            // Durable like the others: fsync at commit (no NO_SYNC).
+            let env = unsafe {
+                EnvOpenOptions::new()
+                    .read_txn_without_tls()
+                    .map_size(16 << 30)
+                    .max_dbs(4)
+                    .flags(EnvFlags::NO_SUB_DIR)
+                    .open(path)
+                    .unwrap()
+            };
+            let wtxn = env.write_txn().unwrap();
+            let (data, email, age) = env
+                .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+                    let d: Database<'_, Bytes, Bytes> = o.create_database(w, Some("data"))?;
+                    let e: Database<'_, Bytes, Bytes> = o.create_database(w, Some("email"))?;
+                    let a: Database<'_, Bytes, Bytes> = o.create_database(w, Some("age"))?;
+                    Ok(CommitOrAbort::<_, ()>::Commit((d, e, a)))
+                })
+                .unwrap()
+                .unwrap_commit();
+            // SAFETY: the handles live beside their environment and never leave it.
+            let st = |d: Database<'_, Bytes, Bytes>| unsafe { std::mem::transmute::<_, Db>(d) };
+            Heed { data: st(data), email: st(email), age: st(age), env }
+        }
+    }
+
+    impl Store for Heed {
+        fn name(&self) -> &'static str {
+            "raw_heed"
+        }
+
+        fn bulk_insert(&mut self, users: &[User]) {
+            let mut w = self.env.write_txn().unwrap();
+            for u in users {
+                let id = k(u.id);
+                self.data.put(&mut w, &id, &encode(u)).unwrap();
+                if self.email.get(&w, u.email.as_bytes()).unwrap().is_some() {
+                    panic!("duplicate email");
+                }
+                self.email.put(&mut w, u.email.as_bytes(), &id).unwrap();
+                let mut ix = k(u.age).to_vec();
+                ix.extend_from_slice(&id);
+                self.age.put(&mut w, &ix, &[]).unwrap();
+            }
+            w.commit().unwrap();
+        }
+
+        fn get(&mut self, id: i64) -> usize {
+            let r = self.env.read_txn().unwrap();
+            let rec = decode(self.data.get(&r, &k(id)).unwrap().unwrap());
+            rec.id as usize + rec.email.len()
+        }
+
+        fn age_range(&mut self, lo: i64, hi: i64) -> usize {
+            let r = self.env.read_txn().unwrap();
+            let (lo, hi) = (k(lo), k(hi));
+            let mut n = 0;
+            let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Excluded(&hi[..]));
+            for kv in self.age.range(&r, &range).unwrap() {
+                let (key, _) = kv.unwrap();
+                let rec = decode(self.data.get(&r, &key[8..16]).unwrap().unwrap());
+                n += usize::from(rec.age >= 0 && !rec.name.is_empty() && !rec.status.is_empty());
+            }
+            n
+        }
+
+        fn counter(&mut self, _threads: u64, _per_thread: u64) -> Option<i64> {
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQLite: rusqlite with the bundled library, WAL.
+
+mod sqlite_store {
+    use super::*;
+    use rusqlite::Connection;
+
+    pub struct Sqlite {
+        conn: Connection,
+        path: std::path::PathBuf,
+    }
+
+    /// WAL; `synchronous` NORMAL for the loads and reads (SQLite's recommended WAL
+    /// setting), FULL for the counter's durable commits.
+    fn connect(path: &Path, synchronous: &str) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", synchronous).unwrap();
+        conn.busy_timeout(Duration::from_secs(60)).unwrap();
+        conn
+    }
+
+    impl Sqlite {
+        pub fn open(path: &Path) -> Sqlite {
+            let conn = connect(path, "NORMAL");
+            conn.execute_batch(
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, \
+                 name TEXT NOT NULL, age INTEGER NOT NULL, status TEXT NOT NULL); \
+                 CREATE INDEX users_by_age ON users (age);",
+            )
+            .unwrap();
+            Sqlite { conn, path: path.to_path_buf() }
+        }
+    }
+
+    impl Store for Sqlite {
+        fn name(&self) -> &'static str {
+            "sqlite"
+        }
+
+        fn bulk_insert(&mut self, users: &[User]) {
+            let tx = self.conn.transaction().unwrap();
+            {
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT INTO users (id, email, name, age, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .unwrap();
+                for u in users {
+                    ins.execute(rusqlite::params![u.id, u.email, u.name, u.age, u.status]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+
+        fn get(&mut self, id: i64) -> usize {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT id, email, name, age, status FROM users WHERE id = ?1")
+                .unwrap();
+            st.query_row([id], |r| {
+                let (id, email, _name, _age, _status): (i64, String, String, i64, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                Ok(id as usize + email.len())
+            })
+            .unwrap()
+        }
+
+        fn age_range(&mut self, lo: i64, hi: i64) -> usize {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, email, name, age, status FROM users WHERE age >= ?1 AND age < ?2",
+                )
+                .unwrap();
+            let rows = st
+                .query_map([lo, hi], |r| {
+                    let row: (i64, String, String, i64, String) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                    Ok(row)
+                })
+                .unwrap();
+            let mut n = 0;
+            for r in rows {
+                black_box(r.unwrap());
+                n += 1;
+            }
+            n
+        }
+
+        fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64> {
+            self.conn
+                .execute_batch(
+                    "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); \
+                     INSERT INTO counters VALUES (1, 0);",
+                )
+                .unwrap();
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let path = self.path.clone();
+                    std::thread::spawn(move || {
+                        let conn = connect(&path, "FULL");
+                        let mut st =
+                            conn.prepare("UPDATE counters SET n = n + 1 WHERE id = 1").unwrap();
+                        for _ in 0..per_thread {
+                            st.execute([]).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            Some(
+                self.conn
+                    .query_row("SELECT n FROM counters WHERE id = 1", [], |r| r.get(0))
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+struct Loaded {
+    big: Vec<Box<dyn Store>>,
+    small: Vec<Box<dyn Store>>,
+}
+
+fn open_all(dir: &Path, tag: &str) -> Vec<Box<dyn Store>> {
+    let d = dir.join(tag);
+    std::fs::create_dir_all(&d).unwrap();
+    vec![
+        Box::new(heed_store::Heed::open(&d.join("raw.mdb"))),
+        Box::new(kvm_store::Kvm::open(&d)),
+        Box::new(sqlite_store::Sqlite::open(&d.join("sqlite.db"))),
+    ]
+}
+
+fn load(stores: &mut [Box<dyn Store>], users: &[User], report: bool) {
+    for s in stores.iter_mut() {
+        let t = Instant::now();
+        s.bulk_insert(users);
+        let el = t.elapsed();
+        if report {
+            println!(
+                "bulk_insert/{}: {} rows in one transaction in {:.2} s = {:.0} rows/s",
+                s.name(),
+                users.len(),
+                el.as_secs_f64(),
+                users.len() as f64 / el.as_secs_f64()
+            );
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let n = rows();
+    let dir = tempfile::tempdir().unwrap();
+    let big_users = users(n);
+    let mut loaded =
+        Loaded { big: open_all(dir.path(), "big"), small: open_all(dir.path(), "small") };
+    println!("engine bench: {n} rows (KVM_BENCH_ROWS), temp dir {}", dir.path().display());
+    load(&mut loaded.big, &big_users, true);
+    load(&mut loaded.small, &users(SMALL), false);
+    drop(big_users);
+
+    let mut g = c.benchmark_group("engine");
+    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).sample_size(30);
+
+    // (a) point get by primary key.
+    for s in loaded.big.iter_mut() {
+        let mut i = 0u64;
+        g.bench_function(format!("get_pk/{}", s.name()), |b| {
+            b.iter(|| {
+                i = (i + 7919) % n;
+                black_box(s.get(i as i64))
+            })
+        });
+    }
+
+    // (c)/(d) 1,000 rows by the age index, on N rows and on 10,000 rows.
+    g.throughput(Throughput::Elements(RANGE as u64));
+    for (label, stores, size) in
+        [("range_1000_big", &mut loaded.big, n), ("range_1000_10k", &mut loaded.small, SMALL)]
+    {
+        for s in stores.iter_mut() {
+            let mut lo = 0u64;
+            let span = size - RANGE as u64;
+            assert_eq!(s.age_range(0, RANGE), RANGE as usize, "{}", s.name());
+            g.bench_function(format!("{label}/{}", s.name()), |b| {
+                b.iter(|| {
+                    lo = (lo + 7919) % span;
+                    black_box(s.age_range(lo as i64, lo as i64 + RANGE))
+                })
+            });
+        }
+    }
+    g.finish();
+
+    // (e) 8 threads × per_thread increments of one counter, durable commits.
+    let per = counter_per_thread();
+    for s in loaded.big.iter_mut() {
+        let t = Instant::now();
+        if let Some(total) = s.counter(THREADS, per) {
+            let el = t.elapsed();
+            assert_eq!(total, (THREADS * per) as i64, "{} lost updates", s.name());
+            println!(
+                "counter/{}: {THREADS} threads x {per} increments = {total} in {:.2} s = {:.0} commits/s",
+                s.name(),
+                el.as_secs_f64(),
+                total as f64 / el.as_secs_f64()
+            );
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
