@@ -2,7 +2,8 @@
 //! parameters, prepares statements, and runs whole scripts statement by statement.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use kvm_lang::{Span, Statement};
 use kvm_planner::{Catalog, Plan};
@@ -14,7 +15,7 @@ use crate::eval::Ids;
 use crate::exec::{self, Host};
 use crate::keyspace::Key;
 use crate::model_txn::ModelTxn;
-use crate::params::{IntoParams, Params};
+use crate::params::{IntoParams, IntoValue, Params};
 use crate::{catalog_store, Output, Rows};
 
 /// How a database is opened.
@@ -25,11 +26,72 @@ pub struct Options {
     /// Seeds the generator behind `ulid()`/`uuid()`; `None` seeds from the OS. Tests fix
     /// it (with a `ManualClock`) to get the same ids every run.
     pub seed: Option<u64>,
+    /// How often the background sweeper deletes expired records (and their index entries);
+    /// `None` runs no sweeper (call [`Database::sweep_expired`] instead). Expired records
+    /// are invisible from their expiry on either way; sweeping only reclaims space.
+    pub sweep_interval: Option<Duration>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clock: kvm_storage::clock::system(), seed: None }
+        Options {
+            clock: kvm_storage::clock::system(),
+            seed: None,
+            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
+        }
+    }
+}
+
+/// The sweeper's default period.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Entries deleted per sweep commit.
+const SWEEP_BATCH: usize = 1000;
+
+/// Deletes every expired entry, `SWEEP_BATCH` per storage commit.
+fn sweep_all(engine: &dyn Engine) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = engine.sweep_expired(SWEEP_BATCH)?;
+        total += n;
+        if n < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// The background sweeper: a thread owned by the database, stopped (and joined) when the
+/// last clone of the database is dropped.
+struct Sweeper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sweeper {
+    fn start(engine: Arc<dyn Engine>, every: Duration) -> Option<Sweeper> {
+        let (stop, rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kvm-sweeper".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(every) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // A failed sweep (a busy map, a full disk) is tried again next period.
+                        let _ = sweep_all(engine.as_ref());
+                    }
+                    _ => return,
+                }
+            })
+            .ok()?;
+        Some(Sweeper { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -68,6 +130,8 @@ struct Inner {
     engine: Arc<dyn Engine>,
     ids: DefaultIds,
     catalog: RwLock<(Option<Versionstamp>, Arc<Catalog>)>,
+    escalation: Mutex<()>,
+    _sweeper: Option<Sweeper>,
 }
 
 impl Host for Inner {
@@ -88,6 +152,9 @@ impl Host for Inner {
         let fresh = Arc::new(catalog_store::load(&mtx.txn)?);
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = (vs, fresh.clone());
         Ok(fresh)
+    }
+    fn escalation(&self) -> &Mutex<()> {
+        &self.escalation
     }
 }
 
@@ -147,7 +214,11 @@ impl Database {
         });
         let ids = DefaultIds { clock: options.clock, state: Mutex::new(seed | 1) };
         let catalog = RwLock::new((None, Arc::new(Catalog::default())));
-        Database { inner: Arc::new(Inner { engine, ids, catalog }) }
+        let _sweeper =
+            options.sweep_interval.and_then(|every| Sweeper::start(engine.clone(), every));
+        Database {
+            inner: Arc::new(Inner { engine, ids, catalog, escalation: Mutex::new(()), _sweeper }),
+        }
     }
 
     /// The schema as of the latest commit: every model with its fields and indexes (what
@@ -155,6 +226,12 @@ impl Database {
     pub fn catalog(&self) -> Result<Arc<Catalog>> {
         let mtx = ModelTxn::new(self.inner.engine.as_ref())?;
         self.inner.catalog(&mtx)
+    }
+
+    /// Deletes every expired record and index entry now (what the background sweeper does
+    /// each period); returns how many entries it deleted.
+    pub fn sweep_expired(&self) -> Result<usize> {
+        sweep_all(self.inner.engine.as_ref())
     }
 
     /// The storage engine underneath.
@@ -210,24 +287,248 @@ impl Database {
     }
 
     /// Runs a script lazily: each item is one statement's outcome (or a parse error), in
-    /// source order. Stop at the first `Err` to get "stop at the first error".
+    /// source order. Stop at the first `Err` to get "stop at the first error". The script
+    /// runs in one [`Session`], so `BEGIN … COMMIT` spans its statements; a transaction
+    /// still open at the end is rolled back.
     pub fn execute_script<'s>(
         &'s self,
         file: &'s str,
         source: &'s str,
     ) -> impl Iterator<Item = StatementOutcome> + 's {
-        let script = kvm_lang::parse_script(file, source);
-        let mut items: Vec<(u32, Result<Statement, kvm_lang::Diagnostic>)> =
-            script.statements.into_iter().map(|s| (s.span().start, Ok(s))).collect();
-        items.extend(script.diagnostics.into_iter().map(|d| (d.span.start, Err(d))));
-        items.sort_by_key(|(start, _)| *start);
-        items.into_iter().map(move |(_, item)| match item {
+        let mut session = self.session();
+        script_items(file, source).into_iter().map(move |item| match item {
             Ok(stmt) => StatementOutcome {
                 span: stmt.span(),
-                result: self.run_statement(&stmt, &Params::default()),
+                result: session.run_statement(&stmt, &Params::default()),
             },
             Err(d) => StatementOutcome { span: d.span, result: Err(Error::Parse(d)) },
         })
+    }
+
+    /// `UPSERT INTO model $value ON (on…)`: inserts `value` (an object), or updates the
+    /// record found through `on` — the primary key (empty `on`) or the fields of a unique
+    /// index. Atomic, and retried on conflict, so racing upserts of one key leave one
+    /// record. Returns `inserted 1` or `updated 1`.
+    pub fn upsert(&self, model: &str, value: impl IntoValue, on: &[&str]) -> Result<Output> {
+        use kvm_lang::ast::{Ident, Param, Upsert};
+        let stmt = Statement::Upsert(Upsert {
+            model: Ident::new(model),
+            value: kvm_lang::Expr::new(kvm_lang::ExprKind::Param(Param::Named("value".into()))),
+            on: on.iter().map(|f| Ident::new(*f)).collect(),
+            expire: None,
+            returning: None,
+            span: Span::default(),
+        });
+        self.run_statement(&stmt, &Params::none().with("value", value))
+    }
+
+    /// A session: runs statements one after another, keeping `BEGIN … COMMIT` state
+    /// between them (what a shell or a script runner holds).
+    pub fn session(&self) -> Session<'_> {
+        Session { db: self, state: TxnState::None }
+    }
+
+    /// Runs `f` as one serializable transaction: its statements see each other's writes and
+    /// commit as one batch when `f` returns `Ok`. When the commit conflicts (data `f` read
+    /// was changed by a concurrent commit), `f` runs again on a fresh snapshot, at most
+    /// `exec::MAX_ATTEMPTS` times, then [`Error::Conflict`] (retryable) is returned. An
+    /// `Err` from `f` rolls back and is returned as is.
+    pub fn transaction<T>(&self, mut f: impl FnMut(&Transaction) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        let mut _turn = exec::queue_if_contended(&self.inner.escalation);
+        loop {
+            attempt += 1;
+            if attempt == exec::ESCALATE_AFTER && _turn.is_none() {
+                _turn = Some(exec::escalate(&self.inner.escalation));
+            }
+            let tx = Transaction::begin(self)?;
+            let value = f(&tx)?;
+            match tx.commit() {
+                Ok(()) => return Ok(value),
+                Err(e) if e.is_retryable() => {
+                    if attempt >= exec::MAX_ATTEMPTS {
+                        return Err(Error::Conflict { attempts: attempt });
+                    }
+                    exec::backoff(attempt);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn script_items(file: &str, source: &str) -> Vec<Result<Statement, kvm_lang::Diagnostic>> {
+    let script = kvm_lang::parse_script(file, source);
+    let mut items: Vec<(u32, Result<Statement, kvm_lang::Diagnostic>)> =
+        script.statements.into_iter().map(|s| (s.span().start, Ok(s))).collect();
+    items.extend(script.diagnostics.into_iter().map(|d| (d.span.start, Err(d))));
+    items.sort_by_key(|(start, _)| *start);
+    items.into_iter().map(|(_, item)| item).collect()
+}
+
+/// An open transaction: a snapshot and a write buffer that every statement runs in, all
+/// reads checked at commit (serializable).
+pub struct Transaction<'d> {
+    db: &'d Database,
+    mtx: ModelTxn<'d>,
+}
+
+impl<'d> Transaction<'d> {
+    fn begin(db: &'d Database) -> Result<Transaction<'d>> {
+        let mtx = ModelTxn::new(db.inner.engine.as_ref())?;
+        mtx.txn.track_reads(true);
+        Ok(Transaction { db, mtx })
+    }
+
+    /// Runs every statement of `kql` inside the transaction; returns the last one's output.
+    pub fn execute(&self, kql: &str, params: impl IntoParams) -> Result<Output> {
+        let params = params.into_params();
+        let script = kvm_lang::parse_script("<kql>", kql);
+        if let Some(d) = script.diagnostics.into_iter().next() {
+            return Err(Error::Parse(d));
+        }
+        let mut last = Output::Message(String::new());
+        for stmt in &script.statements {
+            last = self.run_statement(stmt, &params)?;
+        }
+        Ok(last)
+    }
+
+    /// Runs a query inside the transaction (it sees the transaction's own writes).
+    pub fn query(&self, kql: &str, params: impl IntoParams) -> Result<Rows> {
+        match self.execute(kql, params)? {
+            Output::Rows(r) => Ok(r),
+            other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
+        }
+    }
+
+    /// Runs one parsed statement inside the transaction.
+    pub fn run_statement(&self, stmt: &Statement, params: &Params) -> Result<Output> {
+        if !in_transaction_allowed(stmt) {
+            return Err(Error::Invalid {
+                code: "kvm.txn_statement",
+                message: format!("{} cannot run inside a transaction", stmt.kind_name()),
+                span: Some(stmt.span()),
+                help: Some("run schema changes and CHECK outside BEGIN … COMMIT".into()),
+            });
+        }
+        let (out, _) = exec::run_in(self.db.inner.as_ref(), &self.mtx, stmt, params, None)?;
+        Ok(out)
+    }
+
+    /// Commits the buffered writes as one batch, checking every key read is unchanged.
+    fn commit(self) -> Result<()> {
+        if self.mtx.txn.is_dirty() {
+            self.db.inner.engine.commit(&self.mtx.txn.batch())?;
+        }
+        Ok(())
+    }
+}
+
+fn in_transaction_allowed(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Select(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Upsert(_)
+            | Statement::Explain(_)
+            | Statement::Show(_)
+            | Statement::Describe(_)
+    )
+}
+
+enum TxnState<'d> {
+    None,
+    Active(Transaction<'d>),
+    /// A statement failed inside the transaction: its writes are dropped.
+    Aborted,
+}
+
+/// Statements run one after another with `BEGIN … COMMIT | ROLLBACK` state kept between
+/// them. Rules (also in `docs/kql.md`): outside a transaction each statement is its own
+/// commit (retried on conflict); inside, statements see the transaction's writes and
+/// `COMMIT` writes them as one batch, or fails with a retryable [`Error::Conflict`] when
+/// something it read changed (nothing is written; the transaction is over). A failing
+/// statement aborts the transaction: nothing of it is written and the statements up to
+/// `COMMIT`/`ROLLBACK` fail with `kvm.txn_aborted`; `COMMIT` of an aborted transaction
+/// reports it was rolled back.
+pub struct Session<'d> {
+    db: &'d Database,
+    state: TxnState<'d>,
+}
+
+impl<'d> Session<'d> {
+    /// Whether a transaction is open (or aborted and waiting for `COMMIT`/`ROLLBACK`).
+    pub fn in_transaction(&self) -> bool {
+        !matches!(self.state, TxnState::None)
+    }
+
+    /// Runs every statement of a script in this session, in source order.
+    pub fn execute_script(&mut self, file: &str, source: &str) -> Vec<StatementOutcome> {
+        script_items(file, source)
+            .into_iter()
+            .map(|item| match item {
+                Ok(stmt) => StatementOutcome {
+                    span: stmt.span(),
+                    result: self.run_statement(&stmt, &Params::default()),
+                },
+                Err(d) => StatementOutcome { span: d.span, result: Err(Error::Parse(d)) },
+            })
+            .collect()
+    }
+
+    /// Runs one statement in the session.
+    pub fn run_statement(&mut self, stmt: &Statement, params: &Params) -> Result<Output> {
+        match stmt {
+            Statement::Begin(_) => {
+                if self.in_transaction() {
+                    return Err(Error::Invalid {
+                        code: "kvm.txn_nested",
+                        message: "a transaction is already open (transactions do not nest)".into(),
+                        span: Some(stmt.span()),
+                        help: Some("COMMIT or ROLLBACK it first".into()),
+                    });
+                }
+                self.state = TxnState::Active(Transaction::begin(self.db)?);
+                Ok(Output::Message("BEGIN".into()))
+            }
+            Statement::Commit(_) | Statement::Rollback(_) => {
+                let commit = matches!(stmt, Statement::Commit(_));
+                match std::mem::replace(&mut self.state, TxnState::None) {
+                    TxnState::None => Err(Error::Invalid {
+                        code: "kvm.no_txn",
+                        message: format!("{} without BEGIN", stmt.kind_name()),
+                        span: Some(stmt.span()),
+                        help: None,
+                    }),
+                    TxnState::Aborted if commit => Err(Error::TxnAborted(
+                        "an earlier statement failed; nothing was committed (rolled back)".into(),
+                    )),
+                    TxnState::Aborted => Ok(Output::Message("ROLLBACK".into())),
+                    TxnState::Active(tx) if commit => match tx.commit() {
+                        Ok(()) => Ok(Output::Message("COMMIT".into())),
+                        Err(e) if e.is_retryable() => Err(Error::Conflict { attempts: 1 }),
+                        Err(e) => Err(e),
+                    },
+                    TxnState::Active(_) => Ok(Output::Message("ROLLBACK".into())),
+                }
+            }
+            _ => match &self.state {
+                TxnState::None => self.db.run_statement(stmt, params),
+                TxnState::Aborted => Err(Error::TxnAborted(
+                    "an earlier statement failed; ROLLBACK (or COMMIT) to end it".into(),
+                )),
+                TxnState::Active(tx) => {
+                    let result = tx.run_statement(stmt, params);
+                    if result.is_err() {
+                        self.state = TxnState::Aborted;
+                    }
+                    result
+                }
+            },
+        }
     }
 }
 

@@ -30,6 +30,14 @@ pub enum Error {
     Param(String),
     /// A storage error; `storage.conflict` is retryable.
     Storage(kvm_storage::Error),
+    /// A write kept conflicting with concurrent commits: an autocommit statement or a
+    /// `Database::transaction` closure was tried `attempts` times, or an explicit
+    /// transaction's `COMMIT` found data it read had changed. Nothing was written; running
+    /// it again may succeed ([`Error::is_retryable`]).
+    Conflict { attempts: usize },
+    /// A statement inside `BEGIN … COMMIT` failed, so the transaction was aborted: its
+    /// writes are discarded and statements up to `COMMIT`/`ROLLBACK` are refused.
+    TxnAborted(String),
     /// The database holds bytes this version cannot read.
     Corrupt(String),
 }
@@ -46,13 +54,16 @@ impl Error {
             Error::Param(_) => "kvm.param",
             Error::Storage(e) => e.code(),
             Error::Corrupt(_) => "kvm.corrupt",
+            Error::Conflict { .. } => "kvm.conflict",
+            Error::TxnAborted(_) => "kvm.txn_aborted",
         }
     }
 
     /// True when running the statement again may succeed (a write conflict that outlasted
     /// the automatic retries).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Storage(e) if e.is_retryable())
+        matches!(self, Error::Conflict { .. })
+            || matches!(self, Error::Storage(e) if e.is_retryable())
     }
 
     /// The span in the statement text the error points at, if any.
@@ -136,6 +147,12 @@ impl fmt::Display for Error {
             Error::Param(m) => write!(f, "parameter error: {m}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Corrupt(m) => write!(f, "corrupt data: {m}"),
+            Error::Conflict { attempts } => write!(
+                f,
+                "write conflict: data this statement or transaction read was changed by a concurrent commit ({attempts} attempt{}); nothing was written, retry",
+                if *attempts == 1 { "" } else { "s" }
+            ),
+            Error::TxnAborted(m) => write!(f, "transaction aborted: {m}"),
         }
     }
 }

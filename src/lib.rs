@@ -59,7 +59,7 @@ pub use kvm_planner as planner;
 pub use kvm_storage as storage;
 pub use kvm_storage::Value;
 
-pub use database::{Database, Options, Prepared, StatementOutcome};
+pub use database::{Database, Options, Prepared, Session, StatementOutcome, Transaction};
 pub use error::{Error, Result};
 pub use output::{Output, Rows};
 pub use params::{IntoParams, IntoValue, Params};

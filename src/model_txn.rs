@@ -13,6 +13,17 @@ use crate::eval::Row;
 use crate::keyspace::{self, key_part, Key, KeyPrefix};
 use crate::txn::{subtract, Txn};
 
+/// What a write does to a record's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Keep the record's current expiry (or none).
+    Keep,
+    /// Expire at this engine-clock millisecond.
+    At(u64),
+    /// Remove any expiry.
+    Clear,
+}
+
 /// Rows pulled one at a time.
 pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
@@ -144,11 +155,21 @@ impl<'e> ModelTxn<'e> {
         Ok(n)
     }
 
-    fn put_entries(&self, model: &Model, old: Option<&Row>, new: &Row, pk: &KeyPart) -> Result<()> {
+    /// Writes `new`'s index entries (removing `old`'s), each expiring with the record.
+    /// `rewrite` rewrites unchanged entries too (the expiry changed).
+    fn put_entries(
+        &self,
+        model: &Model,
+        old: Option<&Row>,
+        new: &Row,
+        pk: &KeyPart,
+        expire_at: Option<u64>,
+        rewrite: bool,
+    ) -> Result<()> {
         for index in &model.indexes {
             let old_key = old.and_then(|o| entry_key(model, index, o, pk));
             let new_key = entry_key(model, index, new, pk);
-            if old_key == new_key {
+            if old_key == new_key && !rewrite {
                 continue;
             }
             if let Some(k) = old_key {
@@ -178,9 +199,9 @@ impl<'e> ModelTxn<'e> {
                         }
                     }
                     self.txn.check_unchanged(&k)?;
-                    self.txn.set(k, keyspace::part_value(pk).encode(), None);
+                    self.txn.set(k, keyspace::part_value(pk).encode(), expire_at);
                 } else {
-                    self.txn.set(k, Value::Null.encode(), None);
+                    self.txn.set(k, Value::Null.encode(), expire_at);
                 }
             }
         }
@@ -212,18 +233,25 @@ impl<'e> ModelTxn<'e> {
             });
         }
         self.txn.check_unchanged(&key)?;
-        self.put_entries(model, None, row, &pk)?;
+        self.put_entries(model, None, row, &pk, expire_at, false)?;
         self.txn.set(key, Value::Object(row.clone()).encode(), expire_at);
         Ok(())
     }
 
-    /// Replaces `old` with `new` (same primary key).
-    pub fn update(&self, model: &Model, old: &Row, new: &Row) -> Result<()> {
+    /// Replaces `old` with `new` (same primary key); `ttl` keeps, sets or clears the
+    /// record's expiry (its index entries always expire with it).
+    pub fn update(&self, model: &Model, old: &Row, new: &Row, ttl: Ttl) -> Result<()> {
         let pk = pk_part(model, new.get(&model.pk().name).unwrap_or(&Value::Null))?;
         let key = Self::record_key(model, &pk)?;
         self.txn.check_unchanged(&key)?;
-        self.put_entries(model, Some(old), new, &pk)?;
-        self.txn.set(key, Value::Object(new.clone()).encode(), None);
+        let current = self.txn.expire_at(&key)?;
+        let expire_at = match ttl {
+            Ttl::Keep => current,
+            Ttl::At(t) => Some(t),
+            Ttl::Clear => None,
+        };
+        self.put_entries(model, Some(old), new, &pk, expire_at, expire_at != current)?;
+        self.txn.set(key, Value::Object(new.clone()).encode(), expire_at);
         Ok(())
     }
 

@@ -53,7 +53,11 @@ impl std::fmt::Display for Output {
                     "({} row{})",
                     rows.rows.len(),
                     if rows.rows.len() == 1 { "" } else { "s" }
-                )
+                )?;
+                if let Some(c) = &rows.next_cursor {
+                    write!(f, "\nnext cursor: {c}")?;
+                }
+                Ok(())
             }
             Output::Affected { verb, count } => write!(f, "{verb} {count}"),
             Output::Message(m) => f.write_str(m),

@@ -213,17 +213,36 @@ pub fn for_insert(model: &Model, input: Row, env: &Env) -> Result<Row> {
 /// Applies `SET` assignments (and ON UPDATE, `updated_at`) to a stored record.
 pub fn for_update(model: &Model, old: &Row, assignments: &[Assignment], env: &Env) -> Result<Row> {
     let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
-    let mut row = old.clone();
-    let mut assigned = Vec::new();
+    let mut values = Vec::with_capacity(assignments.len());
     for a in assignments {
         let name = &a.target.segments[0].name;
-        let Some(f) = model.field(name) else {
+        if model.field(name).is_none() {
             return Err(Error::validation(&model.name, name, "", "no such field"));
-        };
+        }
         if a.target.segments.len() > 1 {
             return Err(Error::unsupported("assigning to a nested path", a.target.span));
         }
-        let value = old_env.eval(&a.value)?;
+        values.push((name.clone(), a.op, old_env.eval(&a.value)?));
+    }
+    apply(model, old, &values, env)
+}
+
+/// Applies evaluated assignments (field, operator, operand) to a stored record: the rules
+/// of `UPDATE … SET` (also used by `UPSERT` when it updates).
+pub fn apply(
+    model: &Model,
+    old: &Row,
+    values: &[(String, AssignOp, Value)],
+    env: &Env,
+) -> Result<Row> {
+    let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
+    let mut row = old.clone();
+    let mut assigned = Vec::new();
+    for (name, op, value) in values {
+        let Some(f) = model.field(name) else {
+            return Err(Error::validation(&model.name, name, value, "no such field"));
+        };
+        let value = value.clone();
         if f.primary_key {
             return Err(Error::validation(
                 &model.name,
@@ -244,29 +263,12 @@ pub fn for_update(model: &Model, old: &Row, assignments: &[Assignment], env: &En
             ));
         }
         let current = old.get(name).cloned().unwrap_or(Value::Null);
-        let new = match a.op {
+        let new = match *op {
             AssignOp::Set => value,
-            AssignOp::Add | AssignOp::Sub => {
-                let op = if a.op == AssignOp::Add {
-                    kvm_lang::ast::BinaryOp::Add
-                } else {
-                    kvm_lang::ast::BinaryOp::Sub
-                };
-                match crate::eval::arith(op, &current, &value) {
-                    Some(Value::Null) | None => {
-                        return Err(Error::validation(
-                            &model.name,
-                            name,
-                            &value,
-                            format!("cannot apply {} to {current}", op.as_str()),
-                        ))
-                    }
-                    Some(v) => v,
-                }
-            }
+            AssignOp::Add | AssignOp::Sub => counter(model, f, &current, &value, *op)?,
             AssignOp::Min | AssignOp::Max => {
                 let keep_current = match compare(&current, &value) {
-                    Some(o) => (o == std::cmp::Ordering::Less) == (a.op == AssignOp::Min),
+                    Some(o) => (o == std::cmp::Ordering::Less) == (*op == AssignOp::Min),
                     None => false,
                 };
                 if keep_current {
@@ -291,6 +293,87 @@ pub fn for_update(model: &Model, old: &Row, assignments: &[Assignment], env: &En
         }
     }
     finish(model, row, env)
+}
+
+/// `f += v` / `f -= v` (the rule is in `docs/kql.md`): only on INT, FLOAT and U64 fields; a
+/// null (absent) field counts as 0; INT stays within i64, a U64 within `0..=u64::MAX` —
+/// going below zero or overflowing is a validation error naming the model, field and
+/// values (never a wrap, never a silent clamp); FLOAT follows IEEE arithmetic.
+fn counter(
+    model: &Model,
+    f: &Field,
+    current: &Value,
+    delta: &Value,
+    op: AssignOp,
+) -> Result<Value> {
+    let sign = if op == AssignOp::Add { "+=" } else { "-=" };
+    let is_num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_) | Value::Counter(_));
+    if !matches!(f.ty.name, TypeName::Int | TypeName::Float | TypeName::U64) {
+        return Err(Error::validation(
+            &model.name,
+            &f.name,
+            delta,
+            format!("{sign} needs a numeric field (INT, FLOAT or U64), not {}", type_name(&f.ty)),
+        ));
+    }
+    if !is_num(delta) {
+        return Err(Error::validation(
+            &model.name,
+            &f.name,
+            delta,
+            format!("{sign} needs a number"),
+        ));
+    }
+    let current = match current {
+        Value::Null => match f.ty.name {
+            TypeName::Float => Value::Float(0.0),
+            TypeName::U64 => Value::Counter(0),
+            _ => Value::Int(0),
+        },
+        v => v.clone(),
+    };
+    let as_i128 = |v: &Value| match v {
+        Value::Int(i) => Some(i128::from(*i)),
+        Value::Counter(c) => Some(i128::from(*c)),
+        _ => None,
+    };
+    if let (TypeName::Int | TypeName::U64, Some(x), Some(d)) =
+        (&f.ty.name, as_i128(&current), as_i128(delta))
+    {
+        let r = if op == AssignOp::Add { x + d } else { x - d };
+        let (lo, hi) = if f.ty.name == TypeName::U64 {
+            (0, i128::from(u64::MAX))
+        } else {
+            (i128::from(i64::MIN), i128::from(i64::MAX))
+        };
+        if r < lo || r > hi {
+            let why = if r < lo && f.ty.name == TypeName::U64 {
+                format!("U64 counter would go below zero ({current} {sign} {delta})")
+            } else {
+                format!("{} counter would overflow ({current} {sign} {delta})", type_name(&f.ty))
+            };
+            return Err(Error::validation(&model.name, &f.name, current, why));
+        }
+        return Ok(if f.ty.name == TypeName::U64 {
+            Value::Counter(r as u64)
+        } else {
+            Value::Int(r as i64)
+        });
+    }
+    let bop = if op == AssignOp::Add {
+        kvm_lang::ast::BinaryOp::Add
+    } else {
+        kvm_lang::ast::BinaryOp::Sub
+    };
+    match crate::eval::arith(bop, &current, delta) {
+        Some(Value::Null) | None => Err(Error::validation(
+            &model.name,
+            &f.name,
+            delta,
+            format!("cannot apply {sign} to {current}"),
+        )),
+        Some(v) => Ok(v),
+    }
 }
 
 /// A stored record with its virtual fields computed.

@@ -220,6 +220,15 @@ fn intersect(a: &KeyRange, b: &KeyRange) -> KeyRange {
 }
 
 impl Txn<'_> {
+    /// The expiry of the value at `key` (own writes first): `None` when it has none or is
+    /// absent. Updates use it to keep a record's time to live.
+    pub fn expire_at(&self, key: &[u8]) -> Result<Option<u64>> {
+        if let Some(w) = self.writes.borrow().get(key) {
+            return Ok(w.as_ref().and_then(|(_, e)| *e));
+        }
+        Ok(self.snap.get(key)?.and_then(|e| e.expire_at()))
+    }
+
     /// The versionstamp the snapshot holds at `key` (own writes ignored).
     pub fn snapshot_versionstamp(&self, key: &[u8]) -> Result<Option<Versionstamp>> {
         Ok(self.snap.get(key)?.map(|e| e.versionstamp()))

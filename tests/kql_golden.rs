@@ -8,11 +8,12 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use kvm::storage::format::{format_key, format_value};
-use kvm::storage::Mutation;
+use kvm::storage::{ManualClock, Mutation};
 use kvm::Database;
 
 struct Case {
@@ -59,15 +60,70 @@ fn parse_cases(text: &str) -> Vec<Case> {
     cases
 }
 
-fn run_case(db: &Database, case: &Case) -> String {
+/// Runs a case. Lines starting `c1:`, `c2:`, … run in that named session (each its own
+/// `BEGIN … COMMIT` state, for concurrency anomalies), other lines in the case's main
+/// session; their output lines carry the same prefix. Directives: `@advance 30s` moves
+/// the manual clock, `@sweep` deletes expired entries now and prints how many. In a line
+/// with `$cursor`, it is replaced by the session's last printed `next cursor` (or NULL).
+fn run_case(db: &Database, clock: &ManualClock, case: &Case) -> String {
     let mut out = String::new();
-    for outcome in db.execute_script("case", &case.input) {
-        match &outcome.result {
-            Ok(o) => {
-                let _ = writeln!(out, "{o}");
+    let mut sessions: HashMap<String, kvm::Session> = HashMap::new();
+    let mut cursors: HashMap<String, String> = HashMap::new();
+    let mut chunks: Vec<(String, String)> = Vec::new();
+    for line in case.input.lines() {
+        let (target, text) = match line.split_once(':') {
+            Some((p, rest))
+                if p.len() >= 2
+                    && p.starts_with('c')
+                    && p[1..].chars().all(|c| c.is_ascii_digit()) =>
+            {
+                (p.to_string(), rest.trim_start().to_string())
             }
-            Err(e) => {
-                let _ = writeln!(out, "{}", e.render("case", &case.input).trim_end());
+            _ if line.starts_with('@') => ("@".to_string(), line.to_string()),
+            _ => (String::new(), line.to_string()),
+        };
+        match chunks.last_mut() {
+            Some((t, body)) if *t == target && target != "@" => {
+                body.push('\n');
+                body.push_str(&text);
+            }
+            _ => chunks.push((target, text)),
+        }
+    }
+    for (target, body) in chunks {
+        if target == "@" {
+            let mut words = body[1..].split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("advance"), Some(d)) => clock.advance(kvm::lang::parse_duration(d).unwrap()),
+                (Some("sweep"), None) => {
+                    let _ = writeln!(out, "swept {}", db.sweep_expired().unwrap());
+                }
+                _ => panic!("unknown directive {body}"),
+            }
+            continue;
+        }
+        let prefix = if target.is_empty() { String::new() } else { format!("{target}: ") };
+        let cursor = cursors.entry(target.clone()).or_insert_with(|| "NULL".to_string());
+        let session = sessions.entry(target).or_insert_with(|| db.session());
+        let pieces: Vec<String> = if body.contains("$cursor") {
+            body.lines().map(str::to_string).collect()
+        } else {
+            vec![body]
+        };
+        for piece in pieces {
+            let piece = piece.replace("$cursor", cursor);
+            for outcome in session.execute_script("case", &piece) {
+                let text = match &outcome.result {
+                    Ok(o) => o.to_string(),
+                    Err(e) => e.render("case", &piece).trim_end().to_string(),
+                };
+                if let Ok(kvm::Output::Rows(r)) = &outcome.result {
+                    *cursor =
+                        r.next_cursor.as_ref().map_or("NULL".to_string(), |c| format!("'{c}'"));
+                }
+                for l in text.lines() {
+                    let _ = writeln!(out, "{prefix}{l}");
+                }
             }
         }
     }
@@ -75,11 +131,16 @@ fn run_case(db: &Database, case: &Case) -> String {
 }
 
 /// Runs one case, printing plans before and KV writes after each statement as tagged.
-fn run_case_tagged(db: &Database, rec: &common::Recorder, case: &Case) -> String {
+fn run_case_tagged(
+    db: &Database,
+    rec: &common::Recorder,
+    clock: &ManualClock,
+    case: &Case,
+) -> String {
     let plan = case.tags.iter().any(|t| t == "plan");
     let ops = case.tags.iter().any(|t| t == "ops");
     if !plan && !ops {
-        return run_case(db, case);
+        return run_case(db, clock, case);
     }
     let mut out = String::new();
     let script = kvm::lang::parse_script("case", &case.input);
@@ -111,6 +172,13 @@ fn run_case_tagged(db: &Database, rec: &common::Recorder, case: &Case) -> String
             for batch in &log[before..] {
                 for m in &batch.mutations {
                     let _ = match m {
+                        Mutation::Set { key, value, expire_at: Some(t) } => writeln!(
+                            out,
+                            "set {} = {} expire +{}ms",
+                            format_key(key),
+                            format_value(value),
+                            t.saturating_sub(common::START_MILLIS)
+                        ),
                         Mutation::Set { key, value, .. } => {
                             writeln!(out, "set {} = {}", format_key(key), format_value(value))
                         }
@@ -140,8 +208,9 @@ fn run_file(path: &Path) -> Result<(), String> {
     let cases = parse_cases(&text);
     let mut results = Vec::new();
     for backend in [common::Backend::Memory, common::Backend::Lmdb] {
-        let (db, rec, _dir) = common::open(backend);
-        let outputs: Vec<String> = cases.iter().map(|c| run_case_tagged(&db, &rec, c)).collect();
+        let (db, rec, _dir, clock) = common::open_with_clock(backend);
+        let outputs: Vec<String> =
+            cases.iter().map(|c| run_case_tagged(&db, &rec, &clock, c)).collect();
         results.push(outputs);
     }
     if results[0] != results[1] {

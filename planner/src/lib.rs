@@ -105,9 +105,6 @@ fn source(
 /// Plans a `SELECT`.
 pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.from.name, s.from.span)?;
-    if let Some(a) = &s.after {
-        return Err(PlanError::unsupported("AFTER (cursor pagination)", a.span));
-    }
     if let Some(i) = s.include.first() {
         return Err(PlanError::unsupported("INCLUDE (relations, issue 6)", i.span));
     }
@@ -150,6 +147,9 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
         }
         return Ok(Plan::Select { root: Node::Count { source: Box::new(node), column } });
     }
+    if s.after.is_some() || (s.limit.is_some() && s.offset.is_none()) {
+        return page(model, s, node, columns);
+    }
     if !s.order_by.is_empty() && !ordered {
         // A sort under LIMIT keeps only LIMIT + OFFSET rows.
         let keep = match (&s.limit, &s.offset) {
@@ -174,7 +174,84 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
     Ok(Plan::Select { root: Node::Project { source: Box::new(node), columns } })
 }
 
-fn returning(
+/// Plans `LIMIT n [AFTER cursor]` as a keyset page: the ORDER BY keys plus the primary
+/// key (in the direction of the last ORDER BY key) make a total order; a cursor is the
+/// last row's values of those keys.
+fn page(
+    model: &Model,
+    s: &Select,
+    node: Node,
+    columns: Option<Vec<(String, Expr)>>,
+) -> Result<Plan, PlanError> {
+    if let (Some(a), Some(_)) = (&s.after, &s.offset) {
+        return Err(PlanError::unsupported(
+            "AFTER with OFFSET (the cursor already says where to resume)",
+            a.span,
+        ));
+    }
+    let Some(limit) = s.limit.clone() else {
+        let span = s.after.as_ref().map(|a| a.span).unwrap_or(s.span);
+        return Err(
+            PlanError::new("kvm.invalid_cursor", "AFTER needs a LIMIT (the page size)").at(span)
+        );
+    };
+    let pk = model.pk().name.clone();
+    let desc = s.order_by.last().is_some_and(|k| k.descending);
+    let mut keys = s.order_by.clone();
+    keys.push(kvm_lang::ast::OrderBy {
+        expr: Expr::new(ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
+            pk.clone(),
+        )))),
+        descending: desc,
+    });
+    let access = match &node {
+        Node::Filter { source, .. } => match source.as_ref() {
+            Node::Scan { access, .. } => Some(access),
+            _ => None,
+        },
+        Node::Scan { access, .. } => Some(access),
+        _ => None,
+    };
+    let field_of = |e: &Expr| match &e.kind {
+        ExprKind::Path(p) if p.segments.len() == 1 => Some(p.segments[0].name.clone()),
+        _ => None,
+    };
+    let order: Vec<Option<String>> = s.order_by.iter().map(|o| field_of(&o.expr)).collect();
+    let same_dir = s.order_by.iter().all(|o| o.descending == desc);
+    let sorted = same_dir
+        && match access {
+            Some(Access::FullScan { reverse, .. }) | Some(Access::PkRange { reverse, .. }) => {
+                *reverse == desc && order.iter().all(|f| f.as_deref() == Some(pk.as_str()))
+            }
+            Some(Access::IndexScan { index, eq, reverse, .. }) => {
+                *reverse == desc
+                    && model.index(index).is_some_and(|ix| {
+                        let rest: Vec<Option<String>> =
+                            ix.fields.iter().skip(eq.len()).cloned().map(Some).collect();
+                        !rest.is_empty() && rest == order
+                    })
+            }
+            _ => false,
+        };
+    let text: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
+        .collect();
+    let query = fnv(&format!("{}|{}", model.name, text.join(",")));
+    let node =
+        Node::Page { source: Box::new(node), keys, after: s.after.clone(), limit, sorted, query };
+    let columns = columns.unwrap_or_else(|| all_columns(model));
+    Ok(Plan::Select { root: Node::Project { source: Box::new(node), columns } })
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint (cursors outlive processes).
+fn fnv(text: &str) -> u64 {
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Binds a `RETURNING` projection (`*` is every field).
+pub fn returning(
     model: &Model,
     r: &Option<Projection>,
 ) -> Result<Option<Vec<(String, Expr)>>, PlanError> {

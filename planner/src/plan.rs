@@ -62,6 +62,20 @@ pub enum Node {
     IndexCount { model: String, access: Access, column: String, fallback: Box<Node> },
     /// Evaluates the projected expressions.
     Project { source: Box<Node>, columns: Vec<(String, Expr)> },
+    /// Keyset pagination (`LIMIT n [AFTER cursor]`): rows strictly after the cursor in
+    /// `keys` order (the ORDER BY keys plus the primary key, so the order is total), at most
+    /// `limit` of them; the result carries the cursor of its last row. `sorted` says the
+    /// source already yields `keys` order (it then streams and stops at `limit`); otherwise
+    /// the page keeps the first `limit` rows while reading. `query` identifies the order so
+    /// that a cursor from another query is refused.
+    Page {
+        source: Box<Node>,
+        keys: Vec<OrderBy>,
+        after: Option<Expr>,
+        limit: Expr,
+        sorted: bool,
+        query: u64,
+    },
 }
 
 /// What a data statement does.
@@ -189,6 +203,28 @@ impl Node {
                 }
                 let _ = writeln!(out, "{pad}Limit{s}");
                 source.write(out, depth + 1);
+                Ok(())
+            }
+            Node::Page { source, keys, after, limit, sorted, .. } => {
+                let key =
+                    |k: &OrderBy| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" });
+                let all: Vec<String> = keys.iter().map(key).collect();
+                let after = after.as_ref().map(|a| format!(" after {a}")).unwrap_or_default();
+                if *sorted {
+                    let _ =
+                        writeln!(out, "{pad}Page {limit}{after} (in order of {})", all.join(", "));
+                    source.write(out, depth + 1);
+                } else {
+                    let _ = writeln!(out, "{pad}Page {limit}{after}");
+                    let sort = match all.split_last() {
+                        Some((tie, order)) if !order.is_empty() => {
+                            format!("Sort {} (keeps top {limit}) ties by {tie}", order.join(", "))
+                        }
+                        _ => format!("Sort {} (keeps top {limit})", all.join(", ")),
+                    };
+                    let _ = writeln!(out, "{pad}  {sort}");
+                    source.write(out, depth + 2);
+                }
                 Ok(())
             }
             Node::Count { source, .. } => {

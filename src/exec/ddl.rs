@@ -194,7 +194,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
                 new.remove(f);
             }
             if new != old {
-                cx.mtx.update(&new_model, &old, &new)?;
+                cx.mtx.update(&new_model, &old, &new, crate::model_txn::Ttl::Keep)?;
             }
         }
     }

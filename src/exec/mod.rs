@@ -17,7 +17,7 @@ use kvm_storage::{Engine, KeyRange, Value};
 use crate::error::{Error, Result};
 use crate::eval::{Env, Ids, Row};
 use crate::keyspace::{Key, KeyPrefix};
-use crate::model_txn::{entry_key, pk_part, ModelTxn};
+use crate::model_txn::{entry_key, pk_part, ModelTxn, Ttl};
 use crate::params::Params;
 use crate::{catalog_store, Output};
 
@@ -41,7 +41,7 @@ impl<'a> Cx<'a> {
             .ok_or_else(|| Error::catalog("kvm.unknown_model", format!("unknown model `{name}`")))
     }
 
-    fn unknown_field(&self, model: &Model, id: &Ident) -> Error {
+    pub(crate) fn unknown_field(&self, model: &Model, id: &Ident) -> Error {
         let mut e = PlanError::new(
             "kvm.unknown_field",
             format!("model `{}` has no field `{}`", model.name, id.name),
@@ -65,8 +65,78 @@ pub fn plan(catalog: &Catalog, stmt: &Statement) -> Result<Option<Plan>> {
     }))
 }
 
-/// How many times an autocommit statement is tried before a conflict is returned.
-pub const MAX_ATTEMPTS: usize = 16;
+/// How many times an autocommit statement (or a `Database::transaction` closure) is tried
+/// before [`Error::Conflict`] is returned.
+pub const MAX_ATTEMPTS: usize = 100;
+
+/// After this many conflicts a statement (or transaction) retries holding the database's
+/// escalation lock, so writers of this process that keep colliding on one key take turns
+/// instead of starving each other (optimistic concurrency alone is not fair).
+pub const ESCALATE_AFTER: usize = 4;
+
+/// Sleeps a random, growing time before retry `attempt` (1-based), so that writers that
+/// keep colliding on one key spread out instead of retrying in lockstep.
+pub fn backoff(attempt: usize) {
+    use std::cell::Cell;
+    thread_local!(static RNG: Cell<u64> = const { Cell::new(0) });
+    if attempt <= 2 {
+        std::thread::yield_now();
+        return;
+    }
+    let r = RNG.with(|c| {
+        let mut x = c.get();
+        if x == 0 {
+            let local = 0u8;
+            x = (&local as *const u8 as u64) ^ 0x9e37_79b9_7f4a_7c15;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.set(x);
+        x
+    });
+    let cap_micros = (8u64 << attempt.min(8)).min(2000);
+    std::thread::sleep(std::time::Duration::from_micros(r % cap_micros + 1));
+}
+
+thread_local!(static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// A turn under the escalation lock (none when this thread already holds it, e.g. an
+/// autocommit statement run from inside a retrying transaction closure).
+pub struct Turn<'a> {
+    _guard: Option<std::sync::MutexGuard<'a, ()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self._guard.is_some() {
+            HOLDING.with(|h| h.set(false));
+        }
+    }
+}
+
+/// Before a write's first attempt: when another writer of this process is retrying under
+/// the escalation lock (the key is contended), queue behind it instead of racing it — so
+/// the retrying writer cannot be starved by a stream of fresh attempts.
+pub fn queue_if_contended(lock: &std::sync::Mutex<()>) -> Option<Turn<'_>> {
+    if HOLDING.with(|h| h.get()) {
+        return None;
+    }
+    match lock.try_lock() {
+        Ok(_free) => None,
+        Err(_) => Some(escalate(lock)),
+    }
+}
+
+/// Takes the escalation lock for the rest of a retry loop.
+pub fn escalate(lock: &std::sync::Mutex<()>) -> Turn<'_> {
+    if HOLDING.with(|h| h.get()) {
+        return Turn { _guard: None };
+    }
+    let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+    HOLDING.with(|h| h.set(true));
+    Turn { _guard: Some(guard) }
+}
 
 /// The shared state a statement needs from the database.
 pub trait Host {
@@ -74,10 +144,13 @@ pub trait Host {
     fn ids(&self) -> &dyn Ids;
     /// The catalog as of the snapshot of `txn` (reloaded when its version moved).
     fn catalog(&self, mtx: &ModelTxn) -> Result<Arc<Catalog>>;
+    /// The lock writers take after [`ESCALATE_AFTER`] conflicts.
+    fn escalation(&self) -> &std::sync::Mutex<()>;
 }
 
 /// Runs one statement in autocommit mode. `prepared` is a plan made earlier against
-/// `prepared_for`; it is used when the catalog is still that one.
+/// `prepared_for`; it is used when the catalog is still that one. A conflict at commit
+/// runs the whole statement again on a fresh snapshot, at most [`MAX_ATTEMPTS`] times.
 pub fn run(
     host: &dyn Host,
     stmt: &Statement,
@@ -85,19 +158,30 @@ pub fn run(
     prepared: Option<(&Arc<Catalog>, &Plan)>,
 ) -> Result<Output> {
     let mut attempt = 0;
+    let writes = !matches!(
+        stmt,
+        Statement::Select(_)
+            | Statement::Explain(_)
+            | Statement::Show(_)
+            | Statement::Describe(_)
+            | Statement::Check(_)
+    );
+    let mut _turn = if writes { queue_if_contended(host.escalation()) } else { None };
     loop {
         attempt += 1;
+        if attempt == ESCALATE_AFTER && _turn.is_none() {
+            _turn = Some(escalate(host.escalation()));
+        }
         let mtx = ModelTxn::new(host.engine())?;
-        let catalog = host.catalog(&mtx)?;
-        mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
-        let cx = Cx { mtx: &mtx, catalog: &catalog, params, ids: host.ids() };
-        let plan_ref = prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)).map(|(_, p)| p);
-        let (out, backfill) = once(&cx, stmt, plan_ref)?;
+        let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
         if mtx.txn.is_dirty() {
             match host.engine().commit(&mtx.txn.batch()) {
                 Ok(_) => {}
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                    std::thread::yield_now();
+                Err(e) if e.is_retryable() => {
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(Error::Conflict { attempts: attempt });
+                    }
+                    backoff(attempt);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -110,7 +194,24 @@ pub fn run(
     }
 }
 
-type Backfill = Option<(String, Vec<String>)>;
+/// Runs one statement inside `mtx` without committing (the caller commits: autocommit or
+/// a transaction's `COMMIT`).
+pub fn run_in(
+    host: &dyn Host,
+    mtx: &ModelTxn,
+    stmt: &Statement,
+    params: &Params,
+    prepared: Option<(&Arc<Catalog>, &Plan)>,
+) -> Result<(Output, Backfill)> {
+    let catalog = host.catalog(mtx)?;
+    mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
+    let cx = Cx { mtx, catalog: &catalog, params, ids: host.ids() };
+    let plan_ref = prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)).map(|(_, p)| p);
+    once(&cx, stmt, plan_ref)
+}
+
+/// Indexes an `ALTER MODEL` added, to fill after its commit.
+pub type Backfill = Option<(String, Vec<String>)>;
 
 fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, Backfill)> {
     let out = match stmt {
@@ -130,31 +231,18 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             if !matches!(stmt, Statement::Select(_)) {
                 cx.mtx.txn.track_reads(true);
             }
-            let expire_at = match stmt {
-                Statement::Insert(i) => match &i.expire {
-                    None => None,
-                    Some(d) => match &d.kind {
-                        kvm_lang::ast::DurationKind::Millis(ms) => {
-                            Some(cx.mtx.txn.now_millis().saturating_add(*ms))
-                        }
-                        kvm_lang::ast::DurationKind::Param(_) => {
-                            return Err(Error::unsupported("EXPIRE IN with a parameter", d.span))
-                        }
-                    },
-                },
-                Statement::Update(u) => match &u.expire {
-                    Some(d) => return Err(Error::unsupported("UPDATE … EXPIRE IN", d.span)),
-                    None => None,
-                },
-                _ => None,
+            let ttl = match stmt {
+                Statement::Insert(i) => ttl(cx, &i.expire)?,
+                Statement::Update(u) => ttl(cx, &u.expire)?,
+                _ => Ttl::Keep,
             };
             match plan {
                 Plan::Select { root } => Output::Rows(read::table(cx, root)?),
                 Plan::Insert { model, records, returning } => {
-                    write::insert(cx, model, records, returning, expire_at)?
+                    write::insert(cx, model, records, returning, ttl)?
                 }
                 Plan::Update { model, source, assignments, returning } => {
-                    write::update(cx, model, source, assignments, returning)?
+                    write::update(cx, model, source, assignments, returning, ttl)?
                 }
                 Plan::Delete { model, source, returning } => {
                     write::delete(cx, model, source, returning)?
@@ -167,6 +255,10 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Output::Plan(format!("{} (runs directly, no access path)", e.statement.kind_name()))
             }
         },
+        Statement::Upsert(u) => {
+            cx.mtx.txn.track_reads(true);
+            write::upsert(cx, u, ttl(cx, &u.expire)?)?
+        }
         Statement::DefineModel(d) => ddl::define(cx, d)?,
         Statement::DropModel(d) => ddl::drop(cx, d)?,
         Statement::AlterModel(a) => {
@@ -208,6 +300,41 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
         }
     };
     Ok((out, None))
+}
+
+/// The time to live an `EXPIRE IN` clause asks for: none keeps a record's expiry (a new
+/// record has none), a duration expires it that long after the statement's clock time, a
+/// parameter bound to a duration string does the same and one bound to `NULL` clears it.
+pub fn ttl(cx: &Cx, expire: &Option<kvm_lang::ast::DurationValue>) -> Result<Ttl> {
+    use kvm_lang::ast::DurationKind;
+    let Some(d) = expire else { return Ok(Ttl::Keep) };
+    let millis = match &d.kind {
+        DurationKind::Millis(ms) => *ms,
+        DurationKind::Param(p) => match cx.params.get(p)? {
+            Value::Null => return Ok(Ttl::Clear),
+            Value::String(text) => {
+                kvm_lang::parse_duration(text).map_err(|why| Error::Invalid {
+                    code: "kvm.invalid_duration",
+                    message: format!("EXPIRE IN {p}: invalid duration '{text}': {why}"),
+                    span: Some(d.span),
+                    help: Some(
+                        "bind a string such as '30s', '5m', '1h30m', or NULL to clear".into(),
+                    ),
+                })?
+            }
+            other => {
+                return Err(Error::Invalid {
+                    code: "kvm.invalid_duration",
+                    message: format!("EXPIRE IN {p}: expected a duration string, got {other}"),
+                    span: Some(d.span),
+                    help: Some(
+                        "bind a string such as '30s', '5m', '1h30m', or NULL to clear".into(),
+                    ),
+                })
+            }
+        },
+    };
+    Ok(Ttl::At(cx.mtx.txn.now_millis().saturating_add(millis)))
 }
 
 /// Records per backfill commit.

@@ -235,6 +235,10 @@ pub fn rows<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a>> {
                 .unwrap_or(usize::MAX);
             Ok(Box::new(rows(cx, source)?.skip(offset).take(limit)))
         }
+        Node::Page { .. } => {
+            let (rows, _) = page(cx, node)?;
+            Ok(Box::new(rows.into_iter().map(Ok)))
+        }
         Node::Count { .. } | Node::IndexCount { .. } | Node::Project { .. } => {
             Err(Error::Corrupt("a projection below a scan".into()))
         }
@@ -246,6 +250,15 @@ pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
     match node {
         Node::Project { source, columns } => {
             let mut out = crate::Rows::new(columns.iter().map(|(n, _)| n.clone()).collect());
+            if let Node::Page { .. } = source.as_ref() {
+                let (rows, cursor) = page(cx, source)?;
+                for row in rows {
+                    let env = cx.env(Some(&row));
+                    out.rows.push(columns.iter().map(|(_, e)| env.eval(e)).collect::<Result<_>>()?);
+                }
+                out.next_cursor = cursor;
+                return Ok(out);
+            }
             for r in rows(cx, source)? {
                 let row = r?;
                 let env = cx.env(Some(&row));
@@ -288,6 +301,95 @@ pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
             }
             Ok(out)
         }
+    }
+}
+
+/// A page of rows and the cursor after its last row (when the page is full, so more rows
+/// may follow). Cursors are `c` + hex of the encoded `[query fingerprint, key values…]`:
+/// opaque to users, stable across processes, refused by a query with another order.
+fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
+    let Node::Page { source, keys, after, limit, sorted, query } = node else {
+        return Err(Error::Corrupt("not a page".into()));
+    };
+    let n = non_negative(cx, limit, "LIMIT")?;
+    let after = match after {
+        None => None,
+        Some(e) => match cx.env(None).eval(e)? {
+            Value::Null => None,
+            Value::String(c) => Some(decode_cursor(&c, *query, keys.len())?),
+            other => return Err(bad_cursor(format!("a cursor is a string, got {other}"))),
+        },
+    };
+    let mut page: Vec<(Vec<Value>, Row)> = Vec::new();
+    if n > 0 {
+        for r in rows(cx, source)? {
+            let row = r?;
+            let env = cx.env(Some(&row));
+            let k: Vec<Value> = keys.iter().map(|o| env.eval(&o.expr)).collect::<Result<_>>()?;
+            if let Some(c) = &after {
+                if sort_cmp(keys, &k, c) != Ordering::Greater {
+                    continue;
+                }
+            }
+            if *sorted {
+                page.push((k, row));
+                if page.len() == n {
+                    break;
+                }
+                continue;
+            }
+            let at = page.partition_point(|(x, _)| sort_cmp(keys, x, &k) != Ordering::Greater);
+            if at >= n {
+                continue;
+            }
+            page.insert(at, (k, row));
+            page.truncate(n);
+        }
+    }
+    let cursor = match page.last() {
+        Some((k, _)) if page.len() == n => Some(encode_cursor(*query, k)),
+        _ => None,
+    };
+    Ok((page.into_iter().map(|(_, r)| r).collect(), cursor))
+}
+
+fn bad_cursor(message: String) -> Error {
+    Error::Invalid { code: "kvm.invalid_cursor", message, span: None, help: None }
+}
+
+fn encode_cursor(query: u64, keys: &[Value]) -> String {
+    let mut items = vec![Value::Bytes(query.to_be_bytes().to_vec())];
+    items.extend(keys.iter().cloned());
+    let bytes = Value::Array(items).encode();
+    let mut s = String::with_capacity(1 + bytes.len() * 2);
+    s.push('c');
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn decode_cursor(text: &str, query: u64, n: usize) -> Result<Vec<Value>> {
+    let bad = || bad_cursor(format!("'{text}' is not a cursor returned by this query"));
+    let hex = text.strip_prefix('c').ok_or_else(bad)?;
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad())?;
+    match Value::decode(&bytes) {
+        Ok(Value::Array(mut items)) if items.len() == n + 1 => {
+            if items[0] != Value::Bytes(query.to_be_bytes().to_vec()) {
+                return Err(bad_cursor(format!(
+                    "cursor '{text}' belongs to a query with another model or ORDER BY"
+                )));
+            }
+            items.remove(0);
+            Ok(items)
+        }
+        _ => Err(bad()),
     }
 }
 

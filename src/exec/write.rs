@@ -2,7 +2,7 @@
 //! `RETURNING`. Targets are read first (the whole set, so an update never sees its own
 //! writes), then written through the model transaction; the caller commits once.
 
-use kvm_lang::ast::Assignment;
+use kvm_lang::ast::{AssignOp, Assignment, Upsert};
 use kvm_lang::{Expr, ExprKind};
 use kvm_planner::Node;
 use kvm_storage::Value;
@@ -10,6 +10,7 @@ use kvm_storage::Value;
 use super::{read, Cx};
 use crate::error::{Error, Result};
 use crate::eval::Row;
+use crate::model_txn::{entry_key, pk_part, Ttl};
 use crate::{record, Output, Rows};
 
 fn returning(
@@ -48,8 +49,12 @@ pub fn insert(
     model: &str,
     records: &[Expr],
     ret: &Option<Vec<(String, Expr)>>,
-    expire_at: Option<u64>,
+    ttl: Ttl,
 ) -> Result<Output> {
+    let expire_at = match ttl {
+        Ttl::At(t) => Some(t),
+        Ttl::Keep | Ttl::Clear => None,
+    };
     let model = cx.model(model)?;
     let mut written = Vec::new();
     for e in records {
@@ -80,6 +85,7 @@ pub fn update(
     source: &Node,
     assignments: &[Assignment],
     ret: &Option<Vec<(String, Expr)>>,
+    ttl: Ttl,
 ) -> Result<Output> {
     let model = cx.model(model)?;
     let targets: Vec<Row> = read::rows(cx, source)?.collect::<Result<_>>()?;
@@ -87,7 +93,7 @@ pub fn update(
     for old in targets {
         let old = stored(model, old);
         let new = record::for_update(model, &old, assignments, &cx.env(None))?;
-        cx.mtx.update(model, &old, &new)?;
+        cx.mtx.update(model, &old, &new, ttl)?;
         written.push(new);
     }
     returning(cx, model, ret, &written, "updated")
@@ -108,4 +114,149 @@ pub fn delete(
         gone.push(old);
     }
     returning(cx, model, ret, &gone, "deleted")
+}
+
+/// `UPSERT INTO m value [ON (fields)]`: finds the record through the primary key or the
+/// unique index `ON` names (the record's coerced values, so LOWERCASE and friends apply);
+/// updates the fields the value gives when found (the rules of `UPDATE … SET`, fields
+/// equal to the stored value skipped), inserts it otherwise. The lookup is a checked read,
+/// so two racing upserts of one key conflict and the retry updates: one record, never two.
+pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
+    let model = cx.model(&u.model.name)?;
+    let pk_name = model.pk().name.clone();
+    for id in &u.on {
+        if model.field(&id.name).is_none() {
+            return Err(cx.unknown_field(model, id));
+        }
+    }
+    let on: Vec<&str> = if u.on.is_empty() {
+        vec![pk_name.as_str()]
+    } else {
+        u.on.iter().map(|i| i.name.as_str()).collect()
+    };
+    let mut sorted = on.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let index = if sorted == [pk_name.as_str()] {
+        None
+    } else {
+        let found = model.indexes.iter().find(|ix| {
+            let mut f: Vec<&str> = ix.fields.iter().map(String::as_str).collect();
+            f.sort_unstable();
+            ix.unique && ix.ready && f == sorted
+        });
+        match found {
+            Some(ix) => Some(ix),
+            None => {
+                let mut keys = vec![format!("({pk_name})")];
+                keys.extend(
+                    model
+                        .indexes
+                        .iter()
+                        .filter(|ix| ix.unique && ix.ready)
+                        .map(|ix| format!("({})", ix.fields.join(", "))),
+                );
+                return Err(Error::Invalid {
+                    code: "kvm.invalid_upsert",
+                    message: format!(
+                        "UPSERT INTO {} ON ({}): the ON fields must be the primary key or the fields of a unique index",
+                        model.name,
+                        on.join(", ")
+                    ),
+                    span: u.on.first().map(|f| f.span),
+                    help: Some(format!("unique keys of {}: {}", model.name, keys.join(", "))),
+                });
+            }
+        }
+    };
+    let input = match cx.env(None).eval(&u.value)? {
+        Value::Object(m) => m,
+        other => {
+            return Err(Error::Invalid {
+                code: "kvm.type_mismatch",
+                message: format!("UPSERT INTO {} needs an object, got {other}", model.name),
+                span: (!u.value.span.is_empty()).then_some(u.value.span),
+                help: None,
+            })
+        }
+    };
+    for f in &on {
+        if input.get(*f).is_none_or(|v| matches!(v, Value::Null)) {
+            return Err(Error::validation(
+                &model.name,
+                f,
+                Value::Null,
+                "is an UPSERT ON field and must be given",
+            ));
+        }
+    }
+    let candidate = record::for_insert(model, input.clone(), &cx.env(None))?;
+    let existing = match index {
+        None => {
+            let pk = pk_part(model, candidate.get(&pk_name).unwrap_or(&Value::Null))?;
+            cx.mtx.get(model, &pk)?
+        }
+        Some(ix) => {
+            let dummy = kvm_storage::tuple::KeyPart::Bool(false); // unique entries hold no pk in the key
+            match entry_key(model, ix, &candidate, &dummy) {
+                None => None,
+                Some(k) => match cx.mtx.txn.get(&k)? {
+                    None => None,
+                    Some(held) => {
+                        let pk = Value::decode(&held)
+                            .ok()
+                            .and_then(|v| crate::keyspace::key_part(&v))
+                            .map(|(p, _)| p)
+                            .ok_or_else(|| {
+                                Error::Corrupt(format!(
+                                    "bad unique entry in {}.{}",
+                                    model.name, ix.name
+                                ))
+                            })?;
+                        cx.mtx.get(model, &pk)?
+                    }
+                },
+            }
+        }
+    };
+    let ret = kvm_planner::returning(model, &u.returning)?;
+    match existing {
+        None => {
+            let expire_at = match ttl {
+                Ttl::At(t) => Some(t),
+                Ttl::Keep | Ttl::Clear => None,
+            };
+            cx.mtx.insert(model, &candidate, expire_at)?;
+            returning(cx, model, &ret, &[candidate], "inserted")
+        }
+        Some(old) => {
+            if let Some(given) = input.get(&pk_name) {
+                let given = record::coerce(&model.name, model.pk(), given.clone())?;
+                let held = old.get(&pk_name).cloned().unwrap_or(Value::Null);
+                if given != held {
+                    return Err(Error::validation(
+                        &model.name,
+                        &pk_name,
+                        given,
+                        format!(
+                            "UPSERT ON ({}) matched the record with {pk_name} {held}; a primary key cannot change",
+                            on.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let mut values = Vec::new();
+            for (name, v) in input {
+                let Some(f) = model.field(&name) else { continue };
+                let coerced = record::coerce(&model.name, f, v.clone())?;
+                if old.get(&name).unwrap_or(&Value::Null) == &coerced {
+                    continue;
+                }
+                values.push((name, AssignOp::Set, v));
+            }
+            let new = record::apply(model, &old, &values, &cx.env(None))?;
+            cx.mtx.update(model, &old, &new, ttl)?;
+            returning(cx, model, &ret, &[new], "updated")
+        }
+    }
 }

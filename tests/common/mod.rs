@@ -50,6 +50,14 @@ pub enum Backend {
 
 /// A database with a fixed clock and seed, and its recorder.
 pub fn open(backend: Backend) -> (Database, Arc<Recorder>, Option<tempfile::TempDir>) {
+    let (db, rec, dir, _) = open_with_clock(backend);
+    (db, rec, dir)
+}
+
+/// [`open`], also returning the manual clock the database runs on.
+pub fn open_with_clock(
+    backend: Backend,
+) -> (Database, Arc<Recorder>, Option<tempfile::TempDir>, ManualClock) {
     let clock = ManualClock::new(START_MILLIS);
     let (inner, dir): (Box<dyn Engine>, _) = match backend {
         Backend::Memory => (Box::new(MemoryEngine::with_clock(Arc::new(clock.clone()))), None),
@@ -64,7 +72,10 @@ pub fn open(backend: Backend) -> (Database, Arc<Recorder>, Option<tempfile::Temp
         }
     };
     let rec = Arc::new(Recorder { inner, log: Mutex::new(Vec::new()) });
-    let db = Database::with_engine(rec.clone(), Options { clock: Arc::new(clock), seed: Some(42) })
-        .unwrap();
-    (db, rec, dir)
+    let db = Database::with_engine(
+        rec.clone(),
+        Options { clock: Arc::new(clock.clone()), seed: Some(42), sweep_interval: None },
+    )
+    .unwrap();
+    (db, rec, dir, clock)
 }
