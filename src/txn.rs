@@ -24,6 +24,32 @@ pub struct Txn<'e> {
     checks: RefCell<BTreeMap<Vec<u8>, Option<Versionstamp>>>,
     /// Whether reads add checks (write statements) or not (queries).
     track: Cell<bool>,
+    /// Ranges scanned while tracking: checked at commit for keys that appeared (phantoms).
+    scanned: RefCell<Vec<Scanned>>,
+}
+
+/// How far a tracked scan got: its range, direction, the last key it read and whether it
+/// reached the end.
+struct Scanned {
+    range: KeyRange,
+    reverse: bool,
+    last: Option<Vec<u8>>,
+    complete: bool,
+}
+
+impl Scanned {
+    /// The part of the range the scan actually covered.
+    fn covered(&self) -> Option<KeyRange> {
+        if self.complete {
+            return Some(self.range.clone());
+        }
+        let last = self.last.clone()?;
+        Some(if self.reverse {
+            KeyRange { start: Bound::Included(last), end: self.range.end.clone() }
+        } else {
+            KeyRange { start: self.range.start.clone(), end: Bound::Included(last) }
+        })
+    }
 }
 
 impl<'e> Txn<'e> {
@@ -33,6 +59,7 @@ impl<'e> Txn<'e> {
             writes: RefCell::default(),
             checks: RefCell::default(),
             track: Cell::new(false),
+            scanned: RefCell::default(),
         })
     }
 
@@ -81,13 +108,35 @@ impl<'e> Txn<'e> {
             buffered.reverse();
         }
         let opts = if reverse { ScanOptions::reverse() } else { ScanOptions::forward() };
-        let inner = self.snap.scan(range, opts)?.map(move |r| {
-            r.map(|(k, e)| {
-                self.note(k, Some(e.versionstamp()));
-                (k.to_vec(), e.value().to_vec())
-            })
-            .map_err(Into::into)
+        let slot = self.track.get().then(|| {
+            let mut scanned = self.scanned.borrow_mut();
+            scanned.push(Scanned { range: range.clone(), reverse, last: None, complete: false });
+            scanned.len() - 1
         });
+        let inner = self
+            .snap
+            .scan(range, opts)?
+            .map(move |r| {
+                r.map(|(k, e)| {
+                    self.note(k, Some(e.versionstamp()));
+                    if let Some(i) = slot {
+                        if let Some(s) = self.scanned.borrow_mut().get_mut(i) {
+                            s.last = Some(k.to_vec());
+                        }
+                    }
+                    (k.to_vec(), e.value().to_vec())
+                })
+                .map_err(Into::into)
+            })
+            .chain(std::iter::from_fn(move || {
+                // The snapshot's scan is exhausted: the whole range was read.
+                if let Some(i) = slot {
+                    if let Some(s) = self.scanned.borrow_mut().get_mut(i) {
+                        s.complete = true;
+                    }
+                }
+                None
+            }));
         Ok(Box::new(Merge {
             inner: inner.peekable(),
             buffered: buffered.into_iter().peekable(),
@@ -113,6 +162,12 @@ impl<'e> Txn<'e> {
         let mut batch = AtomicBatch::new();
         for (k, vs) in self.checks.borrow().iter() {
             batch = batch.check(k, *vs);
+        }
+        let at = self.snap.versionstamp();
+        for s in self.scanned.borrow().iter() {
+            if let Some(r) = s.covered() {
+                batch = batch.check_range(r, at);
+            }
         }
         for (k, w) in self.writes.borrow().iter() {
             batch = match w {

@@ -1,7 +1,7 @@
 //! The commit logic every backend shares: evaluate a batch's checks, then turn its mutations
 //! into stored entries, over whatever write transaction the backend provides.
 
-use crate::engine::{check_key, AtomicBatch, Mutation};
+use crate::engine::{check_key, AtomicBatch, KeyRange, Mutation};
 use crate::entry;
 use crate::error::{Error, Result};
 use crate::feed::{dedup_last, Change, ChangeKind};
@@ -18,6 +18,20 @@ pub(crate) trait CommitTarget {
     fn remove(&mut self, key: &[u8]) -> Result<bool>;
     /// Notes that `key` expires at `at` (the sweeper's index; stale notes are harmless).
     fn note_expiry(&mut self, at: u64, key: &[u8]) -> Result<()>;
+    /// The first key in `range` whose stored entry is live at `now` and was written after
+    /// `after` (range checks).
+    fn newer_in(
+        &mut self,
+        range: &KeyRange,
+        after: Versionstamp,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>>;
+}
+
+/// Whether a stored entry is live at `now` and was written after `after`.
+pub(crate) fn is_newer(raw: &[u8], after: Versionstamp, now: u64) -> Result<bool> {
+    let e = entry::decode(raw)?;
+    Ok(e.is_live(now) && e.versionstamp() > after)
 }
 
 /// A live value as a commit reads it.
@@ -58,6 +72,15 @@ pub(crate) fn apply_batch<T: CommitTarget>(
         };
         if current != c.versionstamp {
             return Err(Error::Conflict { key: c.key.clone() });
+        }
+    }
+    for rc in &batch.range_checks {
+        let range = rc.range.clamped(crate::MAX_KEY_LEN);
+        if range.is_empty() {
+            continue;
+        }
+        if let Some(key) = t.newer_in(&range, rc.after, now)? {
+            return Err(Error::Conflict { key });
         }
     }
     let mut changes = Vec::with_capacity(batch.mutations.len());

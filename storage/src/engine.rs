@@ -165,6 +165,16 @@ pub struct Check {
     pub versionstamp: Option<Versionstamp>,
 }
 
+/// A guard on a whole range (serializable scans): no key in `range` holds a live value
+/// written after versionstamp `after` (the snapshot the range was read at). Together with
+/// checks on the keys the scan read (which catch deletes and updates), it proves the range
+/// reads the same at commit as it did — no phantom appeared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeCheck {
+    pub range: KeyRange,
+    pub after: Versionstamp,
+}
+
 /// One change a commit makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation {
@@ -197,6 +207,8 @@ impl Mutation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AtomicBatch {
     pub checks: Vec<Check>,
+    /// Range guards, evaluated after `checks` against the latest state.
+    pub range_checks: Vec<RangeCheck>,
     pub mutations: Vec<Mutation>,
 }
 
@@ -208,6 +220,13 @@ impl AtomicBatch {
     /// Requires `key` to still hold the value written at `vs` (`None`: to hold nothing).
     pub fn check(mut self, key: &[u8], vs: Option<Versionstamp>) -> Self {
         self.checks.push(Check { key: key.to_vec(), versionstamp: vs });
+        self
+    }
+
+    /// Requires that no key in `range` was written (with a value still live) after `after`;
+    /// a failure is `Error::Conflict` naming the first such key.
+    pub fn check_range(mut self, range: KeyRange, after: Versionstamp) -> Self {
+        self.range_checks.push(RangeCheck { range, after });
         self
     }
 
@@ -250,7 +269,7 @@ impl AtomicBatch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty() && self.mutations.is_empty()
+        self.checks.is_empty() && self.range_checks.is_empty() && self.mutations.is_empty()
     }
 }
 

@@ -376,6 +376,20 @@ impl CommitTarget for LmdbTarget<'_, '_> {
         k.extend_from_slice(key);
         self.s.expiry.put(self.txn, &k, &[]).map_err(map_full)
     }
+    fn newer_in(
+        &mut self,
+        range: &KeyRange,
+        after: Versionstamp,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        for item in self.s.data.range(self.txn, &range.as_slices())? {
+            let (k, raw) = item?;
+            if crate::apply::is_newer(raw, after, now)? {
+                return Ok(Some(k.to_vec()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Engine for LmdbEngine {

@@ -104,6 +104,21 @@ impl CommitTarget for Work {
         self.expiry.push((at, key.to_vec()));
         Ok(())
     }
+    fn newer_in(
+        &mut self,
+        range: &KeyRange,
+        after: Versionstamp,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let (lo, hi) = range.as_slices();
+        let owned = |b: std::ops::Bound<&[u8]>| b.map(<[u8]>::to_vec);
+        for (k, raw) in self.data.range((owned(lo), owned(hi))) {
+            if crate::apply::is_newer(raw, after, now)? {
+                return Ok(Some(k.clone()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Engine for MemoryEngine {

@@ -42,7 +42,7 @@ macro_rules! conformance {
                 expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
                 scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
                 change_feed_retention, check_only_commit, many_writes_grow_the_map,
-                backup_is_a_consistent_copy);
+                backup_is_a_consistent_copy, range_checks_catch_phantoms);
         }
     };
     (@each $factory:ident; $($test:ident),* $(,)?) => {
@@ -498,4 +498,28 @@ pub fn backup_is_a_consistent_copy(f: Factory) {
     assert_eq!(snap.get(&k("b")).unwrap().unwrap().expire_at(), Some(T0 + 60_000));
     assert_eq!(Value::decode_counter(snap.get(&k("n")).unwrap().unwrap().value()), Some(7));
     assert!(snap.get(&k("late")).unwrap().is_none());
+}
+
+/// `check_range`: a key written in the range after the snapshot fails the commit (a
+/// phantom), one written outside it or before the snapshot does not, and an entry that has
+/// expired by commit time does not count.
+pub fn range_checks_catch_phantoms(f: Factory) {
+    let (b, clock) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("b1"), b"1").set(&k("z"), b"1")).unwrap();
+    let range = KeyRange::between(&k("b"), &k("c"));
+    let at = e.snapshot().unwrap().versionstamp();
+    let guarded = || AtomicBatch::new().check_range(range.clone(), at).set(&k("out"), b"x");
+    e.commit(&AtomicBatch::new().set(&k("d"), b"outside")).unwrap();
+    assert!(e.commit(&guarded()).is_ok(), "writes outside the range and older ones pass");
+    e.commit(&AtomicBatch::new().set_with_expiry(&k("b5"), b"ttl", T0 + 10)).unwrap();
+    match e.commit(&guarded()) {
+        Err(Error::Conflict { key }) => assert_eq!(key, k("b5")),
+        other => panic!("a new key in the range must conflict, got {other:?}"),
+    }
+    assert_eq!(get(e, &k("out")), Some(b"x".to_vec()), "the failed commit wrote nothing more");
+    clock.set(T0 + 10);
+    assert!(e.commit(&guarded()).is_ok(), "an expired entry is not a phantom");
+    e.commit(&AtomicBatch::new().set(&k("b1"), b"2")).unwrap();
+    assert!(matches!(e.commit(&guarded()), Err(Error::Conflict { .. })), "an overwrite too");
 }
