@@ -260,3 +260,51 @@ fn transactions_retry_conflicts_and_stay_exact() {
     assert_eq!(one_int(&db, "SELECT bal FROM acct WHERE id = 'a'"), 600);
     assert_eq!(one_int(&db, "SELECT bal FROM acct WHERE id = 'b'"), 400);
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+/// Issue 5 item 3: a multi-record INSERT and an UPDATE/DELETE over many rows are each one
+/// storage commit; a failure anywhere in the batch commits nothing.
+#[test]
+fn batches_are_one_commit_and_all_or_nothing() {
+    for backend in [common::Backend::Memory, common::Backend::Lmdb] {
+        let (db, rec, _dir) = common::open(backend);
+        db.execute(
+            "DEFINE MODEL m (id INT PRIMARY KEY, g U64 NOT NULL, u STRING UNIQUE, INDEX by_g (g))",
+            (),
+        )
+        .unwrap();
+        let commits = || rec.log.lock().unwrap().len();
+        let records: Vec<String> =
+            (0..2000).map(|i| format!("{{ id: {i}, g: {}, u: 'u{i}' }}", i % 10)).collect();
+        let before = commits();
+        db.execute(&format!("INSERT INTO m [ {} ]", records.join(", ")), ()).unwrap();
+        assert_eq!(commits() - before, 1, "a 2,000-record INSERT is one commit");
+        let before = commits();
+        let out = db.execute("UPDATE m SET g += 100 WHERE g < 5", ()).unwrap();
+        assert_eq!(out, Output::Affected { verb: "updated", count: 1000 });
+        assert_eq!(commits() - before, 1, "an UPDATE of 1,000 rows is one commit");
+        let before = commits();
+        let bad: Vec<String> = (2000..2100)
+            .map(|i| {
+                format!(
+                    "{{ id: {i}, g: 1, u: '{}' }}",
+                    if i == 2050 { "u7".into() } else { format!("u{i}") }
+                )
+            })
+            .collect();
+        let err = db.execute(&format!("INSERT INTO m [ {} ]", bad.join(", ")), ()).unwrap_err();
+        assert_eq!(err.code(), "kvm.unique_violation");
+        assert_eq!(commits(), before, "a failed batch commits nothing");
+        assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 2000);
+        let err = db.execute("UPDATE m SET g -= 105 WHERE g >= 100", ()).unwrap_err();
+        assert_eq!(err.code(), "kvm.validation");
+        assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m WHERE g >= 100"), 1000, "none updated");
+        let before = commits();
+        let out = db.execute("DELETE FROM m WHERE g >= 100", ()).unwrap();
+        assert_eq!(out, Output::Affected { verb: "deleted", count: 1000 });
+        assert_eq!(commits() - before, 1, "a DELETE of 1,000 rows is one commit");
+        assert!(db.execute("CHECK DATABASE", ()).unwrap().to_string().starts_with("ok"));
+    }
+}
