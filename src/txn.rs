@@ -26,6 +26,9 @@ pub struct Txn<'e> {
     track: Cell<bool>,
     /// Ranges scanned while tracking: checked at commit for keys that appeared (phantoms).
     scanned: RefCell<Vec<Scanned>>,
+    /// Whether tracked scans record their ranges (off for index backfill, which needs no
+    /// phantom protection: concurrent writers maintain a building index themselves).
+    track_ranges: Cell<bool>,
 }
 
 /// How far a tracked scan got: its range, direction, the last key it read and whether it
@@ -60,12 +63,18 @@ impl<'e> Txn<'e> {
             checks: RefCell::default(),
             track: Cell::new(false),
             scanned: RefCell::default(),
+            track_ranges: Cell::new(true),
         })
     }
 
     /// From now on every key read is checked at commit.
     pub fn track_reads(&self, on: bool) {
         self.track.set(on);
+    }
+
+    /// Whether tracked scans also guard their ranges against phantoms (default on).
+    pub fn track_ranges(&self, on: bool) {
+        self.track_ranges.set(on);
     }
 
     /// The time expiry is judged at, in milliseconds.
@@ -108,7 +117,7 @@ impl<'e> Txn<'e> {
             buffered.reverse();
         }
         let opts = if reverse { ScanOptions::reverse() } else { ScanOptions::forward() };
-        let slot = self.track.get().then(|| {
+        let slot = (self.track.get() && self.track_ranges.get()).then(|| {
             let mut scanned = self.scanned.borrow_mut();
             scanned.push(Scanned { range: range.clone(), reverse, last: None, complete: false });
             scanned.len() - 1

@@ -308,3 +308,22 @@ fn batches_are_one_commit_and_all_or_nothing() {
         assert!(db.execute("CHECK DATABASE", ()).unwrap().to_string().starts_with("ok"));
     }
 }
+
+/// A `Session` keeps `BEGIN … COMMIT` across separate calls (what a shell holds between
+/// inputs), and an open transaction is invisible to others until COMMIT.
+#[test]
+fn a_session_keeps_its_transaction_between_calls() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL m (id STRING PRIMARY KEY, n INT)", ()).unwrap();
+    let mut s = db.session();
+    assert!(!s.in_transaction());
+    s.execute_script("a", "BEGIN; INSERT INTO m { id: 'x', n: 1 };");
+    assert!(s.in_transaction());
+    let seen = s.execute_script("b", "SELECT n FROM m WHERE id = 'x';");
+    assert_eq!(seen[0].result.as_ref().unwrap().to_string(), "n\n1\n(1 row)");
+    assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 0, "not visible before COMMIT");
+    let done = s.execute_script("c", "COMMIT;");
+    assert_eq!(done[0].result.as_ref().unwrap().to_string(), "COMMIT");
+    assert!(!s.in_transaction());
+    assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 1);
+}

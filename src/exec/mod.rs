@@ -351,6 +351,7 @@ fn backfill_indexes(host: &dyn Host, model_name: &str, indexes: &[String]) -> Re
         let Some(model) = catalog.models.get(model_name) else { return Ok(()) };
         mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
         mtx.txn.track_reads(true);
+        mtx.txn.track_ranges(false);
         let prefix = KeyPrefix::Model(model_name).encode();
         let mut range = KeyRange::prefix(&prefix);
         if let Some(a) = &after {
