@@ -46,3 +46,35 @@ fn indexed_queries_read_only_what_matches() {
     assert_eq!(rows.rows.len(), 3);
     assert_eq!(counts.get().1, 0);
 }
+
+/// A page after a cursor starts reading right past the cursor's row (a seek), by primary
+/// key and through an index, forwards and backwards: it never re-reads earlier pages.
+#[test]
+fn pages_after_a_cursor_seek_instead_of_rereading() {
+    let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
+    let counts = engine.counts.clone();
+    let db =
+        Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, n INT NOT NULL, INDEX by_n (n))", ()).unwrap();
+    let insert = db.prepare("INSERT INTO t { id: $1, n: $2 }").unwrap();
+    for i in 0..1000i64 {
+        insert.execute(params![i, i % 100]).unwrap();
+    }
+    for query in [
+        "SELECT id FROM t LIMIT 7 AFTER $1",
+        "SELECT id FROM t ORDER BY id DESC LIMIT 7 AFTER $1",
+        "SELECT id FROM t ORDER BY n LIMIT 7 AFTER $1",
+        "SELECT id FROM t ORDER BY n DESC LIMIT 7 AFTER $1",
+    ] {
+        let page = db.prepare(query).unwrap();
+        let mut cursor: Option<String> = None;
+        for _ in 0..50 {
+            counts.reset();
+            let rows = page.query(params![cursor.clone()]).unwrap();
+            assert_eq!(rows.rows.len(), 7);
+            let (_, scanned) = counts.get();
+            assert!(scanned <= 8, "{query}: a page scanned {scanned} rows");
+            cursor = rows.next_cursor;
+        }
+    }
+}

@@ -127,8 +127,41 @@ pub fn index_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<(Ke
     Ok(Some((bounds(prefix, lower, upper), exact)))
 }
 
+/// Where a page resumes: rows of the access path's range strictly past this key (in the
+/// scan's direction). Only an optimisation — the page still filters by the cursor.
+type Seek = Option<Vec<u8>>;
+
+/// `range` narrowed to the keys strictly past `seek` in the scan direction.
+fn past(mut range: KeyRange, seek: &Seek, reverse: bool) -> KeyRange {
+    use std::ops::Bound::*;
+    let Some(k) = seek else { return range };
+    if reverse {
+        let tighter = match &range.end {
+            Included(e) | Excluded(e) => k <= e,
+            Unbounded => true,
+        };
+        if tighter {
+            range.end = Excluded(k.clone());
+        }
+    } else {
+        let tighter = match &range.start {
+            Included(b) | Excluded(b) => k >= b,
+            Unbounded => true,
+        };
+        if tighter {
+            range.start = Excluded(k.clone());
+        }
+    }
+    range
+}
+
 /// The rows of a scan leaf, with virtual fields computed.
-fn scan<'a>(cx: &'a Cx<'a>, model: &'a Model, access: &'a Access) -> Result<RowIter<'a>> {
+fn scan<'a>(
+    cx: &'a Cx<'a>,
+    model: &'a Model,
+    access: &'a Access,
+    seek: &Seek,
+) -> Result<RowIter<'a>> {
     let m = cx.mtx;
     let raw: RowIter<'a> = match access {
         Access::PkGet { keys } => {
@@ -154,15 +187,20 @@ fn scan<'a>(cx: &'a Cx<'a>, model: &'a Model, access: &'a Access) -> Result<RowI
             };
             match index_range(cx, model, access)? {
                 None => Box::new(std::iter::empty()),
-                Some((range, _)) => m.index_scan(model, ix, &range, reverse)?,
+                Some((range, _)) => {
+                    m.index_scan(model, ix, &past(range, seek, reverse), reverse)?
+                }
             }
         }
         Access::PkRange { range, reverse } => {
             let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
             let prefix = KeyPrefix::Model(&model.name).encode();
-            m.scan(model, bounds(prefix, lower, upper), *reverse)?
+            m.scan(model, past(bounds(prefix, lower, upper), seek, *reverse), *reverse)?
         }
-        Access::FullScan { reverse, .. } => m.scan_all(model, *reverse)?,
+        Access::FullScan { reverse, .. } => {
+            let all = KeyRange::prefix(&KeyPrefix::Model(&model.name).encode());
+            m.scan(model, past(all, seek, *reverse), *reverse)?
+        }
     };
     Ok(Box::new(raw.map(move |r| r.and_then(|row| record::materialize(model, row, &cx.env(None))))))
 }
@@ -188,13 +226,18 @@ fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
 
 /// The rows a node yields.
 pub fn rows<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a>> {
+    rows_past(cx, node, &None)
+}
+
+/// The rows a node yields, its scan leaf starting past `seek`.
+fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<'a>> {
     match node {
         Node::Scan { model, access } => {
             let model = cx.model(model)?;
-            scan(cx, model, access)
+            scan(cx, model, access, seek)
         }
         Node::Filter { source, predicate } => {
-            let input = rows(cx, source)?;
+            let input = rows_past(cx, source, seek)?;
             Ok(Box::new(input.filter_map(move |r| match r {
                 Err(e) => Some(Err(e)),
                 Ok(row) => match cx.env(Some(&row)).test(predicate) {
@@ -320,9 +363,13 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
             other => return Err(bad_cursor(format!("a cursor is a string, got {other}"))),
         },
     };
+    let seek = match (&after, sorted) {
+        (Some(c), true) => seek_key(cx, source, c)?,
+        _ => None,
+    };
     let mut page: Vec<(Vec<Value>, Row)> = Vec::new();
     if n > 0 {
-        for r in rows(cx, source)? {
+        for r in rows_past(cx, source, &seek)? {
             let row = r?;
             let env = cx.env(Some(&row));
             let k: Vec<Value> = keys.iter().map(|o| env.eval(&o.expr)).collect::<Result<_>>()?;
@@ -351,6 +398,50 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
         _ => None,
     };
     Ok((page.into_iter().map(|(_, r)| r).collect(), cursor))
+}
+
+/// The storage key of the cursor's row in the page's access path (its record key, or its
+/// index entry key), when every value is held exactly; the scan then starts right past it.
+fn seek_key(cx: &Cx, source: &Node, cursor: &[Value]) -> Result<Seek> {
+    let scan = match source {
+        Node::Filter { source, .. } => source.as_ref(),
+        other => other,
+    };
+    let Node::Scan { model, access } = scan else { return Ok(None) };
+    let model = cx.model(model)?;
+    let Some((pk_value, order)) = cursor.split_last() else { return Ok(None) };
+    let exact = |v: &Value| match key_part(v) {
+        Some((p, true)) => Some(p),
+        _ => None,
+    };
+    let Some(pk) = exact(pk_value) else { return Ok(None) };
+    Ok(match access {
+        Access::FullScan { .. } | Access::PkRange { .. } => {
+            Some(Key::Record { model: &model.name, pk }.encode())
+        }
+        Access::IndexScan { index, eq, .. } => {
+            let Some(ix) = model.index(index) else { return Ok(None) };
+            let mut values = Vec::new();
+            for (f, e) in ix.fields.iter().zip(eq) {
+                match part(cx, model, f, e)? {
+                    Some((p, true)) => values.push(p),
+                    _ => return Ok(None),
+                }
+            }
+            for v in order {
+                match exact(v) {
+                    Some(p) => values.push(p),
+                    None => return Ok(None),
+                }
+            }
+            Some(if ix.unique {
+                Key::UniqueEntry { model: &model.name, index, values }.encode()
+            } else {
+                Key::IndexEntry { model: &model.name, index, values, pk }.encode()
+            })
+        }
+        _ => None,
+    })
 }
 
 fn bad_cursor(message: String) -> Error {
