@@ -327,3 +327,48 @@ fn a_session_keeps_its_transaction_between_calls() {
     assert!(!s.in_transaction());
     assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 1);
 }
+
+/// Phantoms under real concurrency on LMDB: 8 threads each run "count the slots of a group;
+/// if fewer than 5, take one" as a transaction. Without range guards two transactions can
+/// both count 4 and both insert; serializable commits leave exactly 5 per group.
+#[test]
+fn count_then_insert_transactions_never_overbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let db = lmdb(&dir, &clock, None);
+    db.execute(
+        "DEFINE MODEL slots (id STRING PRIMARY KEY, grp INT NOT NULL, INDEX by_grp (grp))",
+        (),
+    )
+    .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let grp = i % 4;
+                    db.transaction(|tx| {
+                        let n = tx.query("SELECT COUNT(*) FROM slots WHERE grp = $1", (grp,))?;
+                        // Widen the window between the read and the write.
+                        std::thread::sleep(Duration::from_micros(300));
+                        if matches!(n.rows[0][0], Value::Int(c) if c < 5) {
+                            tx.execute(
+                                "INSERT INTO slots { id: $1, grp: $2 }",
+                                (format!("t{t}-{i}"), grp),
+                            )?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for grp in 0..4 {
+        let n = one_int(&db, &format!("SELECT COUNT(*) FROM slots WHERE grp = {grp}"));
+        assert_eq!(n, 5, "group {grp} was overbooked or underbooked");
+    }
+}
