@@ -11,9 +11,13 @@
 //!
 //! Model names never start with `__`, so records and the system prefix cannot collide; the
 //! `'__idx'` part sorts before any string primary key only by accident of its value, never
-//! by assumption: record scans read the prefix `[model]` and skip the `'__idx'` subtree.
+//! by assumption: record scans read the prefix `[model]` and skip the index entries, which
+//! are exactly the keys `[model, '__idx', <string>, …]` ([`index_area`]). So a record whose
+//! primary key is the string `'__idx'` (key `[model, '__idx']`) is an ordinary record.
 //!
-//! Index values: null has no entry (a record whose indexed field is null is not in the
+//! Index and key values: a `U64` value is always a bigint part (an int part for small values
+//! would sort every value above `i64::MAX`, a bigint, before them); ints and timestamps are
+//! int parts. Null has no entry (a record whose indexed field is null is not in the
 //! index); a string or bytes value longer than [`LONG_VALUE`] bytes is stored as its first
 //! [`LONG_VALUE`] bytes plus a 16-hex-digit FNV-1a hash of the whole value, so keys stay
 //! under the 511-byte limit; lookups encode the same way and every match is re-checked
@@ -103,9 +107,15 @@ pub fn entry_pk(key: &[u8]) -> Option<KeyPart> {
     tuple::decode(key).ok()?.pop()
 }
 
-/// The `[model, '__idx']` prefix, which record scans skip.
+/// The prefix of every index entry of `model`, which record scans skip: `[model, '__idx']`
+/// followed by a string part (the index name). The record whose primary key is the string
+/// `'__idx'` (key `[model, '__idx']`, with no part after it) lies outside it.
 pub fn index_area(model: &str) -> Vec<u8> {
-    tuple::encode(&[KeyPart::String(model.to_string()), KeyPart::String(IDX.to_string())])
+    let mut k =
+        tuple::encode(&[KeyPart::String(model.to_string()), KeyPart::String(IDX.to_string())]);
+    // The first byte of any string part: its type tag.
+    k.extend_from_slice(&tuple::encode(&[KeyPart::String(String::new())])[..1]);
+    k
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -123,10 +133,9 @@ pub fn key_part(v: &Value) -> Option<(KeyPart, bool)> {
         Value::Null | Value::Array(_) | Value::Object(_) => return None,
         Value::Bool(b) => (KeyPart::Bool(*b), true),
         Value::Int(i) | Value::Timestamp(i) => (KeyPart::Int(*i), true),
-        Value::Counter(c) => match i64::try_from(*c) {
-            Ok(i) => (KeyPart::Int(i), true),
-            Err(_) => (KeyPart::BigInt(i128::from(*c)), true),
-        },
+        // Every U64 value (and so every U64 bound, coerced to the field's type) is a bigint:
+        // one part type for the whole range keeps keys in numeric order.
+        Value::Counter(c) => (KeyPart::BigInt(i128::from(*c)), true),
         Value::Float(f) => (KeyPart::Float(*f), true),
         Value::String(s) if s.len() > LONG_VALUE => {
             let mut cut = LONG_VALUE;
@@ -175,6 +184,38 @@ mod tests {
             record_pk("users", &Key::Record { model: "users", pk: KeyPart::Int(1) }.encode()),
             Some(KeyPart::Int(1))
         );
+    }
+
+    #[test]
+    fn the_index_area_holds_index_entries_and_no_record() {
+        let area = index_area("m");
+        let entry = Key::IndexEntry {
+            model: "m",
+            index: "i",
+            values: vec![KeyPart::Int(1)],
+            pk: KeyPart::Int(2),
+        };
+        let unique = Key::UniqueEntry { model: "m", index: "", values: vec![] };
+        assert!(entry.encode().starts_with(&area));
+        assert!(unique.encode().starts_with(&area));
+        for pk in ["__idx", "__idx\0", "__idx\0x", "__idy", ""] {
+            let rec = Key::Record { model: "m", pk: KeyPart::String(pk.into()) }.encode();
+            assert!(!rec.starts_with(&area), "{pk:?}");
+        }
+    }
+
+    #[test]
+    fn u64_keys_sort_numerically_over_the_whole_range() {
+        let vals = [0u64, 1, 5, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX];
+        let keys: Vec<Vec<u8>> = vals
+            .iter()
+            .map(|v| {
+                let (p, _) = key_part(&Value::Counter(*v)).unwrap_or((KeyPart::Bool(false), true));
+                assert_eq!(part_value(&p), Value::Counter(*v));
+                tuple::encode(&[p])
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
