@@ -5,13 +5,51 @@ use std::cmp::Ordering;
 
 use kvm_storage::Value;
 
-/// A number view of a value (ints, counters, floats, timestamps).
-fn num(v: &Value) -> Option<f64> {
+/// A number view of a value: an exact integer or a float.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+fn num(v: &Value) -> Option<Num> {
     match v {
-        Value::Int(i) => Some(*i as f64),
-        Value::Counter(c) => Some(*c as f64),
-        Value::Float(f) => Some(*f),
+        Value::Int(i) => Some(Num::Int(i128::from(*i))),
+        Value::Counter(c) => Some(Num::Int(i128::from(*c))),
+        // -0.0 and 0.0 are the same number.
+        Value::Float(f) => Some(Num::Float(if *f == 0.0 { 0.0 } else { *f })),
         _ => None,
+    }
+}
+
+/// Compares an integer with a float exactly (no rounding of the integer to f64).
+fn int_float_cmp(x: i128, y: f64) -> Ordering {
+    if y.is_nan() {
+        // As in f64::total_cmp: NaN above every number (a negative NaN below).
+        return if y.is_sign_negative() { Ordering::Greater } else { Ordering::Less };
+    }
+    // 2^127 is exact in f64; every i128 is below it and at or above -2^127.
+    const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0;
+    if y >= LIMIT {
+        return Ordering::Less;
+    }
+    if y < -LIMIT {
+        return Ordering::Greater;
+    }
+    let t = y.trunc();
+    // `t` is integral and in range, so the cast is exact.
+    match x.cmp(&(t as i128)) {
+        Ordering::Equal => 0.0f64.partial_cmp(&(y - t)).unwrap_or(Ordering::Equal),
+        o => o,
+    }
+}
+
+fn num_cmp(a: Num, b: Num) -> Ordering {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => x.cmp(&y),
+        (Num::Int(x), Num::Float(y)) => int_float_cmp(x, y),
+        (Num::Float(x), Num::Int(y)) => int_float_cmp(y, x).reverse(),
+        (Num::Float(x), Num::Float(y)) => x.total_cmp(&y),
     }
 }
 
@@ -29,7 +67,8 @@ fn rank(v: &Value) -> u8 {
 }
 
 /// A total order for sorting: null first, then by type, then by value (numbers compare
-/// across int, counter and float).
+/// exactly across int, counter and float, with -0.0 equal to 0; arrays element by element,
+/// objects entry by entry in key order).
 pub fn total_cmp(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x.cmp(y),
@@ -49,8 +88,18 @@ pub fn total_cmp(a: &Value, b: &Value) -> Ordering {
             }
             x.len().cmp(&y.len())
         }
+        // Objects compare as their (key, value) lists in key order.
+        (Value::Object(x), Value::Object(y)) => {
+            for ((kp, p), (kq, q)) in x.iter().zip(y) {
+                let o = kp.cmp(kq).then_with(|| total_cmp(p, q));
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
         _ => match (num(a), num(b)) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(x), Some(y)) => num_cmp(x, y),
             _ => rank(a).cmp(&rank(b)),
         },
     }
@@ -111,8 +160,9 @@ pub fn parse_date(s: &str) -> Option<i64> {
     (civil_from_days(days) == (y, m, d)).then_some(days)
 }
 
-/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00[.ffffff](Z|±HH:MM)`, or a bare date
-/// meaning midnight UTC) into microseconds since the epoch.
+/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00[.ffffff][Z|±HH:MM]`, `T` or a space
+/// between date and time, no offset meaning UTC, or a bare date meaning midnight UTC) into
+/// microseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let date = parse_date(s.get(0..10)?)?;
     let rest = &s[10..];
@@ -142,7 +192,8 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         rest = &frac[digits.len()..];
     }
     let offset = match rest {
-        "Z" | "z" => 0,
+        // No offset: UTC.
+        "" | "Z" | "z" => 0,
         _ => {
             let sign = match rest.get(0..1)? {
                 "+" => 1,
@@ -197,6 +248,49 @@ mod tests {
         assert_eq!(parse_timestamp("2024-01-01T01:00:00+01:00"), parse_timestamp("2024-01-01"));
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(parse_timestamp("garbage"), None);
+    }
+
+    #[test]
+    fn timestamps_without_offset_are_utc() {
+        let utc = parse_timestamp("2025-01-01T00:00:00Z");
+        assert!(utc.is_some());
+        assert_eq!(parse_timestamp("2025-01-01 00:00:00"), utc);
+        assert_eq!(parse_timestamp("2025-01-01T00:00:00"), utc);
+        assert_eq!(parse_timestamp("2025-01-01 00:00:00.000"), utc);
+        assert_eq!(parse_timestamp("2025-01-01 00:00:00 "), None);
+    }
+
+    #[test]
+    fn objects_compare_by_entries() {
+        let obj = |pairs: &[(&str, i64)]| {
+            Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), Value::Int(*v))).collect())
+        };
+        assert_eq!(compare(&obj(&[("a", 1)]), &obj(&[("a", 1)])), Some(Ordering::Equal));
+        assert_eq!(compare(&obj(&[("a", 1)]), &obj(&[("a", 2)])), Some(Ordering::Less));
+        assert_eq!(compare(&obj(&[("a", 1)]), &obj(&[("b", 1)])), Some(Ordering::Less));
+        assert_eq!(compare(&obj(&[("a", 1)]), &obj(&[("a", 1), ("b", 0)])), Some(Ordering::Less));
+        assert_eq!(compare(&obj(&[]), &obj(&[])), Some(Ordering::Equal));
+    }
+
+    #[test]
+    fn ints_and_floats_compare_exactly() {
+        let big = i64::MAX - 1; // not representable as f64: rounds to 2^63
+        assert_eq!(
+            compare(&Value::Int(big), &Value::Float(9.223_372_036_854_776e18)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            compare(&Value::Int(1 << 53 | 1), &Value::Float((1u64 << 53) as f64)),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            compare(&Value::Counter(u64::MAX), &Value::Float(1.8446744073709552e19)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(compare(&Value::Int(-3), &Value::Float(-2.5)), Some(Ordering::Less));
+        assert_eq!(compare(&Value::Int(-2), &Value::Float(-2.5)), Some(Ordering::Greater));
+        assert_eq!(compare(&Value::Float(-0.0), &Value::Int(0)), Some(Ordering::Equal));
+        assert_eq!(compare(&Value::Float(-0.0), &Value::Float(0.0)), Some(Ordering::Equal));
     }
 
     #[test]
