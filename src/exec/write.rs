@@ -190,15 +190,22 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             ));
         }
     }
-    let candidate = record::for_insert(model, input.clone(), &cx.env(None))?;
+    // The lookup key: just the ON fields, coerced as they are stored (the full record is
+    // only built, defaults and NOT NULL included, when it is inserted).
+    let mut key_row = Row::new();
+    for f in &on {
+        let (Some(field), Some(v)) = (model.field(f), input.get(*f)) else { continue };
+        key_row.insert((*f).to_string(), record::coerce(&model.name, field, v.clone())?);
+    }
     let existing = match index {
         None => {
-            let pk = pk_part(model, candidate.get(&pk_name).unwrap_or(&Value::Null))?;
+            let pk = pk_part(model, key_row.get(&pk_name).unwrap_or(&Value::Null))?;
             cx.mtx.get(model, &pk)?
         }
         Some(ix) => {
-            let dummy = kvm_storage::tuple::KeyPart::Bool(false); // unique entries hold no pk in the key
-            match entry_key(model, ix, &candidate, &dummy) {
+            // Unique entries hold the primary key as their value, not in the key.
+            let unused = kvm_storage::tuple::KeyPart::Bool(false);
+            match entry_key(model, ix, &key_row, &unused) {
                 None => None,
                 Some(k) => match cx.mtx.txn.get(&k)? {
                     None => None,
@@ -226,6 +233,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
                 Ttl::At(t) => Some(t),
                 Ttl::Keep | Ttl::Clear => None,
             };
+            let candidate = record::for_insert(model, input, &cx.env(None))?;
             cx.mtx.insert(model, &candidate, expire_at)?;
             returning(cx, model, &ret, &[candidate], "inserted")
         }
