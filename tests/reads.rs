@@ -13,7 +13,7 @@ fn indexed_queries_read_only_what_matches() {
     let counts = engine.counts.clone();
     let db =
         Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
-    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, email STRING UNIQUE, kind STRING, n INT, INDEX by_kind_n (kind, n))", ()).unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, email STRING UNIQUE, kind STRING, n INT NOT NULL, INDEX by_kind_n (kind, n))", ()).unwrap();
     let insert = db.prepare("INSERT INTO t { id: $1, email: $2, kind: $3, n: $4 }").unwrap();
     for i in 0..1000i64 {
         let kind = if i % 10 == 0 { "rare" } else { "common" };

@@ -6,14 +6,21 @@
 //! 3. index scan: equality on the longest prefix of an index's fields, plus a range on the
 //!    next field (an index that also yields the `ORDER BY` order wins ties);
 //! 4. primary-key range;
-//! 5. an index whose order is the `ORDER BY` (over NOT NULL fields only, since null values
-//!    have no index entry);
+//! 5. an index whose order is the `ORDER BY`;
 //! 6. full scan with filter, with the reason no index applied.
+//!
+//! A record with a null in any indexed field has no entry in that index, so an index is a
+//! candidate (for filtering, `COUNT(*)` or ordering) only when every one of its fields is
+//! `NOT NULL` in the model or is non-null in every row the `WHERE` clause keeps (a conjunct
+//! compares it, tests it with `IN`/`BETWEEN`, or says `IS NOT NULL`).
 //!
 //! The `WHERE` clause is always kept as a filter above the access path: index keys may hold
 //! a truncated value (long strings), and re-checking is cheap next to reading the record.
+//! For the same reason an index over a string or bytes field never provides the `ORDER BY`
+//! order of that field (nor of the fields after it): values sharing their first 96 bytes are
+//! in hash order.
 
-use kvm_lang::ast::{BinaryOp, InRhs, OrderBy};
+use kvm_lang::ast::{BinaryOp, InRhs, Literal, OrderBy, TypeName};
 use kvm_lang::{Expr, ExprKind};
 
 use crate::catalog::{Index, Model};
@@ -26,6 +33,14 @@ enum Cond {
     In(String, Vec<Expr>),
     Lower(String, Bound),
     Upper(String, Bound),
+}
+
+/// A condition and the conjunct (by position) it came from: `BETWEEN` gives two conditions
+/// from one conjunct.
+#[derive(Debug, Clone)]
+struct Src {
+    cond: Cond,
+    conjunct: usize,
 }
 
 /// True when `e` is known before any record is read (literals, parameters, and arithmetic
@@ -56,10 +71,11 @@ pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
     }
 }
 
-fn conds(filter: Option<&Expr>) -> Vec<Cond> {
+fn conds(filter: Option<&Expr>) -> Vec<Src> {
     let mut out = Vec::new();
     let Some(filter) = filter else { return out };
-    for c in conjuncts(filter) {
+    for (i, c) in conjuncts(filter).into_iter().enumerate() {
+        let mut push = |cond| out.push(Src { cond, conjunct: i });
         match &c.kind {
             ExprKind::Binary { op, lhs, rhs } => {
                 let (field, value, op) = match (field_of(lhs), field_of(rhs)) {
@@ -69,32 +85,29 @@ fn conds(filter: Option<&Expr>) -> Vec<Cond> {
                 };
                 let b = |inclusive| Bound { value: value.clone(), inclusive };
                 match op {
-                    BinaryOp::Eq => out.push(Cond::Eq(field, value)),
-                    BinaryOp::Gt => out.push(Cond::Lower(field, b(false))),
-                    BinaryOp::GtEq => out.push(Cond::Lower(field, b(true))),
-                    BinaryOp::Lt => out.push(Cond::Upper(field, b(false))),
-                    BinaryOp::LtEq => out.push(Cond::Upper(field, b(true))),
+                    BinaryOp::Eq => push(Cond::Eq(field, value)),
+                    BinaryOp::Gt => push(Cond::Lower(field, b(false))),
+                    BinaryOp::GtEq => push(Cond::Lower(field, b(true))),
+                    BinaryOp::Lt => push(Cond::Upper(field, b(false))),
+                    BinaryOp::LtEq => push(Cond::Upper(field, b(true))),
                     _ => {}
                 }
             }
             ExprKind::In { expr, rhs: InRhs::List(list), negated: false } => {
                 if let Some(f) = field_of(expr) {
                     if list.iter().all(constant) {
-                        out.push(Cond::In(f, list.clone()));
+                        push(Cond::In(f, list.clone()));
                     }
                 }
             }
             ExprKind::Between { expr, low, high, negated: false } => {
                 if let Some(f) = field_of(expr) {
                     if constant(low) && constant(high) {
-                        out.push(Cond::Lower(
+                        push(Cond::Lower(
                             f.clone(),
                             Bound { value: (**low).clone(), inclusive: true },
                         ));
-                        out.push(Cond::Upper(
-                            f,
-                            Bound { value: (**high).clone(), inclusive: true },
-                        ));
+                        push(Cond::Upper(f, Bound { value: (**high).clone(), inclusive: true }));
                     }
                 }
             }
@@ -102,6 +115,83 @@ fn conds(filter: Option<&Expr>) -> Vec<Cond> {
         }
     }
     out
+}
+
+/// The fields every row kept by `filter` has non-null: those a top-level conjunct compares
+/// (a comparison with null is null, so the row is dropped), tests with `IN` or `BETWEEN`,
+/// or tests with `IS NOT NULL`.
+fn non_null_fields(filter: Option<&Expr>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(filter) = filter else { return out };
+    for c in conjuncts(filter) {
+        match &c.kind {
+            ExprKind::Binary { op, lhs, rhs } if !matches!(op, BinaryOp::And | BinaryOp::Or) => {
+                out.extend(field_of(lhs));
+                out.extend(field_of(rhs));
+            }
+            ExprKind::In { expr, .. }
+            | ExprKind::Between { expr, .. }
+            | ExprKind::IsNull { expr, negated: true } => out.extend(field_of(expr)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether every record the filter can keep has an entry in `ix` (see the module docs).
+fn covers(model: &Model, ix: &Index, non_null: &[String]) -> bool {
+    ix.fields
+        .iter()
+        .all(|f| model.field(f).is_some_and(|fd| !fd.nullable()) || non_null.iter().any(|n| n == f))
+}
+
+/// Whether index keys of `field` sort as its values do: string and bytes values longer than
+/// 96 bytes are truncated and hashed in keys (an enum is safe when its values are short).
+pub(crate) fn key_ordered(model: &Model, field: &str) -> bool {
+    let Some(f) = model.field(field) else { return false };
+    match &f.ty.name {
+        TypeName::String | TypeName::Bytes => false,
+        TypeName::Enum(variants) => variants.iter().all(|v| v.value.len() <= 96),
+        _ => true,
+    }
+}
+
+/// The order an index scan yields after its equality prefix: its remaining fields up to the
+/// first one whose keys may be truncated, then (when none is) the primary key.
+fn provided_order(model: &Model, fields: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in fields {
+        if !key_ordered(model, f) {
+            return out;
+        }
+        out.push(f.clone());
+    }
+    out.push(model.pk().name.clone());
+    out
+}
+
+/// Whether a bound (or equality) value reaches the index as itself: a literal of the field's
+/// own type, so the engine's coercion can neither fail (an unusable bound is dropped, which
+/// only a re-checking filter makes right) nor change it. Parameters are unknown here.
+fn exact_value(model: &Model, field: &str, e: &Expr) -> bool {
+    let Some(f) = model.field(field) else { return false };
+    let ExprKind::Literal(lit) = &e.kind else { return false };
+    match (&f.ty.name, lit) {
+        (TypeName::Int, Literal::Int(_)) => true,
+        (TypeName::U64, Literal::Int(i)) => *i >= 0,
+        (TypeName::Float, Literal::Float(_)) => true,
+        (TypeName::Float, Literal::Int(i)) => i.unsigned_abs() <= 1 << 53,
+        (TypeName::Bool, Literal::Bool(_)) => true,
+        (TypeName::Timestamp, Literal::Timestamp(_)) => true,
+        (TypeName::Date, Literal::Date(_)) => true,
+        (TypeName::String, Literal::String(s)) => {
+            !(f.trim && s.trim() != s
+                || f.lowercase && s.to_lowercase() != *s
+                || f.uppercase && s.to_uppercase() != *s)
+        }
+        (TypeName::Enum(variants), Literal::String(s)) => variants.iter().any(|v| v.value == *s),
+        _ => false,
+    }
 }
 
 fn flip(op: BinaryOp) -> BinaryOp {
@@ -114,23 +204,45 @@ fn flip(op: BinaryOp) -> BinaryOp {
     }
 }
 
-fn eq_on<'a>(conds: &'a [Cond], field: &str) -> Option<&'a Expr> {
-    conds.iter().find_map(|c| match c {
-        Cond::Eq(f, v) if f == field => Some(v),
+/// The first equality on `field`, as its condition index and value.
+fn eq_on<'a>(conds: &'a [Src], field: &str) -> Option<(usize, &'a Expr)> {
+    conds.iter().enumerate().find_map(|(i, c)| match &c.cond {
+        Cond::Eq(f, v) if f == field => Some((i, v)),
         _ => None,
     })
 }
 
-fn range_on(conds: &[Cond], field: &str) -> Range {
+/// The first lower and upper bounds on `field`, with the indexes of their conditions.
+fn range_on(conds: &[Src], field: &str) -> (Range, Vec<usize>) {
     let mut r = Range::default();
-    for c in conds {
-        match c {
-            Cond::Lower(f, b) if f == field && r.lower.is_none() => r.lower = Some(b.clone()),
-            Cond::Upper(f, b) if f == field && r.upper.is_none() => r.upper = Some(b.clone()),
+    let mut used = Vec::new();
+    for (i, c) in conds.iter().enumerate() {
+        match &c.cond {
+            Cond::Lower(f, b) if f == field && r.lower.is_none() => {
+                r.lower = Some(b.clone());
+                used.push(i);
+            }
+            Cond::Upper(f, b) if f == field && r.upper.is_none() => {
+                r.upper = Some(b.clone());
+                used.push(i);
+            }
             _ => {}
         }
     }
-    r
+    (r, used)
+}
+
+/// Whether the conditions `used` (indexes into `conds`) are the whole `WHERE` clause: every
+/// one of its `n` conjuncts has all its conditions used, each with an exact value.
+fn exactly(model: &Model, conds: &[Src], used: &[usize], n: usize) -> bool {
+    (0..n).all(|j| {
+        let of_j: Vec<usize> = (0..conds.len()).filter(|i| conds[*i].conjunct == j).collect();
+        !of_j.is_empty() && of_j.iter().all(|i| used.contains(i))
+    }) && used.iter().all(|i| match &conds[*i].cond {
+        Cond::Eq(f, v) => exact_value(model, f, v),
+        Cond::Lower(f, b) | Cond::Upper(f, b) => exact_value(model, f, &b.value),
+        Cond::In(..) => false,
+    })
 }
 
 /// The order an access path yields, as (field, descending) keys, for sort elimination.
@@ -162,16 +274,17 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
     let n_conjuncts = filter.map(|f| conjuncts(f).len()).unwrap_or(0);
     let pk = model.pk().name.clone();
     let pk_order = order_matches(std::slice::from_ref(&pk), order_by);
+    let non_null = non_null_fields(filter);
 
     // 1. Primary-key get / multi-get.
-    if let Some(v) = eq_on(&conds, &pk) {
+    if let Some((i, v)) = eq_on(&conds, &pk) {
         return Chosen {
             access: Access::PkGet { keys: vec![v.clone()] },
             ordered: true,
-            exact: n_conjuncts == 1,
+            exact: exactly(model, &conds, &[i], n_conjuncts),
         };
     }
-    if let Some(list) = conds.iter().find_map(|c| match c {
+    if let Some(list) = conds.iter().find_map(|c| match &c.cond {
         Cond::In(f, l) if *f == pk => Some(l.clone()),
         _ => None,
     }) {
@@ -182,17 +295,23 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
         };
     }
 
-    let ready: Vec<&Index> = model.indexes.iter().filter(|i| i.ready).collect();
+    // Indexes that hold every record the filter can keep.
+    let ready: Vec<&Index> =
+        model.indexes.iter().filter(|i| i.ready && covers(model, i, &non_null)).collect();
     // 2. Unique-index get.
     for ix in &ready {
         if ix.unique {
-            let vals: Option<Vec<Expr>> =
-                ix.fields.iter().map(|f| eq_on(&conds, f).cloned()).collect();
-            if let Some(values) = vals {
+            let found: Option<Vec<(usize, &Expr)>> =
+                ix.fields.iter().map(|f| eq_on(&conds, f)).collect();
+            if let Some(found) = found {
+                let used: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
                 return Chosen {
-                    access: Access::IndexGet { index: ix.name.clone(), values },
+                    access: Access::IndexGet {
+                        index: ix.name.clone(),
+                        values: found.into_iter().map(|(_, v)| v.clone()).collect(),
+                    },
                     ordered: true,
-                    exact: n_conjuncts == ix.fields.len(),
+                    exact: exactly(model, &conds, &used, n_conjuncts),
                 };
             }
         }
@@ -201,22 +320,25 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
     let mut best: Option<(usize, Chosen)> = None;
     for ix in &ready {
         let mut eq = Vec::new();
+        let mut used = Vec::new();
         for f in &ix.fields {
             match eq_on(&conds, f) {
-                Some(v) => eq.push(v.clone()),
+                Some((i, v)) => {
+                    eq.push(v.clone());
+                    used.push(i);
+                }
                 None => break,
             }
         }
-        let range = ix.fields.get(eq.len()).map(|f| range_on(&conds, f)).unwrap_or_default();
+        let (range, range_used) =
+            ix.fields.get(eq.len()).map(|f| range_on(&conds, f)).unwrap_or_default();
+        used.extend(range_used);
         let score = eq.len() * 2 + usize::from(!range.is_open());
         if score == 0 {
             continue;
         }
-        let mut provided: Vec<String> = ix.fields[eq.len()..].to_vec();
-        provided.push(pk.clone());
+        let provided = provided_order(model, &ix.fields[eq.len()..]);
         let order = order_matches(&provided, order_by);
-        let used =
-            eq.len() + usize::from(range.lower.is_some()) + usize::from(range.upper.is_some());
         let score = score * 2 + usize::from(order.is_some() || order_by.is_empty());
         let chosen = Chosen {
             access: Access::IndexScan {
@@ -226,7 +348,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
                 reverse: order == Some(true),
             },
             ordered: order.is_some() || order_by.is_empty(),
-            exact: used == n_conjuncts,
+            exact: exactly(model, &conds, &used, n_conjuncts),
         };
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, chosen));
@@ -236,7 +358,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
         return chosen;
     }
     // 4. Primary-key range.
-    let range = range_on(&conds, &pk);
+    let (range, _) = range_on(&conds, &pk);
     if !range.is_open() {
         return Chosen {
             access: Access::PkRange { range, reverse: pk_order == Some(true) },
@@ -247,11 +369,8 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
     // 5. Index order for ORDER BY.
     if pk_order.is_none() && !order_by.is_empty() {
         for ix in &ready {
-            let all_not_null =
-                ix.fields.iter().all(|f| model.field(f).is_some_and(|f| !f.nullable()));
-            let mut provided = ix.fields.clone();
-            provided.push(pk.clone());
-            if let (true, Some(desc)) = (all_not_null, order_matches(&provided, order_by)) {
+            let provided = provided_order(model, &ix.fields);
+            if let Some(desc) = order_matches(&provided, order_by) {
                 return Chosen {
                     access: Access::IndexScan {
                         index: ix.name.clone(),
@@ -271,15 +390,36 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
         Some(_) => {
             let mut fields: Vec<String> = conds
                 .iter()
-                .map(|c| match c {
+                .map(|c| match &c.cond {
                     Cond::Eq(f, _) | Cond::In(f, _) | Cond::Lower(f, _) | Cond::Upper(f, _) => {
                         f.clone()
                     }
                 })
                 .collect();
             fields.dedup();
+            let skipped = model.indexes.iter().find(|i| {
+                i.ready
+                    && !covers(model, i, &non_null)
+                    && fields.iter().any(|f| i.fields.first() == Some(f))
+            });
             if fields.is_empty() {
                 "no condition of the form `field op constant` to use an index for".to_string()
+            } else if let Some(ix) = skipped {
+                let nulls: Vec<String> = ix
+                    .fields
+                    .iter()
+                    .filter(|f| {
+                        model.field(f).is_some_and(|fd| fd.nullable())
+                            && !non_null.iter().any(|n| n == *f)
+                    })
+                    .map(|f| format!("`{f}`"))
+                    .collect();
+                format!(
+                    "index `{}` has no entry for records with a null {} (make the field NOT NULL \
+                     or test it in WHERE)",
+                    ix.name,
+                    nulls.join(" or ")
+                )
             } else {
                 format!(
                     "no ready index starts with {}",

@@ -209,7 +209,14 @@ impl Model {
             )
             .at(span));
         }
-        for f in &ix.fields {
+        for (i, f) in ix.fields.iter().enumerate() {
+            if ix.fields[..i].contains(f) {
+                return Err(PlanError::new(
+                    "kvm.invalid_index",
+                    format!("index `{}` names field `{}.{f}` twice", ix.name, self.name),
+                )
+                .at(span));
+            }
             let Some(field) = self.field(f) else {
                 let mut e = PlanError::new(
                     "kvm.unknown_field",

@@ -228,7 +228,10 @@ fn page(
                     && model.index(index).is_some_and(|ix| {
                         let rest: Vec<Option<String>> =
                             ix.fields.iter().skip(eq.len()).cloned().map(Some).collect();
-                        !rest.is_empty() && rest == order
+                        // Long strings and bytes are truncated+hashed in keys: not in order.
+                        !rest.is_empty()
+                            && rest == order
+                            && ix.fields[eq.len()..].iter().all(|f| access::key_ordered(model, f))
                     })
             }
             _ => false,
