@@ -108,8 +108,15 @@ impl Env<'_> {
                 if matches!(v, Value::Null) {
                     return Ok(Value::Null);
                 }
-                let found = list.iter().any(|x| compare(&v, x) == Some(Ordering::Equal));
-                Ok(Value::Bool(found != *negated))
+                // Three-valued, as SQL: true when an item equals `v`, else null when an item
+                // is null (it might have), else false; NOT IN negates that (null stays null).
+                if list.iter().any(|x| compare(&v, x) == Some(Ordering::Equal)) {
+                    return Ok(Value::Bool(!*negated));
+                }
+                if list.iter().any(|x| matches!(x, Value::Null)) {
+                    return Ok(Value::Null);
+                }
+                Ok(Value::Bool(*negated))
             }
             ExprKind::Between { expr, low, high, negated } => {
                 let v = self.eval(expr)?;
@@ -250,6 +257,17 @@ impl Env<'_> {
                 Value::Counter(c) => Some(Value::Counter(*c)),
                 _ => None,
             }),
+            // The planner's `LIMIT + OFFSET` for a sort (not callable from KQL).
+            kvm_planner::SAT_ADD => match args.as_slice() {
+                [Value::Int(a), Value::Int(b)] if *a >= 0 && *b >= 0 => {
+                    Ok(Value::Int(a.saturating_add(*b)))
+                }
+                [a, b] => Err(err(
+                    format!("LIMIT and OFFSET must be non-negative integers, got {a} and {b}"),
+                    e,
+                )),
+                _ => Err(err(format!("{name}() takes two arguments"), e)),
+            },
             "coalesce" => {
                 Ok(args.into_iter().find(|v| !matches!(v, Value::Null)).unwrap_or(Value::Null))
             }
@@ -350,4 +368,52 @@ pub fn like(s: &str, pattern: &str) -> bool {
         }
     }
     dp[s.len()][p.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvm_lang::ast::Ident;
+
+    struct Fixed;
+    impl Ids for Fixed {
+        fn now_micros(&self) -> i64 {
+            0
+        }
+        fn ulid(&self) -> String {
+            String::new()
+        }
+        fn uuid(&self) -> String {
+            String::new()
+        }
+    }
+
+    fn call(name: &str, args: Vec<Expr>) -> Result<Value> {
+        let params = Params::none();
+        let env = Env { params: &params, ids: &Fixed, row: None };
+        env.eval(&Expr::new(ExprKind::Call { name: Ident::new(name), args: CallArgs::List(args) }))
+    }
+
+    fn int(i: i64) -> Expr {
+        Expr::new(ExprKind::Literal(Literal::Int(i)))
+    }
+
+    #[test]
+    fn every_function_the_planner_accepts_is_implemented() {
+        for f in kvm_planner::FUNCTIONS {
+            let r = call(f, vec![int(1)]);
+            let unknown = matches!(&r, Err(Error::Invalid { message, .. }) if message.contains("unknown function"));
+            assert!(!unknown, "{f}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn limit_plus_offset_saturates() {
+        assert_eq!(
+            call(kvm_planner::SAT_ADD, vec![int(i64::MAX), int(1)]).ok(),
+            Some(Value::Int(i64::MAX))
+        );
+        assert_eq!(call(kvm_planner::SAT_ADD, vec![int(2), int(3)]).ok(), Some(Value::Int(5)));
+        assert!(call(kvm_planner::SAT_ADD, vec![int(-1), int(3)]).is_err());
+    }
 }

@@ -8,6 +8,111 @@ use kvm_lang::{Expr, ExprKind};
 use crate::catalog::Model;
 use crate::error::PlanError;
 
+/// The functions an expression may call (the engine's `eval` implements each; names are
+/// case-insensitive). `COUNT(*)` is a projection, not a function.
+pub const FUNCTIONS: &[&str] = &[
+    "now",
+    "ulid",
+    "uuid",
+    "lower",
+    "upper",
+    "trim",
+    "length",
+    "len",
+    "abs",
+    "coalesce",
+    "years_since",
+];
+
+/// The planner's own saturating addition of two non-negative integers (`LIMIT + OFFSET`
+/// for a sort); users cannot call it (it is not in [`FUNCTIONS`]).
+pub const SAT_ADD: &str = "__sat_add";
+
+/// Rewrites the literals a predicate compares with a field into the field's stored form, so
+/// that the filter and an index range (whose bounds the engine coerces to the field's type)
+/// agree: a string compared with a `LOWERCASE`/`UPPERCASE`/`TRIM` field gets the same
+/// normalization (`email = 'ANN@X.COM'` finds `'ann@x.com'`), a string or `DATE` compared
+/// with a `TIMESTAMP` field becomes a `TIMESTAMP` literal, a ULID is upper-cased and a UUID
+/// lower-cased and hyphenated. Parameters are compared as bound.
+pub fn normalize(model: &Model, expr: &Expr) -> Expr {
+    let mut e = expr.clone();
+    normalize_in(model, &mut e);
+    e
+}
+
+fn normalize_in(model: &Model, expr: &mut Expr) {
+    let field = |e: &Expr| {
+        e.as_path().filter(|p| p.segments.len() == 1).and_then(|p| model.field(&p.segments[0].name))
+    };
+    match &mut expr.kind {
+        ExprKind::Binary { op: BinaryOp::And | BinaryOp::Or, lhs, rhs } => {
+            normalize_in(model, lhs);
+            normalize_in(model, rhs);
+        }
+        ExprKind::Unary { expr, .. } => normalize_in(model, expr),
+        ExprKind::Binary {
+            op:
+                BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq,
+            lhs,
+            rhs,
+        } => {
+            if let Some(f) = field(lhs) {
+                normalize_literal(f, rhs);
+            } else if let Some(f) = field(rhs) {
+                normalize_literal(f, lhs);
+            }
+        }
+        ExprKind::In { expr, rhs: InRhs::List(list), .. } => {
+            if let Some(f) = field(expr) {
+                list.iter_mut().for_each(|x| normalize_literal(f, x));
+            }
+        }
+        ExprKind::Between { expr, low, high, .. } => {
+            if let Some(f) = field(expr) {
+                normalize_literal(f, low);
+                normalize_literal(f, high);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn normalize_literal(f: &crate::catalog::Field, e: &mut Expr) {
+    let ExprKind::Literal(lit) = &mut e.kind else { return };
+    match (&f.ty.name, &*lit) {
+        (TypeName::String, Literal::String(s)) => {
+            let mut s = s.clone();
+            if f.trim {
+                s = s.trim().to_string();
+            }
+            if f.lowercase {
+                s = s.to_lowercase();
+            }
+            if f.uppercase {
+                s = s.to_uppercase();
+            }
+            *lit = Literal::String(s);
+        }
+        (TypeName::Timestamp, Literal::String(s) | Literal::Date(s)) => {
+            *lit = Literal::Timestamp(s.clone());
+        }
+        (TypeName::Ulid, Literal::String(s)) => *lit = Literal::String(s.to_ascii_uppercase()),
+        (TypeName::Uuid, Literal::String(s)) => {
+            let mut s = s.to_ascii_lowercase();
+            if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                s = format!("{}-{}-{}-{}-{}", &s[..8], &s[8..12], &s[12..16], &s[16..20], &s[20..]);
+            }
+            *lit = Literal::String(s);
+        }
+        _ => {}
+    }
+}
+
 /// Checks every path in `expr` against `model`'s fields and literal comparisons against
 /// field types.
 pub fn bind_expr(model: &Model, expr: &Expr) -> Result<(), PlanError> {
@@ -30,9 +135,30 @@ pub fn bind_expr(model: &Model, expr: &Expr) -> Result<(), PlanError> {
             }
             Err(e)
         }
-        ExprKind::Call { args, .. } => match args {
+        ExprKind::Call { name, args } => match args {
             CallArgs::Star => Ok(()),
-            CallArgs::List(list) => list.iter().try_for_each(|a| bind_expr(model, a)),
+            CallArgs::List(list) => {
+                let lower = name.name.to_ascii_lowercase();
+                if lower == "count" {
+                    return Err(PlanError::unsupported(
+                        &format!("{}(expr) (counting non-null values)", name.name),
+                        expr.span,
+                    )
+                    .help("use COUNT(*) with `WHERE expr IS NOT NULL`"));
+                }
+                if !FUNCTIONS.contains(&lower.as_str()) {
+                    let mut e = PlanError::new(
+                        "kvm.unknown_function",
+                        format!("unknown function `{}`", name.name),
+                    )
+                    .at(name.span);
+                    if let Some(s) = crate::suggest::did_you_mean(&lower, FUNCTIONS.iter()) {
+                        e = e.help(format!("did you mean `{s}`?"));
+                    }
+                    return Err(e);
+                }
+                list.iter().try_for_each(|a| bind_expr(model, a))
+            }
         },
         ExprKind::Unary { expr, .. } => bind_expr(model, expr),
         ExprKind::Binary { op, lhs, rhs } => {

@@ -18,6 +18,7 @@ use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, 
 use kvm_lang::{Expr, ExprKind};
 
 pub use access::conjuncts;
+pub use bind::{FUNCTIONS, SAT_ADD};
 pub use catalog::{Catalog, Field, Index, Model};
 pub use error::PlanError;
 pub use plan::{Access, Bound, Node, Plan, Range};
@@ -46,8 +47,17 @@ fn projection(model: &Model, p: &Projection) -> Result<Option<Vec<(String, Expr)
     match p {
         Projection::All => Ok(None),
         Projection::Items(items) => {
-            let mut out = Vec::new();
+            let mut out: Vec<(String, Expr)> = Vec::new();
             for item in items {
+                if let ExprKind::Call { name, args: CallArgs::List(_) } = &item.expr.kind {
+                    if name.name.eq_ignore_ascii_case("count") {
+                        return Err(PlanError::unsupported(
+                            &format!("{}(expr) (counting non-null values)", name.name),
+                            item.expr.span,
+                        )
+                        .help("use COUNT(*) with `WHERE expr IS NOT NULL`"));
+                    }
+                }
                 if let ExprKind::Call { name, args: CallArgs::Star } = &item.expr.kind {
                     if !is_count_star(&item.expr) || items.len() > 1 {
                         return Err(PlanError::unsupported(
@@ -57,10 +67,17 @@ fn projection(model: &Model, p: &Projection) -> Result<Option<Vec<(String, Expr)
                     }
                 }
                 bind::bind_expr(model, &item.expr)?;
-                out.push((
-                    column_name(&item.expr, item.alias.as_ref().map(|a| a.name.as_str())),
-                    item.expr.clone(),
-                ));
+                let name = column_name(&item.expr, item.alias.as_ref().map(|a| a.name.as_str()));
+                if out.iter().any(|(n, _)| *n == name) {
+                    // Rows are also objects (JSON output, the Rust API): names must be unique.
+                    return Err(PlanError::new(
+                        "kvm.duplicate_column",
+                        format!("the result has two columns named `{name}`"),
+                    )
+                    .at(item.alias.as_ref().map_or(item.expr.span, |a| a.span))
+                    .help(format!("give one of them another name: `… AS {name}_2`")));
+                }
+                out.push((name, item.expr.clone()));
             }
             Ok(Some(out))
         }
@@ -94,6 +111,8 @@ fn source(
     for o in order_by {
         bind::bind_expr(model, &o.expr)?;
     }
+    let normalized = filter.map(|f| bind::normalize(model, f));
+    let filter = normalized.as_ref();
     let chosen = access::choose(model, filter, order_by);
     let mut node = Node::Scan { model: model.name.clone(), access: chosen.access };
     if let Some(f) = filter {
@@ -137,14 +156,7 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
                 });
             }
         }
-        let mut node = node;
-        if s.limit.is_some() || s.offset.is_some() {
-            node = Node::Limit {
-                source: Box::new(node),
-                limit: s.limit.clone(),
-                offset: s.offset.clone(),
-            };
-        }
+        count_limits(s)?;
         return Ok(Plan::Select { root: Node::Count { source: Box::new(node), column } });
     }
     if s.after.is_some() || (s.limit.is_some() && s.offset.is_none()) {
@@ -154,11 +166,7 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
         // A sort under LIMIT keeps only LIMIT + OFFSET rows.
         let keep = match (&s.limit, &s.offset) {
             (Some(l), None) => Some(l.clone()),
-            (Some(l), Some(o)) => Some(Expr::new(ExprKind::Binary {
-                op: kvm_lang::ast::BinaryOp::Add,
-                lhs: Box::new(l.clone()),
-                rhs: Box::new(o.clone()),
-            })),
+            (Some(l), Some(o)) => Some(limit_plus_offset(l, o)),
             _ => None,
         };
         node = Node::Sort { source: Box::new(node), keys: s.order_by.clone(), limit: keep };
@@ -251,6 +259,50 @@ fn page(
 fn fnv(text: &str) -> u64 {
     text.bytes()
         .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// `LIMIT` and `OFFSET` of `SELECT COUNT(*)` apply to its one result row (as in SQL), never
+/// to the rows counted. The count is always returned, so only the spellings that keep that
+/// row are accepted: no `OFFSET` (or `OFFSET 0`) and no `LIMIT` (or a literal `LIMIT` ≥ 1).
+fn count_limits(s: &Select) -> Result<(), PlanError> {
+    use kvm_lang::ast::Literal;
+    let lit = |e: &Expr| match &e.kind {
+        ExprKind::Literal(Literal::Int(i)) => Some(*i),
+        _ => None,
+    };
+    if let Some(l) = &s.limit {
+        if lit(l).is_none_or(|n| n < 1) {
+            return Err(PlanError::unsupported(
+                "a LIMIT other than a literal of 1 or more on COUNT(*)",
+                l.span,
+            )
+            .help("LIMIT applies to COUNT(*)'s one result row, not to the rows it counts"));
+        }
+    }
+    if let Some(o) = &s.offset {
+        if lit(o) != Some(0) {
+            return Err(PlanError::unsupported("OFFSET on COUNT(*)", o.span)
+                .help("OFFSET applies to COUNT(*)'s one result row, not to the rows it counts"));
+        }
+    }
+    Ok(())
+}
+
+/// How many rows a sort under `LIMIT l OFFSET o` keeps: `l + o`, saturating (folded when
+/// both are literals, else the engine's internal saturating `__sat_add`).
+fn limit_plus_offset(l: &Expr, o: &Expr) -> Expr {
+    use kvm_lang::ast::Literal;
+    if let (ExprKind::Literal(Literal::Int(a)), ExprKind::Literal(Literal::Int(b))) =
+        (&l.kind, &o.kind)
+    {
+        if *a >= 0 && *b >= 0 {
+            return Expr::new(ExprKind::Literal(Literal::Int(a.saturating_add(*b))));
+        }
+    }
+    Expr::new(ExprKind::Call {
+        name: kvm_lang::ast::Ident::new(bind::SAT_ADD),
+        args: CallArgs::List(vec![l.clone(), o.clone()]),
+    })
 }
 
 /// Binds a `RETURNING` projection (`*` is every field).
