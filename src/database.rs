@@ -419,7 +419,9 @@ impl<'d> Transaction<'d> {
     /// Commits the buffered writes as one batch, checking every key read is unchanged.
     fn commit(self) -> Result<()> {
         if self.mtx.txn.is_dirty() {
-            self.db.inner.engine.commit(&self.mtx.txn.batch())?;
+            let batch = self.mtx.txn.batch();
+            exec::within_limits(self.db.inner.engine.as_ref(), &batch)?;
+            self.db.inner.engine.commit(&batch)?;
         }
         Ok(())
     }

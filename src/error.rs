@@ -35,6 +35,9 @@ pub enum Error {
     /// transaction's `COMMIT` found data it read had changed. Nothing was written; running
     /// it again may succeed ([`Error::is_retryable`]).
     Conflict { attempts: usize },
+    /// A statement's or transaction's batch is larger than one commit of this backend may be
+    /// (etcd: 128 operations, 1.5 MiB). Nothing was written; split the work explicitly.
+    TooLarge { backend: &'static str, ops: usize, bytes: usize, max_ops: usize, max_bytes: usize },
     /// A statement inside `BEGIN … COMMIT` failed, so the transaction was aborted: its
     /// writes are discarded and statements up to `COMMIT`/`ROLLBACK` are refused.
     TxnAborted(String),
@@ -56,6 +59,7 @@ impl Error {
             Error::Corrupt(_) => "kvm.corrupt",
             Error::Conflict { .. } => "kvm.conflict",
             Error::TxnAborted(_) => "kvm.txn_aborted",
+            Error::TooLarge { .. } => "kvm.batch_too_large",
         }
     }
 
@@ -153,6 +157,10 @@ impl fmt::Display for Error {
                 if *attempts == 1 { "" } else { "s" }
             ),
             Error::TxnAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::TooLarge { backend, ops, bytes, max_ops, max_bytes } => write!(
+                f,
+                "the commit would hold {ops} operations and {bytes} bytes; the {backend} backend allows at most {max_ops} operations and {max_bytes} bytes per commit; nothing was written (split the work into smaller statements or transactions)"
+            ),
         }
     }
 }

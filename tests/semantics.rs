@@ -414,3 +414,60 @@ fn retries_stay_exact_under_injected_conflicts() {
     assert_eq!(one_int(&db, "SELECT n FROM c WHERE id = 'x'"), 1000);
     assert_eq!(one_int(&db, "SELECT COUNT(*) FROM c"), 11);
 }
+
+/// A backend with etcd's commit limits (128 operations): an oversized statement or
+/// transaction is refused with a clear error and writes nothing; it is never split.
+#[test]
+fn batches_past_a_backend_commit_limit_are_refused_not_split() {
+    use kvm::storage::{
+        AtomicBatch, ChangeSet, CommitLimits, Engine, MemoryEngine, Snapshot, Versionstamp,
+    };
+    struct Limited(MemoryEngine);
+    impl Engine for Limited {
+        fn name(&self) -> &'static str {
+            "etcd-like"
+        }
+        fn snapshot(&self) -> kvm::storage::Result<Box<dyn Snapshot + '_>> {
+            self.0.snapshot()
+        }
+        fn commit(&self, batch: &AtomicBatch) -> kvm::storage::Result<Versionstamp> {
+            assert!(batch.size().0 <= 128, "an oversized batch reached the backend");
+            self.0.commit(batch)
+        }
+        fn changes_since(
+            &self,
+            after: Versionstamp,
+            limit: usize,
+        ) -> kvm::storage::Result<Vec<ChangeSet>> {
+            self.0.changes_since(after, limit)
+        }
+        fn sweep_expired(&self, limit: usize) -> kvm::storage::Result<usize> {
+            self.0.sweep_expired(limit)
+        }
+        fn commit_limits(&self) -> Option<CommitLimits> {
+            Some(CommitLimits { max_ops: 128, max_bytes: 1_536 * 1024 })
+        }
+    }
+    let db =
+        Database::with_engine(Arc::new(Limited(MemoryEngine::new())), Options::default()).unwrap();
+    db.execute("DEFINE MODEL m (id INT PRIMARY KEY, u STRING UNIQUE)", ()).unwrap();
+    let batch = |from: i64, to: i64| {
+        let recs: Vec<String> = (from..to).map(|i| format!("{{ id: {i}, u: 'u{i}' }}")).collect();
+        format!("INSERT INTO m [ {} ]", recs.join(", "))
+    };
+    db.execute(&batch(0, 20), ()).unwrap();
+    let err = db.execute(&batch(20, 120), ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.batch_too_large");
+    assert!(err.to_string().contains("etcd-like backend allows at most 128 operations"), "{err}");
+    assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 20, "nothing of it was written");
+    let err = db
+        .transaction(|tx| {
+            for i in 0..3 {
+                tx.execute(&batch(100 + 30 * i, 130 + 30 * i), ())?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), "kvm.batch_too_large");
+    assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 20);
+}

@@ -175,7 +175,9 @@ pub fn run(
         let mtx = ModelTxn::new(host.engine())?;
         let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
         if mtx.txn.is_dirty() {
-            match host.engine().commit(&mtx.txn.batch()) {
+            let batch = mtx.txn.batch();
+            within_limits(host.engine(), &batch)?;
+            match host.engine().commit(&batch) {
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => {
                     if attempt >= MAX_ATTEMPTS {
@@ -192,6 +194,24 @@ pub fn run(
         }
         return Ok(out);
     }
+}
+
+/// Refuses a batch larger than the backend's commit limit (never split: a split statement
+/// would not be atomic).
+pub fn within_limits(engine: &dyn Engine, batch: &kvm_storage::AtomicBatch) -> Result<()> {
+    if let Some(l) = engine.commit_limits() {
+        let (ops, bytes) = batch.size();
+        if ops > l.max_ops || bytes > l.max_bytes {
+            return Err(Error::TooLarge {
+                backend: engine.name(),
+                ops,
+                bytes,
+                max_ops: l.max_ops,
+                max_bytes: l.max_bytes,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs one statement inside `mtx` without committing (the caller commits: autocommit or

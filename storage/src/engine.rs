@@ -175,6 +175,35 @@ pub struct RangeCheck {
     pub after: Versionstamp,
 }
 
+/// A backend's per-commit limits: operations (checks, range checks and mutations) and
+/// bytes (keys plus values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitLimits {
+    pub max_ops: usize,
+    pub max_bytes: usize,
+}
+
+impl AtomicBatch {
+    /// How many operations (checks, range checks, mutations) and bytes (keys and values)
+    /// the batch holds, as commit limits count them.
+    pub fn size(&self) -> (usize, usize) {
+        let ops = self.checks.len() + self.range_checks.len() + self.mutations.len();
+        let bytes = self.checks.iter().map(|c| c.key.len()).sum::<usize>()
+            + self
+                .mutations
+                .iter()
+                .map(|m| {
+                    m.key().len()
+                        + match m {
+                            Mutation::Set { value, .. } => value.len(),
+                            _ => 8,
+                        }
+                })
+                .sum::<usize>();
+        (ops, bytes)
+    }
+}
+
 /// One change a commit makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation {
@@ -301,6 +330,13 @@ pub trait Engine: Send + Sync {
 
     /// Deletes up to `limit` values whose expiry has passed, in one commit; returns how many.
     fn sweep_expired(&self, limit: usize) -> Result<usize>;
+
+    /// The most one commit may hold on this backend (etcd: 128 operations and 1.5 MiB per
+    /// transaction); `None` (memory, LMDB) is unlimited. The engine refuses a statement or
+    /// transaction whose batch exceeds it, before committing, rather than splitting it.
+    fn commit_limits(&self) -> Option<CommitLimits> {
+        None
+    }
 
     /// Writes a consistent copy of the database, as of one snapshot, to a new LMDB file at
     /// `path` (which must not exist): a backup that `LmdbEngine::open` opens.
