@@ -268,6 +268,12 @@ impl Env<'_> {
                 )),
                 _ => Err(err(format!("{name}() takes two arguments"), e)),
             },
+            // The planner's wrapper putting a parameter in a field's stored form.
+            kvm_planner::STORED => match args.as_slice() {
+                [Value::String(v), Value::String(steps)] => Ok(stored(v, steps)),
+                [v, _] => Ok(v.clone()),
+                _ => Err(err(format!("{name}() takes two arguments"), e)),
+            },
             "coalesce" => {
                 Ok(args.into_iter().find(|v| !matches!(v, Value::Null)).unwrap_or(Value::Null))
             }
@@ -291,6 +297,40 @@ impl Env<'_> {
             _ => Err(err(format!("unknown function `{name}`"), e)),
         }
     }
+}
+
+/// A string in a field's stored form, step by step (see `kvm_planner::STORED`); a string
+/// that is not a timestamp stays a string (it then matches no timestamp).
+fn stored(v: &str, steps: &str) -> Value {
+    let mut s = v.to_string();
+    for step in steps.split(',') {
+        match step {
+            "trim" => s = s.trim().to_string(),
+            "lower" => s = s.to_lowercase(),
+            "upper" => s = s.to_uppercase(),
+            "ulid" => s = s.to_ascii_uppercase(),
+            "uuid" => {
+                s = s.to_ascii_lowercase();
+                if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    s = format!(
+                        "{}-{}-{}-{}-{}",
+                        &s[..8],
+                        &s[8..12],
+                        &s[12..16],
+                        &s[16..20],
+                        &s[20..]
+                    );
+                }
+            }
+            "timestamp" => {
+                if let Some(t) = parse_timestamp(&s) {
+                    return Value::Timestamp(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    Value::String(s)
 }
 
 pub(crate) fn arith(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
@@ -405,6 +445,19 @@ mod tests {
             let unknown = matches!(&r, Err(Error::Invalid { message, .. }) if message.contains("unknown function"));
             assert!(!unknown, "{f}: {r:?}");
         }
+    }
+
+    #[test]
+    fn parameters_take_the_stored_form() {
+        let s = |v: &str| Expr::new(ExprKind::Literal(Literal::String(v.into())));
+        let stored = |v: &str, steps: &str| call(kvm_planner::STORED, vec![s(v), s(steps)]).ok();
+        assert_eq!(stored(" Ann@X ", "trim,lower"), Some(Value::String("ann@x".into())));
+        assert_eq!(
+            stored("2025-01-01 00:00:00", "timestamp"),
+            parse_timestamp("2025-01-01T00:00:00Z").map(Value::Timestamp)
+        );
+        assert_eq!(stored("nope", "timestamp"), Some(Value::String("nope".into())));
+        assert_eq!(call(kvm_planner::STORED, vec![int(5), s("lower")]).ok(), Some(Value::Int(5)));
     }
 
     #[test]

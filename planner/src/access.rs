@@ -49,6 +49,12 @@ fn constant(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Literal(_) | ExprKind::Param(_) => true,
         ExprKind::Unary { expr, .. } => constant(expr),
+        // A parameter in a field's stored form (see `bind::normalize`).
+        ExprKind::Call { name, args: kvm_lang::ast::CallArgs::List(args) }
+            if name.name == crate::bind::STORED =>
+        {
+            args.iter().all(constant)
+        }
         ExprKind::Array(items) => items.iter().all(constant),
         _ => false,
     }

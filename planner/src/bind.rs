@@ -24,6 +24,11 @@ pub const FUNCTIONS: &[&str] = &[
     "years_since",
 ];
 
+/// The planner's own conversion of a parameter compared with a field into the field's
+/// stored form: `__stored($p, 'trim,lower')` (steps: `trim`, `lower`, `upper`, `timestamp`,
+/// `ulid`, `uuid`; only strings change). Users cannot call it.
+pub const STORED: &str = "__stored";
+
 /// The planner's own saturating addition of two non-negative integers (`LIMIT + OFFSET`
 /// for a sort); users cannot call it (it is not in [`FUNCTIONS`]).
 pub const SAT_ADD: &str = "__sat_add";
@@ -33,7 +38,8 @@ pub const SAT_ADD: &str = "__sat_add";
 /// agree: a string compared with a `LOWERCASE`/`UPPERCASE`/`TRIM` field gets the same
 /// normalization (`email = 'ANN@X.COM'` finds `'ann@x.com'`), a string or `DATE` compared
 /// with a `TIMESTAMP` field becomes a `TIMESTAMP` literal, a ULID is upper-cased and a UUID
-/// lower-cased and hyphenated. Parameters are compared as bound.
+/// lower-cased and hyphenated. A parameter gets the same treatment at run time, wrapped in
+/// [`STORED`].
 pub fn normalize(model: &Model, expr: &Expr) -> Expr {
     let mut e = expr.clone();
     normalize_in(model, &mut e);
@@ -82,7 +88,48 @@ fn normalize_in(model: &Model, expr: &mut Expr) {
     }
 }
 
+/// The [`STORED`] steps that put a string in `f`'s stored form (empty: none needed).
+fn stored_steps(f: &crate::catalog::Field) -> Vec<&'static str> {
+    match &f.ty.name {
+        TypeName::String => {
+            let mut steps = Vec::new();
+            if f.trim {
+                steps.push("trim");
+            }
+            if f.lowercase {
+                steps.push("lower");
+            }
+            if f.uppercase {
+                steps.push("upper");
+            }
+            steps
+        }
+        TypeName::Timestamp => vec!["timestamp"],
+        TypeName::Ulid => vec!["ulid"],
+        TypeName::Uuid => vec!["uuid"],
+        _ => vec![],
+    }
+}
+
 fn normalize_literal(f: &crate::catalog::Field, e: &mut Expr) {
+    if let ExprKind::Param(_) = &e.kind {
+        let steps = stored_steps(f);
+        if !steps.is_empty() {
+            let span = e.span;
+            let param = std::mem::replace(e, Expr::new(ExprKind::Literal(Literal::Null)));
+            *e = Expr {
+                kind: ExprKind::Call {
+                    name: kvm_lang::ast::Ident::new(STORED),
+                    args: CallArgs::List(vec![
+                        param,
+                        Expr::new(ExprKind::Literal(Literal::String(steps.join(",")))),
+                    ]),
+                },
+                span,
+            };
+        }
+        return;
+    }
     let ExprKind::Literal(lit) = &mut e.kind else { return };
     match (&f.ty.name, &*lit) {
         (TypeName::String, Literal::String(s)) => {
