@@ -264,11 +264,13 @@ impl Query {
     }
 
     /// `SELECT COUNT(*)` under the same conditions (answered from index entries alone when
-    /// an index decides every condition). Ordering and the projection do not matter to a
-    /// count and are dropped; `LIMIT`/`OFFSET` are kept.
+    /// an index decides every condition): how many records match. Ordering, the projection,
+    /// `LIMIT` and `OFFSET` do not change a count and are dropped.
     pub fn count(&self) -> Result<u64> {
         let mut select = self.select.clone();
         select.order_by.clear();
+        select.limit = None;
+        select.offset = None;
         select.projection = Projection::Items(vec![SelectItem {
             expr: Expr::new(ExprKind::Call { name: Ident::new("COUNT"), args: CallArgs::Star }),
             alias: None,

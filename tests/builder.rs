@@ -172,6 +172,8 @@ fn count_first_and_typed_rows() {
     let active = db.model("users").unwrap().filter("status").eq("active");
     assert_eq!(active.count().unwrap(), 13);
     assert_eq!(db.model("users").unwrap().count().unwrap(), 40);
+    // A page's LIMIT/OFFSET do not change how many records match.
+    assert_eq!(db.model("users").unwrap().offset(5).limit(3).count().unwrap(), 40);
     assert_eq!(db.model("users").unwrap().filter("id").eq(999).first().unwrap(), None);
 
     #[derive(serde::Deserialize, Debug, PartialEq)]
