@@ -296,13 +296,7 @@ impl Database {
         source: &'s str,
     ) -> impl Iterator<Item = StatementOutcome> + 's {
         let mut session = self.session();
-        script_items(file, source).into_iter().map(move |item| match item {
-            Ok(stmt) => StatementOutcome {
-                span: stmt.span(),
-                result: session.run_statement(&stmt, &Params::default()),
-            },
-            Err(d) => StatementOutcome { span: d.span, result: Err(Error::Parse(d)) },
-        })
+        script_items(file, source).into_iter().map(move |item| session.run_item(item))
     }
 
     /// `UPSERT INTO model $value ON (on…)`: inserts `value` (an object), or updates the
@@ -469,16 +463,24 @@ impl<'d> Session<'d> {
 
     /// Runs every statement of a script in this session, in source order.
     pub fn execute_script(&mut self, file: &str, source: &str) -> Vec<StatementOutcome> {
-        script_items(file, source)
-            .into_iter()
-            .map(|item| match item {
-                Ok(stmt) => StatementOutcome {
-                    span: stmt.span(),
-                    result: self.run_statement(&stmt, &Params::default()),
-                },
-                Err(d) => StatementOutcome { span: d.span, result: Err(Error::Parse(d)) },
-            })
-            .collect()
+        script_items(file, source).into_iter().map(|item| self.run_item(item)).collect()
+    }
+
+    /// Runs one script item; a statement that does not parse fails like any other, so it
+    /// aborts an open transaction too.
+    fn run_item(&mut self, item: Result<Statement, kvm_lang::Diagnostic>) -> StatementOutcome {
+        match item {
+            Ok(stmt) => StatementOutcome {
+                span: stmt.span(),
+                result: self.run_statement(&stmt, &Params::default()),
+            },
+            Err(d) => {
+                if let TxnState::Active(_) = self.state {
+                    self.state = TxnState::Aborted;
+                }
+                StatementOutcome { span: d.span, result: Err(Error::Parse(d)) }
+            }
+        }
     }
 
     /// Runs one statement in the session.
