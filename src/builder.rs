@@ -2,7 +2,7 @@
 //! same statements KQL text does, so both plan and EXPLAIN alike.
 //!
 //! A [`Query`] is a `SELECT` under construction. Each call adds to the same
-//! [`Select`](kvm_lang::ast::Select) AST the parser would produce from the equivalent text:
+//! `Select` AST the parser would produce from the equivalent text:
 //! conditions are `AND`-ed in call order, values are bound as positional parameters (`$1`,
 //! `$2`, … in call order, never spliced into text), and `LIMIT`/`OFFSET` are integer
 //! literals. So `builder.explain()` prints exactly what `EXPLAIN` prints for the text

@@ -463,7 +463,17 @@ impl<'d> Session<'d> {
 
     /// Runs every statement of a script in this session, in source order.
     pub fn execute_script(&mut self, file: &str, source: &str) -> Vec<StatementOutcome> {
-        script_items(file, source).into_iter().map(|item| self.run_item(item)).collect()
+        self.script(file, source).collect()
+    }
+
+    /// [`Session::execute_script`], lazily: each statement runs when its outcome is pulled,
+    /// so a caller that stops pulling (at the first error, say) stops running.
+    pub fn script<'s>(
+        &'s mut self,
+        file: &str,
+        source: &str,
+    ) -> impl Iterator<Item = StatementOutcome> + use<'s, 'd> {
+        script_items(file, source).into_iter().map(move |item| self.run_item(item))
     }
 
     /// Runs one script item; a statement that does not parse fails like any other, so it

@@ -23,6 +23,16 @@ fn type_name(t: &FieldType) -> String {
 
 /// Coerces `v` to field `f`'s type and applies its string modifiers.
 pub fn coerce(model: &str, f: &Field, v: Value) -> Result<Value> {
+    // The record object adds a level: a field may nest one less than the codec can read.
+    let depth = v.depth();
+    if depth >= kvm_storage::value::MAX_DEPTH {
+        return Err(Error::validation(
+            model,
+            &f.name,
+            format!("a value nested {depth} levels deep"),
+            format!("values may nest at most {} levels", kvm_storage::value::MAX_DEPTH - 1),
+        ));
+    }
     let v = coerce_type(model, &f.name, &f.ty, v)?;
     Ok(match v {
         Value::String(mut s) if f.lowercase || f.uppercase || f.trim => {

@@ -51,3 +51,33 @@ fn limit_and_offset_parameters_saturate() {
     let got = ids(&db, "SELECT id FROM t ORDER BY b LIMIT $1 OFFSET $2", params![i64::MAX, 1i64]);
     assert_eq!(got, vec![Value::Int(2), Value::Int(1)]);
 }
+
+/// QA bug 4: a value nested deeper than the codec can read back is refused on write, so it
+/// can never make its model unreadable.
+#[test]
+fn values_nested_too_deeply_are_refused_on_write() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, o OBJECT)", ()).unwrap();
+    let nest = |levels: usize| {
+        let mut v = Value::Object(Default::default());
+        for _ in 0..levels {
+            v = Value::Object([("a".to_string(), v)].into_iter().collect());
+        }
+        v
+    };
+    db.execute("INSERT INTO t {id: 1, o: $1}", params![nest(120)]).unwrap();
+    let err = db.execute("INSERT INTO t {id: 2, o: $1}", params![nest(200)]).unwrap_err();
+    assert_eq!(err.code(), "kvm.validation");
+    assert!(err.to_string().contains("t.o"), "{err}");
+    // Growing a stored value one level at a time stops at the limit too.
+    let mut refused = false;
+    for _ in 0..20 {
+        if db.execute("UPDATE t SET o = {a: o} WHERE id = 1", ()).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the update past the limit was refused");
+    assert_eq!(db.query("SELECT COUNT(*) FROM t", ()).unwrap().rows[0][0], Value::Int(1));
+    assert!(db.execute("CHECK DATABASE", ()).is_ok());
+}

@@ -92,44 +92,75 @@ fn main() -> ExitCode {
     };
     let stdin = std::io::stdin();
     let interactive = args.commands.is_empty() && args.files.is_empty() && stdin.is_terminal();
-    let renderer = Renderer { mode, width: terminal_width() };
-    let mut session =
-        run::Session { db, renderer, timer: false, keep_going: args.keep_going && !args.bail };
+    let settings = run::Settings {
+        renderer: Renderer { mode, width: terminal_width() },
+        timer: false,
+        keep_going: args.keep_going && !args.bail,
+    };
     if interactive {
-        return repl::run(&mut session, &args.db);
+        return repl::run(db, &args.db, settings);
     }
-    let mut failed = false;
+    // Every input up front: a missing file fails the run before anything is executed.
+    let mut pending = std::collections::VecDeque::new();
     for (i, cmd) in args.commands.iter().enumerate() {
         let name = if args.commands.len() == 1 {
             "<command>".to_owned()
         } else {
             format!("<command {}>", i + 1)
         };
-        let tally = session.run_script(&name, cmd);
-        failed |= tally.failed > 0;
-        if tally.quit || (failed && !session.keep_going) {
-            return exit(failed);
-        }
+        pending.push_back((name, cmd.clone(), 0));
     }
     let mut files = args.files.clone();
     if args.commands.is_empty() && files.is_empty() {
         files.push("-".into());
     }
     for file in &files {
-        let (name, source) = match read(file) {
-            Ok(s) => s,
+        match read(file) {
+            Ok((name, source)) => pending.push_back((name, source, 0)),
             Err(e) => {
                 eprintln!("kvmsh: cannot read {file}: {e}");
                 return ExitCode::from(2);
             }
-        };
-        let tally = session.run_script(&name, &source);
-        failed |= tally.failed > 0;
-        if tally.quit || (failed && !session.keep_going) {
-            break;
         }
     }
-    exit(failed)
+    run_inputs(db, settings, pending)
+}
+
+/// Runs the inputs in one session (so a transaction may span them), reopening the session
+/// on another database when a script says `.open`.
+fn run_inputs(
+    mut db: kvm::Database,
+    mut settings: run::Settings,
+    mut pending: std::collections::VecDeque<(String, String, usize)>,
+) -> ExitCode {
+    let mut failed = false;
+    loop {
+        let mut reopen = None;
+        {
+            let mut session = run::Session::new(&db, settings);
+            while let Some((name, source, from)) = pending.pop_front() {
+                let tally = session.run_script(&name, &source, from);
+                failed |= tally.failed > 0;
+                if tally.quit || (failed && !session.settings.keep_going) {
+                    return exit(failed);
+                }
+                if let Some((path, next)) = tally.reopen {
+                    pending.push_front((name, source, next));
+                    reopen = Some(path);
+                    break;
+                }
+            }
+            settings = session.settings;
+        }
+        let Some(path) = reopen else { return exit(failed) };
+        match open(&path) {
+            Ok(next) => db = next,
+            Err(e) => {
+                eprintln!("kvmsh: cannot open {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
 }
 
 fn exit(failed: bool) -> ExitCode {

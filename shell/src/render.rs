@@ -22,6 +22,7 @@ pub enum Mode {
 }
 
 /// Where the text goes: a terminal gets a table fitted to its width.
+#[derive(Debug, Clone, Copy)]
 pub struct Renderer {
     pub mode: Mode,
     /// The terminal's width, when printing to one.

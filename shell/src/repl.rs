@@ -13,12 +13,12 @@ use rustyline::Editor;
 
 use crate::dot::{self, Dot};
 use crate::editor::{KqlHelper, Names};
-use crate::run::Session;
+use crate::run::{Session, Settings};
 
-pub fn run(session: &mut Session, name: &str) -> ExitCode {
-    session.keep_going = true;
+pub fn run(mut db: Database, name: &str, mut settings: Settings) -> ExitCode {
+    settings.keep_going = true;
     let names: Names = Arc::new(Mutex::new(Vec::new()));
-    refresh_names(&session.db, &names);
+    refresh_names(&db, &names);
     let config = Config::builder().auto_add_history(false).max_history_size(10_000);
     let mut editor = match config.map(|c| c.build()).and_then(Editor::with_config) {
         Ok(e) => e,
@@ -42,39 +42,54 @@ pub fn run(session: &mut Session, name: &str) -> ExitCode {
         env!("CARGO_PKG_VERSION")
     );
     loop {
-        let input = match editor.readline("kvm> ") {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                eprintln!("kvmsh: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let trimmed = input.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let _ = editor.add_history_entry(trimmed);
-        if let Some(h) = &history {
-            let _ = editor.save_history(h);
-        }
-        if trimmed.starts_with('.') {
-            match dot::parse(trimmed) {
-                Ok(Dot::Quit) => break,
-                Ok(cmd) => {
-                    if let Err(e) = session.dot(cmd) {
-                        eprintln!("error: {e}");
+        let path = {
+            let mut session = Session::new(&db, settings);
+            let path = loop {
+                let input = match editor.readline("kvm> ") {
+                    Ok(line) => line,
+                    Err(ReadlineError::Interrupted) => continue,
+                    Err(ReadlineError::Eof) => return ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("kvmsh: {e}");
+                        return ExitCode::from(2);
                     }
+                };
+                let trimmed = input.trim();
+                if trimmed.is_empty() {
+                    continue;
                 }
-                Err(e) => eprintln!("error: {e}"),
+                let _ = editor.add_history_entry(trimmed);
+                if let Some(h) = &history {
+                    let _ = editor.save_history(h);
+                }
+                if trimmed.starts_with('.') {
+                    match dot::parse(trimmed) {
+                        Ok(Dot::Quit) => return ExitCode::SUCCESS,
+                        Ok(Dot::Open(path)) => break path,
+                        Ok(cmd) => {
+                            if let Err(e) = session.dot(cmd) {
+                                eprintln!("error: {e}");
+                            }
+                        }
+                        Err(e) => eprintln!("error: {e}"),
+                    }
+                } else {
+                    session.run_script("<input>", &input, 0);
+                }
+                refresh_names(session.db, &names);
+            };
+            settings = session.settings;
+            path
+        };
+        match crate::open(&path) {
+            Ok(next) => {
+                db = next;
+                refresh_names(&db, &names);
+                println!("opened {path}");
             }
-        } else {
-            session.run_script("<input>", &input);
+            Err(e) => eprintln!("error: cannot open {path}: {e}"),
         }
-        refresh_names(&session.db, &names);
     }
-    ExitCode::SUCCESS
 }
 
 /// `$KVMSH_HISTORY`, else `~/.kvmsh_history`.

@@ -12,29 +12,45 @@ use crate::dot::{self, Dot};
 use crate::render::Renderer;
 
 /// How a script run went.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub ok: usize,
     pub failed: usize,
     /// A `.quit` ended the script.
     pub quit: bool,
+    /// A `.open PATH` asked for another database; the script goes on from the byte offset
+    /// once the caller has opened it.
+    pub reopen: Option<(String, usize)>,
 }
 
-/// The state a session carries between statements.
-pub struct Session {
-    pub db: Database,
+/// How results are shown and failures handled; kept across `.open`.
+#[derive(Clone, Copy)]
+pub struct Settings {
     pub renderer: Renderer,
     pub timer: bool,
     pub keep_going: bool,
 }
 
-impl Session {
-    /// Runs `source`: KQL statements, and dot-command lines where a statement may start.
-    pub fn run_script(&mut self, file: &str, source: &str) -> Tally {
+/// A shell session on one database: its settings and its KQL session (which keeps an open
+/// `BEGIN … COMMIT` transaction between statements, inputs and files).
+pub struct Session<'d> {
+    pub db: &'d Database,
+    kvm: kvm::Session<'d>,
+    pub settings: Settings,
+}
+
+impl<'d> Session<'d> {
+    pub fn new(db: &'d Database, settings: Settings) -> Self {
+        Session { db, kvm: db.session(), settings }
+    }
+
+    /// Runs `source` from byte `from`: KQL statements, and dot-command lines where a
+    /// statement may start.
+    pub fn run_script(&mut self, file: &str, source: &str, from: usize) -> Tally {
         let mut tally = Tally::default();
-        let mut kql_start = 0;
-        let mut offset = 0;
-        for line in source.split_inclusive('\n') {
+        let mut kql_start = from;
+        let mut offset = from;
+        for line in source[from..].split_inclusive('\n') {
             let start = offset;
             offset += line.len();
             let pending = &source[kql_start..start];
@@ -45,7 +61,7 @@ impl Session {
             }
             if !pending.trim().is_empty() {
                 self.run_kql(file, &masked(source, kql_start..start), &mut tally);
-                if tally.failed > 0 && !self.keep_going {
+                if tally.failed > 0 && !self.settings.keep_going {
                     return tally;
                 }
             }
@@ -54,6 +70,10 @@ impl Session {
             match dot::parse(line.trim()) {
                 Ok(Dot::Quit) => {
                     tally.quit = true;
+                    return tally;
+                }
+                Ok(Dot::Open(path)) => {
+                    tally.reopen = Some((path, offset));
                     return tally;
                 }
                 Ok(cmd) => match self.dot(cmd) {
@@ -68,7 +88,7 @@ impl Session {
                     eprintln!("{file}:{lineno}: error: {e}");
                 }
             }
-            if tally.failed > 0 && !self.keep_going {
+            if tally.failed > 0 && !self.settings.keep_going {
                 return tally;
             }
         }
@@ -83,17 +103,18 @@ impl Session {
         tally
     }
 
-    fn run_kql(&self, file: &str, source: &str, tally: &mut Tally) {
+    fn run_kql(&mut self, file: &str, source: &str, tally: &mut Tally) {
         let stdout = std::io::stdout();
-        for outcome in self.db.execute_script(file, source) {
+        let Settings { renderer, timer, keep_going } = self.settings;
+        for outcome in self.kvm.script(file, source) {
             let started = Instant::now();
             match outcome.result {
                 Ok(output) => {
                     tally.ok += 1;
-                    let text = self.renderer.render(&output);
+                    let text = renderer.render(&output);
                     let mut out = stdout.lock();
                     let _ = out.write_all(text.as_bytes());
-                    if self.timer {
+                    if timer {
                         let _ =
                             writeln!(out, "time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
                     }
@@ -103,7 +124,7 @@ impl Session {
                     tally.failed += 1;
                     let text = err.render_at(file, source, outcome.span);
                     let _ = writeln!(std::io::stderr(), "{}", paint_error(text.trim_end()));
-                    if !self.keep_going {
+                    if !keep_going {
                         break;
                     }
                 }
@@ -111,17 +132,17 @@ impl Session {
         }
     }
 
-    /// Runs one dot-command (`.quit` is the caller's to handle).
+    /// Runs one dot-command (`.quit` and `.open` are the caller's to handle).
     pub fn dot(&mut self, cmd: Dot) -> Result<(), String> {
         match cmd {
-            Dot::Quit => {}
+            Dot::Quit | Dot::Open(_) => {}
             Dot::Help => print!("{}", dot::help()),
-            Dot::Mode(m) => self.renderer.mode = m,
-            Dot::Timer(on) => self.timer = on,
+            Dot::Mode(m) => self.settings.renderer.mode = m,
+            Dot::Timer(on) => self.settings.timer = on,
             Dot::Read(file) => {
                 let src = std::fs::read_to_string(&file)
                     .map_err(|e| format!("cannot read {file}: {e}"))?;
-                let t = self.run_script(&file, &src);
+                let t = self.run_script(&file, &src, 0);
                 if t.failed > 0 {
                     return Err(format!("{file} failed"));
                 }
@@ -131,7 +152,7 @@ impl Session {
             Dot::Schema(Some(m)) => self.statement(&format!("DESCRIBE `{m}`"))?,
             Dot::Schema(None) => self.statement("SHOW MODELS")?,
             Dot::Import { file, model, atomic } => {
-                let report = crate::import::import(&self.db, &file, &model, atomic)?;
+                let report = crate::import::import(self.db, &file, &model, atomic)?;
                 for (line, msg) in &report.bad {
                     eprintln!("{file}:{line}: {msg}");
                 }
@@ -149,9 +170,6 @@ impl Session {
                     return Err(format!("{} record(s) of {file} were refused", report.bad.len()));
                 }
             }
-            Dot::Open(path) => {
-                self.db = crate::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
-            }
             Dot::Backup(file) => {
                 self.db
                     .engine()
@@ -160,7 +178,7 @@ impl Session {
                 println!("backed up to {file}");
             }
             Dot::Export { model, file } => {
-                let n = crate::import::export(&self.db, &model, file.as_deref())?;
+                let n = crate::import::export(self.db, &model, file.as_deref())?;
                 if let Some(f) = file {
                     println!("exported {n} record{} to {f}", if n == 1 { "" } else { "s" });
                 }
@@ -169,7 +187,7 @@ impl Session {
         Ok(())
     }
 
-    fn statement(&self, kql: &str) -> Result<(), String> {
+    fn statement(&mut self, kql: &str) -> Result<(), String> {
         let mut tally = Tally::default();
         self.run_kql("<command>", kql, &mut tally);
         if tally.failed > 0 {

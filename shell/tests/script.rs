@@ -186,3 +186,28 @@ fn backup_then_open_the_copy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).ends_with("count\n2\n"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn a_transaction_spans_commands_and_rollback_leaves_nothing() {
+    let out = kvmsh(
+        &[
+            ":memory:",
+            "--csv",
+            "-c",
+            SCHEMA,
+            "-c",
+            "BEGIN;",
+            "-c",
+            "INSERT INTO users { id: 'u1', name: 'Ann' };",
+            "-c",
+            "ROLLBACK;",
+            "-c",
+            "BEGIN; INSERT INTO users { id: 'u2', name: 'Bo' };",
+            "-c",
+            "COMMIT; SELECT id FROM users;",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("id\nu2\n"), "{}", text(&out.stdout));
+}
