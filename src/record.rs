@@ -220,6 +220,22 @@ pub fn for_insert(model: &Model, input: Row, env: &Env) -> Result<Row> {
     finish(model, row, env)
 }
 
+/// Fills fields added by `ALTER MODEL … ADD FIELD` (those in `added`) into an existing
+/// record: a DEFAULT is evaluated as an INSERT would; STORED fields are recomputed; the
+/// record must then meet every constraint.
+pub fn for_new_fields(model: &Model, mut row: Row, added: &[String], env: &Env) -> Result<Row> {
+    for f in model.fields.iter().filter(|f| added.contains(&f.name)) {
+        if f.virtual_expr.is_some() || f.stored_expr.is_some() || row.contains_key(&f.name) {
+            continue;
+        }
+        if let Some(d) = &f.default {
+            let v = env.eval(d)?;
+            row.insert(f.name.clone(), coerce(&model.name, f, v)?);
+        }
+    }
+    finish(model, row, env)
+}
+
 /// Applies `SET` assignments (and ON UPDATE, `updated_at`) to a stored record.
 pub fn for_update(model: &Model, old: &Row, assignments: &[Assignment], env: &Env) -> Result<Row> {
     let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };

@@ -68,11 +68,15 @@ pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
 /// a backfill.
 pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
     let model = cx.catalog.model(&a.name.name, a.name.span)?;
+    // The records it reads and rewrites (backfilled or dropped fields, an emptiness test)
+    // must not change under it: a concurrent insert makes it retry.
+    cx.mtx.txn.track_reads(true);
     let mut def = model.def.clone();
     let mut building: Vec<String> =
         model.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
     let mut new_indexes = Vec::new();
     let mut dropped_fields = Vec::new();
+    let mut added_fields: Vec<String> = Vec::new();
     for action in &a.actions {
         match action {
             AlterAction::AddField(fd) => {
@@ -87,8 +91,19 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
                     && f.default.is_none()
                     && f.virtual_expr.is_none()
                     && f.stored_expr.is_none()
+                    && has_records(cx, model)?
                 {
-                    return Err(Error::catalog("kvm.invalid_alter", format!("new field `{}.{}` is NOT NULL and has no DEFAULT, so existing records would break it", model.name, f.name)));
+                    return Err(Error::catalog(
+                        "kvm.invalid_alter",
+                        format!(
+                            "new field `{}.{}` is NOT NULL and has no DEFAULT, but model `{}` \
+                             has records that would have no value for it: give it a DEFAULT",
+                            model.name, f.name, model.name
+                        ),
+                    ));
+                }
+                if f.default.is_some() || f.stored_expr.is_some() {
+                    added_fields.push(f.name.clone());
                 }
                 if fd
                     .modifiers
@@ -141,18 +156,25 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
                 let before = def.elements.len();
                 def.elements.retain(|e| !matches!(e, ModelElement::Index(ix) if kvm_planner::catalog::index_name(ix) == id.name));
                 if before == def.elements.len() {
-                    let unique_name = model.indexes.iter().any(|i| i.name == id.name);
-                    if unique_name {
-                        // An implicit `field_unique` index: drop the UNIQUE modifier.
-                        let field = id.name.trim_end_matches("_unique");
-                        for e in &mut def.elements {
-                            if let ModelElement::Field(fd) = e {
-                                if fd.name.name == field {
-                                    fd.modifiers.retain(|m| m.kind != ModifierKind::Unique);
-                                }
+                    // An implicit `field_unique` index: drop the field's UNIQUE modifier. The
+                    // suffix comes off once (`a_unique_unique` is the index of `a_unique`),
+                    // and nothing changes unless such a UNIQUE field exists.
+                    let field = id
+                        .name
+                        .strip_suffix("_unique")
+                        .filter(|_| model.indexes.iter().any(|i| i.name == id.name));
+                    let mut found = false;
+                    for e in &mut def.elements {
+                        if let ModelElement::Field(fd) = e {
+                            if Some(fd.name.name.as_str()) == field
+                                && fd.modifiers.iter().any(|m| m.kind == ModifierKind::Unique)
+                            {
+                                fd.modifiers.retain(|m| m.kind != ModifierKind::Unique);
+                                found = true;
                             }
                         }
-                    } else {
+                    }
+                    if !found {
                         return Err(Error::catalog(
                             "kvm.unknown_index",
                             format!("model `{}` has no index `{}`", model.name, id.name),
@@ -185,13 +207,20 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
         }
     }
     let new_model = Model::from_def(&def, &building)?;
-    if !dropped_fields.is_empty() {
-        // Remove the dropped fields' values from every record.
+    if !dropped_fields.is_empty() || !added_fields.is_empty() {
+        // Remove the dropped fields' values from every record, and give every record its
+        // value of each new field with a DEFAULT or `AS … STORED` (as an INSERT would). This
+        // is part of the ALTER's one commit: a record that the new field's CHECK or NOT NULL
+        // refuses makes the whole ALTER fail, nothing changed.
         let rows: Vec<_> = cx.mtx.scan_all(model, false)?.collect::<Result<_>>()?;
+        let env = cx.env(None);
         for old in rows {
             let mut new = old.clone();
             for f in &dropped_fields {
                 new.remove(f);
+            }
+            if !added_fields.is_empty() {
+                new = crate::record::for_new_fields(&new_model, new, &added_fields, &env)?;
             }
             if new != old {
                 cx.mtx.update(&new_model, &old, &new, crate::model_txn::Ttl::Keep)?;
@@ -200,6 +229,11 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
     }
     catalog_store::save(&cx.mtx.txn, &new_model)?;
     Ok((new_model, new_indexes))
+}
+
+/// Whether `model` holds at least one record.
+fn has_records(cx: &Cx, model: &Model) -> Result<bool> {
+    Ok(cx.mtx.scan_all(model, false)?.next().transpose()?.is_some())
 }
 
 pub fn show(catalog: &Catalog, what: &ShowWhat) -> Result<Output> {

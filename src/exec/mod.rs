@@ -417,13 +417,28 @@ fn backfill_indexes(host: &dyn Host, model_name: &str, indexes: &[String]) -> Re
             }
         }
         if let Some(e) = failure {
-            // Undo: drop the half-built indexes (their entries and their definitions).
-            let alter = format!(
-                "ALTER MODEL {model_name} {}",
-                indexes.iter().map(|i| format!("DROP INDEX {i}")).collect::<Vec<_>>().join(", ")
-            );
-            if let Ok(Statement::AlterModel(a)) = kvm_lang::parse_statement(&alter) {
-                run(host, &Statement::AlterModel(a), &Params::default(), None)?;
+            // Undo: drop the half-built indexes (their entries and their definitions). Built
+            // as an AST, not as text, so names that need backticks survive; an undo that
+            // fails is reported, never ignored.
+            let span = kvm_lang::Span::new(0, 0);
+            let ident = |name: &str| Ident { name: name.to_string(), span };
+            let undo = kvm_lang::ast::AlterModel {
+                name: ident(model_name),
+                actions: indexes
+                    .iter()
+                    .map(|i| kvm_lang::ast::AlterAction::DropIndex(ident(i)))
+                    .collect(),
+                span,
+            };
+            if let Err(undo_err) = run(host, &Statement::AlterModel(undo), &Params::default(), None)
+            {
+                return Err(Error::catalog(
+                    "kvm.backfill_undo",
+                    format!(
+                        "{e}; dropping the half-built index(es) {} failed too: {undo_err}",
+                        indexes.join(", ")
+                    ),
+                ));
             }
             return Err(e);
         }
