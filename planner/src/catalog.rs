@@ -200,6 +200,57 @@ impl Model {
         Ok(model)
     }
 
+    /// The expressions of each field's definition, with the clause each comes from.
+    fn field_exprs(&self) -> impl Iterator<Item = (&Field, &'static str, &Expr)> {
+        self.fields.iter().flat_map(|f| {
+            [
+                ("DEFAULT", &f.default),
+                ("CHECK", &f.check),
+                ("ON UPDATE", &f.on_update),
+                ("AS … VIRTUAL", &f.virtual_expr),
+                ("AS … STORED", &f.stored_expr),
+            ]
+            .into_iter()
+            .filter_map(move |(clause, e)| e.as_ref().map(|e| (f, clause, e)))
+        })
+    }
+
+    /// Binds every DEFAULT, CHECK, ON UPDATE and computed (`AS`) expression against the
+    /// model's fields (run by `DEFINE MODEL` and `ALTER MODEL`, not when a stored catalog is
+    /// loaded): an unknown name is an error with a "did you mean".
+    pub fn bind_definitions(&self) -> Result<(), PlanError> {
+        for (f, clause, e) in self.field_exprs() {
+            crate::bind::bind_expr(self, e).map_err(|mut err| {
+                err.message =
+                    format!("{clause} of field `{}.{}`: {}", self.name, f.name, err.message);
+                err
+            })?;
+        }
+        Ok(())
+    }
+
+    /// What still uses field `name` (another field's DEFAULT, CHECK, ON UPDATE or `AS`
+    /// expression, or an index), described for an error message; `None` when nothing does.
+    /// Fields in `gone_fields` and indexes in `gone_indexes` (dropped by the same statement)
+    /// do not count.
+    pub fn field_used_by(
+        &self,
+        name: &str,
+        gone_fields: &[String],
+        gone_indexes: &[String],
+    ) -> Option<String> {
+        if let Some((f, clause, _)) = self.field_exprs().find(|(f, _, e)| {
+            f.name != name && !gone_fields.contains(&f.name) && crate::bind::uses_field(e, name)
+        }) {
+            return Some(format!("the {clause} of field `{}.{}`", self.name, f.name));
+        }
+        self.indexes
+            .iter()
+            .filter(|i| !gone_indexes.contains(&i.name))
+            .find(|i| i.fields.iter().any(|x| x == name))
+            .map(|i| format!("index `{}`", i.name))
+    }
+
     /// Checks that an index names known, stored fields of indexable types.
     pub fn check_index(&self, ix: &Index, span: Span) -> Result<(), PlanError> {
         if ix.fields.is_empty() {

@@ -18,7 +18,7 @@ use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, 
 use kvm_lang::{Expr, ExprKind};
 
 pub use access::conjuncts;
-pub use bind::{FUNCTIONS, SAT_ADD, STORED};
+pub use bind::{uses_field, FUNCTIONS, SAT_ADD, STORED};
 pub use catalog::{Catalog, Field, Index, Model};
 pub use error::PlanError;
 pub use plan::{Access, Bound, Node, Plan, Range};

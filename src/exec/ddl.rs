@@ -33,6 +33,7 @@ pub fn define(cx: &Cx, def: &DefineModel) -> Result<Output> {
         );
     }
     let model = Model::from_def(def, &[])?;
+    model.bind_definitions()?;
     // A model defined in an empty prefix: refuse when stray keys exist (e.g. from KV SET).
     catalog_store::save(&cx.mtx.txn, &model)?;
     Ok(Output::Message(format!("defined model {name}")))
@@ -77,6 +78,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
     let mut new_indexes = Vec::new();
     let mut dropped_fields = Vec::new();
     let mut added_fields: Vec<String> = Vec::new();
+    let mut dropped_indexes: Vec<String> = Vec::new();
     for action in &a.actions {
         match action {
             AlterAction::AddField(fd) => {
@@ -127,15 +129,6 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
                         format!("field `{}.{}` cannot be dropped", model.name, id.name),
                     ));
                 }
-                if let Some(ix) = model.indexes.iter().find(|i| i.fields.contains(&id.name)) {
-                    return Err(Error::catalog(
-                        "kvm.invalid_alter",
-                        format!(
-                            "field `{}.{}` is used by index `{}`: drop the index first",
-                            model.name, id.name, ix.name
-                        ),
-                    ));
-                }
                 def.elements
                     .retain(|e| !matches!(e, ModelElement::Field(fd) if fd.name.name == id.name));
                 dropped_fields.push(id.name.clone());
@@ -182,6 +175,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
                     }
                 }
                 building.retain(|b| b != &id.name);
+                dropped_indexes.push(id.name.clone());
                 // Its entries go with it.
                 let range = KeyRange::prefix(
                     &KeyPrefix::Index { model: &model.name, index: &id.name, values: vec![] }
@@ -206,7 +200,21 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
             }
         }
     }
+    // A dropped field must not be used by what stays: refuse, naming the user (a CHECK that
+    // named a dropped field would otherwise be silently off).
+    for name in &dropped_fields {
+        if let Some(user) = model.field_used_by(name, &dropped_fields, &dropped_indexes) {
+            return Err(Error::catalog(
+                "kvm.invalid_alter",
+                format!(
+                    "field `{}.{name}` is used by {user}: change or drop that first",
+                    model.name
+                ),
+            ));
+        }
+    }
     let new_model = Model::from_def(&def, &building)?;
+    new_model.bind_definitions()?;
     if !dropped_fields.is_empty() || !added_fields.is_empty() {
         // Remove the dropped fields' values from every record, and give every record its
         // value of each new field with a DEFAULT or `AS … STORED` (as an INSERT would). This
