@@ -206,44 +206,32 @@ fn durable_concurrent(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(THREADS * PER_THREAD));
     let counter = std::sync::atomic::AtomicU64::new(0);
-    g.bench_function("raw_heed", |b| {
-        b.iter_custom(|iters| {
-            let start = std::time::Instant::now();
-            for _ in 0..iters {
-                std::thread::scope(|s| {
-                    for _ in 0..THREADS {
-                        s.spawn(|| {
-                            for _ in 0..PER_THREAD {
-                                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let mut w = raw_env.write_txn().unwrap();
-                                raw_db.put(&mut w, &key(i), &VALUE).unwrap();
-                                w.commit().unwrap();
-                            }
-                        });
-                    }
-                });
-            }
-            start.elapsed()
-        })
-    });
-    g.bench_function("kvm_lmdb", |b| {
-        b.iter_custom(|iters| {
-            let start = std::time::Instant::now();
-            for _ in 0..iters {
-                std::thread::scope(|s| {
-                    for _ in 0..THREADS {
-                        s.spawn(|| {
-                            for _ in 0..PER_THREAD {
-                                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                kvm.commit(&AtomicBatch::new().set(&key(i), &VALUE)).unwrap();
-                            }
-                        });
-                    }
-                });
-            }
-            start.elapsed()
-        })
-    });
+    // Each sample: THREADS threads each make PER_THREAD commits of one fresh key.
+    let timed = |commit_one: &(dyn Fn(u64) + Sync), iters: u64| {
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        for _ in 0..PER_THREAD {
+                            commit_one(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                        }
+                    });
+                }
+            });
+        }
+        start.elapsed()
+    };
+    let raw_commit = |i: u64| {
+        let mut w = raw_env.write_txn().unwrap();
+        raw_db.put(&mut w, &key(i), &VALUE).unwrap();
+        w.commit().unwrap();
+    };
+    let kvm_commit = |i: u64| {
+        kvm.commit(&AtomicBatch::new().set(&key(i), &VALUE)).unwrap();
+    };
+    g.bench_function("raw_heed", |b| b.iter_custom(|iters| timed(&raw_commit, iters)));
+    g.bench_function("kvm_lmdb", |b| b.iter_custom(|iters| timed(&kvm_commit, iters)));
     g.finish();
 }
 
