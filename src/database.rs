@@ -204,6 +204,8 @@ impl Database {
             let mtx = ModelTxn::new(db.inner.engine.as_ref())?;
             db.inner.catalog(&mtx)?;
         }
+        // An index left "building" by a process killed during its backfill is rebuilt now.
+        exec::resume_backfills(db.inner.as_ref())?;
         Ok(db)
     }
 

@@ -14,6 +14,14 @@ use crate::model_txn::{entry_key, pk_part};
 /// The problems found in one model (empty when it is consistent).
 pub fn check_model(cx: &Cx, model: &Model) -> Result<Vec<String>> {
     let mut problems = Vec::new();
+    for ix in model.indexes.iter().filter(|i| !i.ready) {
+        problems.push(format!(
+            "index `{}.{}` is still building (not used by queries): its backfill was \
+             interrupted, or is running in another process; opening the database or the next \
+             ALTER MODEL {} restarts it",
+            model.name, ix.name, model.name
+        ));
+    }
     let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut records = 0u64;
     for r in cx.mtx.scan_all(model, false)? {

@@ -282,9 +282,13 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
         Statement::DefineModel(d) => ddl::define(cx, d)?,
         Statement::DropModel(d) => ddl::drop(cx, d)?,
         Statement::AlterModel(a) => {
-            let (model, new_indexes) = ddl::alter(cx, a)?;
+            let (model, _) = ddl::alter(cx, a)?;
             let msg = Output::Message(format!("altered model {}", model.name));
-            let backfill = (!new_indexes.is_empty()).then(|| (model.name.clone(), new_indexes));
+            // Every index of the model still building: the new ones, and any whose backfill
+            // was interrupted (a killed process), which restarts here.
+            let building: Vec<String> =
+                model.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
+            let backfill = (!building.is_empty()).then(|| (model.name.clone(), building));
             return Ok((msg, backfill));
         }
         Statement::Show(s) => ddl::show(cx.catalog, &s.what)?,
@@ -360,15 +364,43 @@ pub fn ttl(cx: &Cx, expire: &Option<kvm_lang::ast::DurationValue>) -> Result<Ttl
 /// Records per backfill commit.
 pub const BACKFILL_BATCH: usize = 256;
 
+/// Restarts the backfill of every index left building (a process killed during its
+/// backfill; run when a database is opened). An index whose records turn out to break its
+/// UNIQUE is dropped, as the interrupted `ALTER` would have done, and the open goes on.
+pub fn resume_backfills(host: &dyn Host) -> Result<()> {
+    let mtx = ModelTxn::new(host.engine())?;
+    let catalog = host.catalog(&mtx)?;
+    drop(mtx);
+    for m in catalog.models.values() {
+        let building: Vec<String> =
+            m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
+        if building.is_empty() {
+            continue;
+        }
+        match backfill_indexes(host, &m.name, &building) {
+            Ok(()) | Err(Error::UniqueViolation { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Fills new indexes from existing records, `BACKFILL_BATCH` records per commit, then marks
 /// them ready. A unique index that meets a duplicate is dropped again and the duplicate
 /// reported.
-fn backfill_indexes(host: &dyn Host, model_name: &str, indexes: &[String]) -> Result<()> {
+pub fn backfill_indexes(host: &dyn Host, model_name: &str, indexes: &[String]) -> Result<()> {
     let mut after: Option<Vec<u8>> = None;
+    let mut indexes = indexes.to_vec();
     loop {
         let mtx = ModelTxn::new(host.engine())?;
         let catalog = host.catalog(&mtx)?;
         let Some(model) = catalog.models.get(model_name) else { return Ok(()) };
+        // Only those still building: another process may have finished (or dropped) some.
+        indexes.retain(|n| model.index(n).is_some_and(|i| !i.ready));
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        let indexes = &indexes;
         mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
         mtx.txn.track_reads(true);
         mtx.txn.track_ranges(false);
