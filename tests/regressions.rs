@@ -82,13 +82,51 @@ fn values_nested_too_deeply_are_refused_on_write() {
     assert!(db.execute("CHECK DATABASE", ()).is_ok());
 }
 
+/// Writes what a process killed during the backfill of `index` leaves behind: the catalog
+/// marking the index building, and only the first `keep` of its entries.
+fn leave_building(engine: &dyn kvm::storage::Engine, model: &str, index: &str, keep: usize) {
+    use kvm::storage::{tuple, AtomicBatch, KeyPart, KeyRange, ScanOptions};
+
+    let s = |x: &str| KeyPart::String(x.into());
+    let def_key = tuple::encode(&[s("__sys"), s("catalog"), s("model"), s(model)]);
+    let version_key = tuple::encode(&[s("__sys"), s("catalog"), s("version")]);
+    let index_prefix = tuple::encode(&[s(model), s("__idx"), s(index)]);
+    let snap = engine.snapshot().unwrap();
+    let Value::Object(mut def) =
+        Value::decode(snap.get(&def_key).unwrap().unwrap().value()).unwrap()
+    else {
+        panic!("catalog entry is not an object")
+    };
+    def.insert("building".into(), Value::Array(vec![Value::String(index.into())]));
+    let entries: Vec<Vec<u8>> = snap
+        .scan(&KeyRange::prefix(&index_prefix), ScanOptions::default())
+        .unwrap()
+        .map(|r| r.unwrap().0.to_vec())
+        .collect();
+    assert!(entries.len() > keep);
+    drop(snap);
+    let mut batch = AtomicBatch::new().set(&def_key, &Value::Object(def).encode());
+    for k in &entries[keep..] {
+        batch = batch.delete(k);
+    }
+    engine.commit(&batch.sum(&version_key, 1)).unwrap();
+}
+
+fn index_state(db: &Database, model: &str) -> Vec<Value> {
+    db.query(&format!("SHOW INDEXES FROM {model}"), ())
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| r[4].clone())
+        .collect()
+}
+
 /// QA bug 11b: a backfill killed mid-way (SIGKILL) left its index "building" forever:
 /// nothing resumed it and `CHECK DATABASE` said ok. Now CHECK reports it, and opening the
-/// database restarts the backfill. The kill is simulated by writing what it leaves behind:
-/// the catalog marking the index building, and only some of its entries.
+/// database (or the next ALTER of the model) restarts the backfill.
 #[test]
 fn an_index_left_building_by_a_killed_backfill_is_reported_and_rebuilt_on_open() {
-    use kvm::storage::{tuple, AtomicBatch, Engine, KeyPart, KeyRange, MemoryEngine, ScanOptions};
+    use kvm::storage::{Engine, MemoryEngine};
     use std::sync::Arc;
 
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
@@ -96,41 +134,46 @@ fn an_index_left_building_by_a_killed_backfill_is_reported_and_rebuilt_on_open()
     db.execute("DEFINE MODEL m (id INT PRIMARY KEY, a INT)", ()).unwrap();
     db.execute("INSERT INTO m [{id: 1, a: 1}, {id: 2, a: 2}, {id: 3, a: 3}]", ()).unwrap();
     db.execute("ALTER MODEL m ADD INDEX ia (a)", ()).unwrap();
+    leave_building(engine.as_ref(), "m", "ia", 1);
 
-    let s = |x: &str| KeyPart::String(x.into());
-    let def_key = tuple::encode(&[s("__sys"), s("catalog"), s("model"), s("m")]);
-    let version_key = tuple::encode(&[s("__sys"), s("catalog"), s("version")]);
-    let index_prefix = tuple::encode(&[s("m"), s("__idx"), s("ia")]);
-    let snap = engine.snapshot().unwrap();
-    let Value::Object(mut def) =
-        Value::decode(snap.get(&def_key).unwrap().unwrap().value()).unwrap()
-    else {
-        panic!("catalog entry is not an object")
-    };
-    def.insert("building".into(), Value::Array(vec![Value::String("ia".into())]));
-    let entries: Vec<Vec<u8>> = snap
-        .scan(&KeyRange::prefix(&index_prefix), ScanOptions::default())
-        .unwrap()
-        .map(|r| r.unwrap().0.to_vec())
-        .collect();
-    assert_eq!(entries.len(), 3);
-    drop(snap);
-    let batch = AtomicBatch::new()
-        .set(&def_key, &Value::Object(def).encode())
-        .delete(&entries[1])
-        .delete(&entries[2])
-        .sum(&version_key, 1);
-    engine.commit(&batch).unwrap();
-
-    let ready = |db: &Database| db.query("SHOW INDEXES FROM m", ()).unwrap().rows[0][4].clone();
-    assert_eq!(ready(&db), Value::String("building".into()));
+    assert_eq!(index_state(&db, "m"), vec![Value::String("building".into())]);
     let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.contains("index `m.ia` is still building"), "{check}");
 
     // Opening the database again finishes it.
     let reopened = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
-    assert_eq!(ready(&reopened), Value::String("ready".into()));
+    assert_eq!(index_state(&reopened, "m"), vec![Value::String("ready".into())]);
     let check = reopened.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.starts_with("ok:"), "{check}");
     assert_eq!(ids(&reopened, "SELECT id FROM m WHERE a = 3", params![]), vec![Value::Int(3)]);
+
+    // So does the next ALTER of the model, in a process that stayed open.
+    leave_building(engine.as_ref(), "m", "ia", 0);
+    assert_eq!(index_state(&db, "m"), vec![Value::String("building".into())]);
+    db.execute("ALTER MODEL m ADD FIELD z INT", ()).unwrap();
+    assert_eq!(index_state(&db, "m"), vec![Value::String("ready".into())]);
+    assert!(db.execute("CHECK DATABASE", ()).unwrap().to_string().starts_with("ok:"));
+}
+
+/// QA bug 11b: a UNIQUE index left building, whose records meanwhile broke it (a building
+/// index is only partly enforced), is dropped when the restarted backfill meets the
+/// duplicate, as the interrupted ALTER would have done; the database still opens.
+#[test]
+fn a_unique_index_left_building_over_duplicates_is_dropped_on_open() {
+    use kvm::storage::{Engine, MemoryEngine};
+    use std::sync::Arc;
+
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    db.execute("DEFINE MODEL m (id INT PRIMARY KEY, a INT)", ()).unwrap();
+    db.execute("INSERT INTO m [{id: 1, a: 1}, {id: 2, a: 2}]", ()).unwrap();
+    db.execute("ALTER MODEL m ADD UNIQUE INDEX ua (a)", ()).unwrap();
+    leave_building(engine.as_ref(), "m", "ua", 1);
+    // Record 2's entry is missing, so a duplicate of it gets in.
+    db.execute("INSERT INTO m {id: 3, a: 2}", ()).unwrap();
+
+    let reopened = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    assert!(index_state(&reopened, "m").is_empty());
+    let check = reopened.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok:"), "{check}");
 }
