@@ -225,6 +225,21 @@ impl Model {
                     format!("{clause} of field `{}.{}`: {}", self.name, f.name, err.message);
                 err
             })?;
+            if clause == "DEFAULT" {
+                if let Some(used) = self.fields.iter().find(|u| crate::bind::uses_field(e, &u.name))
+                {
+                    return Err(PlanError::new(
+                        "kvm.invalid_model",
+                        format!(
+                            "DEFAULT of field `{}.{}` uses field `{}`, but a default is \
+                             computed before the record exists",
+                            self.name, f.name, used.name
+                        ),
+                    )
+                    .at(e.span)
+                    .help("use `AS (…) STORED` for a value computed from other fields"));
+                }
+            }
         }
         Ok(())
     }
