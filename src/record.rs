@@ -35,18 +35,7 @@ pub fn coerce(model: &str, f: &Field, v: Value) -> Result<Value> {
     }
     let v = coerce_type(model, &f.name, &f.ty, v)?;
     Ok(match v {
-        Value::String(mut s) if f.lowercase || f.uppercase || f.trim => {
-            if f.trim {
-                s = s.trim().to_string();
-            }
-            if f.lowercase {
-                s = s.to_lowercase();
-            }
-            if f.uppercase {
-                s = s.to_uppercase();
-            }
-            Value::String(s)
-        }
+        Value::String(s) if f.lowercase || f.uppercase || f.trim => Value::String(f.normalize(s)),
         v => v,
     })
 }

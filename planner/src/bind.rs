@@ -133,17 +133,7 @@ fn normalize_literal(f: &crate::catalog::Field, e: &mut Expr) {
     let ExprKind::Literal(lit) = &mut e.kind else { return };
     match (&f.ty.name, &*lit) {
         (TypeName::String, Literal::String(s)) => {
-            let mut s = s.clone();
-            if f.trim {
-                s = s.trim().to_string();
-            }
-            if f.lowercase {
-                s = s.to_lowercase();
-            }
-            if f.uppercase {
-                s = s.to_uppercase();
-            }
-            *lit = Literal::String(s);
+            *lit = Literal::String(f.normalize(s.clone()));
         }
         (TypeName::Timestamp, Literal::String(s) | Literal::Date(s)) => {
             *lit = Literal::Timestamp(s.clone());

@@ -65,6 +65,22 @@ impl Field {
     pub fn nullable(&self) -> bool {
         !(self.not_null || self.primary_key)
     }
+
+    /// A string as this field stores it: TRIM, then LOWERCASE, then UPPERCASE applied. The
+    /// one place these modifiers are defined, for writes and for literals compared with the
+    /// field alike.
+    pub fn normalize(&self, mut s: String) -> String {
+        if self.trim {
+            s = s.trim().to_string();
+        }
+        if self.lowercase {
+            s = s.to_lowercase();
+        }
+        if self.uppercase {
+            s = s.to_uppercase();
+        }
+        s
+    }
 }
 
 /// An index over one or more fields.
