@@ -244,16 +244,7 @@ impl Database {
     /// Runs every statement of `kql` in order (each its own commit) and returns the last
     /// one's output; stops at the first error.
     pub fn execute(&self, kql: &str, params: impl IntoParams) -> Result<Output> {
-        let params = params.into_params();
-        let script = kvm_lang::parse_script("<kql>", kql);
-        if let Some(d) = script.diagnostics.into_iter().next() {
-            return Err(Error::Parse(d));
-        }
-        let mut last = Output::Message(String::new());
-        for stmt in &script.statements {
-            last = self.run_statement(stmt, &params)?;
-        }
-        Ok(last)
+        run_text(kql, &params.into_params(), |stmt, params| self.run_statement(stmt, params))
     }
 
     /// Runs one parsed statement.
@@ -353,6 +344,24 @@ impl Database {
     }
 }
 
+/// Parses `kql` (refusing it whole if any statement is malformed) and runs its statements
+/// in order through `run`; returns the last output and stops at the first error.
+fn run_text(
+    kql: &str,
+    params: &Params,
+    mut run: impl FnMut(&Statement, &Params) -> Result<Output>,
+) -> Result<Output> {
+    let script = kvm_lang::parse_script("<kql>", kql);
+    if let Some(d) = script.diagnostics.into_iter().next() {
+        return Err(Error::Parse(d));
+    }
+    let mut last = Output::Message(String::new());
+    for stmt in &script.statements {
+        last = run(stmt, params)?;
+    }
+    Ok(last)
+}
+
 fn script_items(file: &str, source: &str) -> Vec<Result<Statement, kvm_lang::Diagnostic>> {
     let script = kvm_lang::parse_script(file, source);
     let mut items: Vec<(u32, Result<Statement, kvm_lang::Diagnostic>)> =
@@ -378,16 +387,7 @@ impl<'d> Transaction<'d> {
 
     /// Runs every statement of `kql` inside the transaction; returns the last one's output.
     pub fn execute(&self, kql: &str, params: impl IntoParams) -> Result<Output> {
-        let params = params.into_params();
-        let script = kvm_lang::parse_script("<kql>", kql);
-        if let Some(d) = script.diagnostics.into_iter().next() {
-            return Err(Error::Parse(d));
-        }
-        let mut last = Output::Message(String::new());
-        for stmt in &script.statements {
-            last = self.run_statement(stmt, &params)?;
-        }
-        Ok(last)
+        run_text(kql, &params.into_params(), |stmt, params| self.run_statement(stmt, params))
     }
 
     /// Runs a query inside the transaction (it sees the transaction's own writes).
