@@ -12,19 +12,7 @@ use std::collections::BTreeMap;
 use kvm::storage::Clock;
 use kvm::{Database, Error, Params, Value};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n) as i64
-    }
-}
+use common::Rng;
 
 #[derive(Clone, Debug)]
 struct Rec {

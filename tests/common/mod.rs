@@ -79,3 +79,20 @@ pub fn open_with_clock(
     .unwrap();
     (db, rec, dir, clock)
 }
+
+/// A seeded xorshift generator: the random-operation tests replay exactly from their seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> i64 {
+        (self.next() % n) as i64
+    }
+}
