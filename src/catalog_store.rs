@@ -16,14 +16,13 @@ use crate::txn::Txn;
 
 /// Reads every model definition.
 pub fn load(txn: &Txn) -> Result<Catalog> {
-    let mut catalog = Catalog::default();
+    let mut models = Vec::new();
     let range = KeyRange::prefix(&KeyPrefix::ModelDefs.encode());
     for r in txn.scan(&range, false)? {
         let (_, bytes) = r?;
-        let model = decode_model(&bytes)?;
-        catalog.models.insert(model.name.clone(), model);
+        models.push(decode_model(&bytes)?);
     }
-    Ok(catalog)
+    Ok(Catalog::new(models))
 }
 
 fn decode_model(bytes: &[u8]) -> Result<Model> {

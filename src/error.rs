@@ -24,6 +24,10 @@ pub enum Error {
     Validation { model: String, field: String, value: String, message: String },
     /// A unique index already holds the value. Nothing was written.
     UniqueViolation { model: String, index: String, value: String },
+    /// A write would break a relation: a foreign key that points at no record
+    /// (`kvm.dangling_reference`), or a delete that an `ON DELETE RESTRICT` refuses
+    /// (`kvm.restrict`). The message names the relation. Nothing was written.
+    Reference { code: &'static str, message: String },
     /// The model, index or field a DDL statement names exists already / does not exist.
     Catalog { code: &'static str, message: String },
     /// A parameter is missing or has the wrong shape.
@@ -51,7 +55,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Parse(_) => "kvm.parse",
-            Error::Invalid { code, .. } | Error::Catalog { code, .. } => code,
+            Error::Invalid { code, .. }
+            | Error::Catalog { code, .. }
+            | Error::Reference { code, .. } => code,
             Error::Validation { .. } => "kvm.validation",
             Error::UniqueViolation { .. } => "kvm.unique_violation",
             Error::Param(_) => "kvm.param",
@@ -147,7 +153,9 @@ impl fmt::Display for Error {
             Error::UniqueViolation { model, index, value } => {
                 write!(f, "unique index `{model}.{index}` already holds {value}")
             }
-            Error::Catalog { message, .. } => f.write_str(message),
+            Error::Catalog { message, .. } | Error::Reference { message, .. } => {
+                f.write_str(message)
+            }
             Error::Param(m) => write!(f, "parameter error: {m}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Corrupt(m) => write!(f, "corrupt data: {m}"),

@@ -132,7 +132,11 @@ impl Env<'_> {
                 Ok(Value::Bool(matches!(self.eval(expr)?, Value::Null) != *negated))
             }
             ExprKind::Exists { relation, .. } => {
-                Err(Error::unsupported("EXISTS over a relation", relation.span))
+                // Computed for the row beforehand (an `Attach` step), under its own text.
+                match self.row.and_then(|r| r.get(&e.to_string())) {
+                    Some(v) => Ok(v.clone()),
+                    None => Err(Error::unsupported("EXISTS here", relation.span)),
+                }
             }
             ExprKind::Array(items) => {
                 Ok(Value::Array(items.iter().map(|x| self.eval(x)).collect::<Result<_>>()?))
@@ -215,6 +219,12 @@ impl Env<'_> {
     }
 
     fn call(&self, name: &str, args: &CallArgs, e: &Expr) -> Result<Value> {
+        if kvm_planner::count_relation(e).is_some() {
+            // `COUNT(relation)`: computed for the row beforehand, under its own text.
+            if let Some(v) = self.row.and_then(|r| r.get(&e.to_string())) {
+                return Ok(v.clone());
+            }
+        }
         let args: Vec<Value> = match args {
             CallArgs::Star => {
                 return Err(err(format!("{name}(*) is only allowed as a lone SELECT COUNT(*)"), e))

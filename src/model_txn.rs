@@ -69,6 +69,22 @@ pub fn entry_key(model: &Model, index: &Index, row: &Row, pk: &KeyPart) -> Optio
     })
 }
 
+/// The primary key an index entry points at: its value for a unique index, its last key
+/// part otherwise.
+fn entry_pk(unique: bool, key: &[u8], value: &[u8]) -> Result<KeyPart> {
+    let pk = if unique {
+        match Value::decode(value) {
+            Ok(v) => key_part(&v).map(|(p, _)| p),
+            Err(_) => None,
+        }
+    } else {
+        keyspace::entry_pk(key)
+    };
+    pk.ok_or_else(|| {
+        Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(key)))
+    })
+}
+
 impl<'e> ModelTxn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<ModelTxn<'e>> {
         Ok(ModelTxn { txn: Txn::new(engine)? })
@@ -78,6 +94,37 @@ impl<'e> ModelTxn<'e> {
     pub fn get(&self, model: &Model, pk: &KeyPart) -> Result<Option<Row>> {
         let key = Key::Record { model: &model.name, pk: pk.clone() }.encode();
         self.txn.get(&key)?.map(|b| decode_record(&b)).transpose()
+    }
+
+    /// The stored records with primary keys `pks`, read in one request.
+    pub fn get_many(&self, model: &Model, pks: &[KeyPart]) -> Result<Vec<Option<Row>>> {
+        let keys: Vec<Vec<u8>> = pks
+            .iter()
+            .map(|pk| Key::Record { model: &model.name, pk: pk.clone() }.encode())
+            .collect();
+        self.txn
+            .get_many(&keys)?
+            .into_iter()
+            .map(|b| b.map(|b| decode_record(&b)).transpose())
+            .collect()
+    }
+
+    /// The primary keys of the entries of `index` in each of `ranges` (each in index order,
+    /// at most `limit` per range), read in one request.
+    pub fn index_pks_many(
+        &self,
+        index: &Index,
+        ranges: &[KeyRange],
+        reverse: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<KeyPart>>> {
+        self.txn
+            .scan_many(ranges, reverse, limit)?
+            .into_iter()
+            .map(|entries| {
+                entries.into_iter().map(|(k, v)| entry_pk(index.unique, &k, &v)).collect()
+            })
+            .collect()
     }
 
     /// Records whose key lies in `range` (a range of `[model, pk]` keys), index entries
@@ -115,17 +162,7 @@ impl<'e> ModelTxn<'e> {
         let unique = index.unique;
         Ok(Box::new(self.txn.scan(range, reverse)?.map(move |r| {
             let (k, v) = r?;
-            let pk = if unique {
-                match Value::decode(&v) {
-                    Ok(v) => key_part(&v).map(|(p, _)| p),
-                    Err(_) => None,
-                }
-            } else {
-                keyspace::entry_pk(&k)
-            };
-            pk.ok_or_else(|| {
-                Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(&k)))
-            })
+            entry_pk(unique, &k, &v)
         })))
     }
 

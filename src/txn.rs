@@ -105,6 +105,78 @@ impl<'e> Txn<'e> {
         Ok(entry.map(|e| e.value().to_vec()))
     }
 
+    /// The values at several keys (own writes first), the snapshot's read in one request.
+    pub fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut missing: Vec<usize> = Vec::new();
+        {
+            let writes = self.writes.borrow();
+            for (i, k) in keys.iter().enumerate() {
+                match writes.get(k) {
+                    Some(w) => out[i] = w.as_ref().map(|(v, _)| v.clone()),
+                    None => missing.push(i),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let asked: Vec<&[u8]> = missing.iter().map(|&i| keys[i].as_slice()).collect();
+        let found = self.snap.get_many(&asked)?;
+        for (&i, entry) in missing.iter().zip(found) {
+            self.note(&keys[i], entry.as_ref().map(|e| e.versionstamp()));
+            out[i] = entry.map(|e| e.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The entries of several ranges (own writes merged in), each in key order (or reverse)
+    /// and up to `limit` of them; ranges without buffered writes are read from the snapshot
+    /// in one request.
+    pub fn scan_many(
+        &self,
+        ranges: &[KeyRange],
+        reverse: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+        let mut out: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); ranges.len()];
+        let mut batched: Vec<usize> = Vec::new();
+        for (i, r) in ranges.iter().enumerate() {
+            let touched = self.writes.borrow().range::<[u8], _>(r.as_slices()).next().is_some();
+            if touched {
+                // Own writes may add or hide entries: merge them the ordinary way.
+                let it = self.scan(r, reverse)?;
+                out[i] = match limit {
+                    Some(n) => it.take(n).collect::<Result<_>>()?,
+                    None => it.collect::<Result<_>>()?,
+                };
+            } else {
+                batched.push(i);
+            }
+        }
+        if batched.is_empty() {
+            return Ok(out);
+        }
+        let asked: Vec<KeyRange> = batched.iter().map(|&i| ranges[i].clone()).collect();
+        let mut opts = if reverse { ScanOptions::reverse() } else { ScanOptions::forward() };
+        opts.limit = limit;
+        let found = self.snap.scan_many(&asked, opts)?;
+        let tracking = self.track.get() && self.track_ranges.get();
+        for ((&i, range), rows) in batched.iter().zip(asked).zip(found) {
+            let complete = limit.is_none_or(|n| rows.len() < n);
+            let mut last = None;
+            for (k, e) in &rows {
+                self.note(k, Some(e.versionstamp()));
+                last = Some(k.to_vec());
+            }
+            if tracking {
+                self.scanned.borrow_mut().push(Scanned { range, reverse, last, complete });
+            }
+            out[i] = rows.into_iter().map(|(k, e)| (k.to_vec(), e.value().to_vec())).collect();
+        }
+        Ok(out)
+    }
+
     /// The entries in `range`, own writes merged in, in key order (or reverse).
     pub fn scan<'a>(&'a self, range: &KeyRange, reverse: bool) -> Result<KvIter<'a>> {
         let mut buffered: Vec<(Vec<u8>, Write)> = self

@@ -5,7 +5,7 @@
 use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, TypeName};
 use kvm_lang::{Expr, ExprKind};
 
-use crate::catalog::Model;
+use crate::catalog::{Catalog, Model};
 use crate::error::PlanError;
 
 /// The functions an expression may call (the engine's `eval` implements each; names are
@@ -40,22 +40,33 @@ pub const SAT_ADD: &str = "__sat_add";
 /// with a `TIMESTAMP` field becomes a `TIMESTAMP` literal, a ULID is upper-cased and a UUID
 /// lower-cased and hyphenated. A parameter gets the same treatment at run time, wrapped in
 /// [`STORED`].
-pub fn normalize(model: &Model, expr: &Expr) -> Expr {
+/// Paths through a single-record relation (`author.email`) are normalized for the related
+/// model's field when `catalog` is given.
+pub fn normalize(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Expr {
     let mut e = expr.clone();
-    normalize_in(model, &mut e);
+    normalize_in(model, catalog, &mut e);
     e
 }
 
-fn normalize_in(model: &Model, expr: &mut Expr) {
+fn normalize_in(model: &Model, catalog: Option<&Catalog>, expr: &mut Expr) {
     let field = |e: &Expr| {
-        e.as_path().filter(|p| p.segments.len() == 1).and_then(|p| model.field(&p.segments[0].name))
+        let p = e.as_path()?;
+        match p.segments.as_slice() {
+            [f] => model.field(&f.name),
+            [r, f] if model.field(&r.name).is_none() => {
+                let c = catalog?;
+                let rel = c.relation(model, &r.name, r.span).ok().filter(|r| r.single())?;
+                c.models.get(&rel.target)?.field(&f.name)
+            }
+            _ => None,
+        }
     };
     match &mut expr.kind {
         ExprKind::Binary { op: BinaryOp::And | BinaryOp::Or, lhs, rhs } => {
-            normalize_in(model, lhs);
-            normalize_in(model, rhs);
+            normalize_in(model, catalog, lhs);
+            normalize_in(model, catalog, rhs);
         }
-        ExprKind::Unary { expr, .. } => normalize_in(model, expr),
+        ExprKind::Unary { expr, .. } => normalize_in(model, catalog, expr),
         ExprKind::Binary {
             op:
                 BinaryOp::Eq
@@ -151,14 +162,82 @@ fn normalize_literal(f: &crate::catalog::Field, e: &mut Expr) {
 }
 
 /// Checks every path in `expr` against `model`'s fields and literal comparisons against
-/// field types.
+/// field types (no relations: definitions such as CHECK and DEFAULT see one record).
 pub fn bind_expr(model: &Model, expr: &Expr) -> Result<(), PlanError> {
+    bind_in(model, None, expr)
+}
+
+/// Like [`bind_expr`], also accepting relations of `model`: paths through a single-record
+/// relation (`author.status`), `EXISTS relation [(WHERE …)]` and `COUNT(relation)`.
+pub fn bind_query(catalog: &Catalog, model: &Model, expr: &Expr) -> Result<(), PlanError> {
+    bind_in(model, Some(catalog), expr)
+}
+
+/// The relation `COUNT(x)` counts, when `e` is one.
+pub fn count_relation(e: &Expr) -> Option<&kvm_lang::ast::Path> {
+    match &e.kind {
+        ExprKind::Call { name, args: CallArgs::List(args) }
+            if name.name.eq_ignore_ascii_case("count") && args.len() == 1 =>
+        {
+            args[0].as_path().filter(|p| p.segments.len() == 1)
+        }
+        _ => None,
+    }
+}
+
+fn bind_relation_path(
+    catalog: &Catalog,
+    model: &Model,
+    path: &kvm_lang::ast::Path,
+) -> Result<bool, PlanError> {
+    let first = &path.segments[0];
+    if !model.relations.iter().any(|r| r.name.name == first.name) {
+        return Ok(false);
+    }
+    let rel = catalog.relation(model, &first.name, first.span)?;
+    if !rel.single() {
+        return Err(PlanError::new(
+            "kvm.invalid_relation_path",
+            format!(
+                "`{}.{}` holds many records: a path cannot go through it",
+                model.name, first.name
+            ),
+        )
+        .at(path.span)
+        .help(format!("use `EXISTS {} (WHERE …)` or `COUNT({})`", first.name, first.name)));
+    }
+    if let Some(seg) = path.segments.get(1) {
+        let target = &catalog.models[&rel.target];
+        if target.field(&seg.name).is_none() {
+            let mut e = PlanError::new(
+                "kvm.unknown_field",
+                format!("model `{}` (relation `{}`) has no field `{}`", target.name, first.name, seg.name),
+            )
+            .at(seg.span);
+            if let Some(s) =
+                crate::suggest::did_you_mean(&seg.name, target.fields.iter().map(|f| &f.name))
+            {
+                e = e.help(format!("did you mean `{s}`?"));
+            }
+            return Err(e);
+        }
+    }
+    Ok(true)
+}
+
+fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Result<(), PlanError> {
+    let bind_expr = |model: &Model, e: &Expr| bind_in(model, catalog, e);
     match &expr.kind {
         ExprKind::Literal(_) | ExprKind::Param(_) => Ok(()),
         ExprKind::Path(path) => {
             let first = &path.segments[0];
             if model.field(&first.name).is_some() {
                 return Ok(());
+            }
+            if let Some(c) = catalog {
+                if bind_relation_path(c, model, path)? {
+                    return Ok(());
+                }
             }
             let mut e = PlanError::new(
                 "kvm.unknown_field",
@@ -176,6 +255,23 @@ pub fn bind_expr(model: &Model, expr: &Expr) -> Result<(), PlanError> {
             CallArgs::Star => Ok(()),
             CallArgs::List(list) => {
                 let lower = name.name.to_ascii_lowercase();
+                if let (Some(c), Some(p)) = (catalog, count_relation(expr)) {
+                    if model.field(&p.segments[0].name).is_none() {
+                        let rel = c.relation(model, &p.segments[0].name, p.span)?;
+                        if rel.single() {
+                            return Err(PlanError::new(
+                                "kvm.invalid_relation_path",
+                                format!(
+                                    "COUNT({}): `{}.{}` is a single record",
+                                    rel.name, model.name, rel.name
+                                ),
+                            )
+                            .at(expr.span)
+                            .help(format!("use `{} IS NOT NULL`", rel.name)));
+                        }
+                        return Ok(());
+                    }
+                }
                 if lower == "count" {
                     return Err(PlanError::unsupported(
                         &format!("{}(expr) (counting non-null values)", name.name),
@@ -233,8 +329,24 @@ pub fn bind_expr(model: &Model, expr: &Expr) -> Result<(), PlanError> {
             type_check(model, expr, high)
         }
         ExprKind::IsNull { expr, .. } => bind_expr(model, expr),
-        ExprKind::Exists { relation, .. } => {
-            Err(PlanError::unsupported("EXISTS over a relation (issue 6)", relation.span))
+        ExprKind::Exists { relation, filter } => {
+            let Some(c) = catalog else {
+                return Err(PlanError::unsupported(
+                    "EXISTS in a model definition (it sees one record)",
+                    relation.span,
+                ));
+            };
+            if relation.segments.len() > 1 {
+                return Err(PlanError::unsupported(
+                    "EXISTS through several relations",
+                    relation.span,
+                ));
+            }
+            let rel = c.relation(model, &relation.segments[0].name, relation.span)?;
+            match filter {
+                Some(f) => bind_in(&c.models[&rel.target], None, f),
+                None => Ok(()),
+            }
         }
         ExprKind::Array(items) => items.iter().try_for_each(|a| bind_expr(model, a)),
         ExprKind::Object(fields) => fields.iter().try_for_each(|f| bind_expr(model, &f.value)),

@@ -18,10 +18,12 @@ pub const CREATED_AT: &str = "created_at";
 /// The fields `WITH TIMESTAMPS` adds.
 pub const UPDATED_AT: &str = "updated_at";
 
-/// Every model the database knows, by name, and the catalog version they were read at.
+/// Every model the database knows, by name, and the foreign keys among them (derived by
+/// [`Catalog::new`]).
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub models: BTreeMap<String, Model>,
+    pub links: Vec<crate::relation::Link>,
 }
 
 impl Catalog {

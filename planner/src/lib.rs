@@ -11,17 +11,21 @@ mod access;
 mod bind;
 pub mod catalog;
 mod error;
+mod include;
 pub mod plan;
+pub mod relation;
 mod suggest;
 
 use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update};
 use kvm_lang::{Expr, ExprKind};
 
 pub use access::conjuncts;
-pub use bind::{uses_field, FUNCTIONS, SAT_ADD, STORED};
+pub use bind::{count_relation, uses_field, FUNCTIONS, SAT_ADD, STORED};
+pub use include::plan_includes;
 pub use catalog::{Catalog, Field, Index, Model};
 pub use error::PlanError;
-pub use plan::{Access, Bound, Node, Plan, Range};
+pub use plan::{Access, Attach, AttachKind, Bound, Node, Plan, Range};
+pub use relation::{Link, Rel, RelPath};
 pub use suggest::did_you_mean;
 
 /// The column name of a projected expression: its alias, its field name, or its KQL text.
@@ -42,15 +46,23 @@ fn is_count_star(e: &Expr) -> bool {
     matches!(&e.kind, ExprKind::Call { name, args: CallArgs::Star } if name.name.eq_ignore_ascii_case("count"))
 }
 
-/// Binds a projection; `None` for `*` (every field, in model order).
-fn projection(model: &Model, p: &Projection) -> Result<Option<Vec<(String, Expr)>>, PlanError> {
+/// Binds a projection; `None` for `*` (every field, in model order). With a catalog, the
+/// projection may use relations (`author.name`, `COUNT(comments)`).
+fn projection(
+    catalog: Option<&Catalog>,
+    model: &Model,
+    p: &Projection,
+) -> Result<Option<Vec<(String, Expr)>>, PlanError> {
     match p {
         Projection::All => Ok(None),
         Projection::Items(items) => {
             let mut out: Vec<(String, Expr)> = Vec::new();
             for item in items {
+                let counts_relation = catalog.is_some()
+                    && count_relation(&item.expr)
+                        .is_some_and(|p| model.field(&p.segments[0].name).is_none());
                 if let ExprKind::Call { name, args: CallArgs::List(_) } = &item.expr.kind {
-                    if name.name.eq_ignore_ascii_case("count") {
+                    if name.name.eq_ignore_ascii_case("count") && !counts_relation {
                         return Err(PlanError::unsupported(
                             &format!("{}(expr) (counting non-null values)", name.name),
                             item.expr.span,
@@ -66,7 +78,10 @@ fn projection(model: &Model, p: &Projection) -> Result<Option<Vec<(String, Expr)
                         ));
                     }
                 }
-                bind::bind_expr(model, &item.expr)?;
+                match catalog {
+                    Some(c) => bind::bind_query(c, model, &item.expr)?,
+                    None => bind::bind_expr(model, &item.expr)?,
+                }
                 let name = column_name(&item.expr, item.alias.as_ref().map(|a| a.name.as_str()));
                 if out.iter().any(|(n, _)| *n == name) {
                     // Rows are also objects (JSON output, the Rust API): names must be unique.
@@ -99,40 +114,87 @@ fn all_columns(model: &Model) -> Vec<(String, Expr)> {
         .collect()
 }
 
-/// The access path and filter for a `WHERE` clause.
+/// The access path and filter for a `WHERE` clause, with the relations the filter and the
+/// `ORDER BY` use loaded between them.
 fn source(
+    catalog: &Catalog,
     model: &Model,
     filter: Option<&Expr>,
     order_by: &[kvm_lang::ast::OrderBy],
 ) -> Result<(Node, bool, bool), PlanError> {
     if let Some(f) = filter {
-        bind::bind_expr(model, f)?;
+        bind::bind_query(catalog, model, f)?;
     }
     for o in order_by {
-        bind::bind_expr(model, &o.expr)?;
+        bind::bind_query(catalog, model, &o.expr)?;
     }
-    let normalized = filter.map(|f| bind::normalize(model, f));
+    let normalized = filter.map(|f| bind::normalize(model, Some(catalog), f));
     let filter = normalized.as_ref();
     let chosen = access::choose(model, filter, order_by);
     let mut node = Node::Scan { model: model.name.clone(), access: chosen.access };
+    let mut used: Vec<&Expr> = filter.into_iter().collect();
+    used.extend(order_by.iter().map(|o| &o.expr));
+    let mut items = Vec::new();
+    include::uses(catalog, model, &used, &mut items)?;
+    if !items.is_empty() {
+        node = Node::Attach { source: Box::new(node), items };
+    }
     if let Some(f) = filter {
         node = Node::Filter { source: Box::new(node), predicate: f.clone() };
     }
     Ok((node, chosen.ordered, chosen.exact))
 }
 
+/// Adds the includes, and the relations the projection uses, above `node` (so they are
+/// loaded for the rows returned only), and their columns to the projection.
+fn attach_outputs(
+    catalog: &Catalog,
+    model: &Model,
+    s: &Select,
+    node: Node,
+    columns: Option<Vec<(String, Expr)>>,
+) -> Result<Node, PlanError> {
+    let mut columns = columns.unwrap_or_else(|| all_columns(model));
+    let mut items = Vec::new();
+    let exprs: Vec<&Expr> = columns.iter().map(|(_, e)| e).collect();
+    include::uses(catalog, model, &exprs, &mut items)?;
+    for a in include::plan_includes(catalog, model, &s.include)? {
+        if columns.iter().any(|(n, _)| *n == a.column) {
+            return Err(PlanError::new(
+                "kvm.duplicate_column",
+                format!("the result has two columns named `{}`", a.column),
+            )
+            .at(s.span));
+        }
+        columns.push((
+            a.column.clone(),
+            Expr::new(ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
+                a.column.clone(),
+            )))),
+        ));
+        items.retain(|x| x.column != a.column);
+        items.push(a);
+    }
+    let node = if items.is_empty() { node } else { Node::Attach { source: Box::new(node), items } };
+    Ok(Node::Project { source: Box::new(node), columns })
+}
+
 /// Plans a `SELECT`.
 pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.from.name, s.from.span)?;
-    if let Some(i) = s.include.first() {
-        return Err(PlanError::unsupported("INCLUDE (relations, issue 6)", i.span));
-    }
-    let columns = projection(model, &s.projection)?;
+    let columns = projection(Some(catalog), model, &s.projection)?;
     let count = match &columns {
         Some(cols) if cols.len() == 1 && is_count_star(&cols[0].1) => Some(cols[0].0.clone()),
         _ => None,
     };
-    let (mut node, ordered, exact) = source(model, s.filter.as_ref(), &s.order_by)?;
+    if let (Some(_), Some(i)) = (&count, s.include.first()) {
+        return Err(PlanError::new(
+            "kvm.invalid_include",
+            "COUNT(*) returns one number: INCLUDE does not apply",
+        )
+        .at(i.span));
+    }
+    let (mut node, ordered, exact) = source(catalog, model, s.filter.as_ref(), &s.order_by)?;
     if let Some(column) = count {
         if exact {
             let scan = match &node {
@@ -160,7 +222,7 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
         return Ok(Plan::Select { root: Node::Count { source: Box::new(node), column } });
     }
     if s.after.is_some() || (s.limit.is_some() && s.offset.is_none()) {
-        return page(model, s, node, columns);
+        return page(catalog, model, s, node, columns);
     }
     if !s.order_by.is_empty() && !ordered {
         // A sort under LIMIT keeps only LIMIT + OFFSET rows.
@@ -178,14 +240,14 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
             offset: s.offset.clone(),
         };
     }
-    let columns = columns.unwrap_or_else(|| all_columns(model));
-    Ok(Plan::Select { root: Node::Project { source: Box::new(node), columns } })
+    Ok(Plan::Select { root: attach_outputs(catalog, model, s, node, columns)? })
 }
 
 /// Plans `LIMIT n [AFTER cursor]` as a keyset page: the ORDER BY keys plus the primary
 /// key (in the direction of the last ORDER BY key) make a total order; a cursor is the
 /// last row's values of those keys.
 fn page(
+    catalog: &Catalog,
     model: &Model,
     s: &Select,
     node: Node,
@@ -212,14 +274,7 @@ fn page(
         )))),
         descending: desc,
     });
-    let access = match &node {
-        Node::Filter { source, .. } => match source.as_ref() {
-            Node::Scan { access, .. } => Some(access),
-            _ => None,
-        },
-        Node::Scan { access, .. } => Some(access),
-        _ => None,
-    };
+    let access = leaf_access(&node);
     let field_of = |e: &Expr| match &e.kind {
         ExprKind::Path(p) if p.segments.len() == 1 => Some(p.segments[0].name.clone()),
         _ => None,
@@ -251,8 +306,16 @@ fn page(
     let query = fnv(&format!("{}|{}", model.name, text.join(",")));
     let node =
         Node::Page { source: Box::new(node), keys, after: s.after.clone(), limit, sorted, query };
-    let columns = columns.unwrap_or_else(|| all_columns(model));
-    Ok(Plan::Select { root: Node::Project { source: Box::new(node), columns } })
+    Ok(Plan::Select { root: attach_outputs(catalog, model, s, node, columns)? })
+}
+
+/// The access path of a `Scan`, under a filter and attachments.
+fn leaf_access(node: &Node) -> Option<&Access> {
+    match node {
+        Node::Filter { source, .. } | Node::Attach { source, .. } => leaf_access(source),
+        Node::Scan { access, .. } => Some(access),
+        _ => None,
+    }
 }
 
 /// FNV-1a, 64 bits: a stable fingerprint (cursors outlive processes).
@@ -312,7 +375,7 @@ pub fn returning(
 ) -> Result<Option<Vec<(String, Expr)>>, PlanError> {
     match r {
         None => Ok(None),
-        Some(p) => Ok(Some(projection(model, p)?.unwrap_or_else(|| all_columns(model)))),
+        Some(p) => Ok(Some(projection(None, model, p)?.unwrap_or_else(|| all_columns(model)))),
     }
 }
 
@@ -356,7 +419,7 @@ pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
         bind::bind_expr(model, &target)?;
         bind::bind_expr(model, &a.value)?;
     }
-    let (source, _, _) = source(model, s.filter.as_ref(), &[])?;
+    let (source, _, _) = source(catalog, model, s.filter.as_ref(), &[])?;
     Ok(Plan::Update {
         model: model.name.clone(),
         source,
@@ -368,7 +431,7 @@ pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
 /// Plans a `DELETE`.
 pub fn plan_delete(catalog: &Catalog, s: &Delete) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.model.name, s.model.span)?;
-    let (source, _, _) = source(model, s.filter.as_ref(), &[])?;
+    let (source, _, _) = source(catalog, model, s.filter.as_ref(), &[])?;
     Ok(Plan::Delete {
         model: model.name.clone(),
         source,

@@ -44,6 +44,42 @@ pub enum Access {
     FullScan { reverse: bool, reason: String },
 }
 
+/// Related data loaded for a batch of rows: one batched read per relation level (a multi-get
+/// of keys, or one request for the index ranges of every row of the batch), never one per row.
+#[derive(Debug, Clone)]
+pub struct Attach {
+    /// The row field the value is put in: the relation name (`INCLUDE`, paths such as
+    /// `author.name`), or the printed `EXISTS …` / `COUNT(relation)` expression.
+    pub column: String,
+    pub rel: crate::relation::Rel,
+    pub what: AttachKind,
+}
+
+/// What an [`Attach`] loads.
+#[derive(Debug, Clone)]
+pub enum AttachKind {
+    /// The related records: an object or null for a single-record relation, an array
+    /// otherwise (filtered, ordered — by the target's primary key when no `ORDER BY` —
+    /// offset and limited per row), each with its own nested attachments.
+    Records {
+        filter: Option<Expr>,
+        order_by: Vec<OrderBy>,
+        limit: Option<Expr>,
+        offset: Option<Expr>,
+        /// For `HAS …`: the target index read (its first field is the foreign key) and its
+        /// direction.
+        index: Option<(String, bool)>,
+        /// The index yields each row's related records already in order: with no filter,
+        /// the limit applies while reading.
+        ordered: bool,
+        nested: Vec<Attach>,
+    },
+    /// Whether a related record (matching the filter) exists.
+    Exists { filter: Option<Expr> },
+    /// How many related records there are (counted from index entries).
+    Count,
+}
+
 /// A read-side operator tree.
 #[derive(Debug, Clone)]
 pub enum Node {
@@ -62,6 +98,8 @@ pub enum Node {
     IndexCount { model: String, access: Access, column: String, fallback: Box<Node> },
     /// Evaluates the projected expressions.
     Project { source: Box<Node>, columns: Vec<(String, Expr)> },
+    /// Loads related data into the source's rows, a batch of rows at a time.
+    Attach { source: Box<Node>, items: Vec<Attach> },
     /// Keyset pagination (`LIMIT n [AFTER cursor]`): rows strictly after the cursor in
     /// `keys` order (the ORDER BY keys plus the primary key, so the order is total), at most
     /// `limit` of them; the result carries the cursor of its last row. `sorted` says the
@@ -240,7 +278,76 @@ impl Node {
                 source.write(out, depth + 1);
                 Ok(())
             }
+            Node::Attach { source, items } => {
+                for a in items {
+                    a.write(out, depth);
+                }
+                source.write(out, depth + 1);
+                Ok(())
+            }
         };
+    }
+}
+
+impl Attach {
+    fn write(&self, out: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        let what = match &self.what {
+            AttachKind::Records { .. } => format!("Include {}", self.column),
+            AttachKind::Exists { .. } | AttachKind::Count => format!("Compute {}", self.column),
+        };
+        let read = match (&self.what, &self.rel.path) {
+            (
+                AttachKind::Records { index: Some((index, reverse)), .. },
+                crate::relation::RelPath::Reverse { .. },
+            ) => format!(
+                "IndexScan {}.{index} prefix [key of {}]{}",
+                self.rel.target,
+                self.rel.model,
+                if *reverse { " reverse" } else { "" }
+            ),
+            _ => self.rel.describe(),
+        };
+        let _ = writeln!(out, "{pad}{what}: {read} (one read per batch of rows)");
+        match &self.what {
+            AttachKind::Records { filter, order_by, limit, offset, ordered, nested, .. } => {
+                if let Some(f) = filter {
+                    let _ = writeln!(out, "{pad}  Filter {f}");
+                }
+                if !order_by.is_empty() {
+                    let ks: Vec<String> = order_by
+                        .iter()
+                        .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
+                        .collect();
+                    let how = if *ordered { "in index order" } else { "sorted" };
+                    let _ = writeln!(out, "{pad}  Order {} ({how})", ks.join(", "));
+                }
+                if limit.is_some() || offset.is_some() {
+                    let mut s = String::new();
+                    if let Some(l) = limit {
+                        let _ = write!(s, " {l}");
+                    }
+                    if let Some(o) = offset {
+                        let _ = write!(s, " OFFSET {o}");
+                    }
+                    let early =
+                        if *ordered && filter.is_none() { ", stops reading there" } else { "" };
+                    let _ = writeln!(out, "{pad}  Limit{s} per row{early}");
+                }
+                for n in nested {
+                    n.write(out, depth + 1);
+                }
+            }
+            AttachKind::Exists { filter: Some(f) } => {
+                let _ = writeln!(out, "{pad}  Filter {f}");
+            }
+            AttachKind::Exists { filter: None } => {
+                let _ = writeln!(out, "{pad}  (index entries only)");
+            }
+            AttachKind::Count => {
+                let _ = writeln!(out, "{pad}  (index entries only)");
+            }
+        }
     }
 }
 

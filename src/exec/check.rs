@@ -1,5 +1,6 @@
-//! `CHECK DATABASE` / `CHECK MODEL m`: every record has exactly its index entries, and
-//! every index entry points at a record that has it.
+//! `CHECK DATABASE` / `CHECK MODEL m`: every record has exactly its index entries, every
+//! index entry points at a record that has it, and every foreign key of a record points at
+//! a record (no dangling reference, no orphan join record).
 
 use std::collections::BTreeSet;
 
@@ -38,6 +39,12 @@ pub fn check_model(cx: &Cx, model: &Model) -> Result<Vec<String>> {
         for ix in model.indexes.iter().filter(|i| i.ready) {
             if let Some(k) = entry_key(model, ix, &row, &pk) {
                 expected.insert(k);
+            }
+        }
+        for link in cx.catalog.links_from(&model.name) {
+            let parent = cx.model(&link.parent)?;
+            if let Err(e) = super::refs::check_parent(cx, parent, model, link, &row) {
+                problems.push(e.to_string());
             }
         }
         let _ = Key::Record { model: &model.name, pk };

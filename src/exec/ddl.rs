@@ -3,40 +3,129 @@
 //! Adding an index to a model with data writes the index as "building" (maintained by every
 //! write, unused by queries), backfills it in batches, then marks it ready.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use kvm_lang::ast::{
-    AlterAction, AlterModel, DefineModel, Drop, ModelElement, ModifierKind, ShowWhat,
+    AlterAction, AlterModel, DefineModel, Drop, Ident, IndexDef, ModelElement, ModifierKind,
+    RelationKind, ShowWhat,
 };
 use kvm_planner::catalog::index_from_def;
-use kvm_planner::{Catalog, Model, PlanError};
+use kvm_planner::{Catalog, Model};
 use kvm_storage::{KeyRange, Value};
 
-use super::Cx;
+use super::{Backfill, Cx};
 use crate::error::{Error, Result};
 use crate::keyspace::KeyPrefix;
 use crate::{catalog_store, Output, Rows};
 
-pub fn define(cx: &Cx, def: &DefineModel) -> Result<Output> {
+pub fn define(cx: &Cx, def: &DefineModel) -> Result<(Output, Backfill)> {
     let name = &def.name.name;
     if cx.catalog.models.contains_key(name) {
         if def.if_not_exists {
-            return Ok(Output::Message(format!("model {name} already exists")));
+            return Ok((Output::Message(format!("model {name} already exists")), Vec::new()));
         }
         return Err(Error::catalog("kvm.model_exists", format!("model `{name}` already exists")));
     }
-    if let Some(r) =
-        def.elements
-            .iter()
-            .find_map(|e| if let ModelElement::Relation(r) = e { Some(r) } else { None })
-    {
-        return Err(
-            PlanError::unsupported("RELATION (relations arrive with issue 6)", r.span).into()
-        );
-    }
     let model = Model::from_def(def, &[])?;
     model.bind_definitions()?;
-    // A model defined in an empty prefix: refuse when stray keys exist (e.g. from KV SET).
-    catalog_store::save(&cx.mtx.txn, &model)?;
-    Ok(Output::Message(format!("defined model {name}")))
+    let mut models = cx.catalog.models.clone();
+    models.insert(name.clone(), model);
+    let (made, backfill) = settle(cx, models, vec![name.clone()])?;
+    let mut msg = format!("defined model {name}");
+    for m in made {
+        msg.push_str(&format!(" (and join model {m})"));
+    }
+    Ok((Output::Message(msg), backfill))
+}
+
+/// Completes a schema change whose models are `models` (`changed` lists the ones it
+/// changed): creates the join models `MANY TO MANY` relations need, adds an index on every
+/// foreign key that lacks one (to be backfilled when its model has records), checks the
+/// relations, checks that the existing records honour every new foreign key, and saves the
+/// changed models. Returns the join models made and the indexes to backfill.
+fn settle(
+    cx: &Cx,
+    mut models: BTreeMap<String, Model>,
+    changed: Vec<String>,
+) -> Result<(Vec<String>, Backfill)> {
+    let mut changed: BTreeSet<String> = changed.into_iter().collect();
+    let mut made = Vec::new();
+    loop {
+        let catalog = Catalog::new(models.values().cloned());
+        let joins = catalog.missing_join_models()?;
+        if !joins.is_empty() {
+            for d in joins {
+                let m = Model::from_def(&d, &[])?;
+                made.push(m.name.clone());
+                changed.insert(m.name.clone());
+                models.insert(m.name.clone(), m);
+            }
+            continue;
+        }
+        let missing = catalog.missing_fk_indexes();
+        if !missing.is_empty() {
+            for (name, field) in missing {
+                let m = &models[&name];
+                let mut ix_name = format!("by_{field}");
+                while m.index(&ix_name).is_some() {
+                    ix_name.push_str("_fk");
+                }
+                let span = kvm_lang::Span::default();
+                let mut def = m.def.clone();
+                def.elements.push(ModelElement::Index(IndexDef {
+                    name: Some(Ident { name: ix_name.clone(), span }),
+                    unique: false,
+                    fields: vec![Ident { name: field, span }],
+                    span,
+                }));
+                let mut building: Vec<String> =
+                    m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
+                if has_records(cx, m)? {
+                    building.push(ix_name);
+                }
+                let m = Model::from_def(&def, &building)?;
+                changed.insert(name.clone());
+                models.insert(name, m);
+            }
+            continue;
+        }
+        catalog.check_relations()?;
+        for link in &catalog.links {
+            let known = cx.catalog.links.iter().any(|l| {
+                l.parent == link.parent && l.child == link.child && l.fk == link.fk
+            });
+            if !known {
+                verify_link(cx, &catalog, link)?;
+            }
+        }
+        let mut backfill = Vec::new();
+        for name in &changed {
+            let m = &models[name];
+            catalog_store::save(&cx.mtx.txn, m)?;
+            let building: Vec<String> =
+                m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
+            if !building.is_empty() {
+                backfill.push((name.clone(), building));
+            }
+        }
+        return Ok((made, backfill));
+    }
+}
+
+/// A new foreign key must already hold: every record's key points at a record.
+fn verify_link(cx: &Cx, catalog: &Catalog, link: &kvm_planner::Link) -> Result<()> {
+    let (Some(child), Some(parent)) = (catalog.models.get(&link.child), catalog.models.get(&link.parent))
+    else {
+        return Ok(());
+    };
+    if !cx.catalog.models.contains_key(&child.name) {
+        return Ok(()); // defined by this statement: no records yet
+    }
+    for r in cx.mtx.scan_all(child, false)? {
+        let row = r?;
+        super::refs::check_parent(cx, parent, child, link, &row)?;
+    }
+    Ok(())
 }
 
 pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
@@ -53,6 +142,44 @@ pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
             .map(Error::from)
             .unwrap_or_else(|| Error::catalog("kvm.unknown_model", name.clone())));
     }
+    // Its own join models go with it; any other relation to it must be dropped first.
+    let model = &cx.catalog.models[name];
+    let joins: Vec<String> = own_joins(cx.catalog, model);
+    for m in cx.catalog.models.values() {
+        if m.name == *name || joins.contains(&m.name) {
+            continue;
+        }
+        if let Some(r) = m.relations.iter().find(|r| r.target.name == *name) {
+            return Err(Error::catalog(
+                "kvm.model_in_use",
+                format!(
+                    "model `{name}` is the target of relation `{}.{}`: drop that first \
+                     (ALTER MODEL {} DROP RELATION {})",
+                    m.name, r.name.name, m.name, r.name.name
+                ),
+            ));
+        }
+    }
+    for n in std::iter::once(name).chain(joins.iter()) {
+        drop_data(cx, n)?;
+        catalog_store::remove(&cx.mtx.txn, n)?;
+    }
+    Ok(Output::Message(format!("dropped model {name}")))
+}
+
+/// The join models `model`'s `MANY TO MANY` relations without `THROUGH` made.
+fn own_joins(catalog: &Catalog, model: &Model) -> Vec<String> {
+    model
+        .relations
+        .iter()
+        .filter(|r| r.kind == RelationKind::ManyToMany && r.through.is_none())
+        .map(|r| kvm_planner::relation::join_model_name(&model.name, &r.name.name))
+        .filter(|j| catalog.models.contains_key(j))
+        .collect()
+}
+
+/// Deletes every key of a model (records and index entries).
+fn drop_data(cx: &Cx, name: &str) -> Result<()> {
     let range = KeyRange::prefix(&KeyPrefix::Model(name).encode());
     let mut keys = Vec::new();
     for r in cx.mtx.txn.scan(&range, false)? {
@@ -61,13 +188,12 @@ pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
     for k in keys {
         cx.mtx.txn.delete(k);
     }
-    catalog_store::remove(&cx.mtx.txn, name)?;
-    Ok(Output::Message(format!("dropped model {name}")))
+    Ok(())
 }
 
 /// Applies an `ALTER MODEL` to the catalog; returns the new model and the indexes that need
-/// a backfill.
-pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
+/// a backfill (of this model and of others: a new relation indexes its foreign key).
+pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
     let model = cx.catalog.model(&a.name.name, a.name.span)?;
     // The records it reads and rewrites (backfilled or dropped fields, an emptiness test)
     // must not change under it: a concurrent insert makes it retry.
@@ -79,6 +205,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
     let mut dropped_fields = Vec::new();
     let mut added_fields: Vec<String> = Vec::new();
     let mut dropped_indexes: Vec<String> = Vec::new();
+    let mut dropped_joins: Vec<String> = Vec::new();
     for action in &a.actions {
         match action {
             AlterAction::AddField(fd) => {
@@ -193,10 +320,33 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
                 return Err(Error::unsupported("RENAME FIELD", from.span))
             }
             AlterAction::AddRelation(r) => {
-                return Err(Error::unsupported("ADD RELATION (issue 6)", r.span))
+                let exists = def.elements.iter().any(
+                    |e| matches!(e, ModelElement::Relation(x) if x.name.name == r.name.name),
+                );
+                if exists {
+                    return Err(Error::catalog(
+                        "kvm.relation_exists",
+                        format!("model `{}` already has relation `{}`", model.name, r.name.name),
+                    ));
+                }
+                def.elements.push(ModelElement::Relation(r.clone()));
             }
             AlterAction::DropRelation(id) => {
-                return Err(Error::unsupported("DROP RELATION (issue 6)", id.span))
+                let Some(r) = model.relations.iter().find(|r| r.name.name == id.name) else {
+                    return Err(Error::catalog(
+                        "kvm.unknown_relation",
+                        format!("model `{}` has no relation `{}`", model.name, id.name),
+                    ));
+                };
+                if r.kind == RelationKind::ManyToMany && r.through.is_none() {
+                    let join = kvm_planner::relation::join_model_name(&model.name, &id.name);
+                    if cx.catalog.models.contains_key(&join) {
+                        dropped_joins.push(join);
+                    }
+                }
+                def.elements.retain(
+                    |e| !matches!(e, ModelElement::Relation(x) if x.name.name == id.name),
+                );
             }
         }
     }
@@ -235,8 +385,23 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Vec<String>)> {
             }
         }
     }
-    catalog_store::save(&cx.mtx.txn, &new_model)?;
-    Ok((new_model, new_indexes))
+    let _ = new_indexes;
+    let mut models = cx.catalog.models.clone();
+    for j in &dropped_joins {
+        models.remove(j);
+        drop_data(cx, j)?;
+        catalog_store::remove(&cx.mtx.txn, j)?;
+    }
+    models.insert(new_model.name.clone(), new_model);
+    let (_, backfill) = settle(cx, models.clone(), vec![a.name.name.clone()])?;
+    // The model as saved (settle may have indexed its foreign keys).
+    let saved = catalog_store::load(&cx.mtx.txn)?;
+    let model = saved
+        .models
+        .get(&a.name.name)
+        .cloned()
+        .ok_or_else(|| Error::Corrupt("altered model vanished".into()))?;
+    Ok((model, backfill))
 }
 
 /// Whether `model` holds at least one record.

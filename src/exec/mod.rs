@@ -3,8 +3,10 @@
 //! the plan's operators (`read`), writes through the model transaction (`write`), schema
 //! changes through the catalog (`ddl`).
 
+mod attach;
 mod check;
 mod ddl;
+pub mod refs;
 pub mod read;
 mod write;
 
@@ -189,7 +191,7 @@ pub fn run(
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some((model, indexes)) = backfill {
+        for (model, indexes) in backfill {
             backfill_indexes(host, &model, &indexes)?;
         }
         return Ok(out);
@@ -230,8 +232,8 @@ pub fn run_in(
     once(&cx, stmt, plan_ref)
 }
 
-/// Indexes an `ALTER MODEL` added, to fill after its commit.
-pub type Backfill = Option<(String, Vec<String>)>;
+/// Indexes a schema change added to models with records, to fill after its commit.
+pub type Backfill = Vec<(String, Vec<String>)>;
 
 fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, Backfill)> {
     let out = match stmt {
@@ -279,17 +281,19 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             cx.mtx.txn.track_reads(true);
             write::upsert(cx, u, ttl(cx, &u.expire)?)?
         }
-        Statement::DefineModel(d) => ddl::define(cx, d)?,
+        Statement::DefineModel(d) => return ddl::define(cx, d),
         Statement::DropModel(d) => ddl::drop(cx, d)?,
         Statement::AlterModel(a) => {
-            let (model, _) = ddl::alter(cx, a)?;
-            let msg = Output::Message(format!("altered model {}", model.name));
-            // Every index of the model still building: the new ones, and any whose backfill
-            // was interrupted (a killed process), which restarts here.
-            let building: Vec<String> =
-                model.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
-            let backfill = (!building.is_empty()).then(|| (model.name.clone(), building));
-            return Ok((msg, backfill));
+            let (model, backfill) = ddl::alter(cx, a)?;
+            return Ok((Output::Message(format!("altered model {}", model.name)), backfill));
+        }
+        Statement::Relate(r) => {
+            cx.mtx.txn.track_reads(true);
+            refs::relate(cx, r, true)?
+        }
+        Statement::Unrelate(r) => {
+            cx.mtx.txn.track_reads(true);
+            refs::relate(cx, r, false)?
         }
         Statement::Show(s) => ddl::show(cx.catalog, &s.what)?,
         Statement::Describe(d) => {
@@ -308,8 +312,13 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 problems.extend(check::check_model(cx, m)?);
             }
             if problems.is_empty() {
+                let fks = if cx.catalog.links.is_empty() {
+                    ""
+                } else {
+                    ", every foreign key points at a record"
+                };
                 Output::Message(format!(
-                    "ok: {} model(s), every index entry matches its record",
+                    "ok: {} model(s), every index entry matches its record{fks}",
                     models.len()
                 ))
             } else {
@@ -323,7 +332,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             ))
         }
     };
-    Ok((out, None))
+    Ok((out, Vec::new()))
 }
 
 /// The time to live an `EXPIRE IN` clause asks for: none keeps a record's expiry (a new

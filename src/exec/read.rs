@@ -282,6 +282,34 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
             let (rows, _) = page(cx, node)?;
             Ok(Box::new(rows.into_iter().map(Ok)))
         }
+        Node::Attach { source, items } => {
+            let model = cx.model(leaf_model(source)?)?;
+            let mut input = rows_past(cx, source, seek)?;
+            let mut ready: std::vec::IntoIter<Row> = Vec::new().into_iter();
+            Ok(Box::new(std::iter::from_fn(move || {
+                if let Some(r) = ready.next() {
+                    return Some(Ok(r));
+                }
+                let mut chunk = Vec::new();
+                for r in input.by_ref() {
+                    match r {
+                        Ok(row) => chunk.push(row),
+                        Err(e) => return Some(Err(e)),
+                    }
+                    if chunk.len() == super::attach::ATTACH_BATCH {
+                        break;
+                    }
+                }
+                if chunk.is_empty() {
+                    return None;
+                }
+                if let Err(e) = super::attach::attach(cx, items, model, &mut chunk) {
+                    return Some(Err(e));
+                }
+                ready = chunk.into_iter();
+                ready.next().map(Ok)
+            })))
+        }
         Node::Count { .. } | Node::IndexCount { .. } | Node::Project { .. } => {
             Err(Error::Corrupt("a projection below a scan".into()))
         }
@@ -293,8 +321,17 @@ pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
     match node {
         Node::Project { source, columns } => {
             let mut out = crate::Rows::new(columns.iter().map(|(n, _)| n.clone()).collect());
-            if let Node::Page { .. } = source.as_ref() {
-                let (rows, cursor) = page(cx, source)?;
+            let paged = match source.as_ref() {
+                Node::Page { .. } => Some(page(cx, source)?),
+                Node::Attach { source: inner, items } if matches!(**inner, Node::Page { .. }) => {
+                    let (mut rows, cursor) = page(cx, inner)?;
+                    let model = cx.model(leaf_model(inner)?)?;
+                    super::attach::attach(cx, items, model, &mut rows)?;
+                    Some((rows, cursor))
+                }
+                _ => None,
+            };
+            if let Some((rows, cursor)) = paged {
                 for row in rows {
                     let env = cx.env(Some(&row));
                     out.rows.push(columns.iter().map(|(_, e)| env.eval(e)).collect::<Result<_>>()?);
@@ -344,6 +381,19 @@ pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
             }
             Ok(out)
         }
+    }
+}
+
+/// The model whose records a read node yields.
+fn leaf_model(node: &Node) -> Result<&str> {
+    match node {
+        Node::Scan { model, .. } => Ok(model),
+        Node::Filter { source, .. }
+        | Node::Sort { source, .. }
+        | Node::Limit { source, .. }
+        | Node::Page { source, .. }
+        | Node::Attach { source, .. } => leaf_model(source),
+        _ => Err(Error::Corrupt("no scan under an attach".into())),
     }
 }
 
@@ -403,10 +453,10 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
 /// The storage key of the cursor's row in the page's access path (its record key, or its
 /// index entry key), when every value is held exactly; the scan then starts right past it.
 fn seek_key(cx: &Cx, source: &Node, cursor: &[Value]) -> Result<Seek> {
-    let scan = match source {
-        Node::Filter { source, .. } => source.as_ref(),
-        other => other,
-    };
+    let mut scan = source;
+    while let Node::Filter { source, .. } | Node::Attach { source, .. } = scan {
+        scan = source;
+    }
     let Node::Scan { model, access } = scan else { return Ok(None) };
     let model = cx.model(model)?;
     let Some((pk_value, order)) = cursor.split_last() else { return Ok(None) };

@@ -7,7 +7,7 @@ use kvm_lang::{Expr, ExprKind};
 use kvm_planner::Node;
 use kvm_storage::Value;
 
-use super::{read, Cx};
+use super::{read, refs, Cx};
 use crate::error::{Error, Result};
 use crate::eval::Row;
 use crate::model_txn::{entry_key, pk_part, Ttl};
@@ -74,6 +74,7 @@ pub fn insert(
         }
         let row = record::for_insert(model, input, &cx.env(None))?;
         cx.mtx.insert(model, &row, expire_at)?;
+        refs::check_parents(cx, model, None, &row)?;
         written.push(row);
     }
     returning(cx, model, ret, &written, "inserted")
@@ -94,6 +95,7 @@ pub fn update(
         let old = stored(model, old);
         let new = record::for_update(model, &old, assignments, &cx.env(None))?;
         cx.mtx.update(model, &old, &new, ttl)?;
+        refs::check_parents(cx, model, Some(&old), &new)?;
         written.push(new);
     }
     returning(cx, model, ret, &written, "updated")
@@ -108,11 +110,15 @@ pub fn delete(
     let model = cx.model(model)?;
     let targets: Vec<Row> = read::rows(cx, source)?.collect::<Result<_>>()?;
     let mut gone = Vec::new();
+    let mut deletes = refs::Deletes::default();
     for old in targets {
         let old = stored(model, old);
-        cx.mtx.delete(model, &old)?;
-        gone.push(old);
+        // A record a cascade of this statement already deleted counts once.
+        if deletes.delete(cx, model, &old)? {
+            gone.push(old);
+        }
     }
+    deletes.finish(cx)?;
     returning(cx, model, ret, &gone, "deleted")
 }
 
@@ -235,6 +241,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             };
             let candidate = record::for_insert(model, input, &cx.env(None))?;
             cx.mtx.insert(model, &candidate, expire_at)?;
+            refs::check_parents(cx, model, None, &candidate)?;
             returning(cx, model, &ret, &[candidate], "inserted")
         }
         Some(old) => {
@@ -264,6 +271,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             }
             let new = record::apply(model, &old, &values, &cx.env(None))?;
             cx.mtx.update(model, &old, &new, ttl)?;
+            refs::check_parents(cx, model, Some(&old), &new)?;
             returning(cx, model, &ret, &[new], "updated")
         }
     }

@@ -1,10 +1,11 @@
 //! A wrapper engine that counts what its snapshots read (keys fetched by `get`/`get_many`,
-//! rows yielded by scans), so tests can prove a query read only the keys it had to.
+//! rows yielded by scans, and requests: one per `get`, `get_many`, `scan` or `scan_many`
+//! call), so tests can prove a query read only the keys it had to, in few requests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::engine::{AtomicBatch, Engine, KeyRange, ScanIter, ScanOptions, Snapshot};
+use crate::engine::{AtomicBatch, Engine, KeyRange, KvRef, ScanIter, ScanOptions, Snapshot};
 use crate::entry::Entry;
 use crate::error::Result;
 use crate::feed::ChangeSet;
@@ -15,6 +16,8 @@ use crate::versionstamp::Versionstamp;
 pub struct ReadCounts {
     pub gets: AtomicU64,
     pub scanned: AtomicU64,
+    /// Read requests: each `get`, `get_many`, `scan` or `scan_many` call counts once.
+    pub requests: AtomicU64,
 }
 
 impl ReadCounts {
@@ -23,7 +26,13 @@ impl ReadCounts {
         (self.gets.load(Ordering::Relaxed), self.scanned.load(Ordering::Relaxed))
     }
 
+    /// Read requests so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     pub fn reset(&self) {
+        self.requests.store(0, Ordering::Relaxed);
         self.gets.store(0, Ordering::Relaxed);
         self.scanned.store(0, Ordering::Relaxed);
     }
@@ -54,10 +63,28 @@ impl Snapshot for CountingSnapshot<'_> {
         self.inner.now_millis()
     }
     fn get<'a>(&'a self, key: &[u8]) -> Result<Option<Entry<'a>>> {
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
         self.counts.gets.fetch_add(1, Ordering::Relaxed);
         self.inner.get(key)
     }
+    fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Entry<'a>>>> {
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        self.counts.gets.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        self.inner.get_many(keys)
+    }
+    fn scan_many<'a>(
+        &'a self,
+        ranges: &[KeyRange],
+        opts: ScanOptions,
+    ) -> Result<Vec<Vec<KvRef<'a>>>> {
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        let out = self.inner.scan_many(ranges, opts)?;
+        let n: usize = out.iter().map(Vec::len).sum();
+        self.counts.scanned.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(out)
+    }
     fn scan<'a>(&'a self, range: &KeyRange, opts: ScanOptions) -> Result<ScanIter<'a>> {
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
         let counts = self.counts.clone();
         Ok(Box::new(self.inner.scan(range, opts)?.inspect(move |_| {
             counts.scanned.fetch_add(1, Ordering::Relaxed);

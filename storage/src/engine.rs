@@ -155,6 +155,17 @@ pub trait Snapshot: Send {
 
     /// The live entries in `range`, in key order (or reverse), up to `opts.limit` of them.
     fn scan<'a>(&'a self, range: &KeyRange, opts: ScanOptions) -> Result<ScanIter<'a>>;
+
+    /// The live entries of several ranges, each in key order (or reverse) and up to
+    /// `opts.limit` of them, read as one request: the engine loads related records of a whole
+    /// batch of rows with one call (one round trip on a remote backend), never one per row.
+    fn scan_many<'a>(
+        &'a self,
+        ranges: &[KeyRange],
+        opts: ScanOptions,
+    ) -> Result<Vec<Vec<KvRef<'a>>>> {
+        ranges.iter().map(|r| self.scan(r, opts)?.collect()).collect()
+    }
 }
 
 /// A guard on a commit: the key must hold a live value with this versionstamp (`Some`), or
