@@ -59,6 +59,22 @@ pub enum Order {
 }
 
 impl Database {
+    /// Loads relation `relation` of the `model` record whose primary key is `key` (lazy
+    /// loading of a record fetched earlier): an object or null for a single-record relation,
+    /// an array otherwise; `None` when no such record exists.
+    pub fn populate(
+        &self,
+        model: &str,
+        key: impl IntoValue,
+        relation: &str,
+    ) -> Result<Option<Value>> {
+        let catalog = self.catalog()?;
+        let pk = catalog.model(model, Span::default())?.pk().name.clone();
+        let rows = self.model(model)?.filter(&pk).eq(key).select(&[&pk]).include(relation).all()?;
+        let col = rows.columns.iter().position(|c| c == relation);
+        Ok(rows.rows.into_iter().next().and_then(|mut r| col.map(|i| r.swap_remove(i))))
+    }
+
     /// Starts a query on `model`: a `SELECT * FROM model` to refine with
     /// [`Query::filter`], [`Query::order_by`], [`Query::limit`], … An unknown model is the
     /// engine's `kvm.unknown_model` error, with a "did you mean" when a name is close.
@@ -225,9 +241,9 @@ impl Query {
         self
     }
 
-    /// `INCLUDE relation`: load related records with each row. Relations are issue 6: until
-    /// they exist, running or explaining a query with an include is the engine's
-    /// `kvm.unsupported` error.
+    /// `INCLUDE relation`: load related records with each row, as a column named after the
+    /// relation (an object or null for a single-record relation, an array otherwise). A
+    /// dotted path (`"comments.author"`) nests. Loaded one batched read per relation level.
     pub fn include(mut self, relation: &str) -> Query {
         self.select.include.push(Include {
             relation: path(relation),

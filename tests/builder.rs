@@ -1,6 +1,6 @@
 //! The query builder (`kvm::builder`): it builds the AST the parser builds from the
 //! equivalent KQL, so EXPLAIN and the results are the same for both; values are bound as
-//! parameters; unknown names and INCLUDE are the engine's errors.
+//! parameters; unknown names are the engine's errors; INCLUDE loads relations as KQL does.
 
 #![allow(clippy::unwrap_used)]
 
@@ -223,14 +223,64 @@ fn unknown_model_and_field_are_the_engines_errors() {
 }
 
 #[test]
-fn include_is_refused_until_relations_exist() {
-    let db = db();
-    let q = db.model("users").unwrap().filter("age").gte(18).include("posts");
-    assert_eq!(q.to_kql(), "SELECT * FROM users WHERE age >= $1 INCLUDE posts");
-    for err in [q.all().unwrap_err(), q.explain().unwrap_err(), q.count().unwrap_err()] {
-        assert_eq!(err.code(), "kvm.unsupported", "{err}");
-        assert!(err.to_string().contains("INCLUDE"), "{err}");
+fn include_loads_relations_like_kql_and_into_structs() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Author {
+        id: i64,
+        name: String,
     }
-    let text = db.query("SELECT * FROM users WHERE age >= $1 INCLUDE posts", q.params());
-    assert_eq!(text.unwrap_err().code(), "kvm.unsupported");
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Comment {
+        id: i64,
+        body: String,
+        author: Author,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Post {
+        id: i64,
+        title: String,
+        author: Author,
+        comments: Vec<Comment>,
+    }
+    let db = db();
+    db.execute(
+        "DEFINE MODEL posts (id INT PRIMARY KEY, author_id INT NOT NULL, title STRING NOT NULL, \
+           RELATION author BELONGS TO users (author_id), RELATION comments HAS MANY comments (post_id))",
+        (),
+    )
+    .unwrap();
+    db.execute(
+        "DEFINE MODEL comments (id INT PRIMARY KEY, post_id INT NOT NULL, author_id INT NOT NULL, \
+           body STRING NOT NULL, RELATION post BELONGS TO posts (post_id) ON DELETE CASCADE, \
+           RELATION author BELONGS TO users (author_id))",
+        (),
+    )
+    .unwrap();
+    db.execute("INSERT INTO posts [{id: 1, author_id: 2, title: 'a'}, {id: 2, author_id: 3, title: 'b'}]", ())
+        .unwrap();
+    db.execute(
+        "INSERT INTO comments [{id: 10, post_id: 1, author_id: 3, body: 'x'}, \
+           {id: 11, post_id: 1, author_id: 4, body: 'y'}]",
+        (),
+    )
+    .unwrap();
+    let q = db.model("posts").unwrap().include("author").include("comments.author");
+    assert_eq!(q.to_kql(), "SELECT * FROM posts INCLUDE author, comments.author");
+    let text = db.query("SELECT * FROM posts INCLUDE author, comments.author", ()).unwrap();
+    assert_eq!(q.all().unwrap(), text);
+    assert_eq!(q.explain().unwrap(), db.execute("EXPLAIN SELECT * FROM posts INCLUDE author, comments.author", ()).unwrap().to_string());
+    let posts: Vec<Post> = q.all_as().unwrap();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0].author, Author { id: 2, name: "Ann2".into() });
+    assert_eq!(posts[0].comments.len(), 2);
+    assert_eq!(posts[0].comments[1].author, Author { id: 4, name: "Ann4".into() });
+    assert!(posts[1].comments.is_empty());
+    // Lazy loading of one relation of a fetched record.
+    let comments = db.populate("posts", 1, "comments").unwrap().unwrap();
+    let Value::Array(list) = comments else { panic!("{comments:?}") };
+    assert_eq!(list.len(), 2);
+    let author = db.populate("posts", 2, "author").unwrap().unwrap();
+    assert!(matches!(&author, Value::Object(m) if m.get("name") == Some(&Value::String("Bo3".into()))), "{author:?}");
+    assert_eq!(db.populate("posts", 99, "author").unwrap(), None);
+    assert_eq!(db.populate("posts", 1, "nope").unwrap_err().code(), "kvm.unknown_relation");
 }

@@ -78,3 +78,75 @@ fn pages_after_a_cursor_seek_instead_of_rereading() {
         }
     }
 }
+
+/// `INCLUDE` loads each relation level with one batched request for the whole page (a
+/// multi-get of authors, one request for every post's comment-index range, a multi-get of
+/// the comments), so the number of storage requests does not grow with the page size: no
+/// N+1. Keys read do grow with the rows returned, and only with them.
+#[test]
+fn include_reads_are_batched_per_relation_level() {
+    let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
+    let counts = engine.counts.clone();
+    let db =
+        Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
+    db.execute("DEFINE MODEL users (id INT PRIMARY KEY, name STRING NOT NULL)", ()).unwrap();
+    db.execute(
+        "DEFINE MODEL posts (id INT PRIMARY KEY, author_id INT NOT NULL, title STRING NOT NULL, \
+           RELATION author BELONGS TO users (author_id), \
+           RELATION comments HAS MANY comments (post_id))",
+        (),
+    )
+    .unwrap();
+    db.execute(
+        "DEFINE MODEL comments (id INT PRIMARY KEY, post_id INT NOT NULL, body STRING NOT NULL, \
+           RELATION post BELONGS TO posts (post_id) ON DELETE CASCADE)",
+        (),
+    )
+    .unwrap();
+    let users: Vec<String> = (0..50).map(|i| format!("{{id: {i}, name: 'u{i}'}}")).collect();
+    db.execute(&format!("INSERT INTO users [{}]", users.join(", ")), ()).unwrap();
+    let posts: Vec<String> = (0..300)
+        .map(|i| format!("{{id: {i}, author_id: {}, title: 't{i}'}}", (i * 7) % 50))
+        .collect();
+    db.execute(&format!("INSERT INTO posts [{}]", posts.join(", ")), ()).unwrap();
+    let comments: Vec<String> = (0..3000)
+        .map(|i| format!("{{id: {i}, post_id: {}, body: 'b{i}'}}", i / 10))
+        .collect();
+    db.execute(&format!("INSERT INTO comments [{}]", comments.join(", ")), ()).unwrap();
+
+    let mut requests = Vec::new();
+    for n in [10u64, 100] {
+        counts.reset();
+        let rows = db
+            .query("SELECT * FROM posts LIMIT $1 INCLUDE author, comments", params![n as i64])
+            .unwrap();
+        assert_eq!(rows.rows.len() as u64, n);
+        let comments = rows.columns.iter().position(|c| c == "comments").unwrap();
+        for r in &rows.rows {
+            assert!(matches!(&r[comments], kvm::Value::Array(a) if a.len() == 10));
+        }
+        let (gets, scanned) = counts.get();
+        // n posts scanned + 10n comment-index entries; authors and comments fetched by key.
+        assert_eq!(scanned, n + 10 * n, "scanned rows");
+        assert!(gets <= 50.min(n) + 10 * n + 3, "keys fetched: {gets}");
+        requests.push(counts.requests());
+    }
+    assert_eq!(requests[0], requests[1], "requests must not grow with the page: {requests:?}");
+    assert!(requests[1] <= 8, "requests for a page with two includes: {}", requests[1]);
+
+    // Nested includes: one more batched level, still independent of the page size.
+    let mut nested = Vec::new();
+    for n in [10i64, 100] {
+        counts.reset();
+        db.query("SELECT * FROM posts LIMIT $1 INCLUDE comments.post.author", params![n]).unwrap();
+        nested.push(counts.requests());
+    }
+    assert_eq!(nested[0], nested[1], "nested include requests: {nested:?}");
+
+    // COUNT(relation) reads index entries only.
+    counts.reset();
+    let rows = db.query("SELECT id, COUNT(comments) FROM posts LIMIT 100", ()).unwrap();
+    assert_eq!(rows.rows[5][1], kvm::Value::Int(10));
+    let (gets, _) = counts.get();
+    assert!(gets <= 3, "COUNT(comments) fetched {gets} keys");
+}

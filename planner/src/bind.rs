@@ -208,6 +208,14 @@ fn bind_relation_path(
     }
     if let Some(seg) = path.segments.get(1) {
         let target = &catalog.models[&rel.target];
+        if target.field(&seg.name).is_none()
+            && target.relations.iter().any(|r| r.name.name == seg.name)
+        {
+            return Err(PlanError::unsupported(
+                "a path through two relations (one relation per path for now)",
+                path.span,
+            ));
+        }
         if target.field(&seg.name).is_none() {
             let mut e = PlanError::new(
                 "kvm.unknown_field",

@@ -311,6 +311,9 @@ impl Catalog {
                 if !self.models.contains_key(&r.target.name) {
                     continue;
                 }
+                if r.through.as_ref().is_some_and(|j| !self.models.contains_key(&j.name)) {
+                    continue; // checked once the join model is defined
+                }
                 if r.kind == RelationKind::ManyToMany
                     && r.through.is_none()
                     && !self.models.contains_key(&join_model_name(&m.name, &r.name.name))

@@ -250,6 +250,21 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                 let Some(f) = model.field(&id.name) else {
                     return Err(cx.unknown_field(model, id));
                 };
+                if let Some(l) = cx
+                    .catalog
+                    .links
+                    .iter()
+                    .find(|l| l.child == model.name && l.fk == id.name)
+                {
+                    return Err(Error::catalog(
+                        "kvm.invalid_alter",
+                        format!(
+                            "field `{}.{}` is the foreign key of relation `{}`: drop the \
+                             relation first",
+                            model.name, id.name, l.via
+                        ),
+                    ));
+                }
                 if f.primary_key || f.implicit {
                     return Err(Error::catalog(
                         "kvm.invalid_alter",
