@@ -14,6 +14,9 @@ use crate::error::Result;
 /// Owned key-value pairs, pulled one at a time.
 pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
 
+/// Owned key-value pairs of one range.
+pub type KvList = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A buffered write: a value (with its expiry) or a delete.
 type Write = Option<(Vec<u8>, Option<u64>)>;
 
@@ -138,8 +141,8 @@ impl<'e> Txn<'e> {
         ranges: &[KeyRange],
         reverse: bool,
         limit: Option<usize>,
-    ) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
-        let mut out: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); ranges.len()];
+    ) -> Result<Vec<KvList>> {
+        let mut out: Vec<KvList> = vec![Vec::new(); ranges.len()];
         let mut batched: Vec<usize> = Vec::new();
         for (i, r) in ranges.iter().enumerate() {
             let touched = self.writes.borrow().range::<[u8], _>(r.as_slices()).next().is_some();

@@ -256,8 +256,11 @@ fn include_loads_relations_like_kql_and_into_structs() {
         (),
     )
     .unwrap();
-    db.execute("INSERT INTO posts [{id: 1, author_id: 2, title: 'a'}, {id: 2, author_id: 3, title: 'b'}]", ())
-        .unwrap();
+    db.execute(
+        "INSERT INTO posts [{id: 1, author_id: 2, title: 'a'}, {id: 2, author_id: 3, title: 'b'}]",
+        (),
+    )
+    .unwrap();
     db.execute(
         "INSERT INTO comments [{id: 10, post_id: 1, author_id: 3, body: 'x'}, \
            {id: 11, post_id: 1, author_id: 4, body: 'y'}]",
@@ -268,7 +271,12 @@ fn include_loads_relations_like_kql_and_into_structs() {
     assert_eq!(q.to_kql(), "SELECT * FROM posts INCLUDE author, comments.author");
     let text = db.query("SELECT * FROM posts INCLUDE author, comments.author", ()).unwrap();
     assert_eq!(q.all().unwrap(), text);
-    assert_eq!(q.explain().unwrap(), db.execute("EXPLAIN SELECT * FROM posts INCLUDE author, comments.author", ()).unwrap().to_string());
+    assert_eq!(
+        q.explain().unwrap(),
+        db.execute("EXPLAIN SELECT * FROM posts INCLUDE author, comments.author", ())
+            .unwrap()
+            .to_string()
+    );
     let posts: Vec<Post> = q.all_as().unwrap();
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[0].author, Author { id: 2, name: "Ann2".into() });
@@ -280,7 +288,10 @@ fn include_loads_relations_like_kql_and_into_structs() {
     let Value::Array(list) = comments else { panic!("{comments:?}") };
     assert_eq!(list.len(), 2);
     let author = db.populate("posts", 2, "author").unwrap().unwrap();
-    assert!(matches!(&author, Value::Object(m) if m.get("name") == Some(&Value::String("Bo3".into()))), "{author:?}");
+    assert!(
+        matches!(&author, Value::Object(m) if m.get("name") == Some(&Value::String("Bo3".into()))),
+        "{author:?}"
+    );
     assert_eq!(db.populate("posts", 99, "author").unwrap(), None);
     assert_eq!(db.populate("posts", 1, "nope").unwrap_err().code(), "kvm.unknown_relation");
 }

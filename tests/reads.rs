@@ -109,9 +109,8 @@ fn include_reads_are_batched_per_relation_level() {
         .map(|i| format!("{{id: {i}, author_id: {}, title: 't{i}'}}", (i * 7) % 50))
         .collect();
     db.execute(&format!("INSERT INTO posts [{}]", posts.join(", ")), ()).unwrap();
-    let comments: Vec<String> = (0..3000)
-        .map(|i| format!("{{id: {i}, post_id: {}, body: 'b{i}'}}", i / 10))
-        .collect();
+    let comments: Vec<String> =
+        (0..3000).map(|i| format!("{{id: {i}, post_id: {}, body: 'b{i}'}}", i / 10)).collect();
     db.execute(&format!("INSERT INTO comments [{}]", comments.join(", ")), ()).unwrap();
 
     let mut requests = Vec::new();

@@ -219,7 +219,10 @@ fn bind_relation_path(
         if target.field(&seg.name).is_none() {
             let mut e = PlanError::new(
                 "kvm.unknown_field",
-                format!("model `{}` (relation `{}`) has no field `{}`", target.name, first.name, seg.name),
+                format!(
+                    "model `{}` (relation `{}`) has no field `{}`",
+                    target.name, first.name, seg.name
+                ),
             )
             .at(seg.span);
             if let Some(s) =

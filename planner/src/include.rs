@@ -3,7 +3,7 @@
 //! expression uses (`author.status`, `EXISTS comments (…)`, `COUNT(comments)`) become the
 //! attachments that load them before the expression is evaluated.
 
-use kvm_lang::ast::{CallArgs, Include, InRhs, OrderBy};
+use kvm_lang::ast::{CallArgs, InRhs, Include, OrderBy};
 use kvm_lang::{Expr, ExprKind, Span};
 
 use crate::catalog::{Catalog, Model};
@@ -62,7 +62,12 @@ pub fn plan_includes(
     steps.iter().map(|s| plan_step(catalog, model, s, 0)).collect()
 }
 
-fn plan_step(catalog: &Catalog, model: &Model, step: &Step, depth: usize) -> Result<Attach, PlanError> {
+fn plan_step(
+    catalog: &Catalog,
+    model: &Model,
+    step: &Step,
+    depth: usize,
+) -> Result<Attach, PlanError> {
     if depth > kvm_lang::MAX_DEPTH {
         return Err(PlanError::new("kvm.too_deep", "includes nest too deeply").at(step.span));
     }
@@ -125,7 +130,11 @@ fn plan_step(catalog: &Catalog, model: &Model, step: &Step, depth: usize) -> Res
 /// For a `HAS …` relation: the index to read (its first field the foreign key) and its
 /// direction, and whether it yields each row's records in the wanted order (`ORDER BY`, or
 /// the target's primary key when there is none).
-fn records_access(catalog: &Catalog, rel: &Rel, order_by: &[OrderBy]) -> (Option<(String, bool)>, bool) {
+fn records_access(
+    catalog: &Catalog,
+    rel: &Rel,
+    order_by: &[OrderBy],
+) -> (Option<(String, bool)>, bool) {
     let RelPath::Reverse { fk, index } = &rel.path else { return (None, false) };
     let target = &catalog.models[&rel.target];
     let pk = &target.pk().name;
@@ -182,7 +191,12 @@ fn add(out: &mut Vec<Attach>, a: Attach) {
     }
 }
 
-fn walk(catalog: &Catalog, model: &Model, e: &Expr, out: &mut Vec<Attach>) -> Result<(), PlanError> {
+fn walk(
+    catalog: &Catalog,
+    model: &Model,
+    e: &Expr,
+    out: &mut Vec<Attach>,
+) -> Result<(), PlanError> {
     let mut go = |x: &Expr| walk(catalog, model, x, out);
     match &e.kind {
         ExprKind::Literal(_) | ExprKind::Param(_) => Ok(()),

@@ -21,9 +21,9 @@ use kvm_lang::{Expr, ExprKind};
 
 pub use access::conjuncts;
 pub use bind::{count_relation, uses_field, FUNCTIONS, SAT_ADD, STORED};
-pub use include::plan_includes;
 pub use catalog::{Catalog, Field, Index, Model};
 pub use error::PlanError;
+pub use include::plan_includes;
 pub use plan::{Access, Attach, AttachKind, Bound, Node, Plan, Range};
 pub use relation::{Link, Rel, RelPath};
 pub use suggest::did_you_mean;

@@ -57,6 +57,7 @@ pub struct Attach {
 
 /// What an [`Attach`] loads.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a few per plan, built once: boxing buys nothing
 pub enum AttachKind {
     /// The related records: an object or null for a single-record relation, an array
     /// otherwise (filtered, ordered — by the target's primary key when no `ORDER BY` —

@@ -118,7 +118,10 @@ impl Catalog {
         let full = format!("{}.{name}", model.name);
         let target = self.models.get(&def.target.name).ok_or_else(|| {
             err(
-                format!("relation `{full}` targets model `{}`, which is not defined", def.target.name),
+                format!(
+                    "relation `{full}` targets model `{}`, which is not defined",
+                    def.target.name
+                ),
                 def.target.span,
             )
         })?;
@@ -224,19 +227,15 @@ impl Catalog {
             for r in &m.relations {
                 let Some(target) = self.models.get(&r.target.name) else { continue };
                 let (parent, child, fk) = match r.kind {
-                    RelationKind::BelongsTo => {
-                        (target, m, belongs_fk(r))
-                    }
-                    RelationKind::HasOne | RelationKind::HasMany => {
-                        match r.fields.as_slice() {
-                            [f] => (m, target, f.name.clone()),
-                            [] => match back_fk(m, target) {
-                                Some(fk) => (m, target, fk),
-                                None => continue,
-                            },
-                            _ => continue,
-                        }
-                    }
+                    RelationKind::BelongsTo => (target, m, belongs_fk(r)),
+                    RelationKind::HasOne | RelationKind::HasMany => match r.fields.as_slice() {
+                        [f] => (m, target, f.name.clone()),
+                        [] => match back_fk(m, target) {
+                            Some(fk) => (m, target, fk),
+                            None => continue,
+                        },
+                        _ => continue,
+                    },
                     RelationKind::ManyToMany => continue,
                 };
                 let explicit = r.on_delete.is_some();
@@ -331,8 +330,7 @@ impl Catalog {
         }
         for l in &self.links {
             let child = &self.models[&l.child];
-            if l.on_delete == OnDelete::SetNull
-                && child.field(&l.fk).is_some_and(|f| !f.nullable())
+            if l.on_delete == OnDelete::SetNull && child.field(&l.fk).is_some_and(|f| !f.nullable())
             {
                 return Err(PlanError::new(
                     "kvm.invalid_relation",
@@ -478,10 +476,8 @@ fn check_fk(
     r: &RelationDef,
 ) -> Result<(), PlanError> {
     let Some(f) = holder.field(fk) else {
-        let mut e = err(
-            format!("relation `{full}` names unknown field `{}.{fk}`", holder.name),
-            r.span,
-        );
+        let mut e =
+            err(format!("relation `{full}` names unknown field `{}.{fk}`", holder.name), r.span);
         if let Some(s) = crate::suggest::did_you_mean(fk, holder.fields.iter().map(|f| &f.name)) {
             e = e.help(format!("did you mean `{s}`?"));
         }

@@ -170,7 +170,10 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
             }
             Ok(())
         }
-        (AttachKind::Exists { filter: None } | AttachKind::Count, RelPath::Reverse { index, .. })
+        (
+            AttachKind::Exists { filter: None } | AttachKind::Count,
+            RelPath::Reverse { index, .. },
+        )
         | (
             AttachKind::Exists { filter: None } | AttachKind::Count,
             RelPath::Through { index, .. },
@@ -281,7 +284,10 @@ fn related(
                     l.iter()
                         .filter_map(|_| {
                             let i = it.next().flatten()?;
-                            joins[i].as_ref().and_then(|j| j.get(dst)).and_then(|v| key_of(target, v))
+                            joins[i]
+                                .as_ref()
+                                .and_then(|j| j.get(dst))
+                                .and_then(|v| key_of(target, v))
                         })
                         .collect()
                 })
@@ -296,9 +302,7 @@ fn related(
     let per_parent: Vec<Vec<Row>> = per_parent
         .iter()
         .map(|l| {
-            l.iter()
-                .filter_map(|_| it.next().flatten().and_then(|i| records[i].clone()))
-                .collect()
+            l.iter().filter_map(|_| it.next().flatten().and_then(|i| records[i].clone())).collect()
         })
         .collect();
     Ok(slots.into_iter().map(|s| s.map(|i| per_parent[i].clone()).unwrap_or_default()).collect())

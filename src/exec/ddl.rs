@@ -91,9 +91,11 @@ fn settle(
         }
         catalog.check_relations()?;
         for link in &catalog.links {
-            let known = cx.catalog.links.iter().any(|l| {
-                l.parent == link.parent && l.child == link.child && l.fk == link.fk
-            });
+            let known = cx
+                .catalog
+                .links
+                .iter()
+                .any(|l| l.parent == link.parent && l.child == link.child && l.fk == link.fk);
             if !known {
                 verify_link(cx, &catalog, link)?;
             }
@@ -114,7 +116,8 @@ fn settle(
 
 /// A new foreign key must already hold: every record's key points at a record.
 fn verify_link(cx: &Cx, catalog: &Catalog, link: &kvm_planner::Link) -> Result<()> {
-    let (Some(child), Some(parent)) = (catalog.models.get(&link.child), catalog.models.get(&link.parent))
+    let (Some(child), Some(parent)) =
+        (catalog.models.get(&link.child), catalog.models.get(&link.parent))
     else {
         return Ok(());
     };
@@ -250,11 +253,8 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                 let Some(f) = model.field(&id.name) else {
                     return Err(cx.unknown_field(model, id));
                 };
-                if let Some(l) = cx
-                    .catalog
-                    .links
-                    .iter()
-                    .find(|l| l.child == model.name && l.fk == id.name)
+                if let Some(l) =
+                    cx.catalog.links.iter().find(|l| l.child == model.name && l.fk == id.name)
                 {
                     return Err(Error::catalog(
                         "kvm.invalid_alter",
@@ -335,9 +335,10 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                 return Err(Error::unsupported("RENAME FIELD", from.span))
             }
             AlterAction::AddRelation(r) => {
-                let exists = def.elements.iter().any(
-                    |e| matches!(e, ModelElement::Relation(x) if x.name.name == r.name.name),
-                );
+                let exists = def
+                    .elements
+                    .iter()
+                    .any(|e| matches!(e, ModelElement::Relation(x) if x.name.name == r.name.name));
                 if exists {
                     return Err(Error::catalog(
                         "kvm.relation_exists",
@@ -359,9 +360,8 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                         dropped_joins.push(join);
                     }
                 }
-                def.elements.retain(
-                    |e| !matches!(e, ModelElement::Relation(x) if x.name.name == id.name),
-                );
+                def.elements
+                    .retain(|e| !matches!(e, ModelElement::Relation(x) if x.name.name == id.name));
             }
         }
     }

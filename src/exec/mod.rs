@@ -6,8 +6,8 @@
 mod attach;
 mod check;
 mod ddl;
-pub mod refs;
 pub mod read;
+pub mod refs;
 mod write;
 
 use std::sync::Arc;

@@ -25,13 +25,7 @@ fn reference(code: &'static str, message: String) -> Error {
 }
 
 /// `row` (of `child`) satisfies `link`: its foreign key is null or names a `parent` record.
-pub fn check_parent(
-    cx: &Cx,
-    parent: &Model,
-    child: &Model,
-    link: &Link,
-    row: &Row,
-) -> Result<()> {
+pub fn check_parent(cx: &Cx, parent: &Model, child: &Model, link: &Link, row: &Row) -> Result<()> {
     let v = row.get(&link.fk).unwrap_or(&Value::Null);
     if matches!(v, Value::Null) {
         return Ok(());
@@ -52,7 +46,9 @@ pub fn check_parent(
             link.fk,
             parent.name,
             link.via,
-            row.get(&pk).map(|id| format!(" in the {} record with {pk} {id}", child.name)).unwrap_or_default()
+            row.get(&pk)
+                .map(|id| format!(" in the {} record with {pk} {id}", child.name))
+                .unwrap_or_default()
         ),
     ))
 }
@@ -178,7 +174,10 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
             if rel.kind == kvm_lang::ast::RelationKind::ManyToMany
                 && rel.target.name == other.name
                 && via.is_none_or(|v| v == rel.name.name)
-                && !(flipped && found.iter().any(|(o, n, _): &(&Model, String, bool)| o.name == owner.name && *n == rel.name.name))
+                && !(flipped
+                    && found.iter().any(|(o, n, _): &(&Model, String, bool)| {
+                        o.name == owner.name && *n == rel.name.name
+                    }))
             {
                 found.push((owner, rel.name.name.clone(), flipped));
             }

@@ -36,7 +36,7 @@ macro_rules! conformance {
     ($name:ident, $factory:ident) => {
         mod $name {
             $crate::conformance!(@each $factory;
-                get_set_delete, get_many_in_order, versionstamps_strictly_increase,
+                get_set_delete, get_many_in_order, scan_many_per_range, versionstamps_strictly_increase,
                 checks_pass_and_fail, failed_check_writes_nothing, failed_mutation_writes_nothing,
                 counters_sum_min_max, counter_errors, counters_keep_expiry, key_size_limit,
                 expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
@@ -113,6 +113,37 @@ pub fn get_many_in_order(f: Factory) {
         .map(|o| o.map(|en| en.value()))
         .collect();
     assert_eq!(got, vec![Some(&b"C"[..]), None, Some(&b"A"[..])]);
+}
+
+/// `scan_many` answers each range as `scan` would (order, direction, per-range limit), in
+/// the order the ranges were asked.
+pub fn scan_many_per_range(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let mut batch = AtomicBatch::new();
+    for (p, n) in [("a", 3), ("b", 0), ("c", 5)] {
+        for i in 0..n {
+            batch = batch.set(&key(&[KeyPart::from(p), KeyPart::Int(i)]), p.as_bytes());
+        }
+    }
+    e.commit(&batch).unwrap();
+    let snap = e.snapshot().unwrap();
+    let ranges: Vec<KeyRange> =
+        ["c", "b", "a"].iter().map(|p| KeyRange::prefix(&key(&[KeyPart::from(*p)]))).collect();
+    let count = |opts: ScanOptions| -> Vec<usize> {
+        snap.scan_many(&ranges, opts).unwrap().iter().map(Vec::len).collect()
+    };
+    assert_eq!(count(ScanOptions::forward()), vec![5, 0, 3]);
+    assert_eq!(count(ScanOptions::forward().limit(2)), vec![2, 0, 2]);
+    let rev = snap.scan_many(&ranges[..1], ScanOptions::reverse().limit(2)).unwrap();
+    let single: Vec<Vec<u8>> = snap
+        .scan(&ranges[0], ScanOptions::reverse().limit(2))
+        .unwrap()
+        .map(|r| r.unwrap().0.to_vec())
+        .collect();
+    let keys: Vec<Vec<u8>> = rev[0].iter().map(|(k, _)| k.to_vec()).collect();
+    assert_eq!(keys, single);
+    assert!(snap.scan_many(&[], ScanOptions::forward()).unwrap().is_empty());
 }
 
 pub fn versionstamps_strictly_increase(f: Factory) {
