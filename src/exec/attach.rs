@@ -59,6 +59,28 @@ fn distinct(keys: Vec<Option<KeyPart>>) -> (Vec<KeyPart>, Vec<Option<usize>>) {
     (list, slots)
 }
 
+/// `items[i]` for each slot, moved out at its last use (cloned before): related records
+/// usually belong to one row, so they are moved, not copied.
+fn hand_out<T: Clone + Default>(mut items: Vec<T>, slots: &[Option<usize>]) -> Vec<Option<T>> {
+    let mut left = vec![0usize; items.len()];
+    for &i in slots.iter().flatten() {
+        left[i] += 1;
+    }
+    slots
+        .iter()
+        .map(|s| {
+            s.map(|i| {
+                left[i] -= 1;
+                if left[i] == 0 {
+                    std::mem::take(&mut items[i])
+                } else {
+                    items[i].clone()
+                }
+            })
+        })
+        .collect()
+}
+
 /// Records of `model` by key, read in one request, virtual fields computed.
 fn load(cx: &Cx, model: &Model, keys: &[KeyPart]) -> Result<Vec<Option<Row>>> {
     cx.mtx
@@ -124,9 +146,8 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
                 }
             }
             attach_nested(cx, nested, target, &mut found)?;
-            for (row, slot) in rows.iter_mut().zip(slots) {
-                let v = slot.and_then(|i| found[i].clone()).map_or(Value::Null, Value::Object);
-                row.insert(a.column.clone(), v);
+            for (row, v) in rows.iter_mut().zip(hand_out(found, &slots)) {
+                row.insert(a.column.clone(), v.flatten().map_or(Value::Null, Value::Object));
             }
             Ok(())
         }
@@ -298,14 +319,12 @@ fn related(
     let flat: Vec<Option<KeyPart>> = per_parent.iter().flatten().cloned().map(Some).collect();
     let (list, slots_t) = distinct(flat);
     let records = load(cx, target, &list)?;
-    let mut it = slots_t.into_iter();
+    let mut it = hand_out(records, &slots_t).into_iter();
     let per_parent: Vec<Vec<Row>> = per_parent
         .iter()
-        .map(|l| {
-            l.iter().filter_map(|_| it.next().flatten().and_then(|i| records[i].clone())).collect()
-        })
+        .map(|l| l.iter().filter_map(|_| it.next().flatten().flatten()).collect())
         .collect();
-    Ok(slots.into_iter().map(|s| s.map(|i| per_parent[i].clone()).unwrap_or_default()).collect())
+    Ok(hand_out(per_parent, &slots).into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// Sorts related records by `order_by`, or by primary key when it is empty.
