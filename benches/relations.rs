@@ -33,22 +33,27 @@
 //!   contiguous id range, so `BETWEEN` is exact; an ORM would send `IN (…100 ids…)`), merged
 //!   into the posts.
 //!
-//! SQLite: `journal_mode=WAL`, `synchronous=NORMAL` (as in `benches/engine.rs`),
-//! `foreign_keys=ON` for the load (KVM checks relations on insert too), an index on
-//! `comments(post_id)`, the WAL checkpointed into the database file after the load, default
-//! page cache; `prepare_cached` statements reading every column into owned values. KVM:
-//! LMDB (`Database::open`) in a temp dir, loaded with `INSERT INTO model [$1, …, $n]` batches
-//! of 10,000 records (each one commit), users before posts before comments; no explicit index
-//! on `comments.post_id` (the `HAS MANY` relation is expected to reach its records by key).
-//! Both are loaded once, timed once (printed, not a criterion figure). Before timing, every
-//! reader's page is checked against the page built from the generated data (at three
-//! starts), so all four return identical `Vec<Post>`s.
+//! SQLite: `journal_mode=WAL`, `synchronous=NORMAL` (as in `benches/engine.rs`; a read-only
+//! workload, so the journal mode hardly matters), `foreign_keys=ON` (KVM checks relations on
+//! insert too), an index on `comments(post_id)`, the WAL checkpointed into the database file
+//! after the load; both SQLite readers on one connection with SQLite's default page cache
+//! (2,000 KiB, smaller than the ≈ 16 MB database: pages missing from it are `pread` from the
+//! OS cache, where LMDB maps the whole file — `KVM_BENCH_SQLITE_CACHE_KIB=65536` gives SQLite
+//! a cache that holds everything); `prepare_cached` statements reading every column into
+//! owned values. KVM: LMDB (`Database::open`, default durability) in a temp dir, loaded with
+//! `INSERT INTO model [$1, …, $n]` batches of 10,000 records (each one commit), users before
+//! posts before comments; the schema above exactly, so no explicit index on
+//! `comments.post_id`: how `HAS MANY` finds a post's comments is the engine's business (the
+//! plan is printed at startup). Both are loaded once, timed once (printed, not a criterion
+//! figure). Before timing, every reader's page is checked against the page built from the
+//! generated data (at three starts), so all four return identical `Vec<Post>`s.
 //!
 //! Run: `cargo bench --features sqlite-baseline --bench relations`. Overrides:
 //! `KVM_BENCH_USERS` (default 1,000), `KVM_BENCH_POSTS` (10,000), `KVM_BENCH_COMMENTS`
 //! (comments per post, 10), `KVM_BENCH_PAGE` (posts per page, 100); `KVM_BENCH_SKIP_KVM=1`
-//! measures SQLite alone (the KVM half needs relations and `INCLUDE`, issue 6). Results in
-//! docs/benchmarks.md.
+//! measures SQLite alone (the KVM half needs relations and `INCLUDE`, issue 6);
+//! `KVM_BENCH_SQLITE_CACHE_KIB` sets SQLite's page cache. One run takes under a minute.
+//! Results in docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used)]
 
@@ -67,6 +72,12 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// `KVM_BENCH_SKIP_KVM` set to anything but empty or `0`.
 fn skip_kvm() -> bool {
     std::env::var("KVM_BENCH_SKIP_KVM").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// SQLite's page cache in KiB (`KVM_BENCH_SQLITE_CACHE_KIB`); `None`: SQLite's default.
+fn sqlite_cache_kib() -> Option<u64> {
+    std::env::var_os("KVM_BENCH_SQLITE_CACHE_KIB")
+        .map(|_| env_u64("KVM_BENCH_SQLITE_CACHE_KIB", 2_000))
 }
 
 /// Records per `INSERT` statement (and per commit) when loading KVM.
@@ -235,7 +246,7 @@ trait Reader {
 
 mod kvm_side {
     use super::*;
-    use kvm::{params, Database, Output, Prepared, Value};
+    use kvm::{params, Database, Output, Prepared, Rows, Value};
 
     const SCHEMA: &str = "\
         DEFINE MODEL users (id INT PRIMARY KEY, name STRING NOT NULL, email STRING NOT NULL);
@@ -312,13 +323,10 @@ mod kvm_side {
 
     /// The page query, prepared.
     pub fn prepare(db: &Database, page: usize) -> Prepared {
-        let q = db
-            .prepare(&format!(
-                "SELECT * FROM posts WHERE id >= $start LIMIT {page} INCLUDE author, comments"
-            ))
-            .unwrap_or_else(|e| setup_failed(e));
-        println!("kvm plan:\n{}", q.explain());
-        q
+        db.prepare(&format!(
+            "SELECT * FROM posts WHERE id >= $start LIMIT {page} INCLUDE author, comments"
+        ))
+        .unwrap_or_else(|e| setup_failed(e))
     }
 
     /// `kvm_include`: `Rows` into structs by hand, values moved out.
@@ -362,48 +370,53 @@ mod kvm_side {
         }
 
         fn page(&mut self, start: i64) -> Vec<Post> {
-            let rows = self.0.query(params! { "start" => start }).unwrap();
-            let col = |name: &str| {
-                rows.columns.iter().position(|c| c == name).unwrap_or_else(|| {
-                    panic!("no column {name} in {:?}", rows.columns);
-                })
-            };
-            let cols = [col("id"), col("author_id"), col("title"), col("body")];
-            let (author, comments) = (col("author"), col("comments"));
-            rows.rows
-                .into_iter()
-                .map(|mut r| {
-                    let mut take = |i: usize| Some(std::mem::replace(&mut r[i], Value::Null));
-                    let mut a = fields(take(author));
-                    let comments = match take(comments) {
-                        Some(Value::Array(cs)) => cs
-                            .into_iter()
-                            .map(|c| {
-                                let mut c = fields(Some(c));
-                                Comment {
-                                    id: int(c.remove("id")),
-                                    post_id: int(c.remove("post_id")),
-                                    body: string(c.remove("body")),
-                                }
-                            })
-                            .collect(),
-                        other => panic!("expected an array of comments, got {other:?}"),
-                    };
-                    Post {
-                        id: int(take(cols[0])),
-                        author_id: int(take(cols[1])),
-                        title: string(take(cols[2])),
-                        body: opt_string(take(cols[3])),
-                        author: User {
-                            id: int(a.remove("id")),
-                            name: string(a.remove("name")),
-                            email: string(a.remove("email")),
-                        },
-                        comments,
-                    }
-                })
-                .collect()
+            posts(self.0.query(params! { "start" => start }).unwrap())
         }
+    }
+
+    /// The page's `Rows` as structs, by hand: the columns found by name, the values moved
+    /// out.
+    pub fn posts(rows: Rows) -> Vec<Post> {
+        let col = |name: &str| {
+            rows.columns.iter().position(|c| c == name).unwrap_or_else(|| {
+                panic!("no column {name} in {:?}", rows.columns);
+            })
+        };
+        let cols = [col("id"), col("author_id"), col("title"), col("body")];
+        let (author, comments) = (col("author"), col("comments"));
+        rows.rows
+            .into_iter()
+            .map(|mut r| {
+                let mut take = |i: usize| Some(std::mem::replace(&mut r[i], Value::Null));
+                let mut a = fields(take(author));
+                let comments = match take(comments) {
+                    Some(Value::Array(cs)) => cs
+                        .into_iter()
+                        .map(|c| {
+                            let mut c = fields(Some(c));
+                            Comment {
+                                id: int(c.remove("id")),
+                                post_id: int(c.remove("post_id")),
+                                body: string(c.remove("body")),
+                            }
+                        })
+                        .collect(),
+                    other => panic!("expected an array of comments, got {other:?}"),
+                };
+                Post {
+                    id: int(take(cols[0])),
+                    author_id: int(take(cols[1])),
+                    title: string(take(cols[2])),
+                    body: opt_string(take(cols[3])),
+                    author: User {
+                        id: int(a.remove("id")),
+                        name: string(a.remove("name")),
+                        email: string(a.remove("email")),
+                    },
+                    comments,
+                }
+            })
+            .collect()
     }
 
     impl Reader for IncludeQueryAs {
@@ -424,6 +437,7 @@ mod kvm_side {
 mod sqlite_side {
     use super::*;
     use rusqlite::Connection;
+    use std::rc::Rc;
 
     /// The page (a subquery, so the LIMIT counts posts, not joined rows), its authors and
     /// its comments, one row per comment.
@@ -445,13 +459,15 @@ mod sqlite_side {
         SELECT id, post_id, body FROM comments WHERE post_id BETWEEN ?1 AND ?2 \
         ORDER BY post_id, id";
 
+    /// WAL, `synchronous=NORMAL`, foreign keys enforced; the page cache SQLite's default
+    /// (2,000 KiB) unless `KVM_BENCH_SQLITE_CACHE_KIB` says otherwise.
     fn connect(path: &Path) -> Connection {
         let conn = Connection::open(path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        if let Ok(c) = std::env::var("XCACHE") {
-            conn.pragma_update(None, "cache_size", c.parse::<i64>().unwrap()).unwrap();
+        if let Some(kib) = sqlite_cache_kib() {
+            conn.pragma_update(None, "cache_size", -(kib as i64)).unwrap();
         }
         conn
     }
@@ -502,6 +518,8 @@ mod sqlite_side {
         report_load("sqlite", data, t.elapsed());
         // Reads then come from the database file, not through the WAL index.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let size = std::fs::metadata(path).unwrap().len();
+        println!("sqlite database: {:.1} MB", size as f64 / 1e6);
         for (name, sql) in [
             ("sqlite_join", JOIN3),
             ("sqlite_join_2q page", PAGE),
@@ -535,26 +553,25 @@ mod sqlite_side {
 
     /// `sqlite_join`: one 3-way join, grouped while reading.
     pub struct Join {
-        conn: Connection,
+        conn: Rc<Connection>,
         page: i64,
     }
 
     /// `sqlite_join_2q`: page ⋈ users, then the page's comments, merged.
     pub struct TwoQueries {
-        conn: Connection,
+        conn: Rc<Connection>,
         page: i64,
     }
 
-    impl Join {
-        pub fn open(path: &Path, page: usize) -> Join {
-            Join { conn: connect(path), page: page as i64 }
-        }
-    }
-
-    impl TwoQueries {
-        pub fn open(path: &Path, page: usize) -> TwoQueries {
-            TwoQueries { conn: connect(path), page: page as i64 }
-        }
+    /// Both readers, on one connection (one page cache, as an application would have).
+    /// With a connection each, whichever reader was measured second ran 2–2.5× slower,
+    /// with several times more page reads (`pread`s, counted by strace) than alone. The
+    /// bundled SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, under which all
+    /// connections' page caches share one pool (pcache1's unified mode) — the likely cause.
+    pub fn readers(path: &Path, page: usize) -> (Join, TwoQueries) {
+        let conn = Rc::new(connect(path));
+        let page = page as i64;
+        (Join { conn: conn.clone(), page }, TwoQueries { conn, page })
     }
 
     impl Reader for Join {
@@ -633,8 +650,11 @@ fn report_load(system: &str, data: &Data, el: Duration) {
 fn check(name: &str, start: i64, got: &[Post], want: &[Post]) {
     assert_eq!(got.len(), want.len(), "{name}: page at {start}: number of posts");
     if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
+        let mut sorted = got[i].clone();
+        sorted.comments.sort_by_key(|c| c.id);
+        let hint = if sorted == want[i] { " (only the order of its comments)" } else { "" };
         panic!(
-            "{name}: page at {start}: post #{i} differs\n got: {:?}\nwant: {:?}",
+            "{name}: page at {start}: post #{i} differs{hint}\n got: {:?}\nwant: {:?}",
             got[i], want[i]
         );
     }
@@ -657,19 +677,17 @@ fn bench(c: &mut Criterion) {
         None
     } else {
         let db = kvm_side::load(dir.path(), &data);
-        readers.push(Box::new(kvm_side::Include(kvm_side::prepare(&db, data.page))));
+        let include = kvm_side::prepare(&db, data.page);
+        println!("kvm plan:\n{}", include.explain());
+        readers.push(Box::new(kvm_side::Include(include)));
         readers.push(Box::new(kvm_side::IncludeQueryAs(kvm_side::prepare(&db, data.page))));
         Some(db)
     };
     let sqlite_path = dir.path().join("relations.sqlite");
     sqlite_side::load(&sqlite_path, &data);
-    if std::env::var("XSWAP").is_ok() {
-        readers.push(Box::new(sqlite_side::TwoQueries::open(&sqlite_path, data.page)));
-        readers.push(Box::new(sqlite_side::Join::open(&sqlite_path, data.page)));
-    } else {
-        readers.push(Box::new(sqlite_side::Join::open(&sqlite_path, data.page)));
-        readers.push(Box::new(sqlite_side::TwoQueries::open(&sqlite_path, data.page)));
-    }
+    let (join, two_queries) = sqlite_side::readers(&sqlite_path, data.page);
+    readers.push(Box::new(join));
+    readers.push(Box::new(two_queries));
 
     // Every reader returns the same page as the generated data, outside timing.
     let last_start = (data.posts.len() - data.page) as i64 + 1;
@@ -680,20 +698,6 @@ fn bench(c: &mut Criterion) {
         }
     }
 
-    if std::env::var("XLOOP").is_ok() {
-        for round in 0..3 {
-            for r in readers.iter_mut() {
-                let t = Instant::now();
-                let mut i = 0u64;
-                for _ in 0..2000 {
-                    i = (i + 7919) % (last_start as u64);
-                    black_box(r.page(i as i64 + 1));
-                }
-                println!("XLOOP round {round} {}: {:?}/iter", r.name(), t.elapsed() / 2000);
-            }
-        }
-        return;
-    }
     let mut g = c.benchmark_group("relations");
     g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).sample_size(30);
     g.throughput(Throughput::Elements(data.page as u64));

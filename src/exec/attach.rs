@@ -3,7 +3,6 @@
 //! multi-get of keys, or one request for the index ranges of all its rows — never a read
 //! per row. Nested includes load for all the records of the level above at once.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use kvm_lang::ast::OrderBy;
@@ -342,16 +341,7 @@ fn sort(cx: &Cx, model: &Model, order_by: &[OrderBy], rows: &mut Vec<Row>) -> Re
         let k: Vec<Value> = order_by.iter().map(|o| env.eval(&o.expr)).collect::<Result<_>>()?;
         keyed.push((k, r));
     }
-    keyed.sort_by(|(x, _), (y, _)| {
-        for (o, (a, b)) in order_by.iter().zip(x.iter().zip(y)) {
-            let c = total_cmp(a, b);
-            let c = if o.descending { c.reverse() } else { c };
-            if c != Ordering::Equal {
-                return c;
-            }
-        }
-        Ordering::Equal
-    });
+    keyed.sort_by(|(x, _), (y, _)| super::read::sort_cmp(order_by, x, y));
     rows.extend(keyed.into_iter().map(|(_, r)| r));
     Ok(())
 }

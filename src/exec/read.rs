@@ -213,7 +213,8 @@ fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
     }
 }
 
-fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
+/// Compares two rows' `ORDER BY` key values (nulls and types in KVM's total order).
+pub(super) fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
     for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
         let o = total_cmp(x, y);
         let o = if k.descending { o.reverse() } else { o };
