@@ -78,6 +78,11 @@ impl Key<'_> {
 }
 
 impl KeyPrefix<'_> {
+    /// Every key under this prefix.
+    pub fn range(&self) -> kvm_storage::KeyRange {
+        kvm_storage::KeyRange::prefix(&self.encode())
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let s = |x: &str| KeyPart::String(x.to_string());
         let parts: Vec<KeyPart> = match self {

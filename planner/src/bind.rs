@@ -366,29 +366,10 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Result<(), 
 
 /// Whether `expr` reads field `name` of its model (a path whose first segment is `name`).
 pub fn uses_field(expr: &Expr, name: &str) -> bool {
-    let any = |list: &[Expr]| list.iter().any(|e| uses_field(e, name));
     match &expr.kind {
-        ExprKind::Literal(_) | ExprKind::Param(_) => false,
         ExprKind::Path(path) => path.segments[0].name == name,
-        ExprKind::Call { args, .. } => match args {
-            CallArgs::Star => false,
-            CallArgs::List(list) => any(list),
-        },
-        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => uses_field(expr, name),
-        ExprKind::Binary { lhs, rhs, .. } => uses_field(lhs, name) || uses_field(rhs, name),
-        ExprKind::In { expr, rhs, .. } => {
-            uses_field(expr, name)
-                || match rhs {
-                    InRhs::List(list) => any(list),
-                    InRhs::Expr(e) => uses_field(e, name),
-                }
-        }
-        ExprKind::Between { expr, low, high, .. } => {
-            uses_field(expr, name) || uses_field(low, name) || uses_field(high, name)
-        }
         ExprKind::Exists { relation, .. } => relation.segments[0].name == name,
-        ExprKind::Array(items) => any(items),
-        ExprKind::Object(fields) => fields.iter().any(|f| uses_field(&f.value, name)),
+        _ => expr.children().into_iter().any(|e| uses_field(e, name)),
     }
 }
 

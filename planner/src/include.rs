@@ -3,7 +3,7 @@
 //! expression uses (`author.status`, `EXISTS comments (…)`, `COUNT(comments)`) become the
 //! attachments that load them before the expression is evaluated.
 
-use kvm_lang::ast::{CallArgs, InRhs, Include, OrderBy};
+use kvm_lang::ast::{Include, OrderBy};
 use kvm_lang::{Expr, ExprKind, Span};
 
 use crate::catalog::{Catalog, Model};
@@ -197,9 +197,7 @@ fn walk(
     e: &Expr,
     out: &mut Vec<Attach>,
 ) -> Result<(), PlanError> {
-    let mut go = |x: &Expr| walk(catalog, model, x, out);
     match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Param(_) => Ok(()),
         ExprKind::Path(p) => {
             let first = &p.segments[0];
             if model.field(&first.name).is_some()
@@ -227,36 +225,6 @@ fn walk(
             );
             Ok(())
         }
-        ExprKind::Call { args, .. } => {
-            if let Some(p) = crate::bind::count_relation(e) {
-                if model.field(&p.segments[0].name).is_none() {
-                    let rel = catalog.relation(model, &p.segments[0].name, p.span)?;
-                    add(out, Attach { column: e.to_string(), rel, what: AttachKind::Count });
-                    return Ok(());
-                }
-            }
-            match args {
-                CallArgs::Star => Ok(()),
-                CallArgs::List(list) => list.iter().try_for_each(go),
-            }
-        }
-        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => go(expr),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            go(lhs)?;
-            go(rhs)
-        }
-        ExprKind::In { expr, rhs, .. } => {
-            go(expr)?;
-            match rhs {
-                InRhs::List(list) => list.iter().try_for_each(go),
-                InRhs::Expr(x) => go(x),
-            }
-        }
-        ExprKind::Between { expr, low, high, .. } => {
-            go(expr)?;
-            go(low)?;
-            go(high)
-        }
         ExprKind::Exists { relation, filter } => {
             let rel = catalog.relation(model, &relation.segments[0].name, relation.span)?;
             let target = &catalog.models[&rel.target];
@@ -264,7 +232,15 @@ fn walk(
             add(out, Attach { column: e.to_string(), rel, what: AttachKind::Exists { filter } });
             Ok(())
         }
-        ExprKind::Array(items) => items.iter().try_for_each(go),
-        ExprKind::Object(fields) => fields.iter().try_for_each(|f| go(&f.value)),
+        _ => {
+            if let Some(p) = crate::bind::count_relation(e) {
+                if model.field(&p.segments[0].name).is_none() {
+                    let rel = catalog.relation(model, &p.segments[0].name, p.span)?;
+                    add(out, Attach { column: e.to_string(), rel, what: AttachKind::Count });
+                    return Ok(());
+                }
+            }
+            e.children().into_iter().try_for_each(|x| walk(catalog, model, x, out))
+        }
     }
 }

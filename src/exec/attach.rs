@@ -40,6 +40,13 @@ pub fn key_of(model: &Model, v: &Value) -> Option<KeyPart> {
     }
 }
 
+/// Each row's own primary key (stored, so already in key form), distinct, and each row's
+/// position in that list.
+fn parent_keys(model: &Model, rows: &[Row]) -> (Vec<KeyPart>, Vec<Option<usize>>) {
+    let pk = &model.pk().name;
+    distinct(rows.iter().map(|r| r.get(pk).and_then(key_part).map(|(p, _)| p)).collect())
+}
+
 /// Distinct keys, in first-seen order, and each row's position in that list.
 fn distinct(keys: Vec<Option<KeyPart>>) -> (Vec<KeyPart>, Vec<Option<usize>>) {
     let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -104,11 +111,7 @@ fn related_pks(
         .ok_or_else(|| Error::Corrupt(format!("relation names missing index {index}")))?;
     let ranges: Vec<KeyRange> = parents
         .iter()
-        .map(|p| {
-            KeyRange::prefix(
-                &KeyPrefix::Index { model: &model.name, index, values: vec![p.clone()] }.encode(),
-            )
-        })
+        .map(|p| KeyPrefix::Index { model: &model.name, index, values: vec![p.clone()] }.range())
         .collect();
     cx.mtx.index_pks_many(ix, &ranges, reverse, limit)
 }
@@ -203,8 +206,7 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
                 RelPath::Through { join, .. } => cx.model(join)?,
                 _ => target,
             };
-            let keys = rows.iter().map(|r| r.get(&model.pk().name).and_then(|v| key_of(model, v)));
-            let (list, slots) = distinct(keys.collect());
+            let (list, slots) = parent_keys(model, rows);
             let exists = matches!(a.what, AttachKind::Exists { .. });
             let limit = exists.then_some(1);
             let found = related_pks(cx, holder, index, &list, false, limit)?;
@@ -283,8 +285,7 @@ fn related(
     index: Option<&(String, bool)>,
     limit: Option<usize>,
 ) -> Result<Vec<Vec<Row>>> {
-    let keys = rows.iter().map(|r| r.get(&model.pk().name).and_then(|v| key_of(model, v)));
-    let (parents, slots) = distinct(keys.collect());
+    let (parents, slots) = parent_keys(model, rows);
     // Per distinct parent: the target keys, in order.
     let per_parent: Vec<Vec<KeyPart>> = match &a.rel.path {
         RelPath::Reverse { index: default, .. } => {

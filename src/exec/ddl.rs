@@ -30,7 +30,7 @@ pub fn define(cx: &Cx, def: &DefineModel) -> Result<(Output, Backfill)> {
     model.bind_definitions()?;
     let mut models = cx.catalog.models.clone();
     models.insert(name.clone(), model);
-    let (made, backfill) = settle(cx, models, vec![name.clone()])?;
+    let (_, made, backfill) = settle(cx, models, vec![name.clone()])?;
     let mut msg = format!("defined model {name}");
     for m in made {
         msg.push_str(&format!(" (and join model {m})"));
@@ -42,12 +42,13 @@ pub fn define(cx: &Cx, def: &DefineModel) -> Result<(Output, Backfill)> {
 /// changed): creates the join models `MANY TO MANY` relations need, adds an index on every
 /// foreign key that lacks one (to be backfilled when its model has records), checks the
 /// relations, checks that the existing records honour every new foreign key, and saves the
-/// changed models. Returns the join models made and the indexes to backfill.
+/// changed models. Returns the models as saved, the join models made and the indexes to
+/// backfill.
 fn settle(
     cx: &Cx,
     mut models: BTreeMap<String, Model>,
     changed: Vec<String>,
-) -> Result<(Vec<String>, Backfill)> {
+) -> Result<(BTreeMap<String, Model>, Vec<String>, Backfill)> {
     let mut changed: BTreeSet<String> = changed.into_iter().collect();
     let mut made = Vec::new();
     loop {
@@ -110,7 +111,7 @@ fn settle(
                 backfill.push((name.clone(), building));
             }
         }
-        return Ok((made, backfill));
+        return Ok((models, made, backfill));
     }
 }
 
@@ -408,13 +409,10 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
         catalog_store::remove(&cx.mtx.txn, j)?;
     }
     models.insert(new_model.name.clone(), new_model);
-    let (_, backfill) = settle(cx, models.clone(), vec![a.name.name.clone()])?;
+    let (mut settled, _, backfill) = settle(cx, models, vec![a.name.name.clone()])?;
     // The model as saved (settle may have indexed its foreign keys).
-    let saved = catalog_store::load(&cx.mtx.txn)?;
-    let model = saved
-        .models
-        .get(&a.name.name)
-        .cloned()
+    let model = settled
+        .remove(&a.name.name)
         .ok_or_else(|| Error::Corrupt("altered model vanished".into()))?;
     Ok((model, backfill))
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use kvm_lang::ast::{AssignOp, OnDelete, Relate};
 use kvm_planner::{Link, Model, RelPath};
 use kvm_storage::tuple::KeyPart;
-use kvm_storage::{KeyRange, Value};
+use kvm_storage::Value;
 
 use super::attach::key_of;
 use super::Cx;
@@ -72,6 +72,8 @@ pub fn check_parents(cx: &Cx, model: &Model, old: Option<&Row>, new: &Row) -> Re
 pub struct Deletes {
     done: HashSet<Vec<u8>>,
     restricts: Vec<(Link, KeyPart)>,
+    /// A cascade or set-null has written: rows read before it may be stale.
+    cascaded: bool,
 }
 
 /// The records of `child` whose `link` foreign key holds `pk` (read through its index when
@@ -80,10 +82,9 @@ fn children(cx: &Cx, child: &Model, link: &Link, pk: &KeyPart) -> Result<Vec<Row
     let index = child.indexes.iter().find(|i| i.ready && i.fields.first() == Some(&link.fk));
     match index {
         Some(ix) => {
-            let range = KeyRange::prefix(
-                &KeyPrefix::Index { model: &child.name, index: &ix.name, values: vec![pk.clone()] }
-                    .encode(),
-            );
+            let range =
+                KeyPrefix::Index { model: &child.name, index: &ix.name, values: vec![pk.clone()] }
+                    .range();
             cx.mtx.index_scan(child, ix, &range, false)?.collect()
         }
         None => {
@@ -108,20 +109,22 @@ impl Deletes {
         if !self.done.insert(key) {
             return Ok(false);
         }
-        // The current version: a cascade earlier in this statement may have changed it.
-        let row = cx.mtx.get(model, &pk)?.unwrap_or_else(|| row.clone());
-        cx.mtx.delete(model, &row)?;
+        // A cascade earlier in this statement may have changed it: delete what is current.
+        let current = if self.cascaded { cx.mtx.get(model, &pk)? } else { None };
+        cx.mtx.delete(model, current.as_ref().unwrap_or(row))?;
         for link in cx.catalog.links_to(&model.name) {
             let child = cx.model(&link.child)?;
             match link.on_delete {
                 OnDelete::Restrict => self.restricts.push((link.clone(), pk.clone())),
                 OnDelete::Cascade => {
                     for c in children(cx, child, link, &pk)? {
+                        self.cascaded = true;
                         self.delete(cx, child, &c)?;
                     }
                 }
                 OnDelete::SetNull => {
                     for c in children(cx, child, link, &pk)? {
+                        self.cascaded = true;
                         let set = [(link.fk.clone(), AssignOp::Set, Value::Null)];
                         let new = record::apply(child, &c, &set, &cx.env(None))?;
                         cx.mtx.update(child, &c, &new, Ttl::Keep)?;
@@ -174,10 +177,6 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
             if rel.kind == kvm_lang::ast::RelationKind::ManyToMany
                 && rel.target.name == other.name
                 && via.is_none_or(|v| v == rel.name.name)
-                && !(flipped
-                    && found.iter().any(|(o, n, _): &(&Model, String, bool)| {
-                        o.name == owner.name && *n == rel.name.name
-                    }))
             {
                 found.push((owner, rel.name.name.clone(), flipped));
             }
@@ -246,9 +245,7 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
     }
     // The join records of this pair.
     let ix = jm.index(index).ok_or_else(|| Error::Corrupt(format!("missing index {index}")))?;
-    let range = KeyRange::prefix(
-        &KeyPrefix::Index { model: &jm.name, index, values: vec![src_k] }.encode(),
-    );
+    let range = KeyPrefix::Index { model: &jm.name, index, values: vec![src_k] }.range();
     let existing: Vec<Row> = cx
         .mtx
         .index_scan(jm, ix, &range, false)?

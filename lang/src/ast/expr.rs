@@ -297,6 +297,31 @@ impl Expr {
             _ => None,
         }
     }
+
+    /// The direct sub-expressions evaluated against the same record, in source order. An
+    /// `EXISTS` filter is not one: it is evaluated against the related records.
+    pub fn children(&self) -> Vec<&Expr> {
+        match &self.kind {
+            ExprKind::Literal(_) | ExprKind::Param(_) | ExprKind::Path(_) => Vec::new(),
+            ExprKind::Exists { .. } => Vec::new(),
+            ExprKind::Call { args: CallArgs::Star, .. } => Vec::new(),
+            ExprKind::Call { args: CallArgs::List(list), .. } | ExprKind::Array(list) => {
+                list.iter().collect()
+            }
+            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => vec![expr],
+            ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+            ExprKind::In { expr, rhs, .. } => {
+                let mut v: Vec<&Expr> = vec![expr];
+                match rhs {
+                    InRhs::List(list) => v.extend(list),
+                    InRhs::Expr(e) => v.push(e),
+                }
+                v
+            }
+            ExprKind::Between { expr, low, high, .. } => vec![expr, low, high],
+            ExprKind::Object(fields) => fields.iter().map(|f| &f.value).collect(),
+        }
+    }
 }
 
 impl Ident {
