@@ -28,7 +28,7 @@ const COMMENTS: u64 = 80;
 const TAGS: u64 = 8;
 
 const SCHEMA: &str = "
-DEFINE MODEL users (id INT PRIMARY KEY, name STRING NOT NULL,
+DEFINE MODEL users (id INT PRIMARY KEY, name STRING NOT NULL, INDEX by_name (name),
   RELATION authored HAS MANY posts (author_id),
   RELATION edited HAS MANY posts (editor_id),
   RELATION comments HAS MANY comments (user_id));
@@ -454,6 +454,38 @@ fn full_check(db: &Database, r: &State, at: &str) {
         .map(|(k, p)| vec![Value::Int(*k), name(Some(p.author)), name(p.editor)])
         .collect();
     assert_eq!(rows.rows, want, "{at}: author.name, editor.name per post");
+
+    // Semi-joins (users by index or key, then posts by the fk index; comments by the fk
+    // index, then the posts they name) return what the reference says.
+    let semi = [
+        "SELECT id FROM posts WHERE author.name >= 'u1' AND author.name < 'u2' ORDER BY id",
+        "SELECT id FROM posts WHERE editor.id BETWEEN 3 AND 9 ORDER BY id",
+        "SELECT id FROM posts WHERE EXISTS comments (WHERE user_id = 5) ORDER BY id",
+    ];
+    let wants: [Vec<i64>; 3] = [
+        r.posts
+            .iter()
+            .filter(|(_, p)| format!("u{}", p.author).starts_with("u1"))
+            .map(|(k, _)| *k)
+            .collect(),
+        r.posts
+            .iter()
+            .filter(|(_, p)| p.editor.is_some_and(|e| (3..=9).contains(&e)))
+            .map(|(k, _)| *k)
+            .collect(),
+        r.posts
+            .keys()
+            .copied()
+            .filter(|k| r.comments.values().any(|c| c.post == *k && c.user == Some(5)))
+            .collect(),
+    ];
+    for (kql, want) in semi.iter().zip(wants) {
+        match db.execute(&format!("EXPLAIN {kql}"), ()) {
+            Ok(kvm::Output::Plan(p)) => assert!(p.contains("semi-join"), "{kql}: {p}"),
+            other => panic!("{kql}: {other:?}"),
+        }
+        assert_eq!(first_col_ints(&query(db, kql)), want, "{at}: {kql}");
+    }
 }
 
 /// INCLUDE and relation paths for one random post, comment and user.

@@ -45,7 +45,7 @@ struct Src {
 
 /// True when `e` is known before any record is read (literals, parameters, and arithmetic
 /// or calls over them).
-fn constant(e: &Expr) -> bool {
+pub(crate) fn constant(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Literal(_) | ExprKind::Param(_) => true,
         ExprKind::Unary { expr, .. } => constant(expr),

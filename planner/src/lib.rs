@@ -15,6 +15,7 @@ mod include;
 pub mod plan;
 pub mod relation;
 mod suggest;
+mod via;
 
 use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update};
 use kvm_lang::{Expr, ExprKind};
@@ -130,7 +131,13 @@ fn source(
     }
     let normalized = filter.map(|f| bind::normalize(model, Some(catalog), f));
     let filter = normalized.as_ref();
-    let chosen = access::choose(model, filter, order_by);
+    let mut chosen = access::choose(model, filter, order_by);
+    if let (Access::FullScan { .. }, Some(f)) = (&chosen.access, filter) {
+        if let Some(via) = via::via(catalog, model, f) {
+            // Rows come in the related side's order: a sort is needed for any ORDER BY.
+            chosen = access::Chosen { access: via, ordered: order_by.is_empty(), exact: false };
+        }
+    }
     let mut node = Node::Scan { model: model.name.clone(), access: chosen.access };
     let mut used: Vec<&Expr> = filter.into_iter().collect();
     used.extend(order_by.iter().map(|o| &o.expr));

@@ -42,6 +42,12 @@ pub enum Access {
     PkRange { range: Range, reverse: bool },
     /// Every record of the model, in key order; `reason` says why no index applied.
     FullScan { reverse: bool, reason: String },
+    /// A semi-join through relation `rel`: the `inner` plan finds related records (by an
+    /// index or key of theirs), then the records of the model they relate to are read —
+    /// through the model's foreign-key `index` (`BELONGS TO`: records whose key is held by
+    /// an inner record's key), or by the foreign key each inner record holds (`HAS …`).
+    /// Distinct, in the order the inner plan yields them; a batch of inner rows at a time.
+    Via { rel: Box<crate::relation::Rel>, index: Option<String>, inner: Box<Node> },
 }
 
 /// Related data loaded for a batch of rows: one batched read per relation level (a multi-get
@@ -208,6 +214,7 @@ impl Access {
                 let rev = if *reverse { " reverse" } else { "" };
                 format!("FullScan {model} prefix [{m}]{rev} ({reason})")
             }
+            Access::Via { rel, index, .. } => crate::via::describe(model, rel, index.as_deref()),
         }
     }
 }
@@ -216,7 +223,13 @@ impl Node {
     fn write(&self, out: &mut String, depth: usize) {
         let pad = "  ".repeat(depth);
         let _ = match self {
-            Node::Scan { model, access } => writeln!(out, "{pad}{}", access.describe(model)),
+            Node::Scan { model, access } => {
+                let _ = writeln!(out, "{pad}{}", access.describe(model));
+                if let Access::Via { inner, .. } = access {
+                    inner.write(out, depth + 1);
+                }
+                Ok(())
+            }
             Node::Filter { source, predicate } => {
                 let _ = writeln!(out, "{pad}Filter {predicate}");
                 source.write(out, depth + 1);

@@ -21,7 +21,7 @@ use crate::values::total_cmp;
 /// Rows loaded and attached at a time by a streaming `Attach` node.
 pub const ATTACH_BATCH: usize = 1000;
 
-fn enc(p: &KeyPart) -> Vec<u8> {
+pub(super) fn enc(p: &KeyPart) -> Vec<u8> {
     let mut k = Vec::new();
     tuple::encode_part(&mut k, p);
     k
@@ -42,7 +42,7 @@ pub fn key_of(model: &Model, v: &Value) -> Option<KeyPart> {
 
 /// Each row's own primary key (stored, so already in key form), distinct, and each row's
 /// position in that list.
-fn parent_keys(model: &Model, rows: &[Row]) -> (Vec<KeyPart>, Vec<Option<usize>>) {
+pub(super) fn parent_keys(model: &Model, rows: &[Row]) -> (Vec<KeyPart>, Vec<Option<usize>>) {
     let pk = &model.pk().name;
     distinct(rows.iter().map(|r| r.get(pk).and_then(key_part).map(|(p, _)| p)).collect())
 }
@@ -98,7 +98,7 @@ fn load(cx: &Cx, model: &Model, keys: &[KeyPart]) -> Result<Vec<Option<Row>>> {
 
 /// The primary keys of the records related to each parent key through `index` of `model`
 /// (entries under `[model, '__idx', index, parent]`), in one request.
-fn related_pks(
+pub(super) fn related_pks(
     cx: &Cx,
     model: &Model,
     index: &str,

@@ -8,6 +8,7 @@ mod check;
 mod ddl;
 pub mod read;
 pub mod refs;
+mod via;
 mod write;
 
 use std::sync::Arc;

@@ -201,6 +201,9 @@ fn scan<'a>(
             let all = KeyRange::prefix(&KeyPrefix::Model(&model.name).encode());
             m.scan(model, past(all, seek, *reverse), *reverse)?
         }
+        Access::Via { rel, index, inner } => {
+            super::via::rows(cx, model, rel, index.as_deref(), inner)?
+        }
     };
     Ok(Box::new(raw.map(move |r| r.and_then(|row| record::materialize(model, row, &cx.env(None))))))
 }

@@ -34,13 +34,10 @@ fn returning(
     }
 }
 
-/// Strips virtual fields: what is stored.
+/// What is stored of a row the statement's source read: its stored fields, without virtual
+/// fields or the related data its `WHERE` clause loaded (`author.status = …`).
 fn stored(model: &kvm_planner::Model, mut row: Row) -> Row {
-    for f in &model.fields {
-        if f.virtual_expr.is_some() {
-            row.remove(&f.name);
-        }
-    }
+    row.retain(|k, _| model.field(k).is_some_and(|f| f.virtual_expr.is_none()));
     row
 }
 
