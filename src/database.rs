@@ -131,6 +131,7 @@ struct Inner {
     ids: DefaultIds,
     catalog: RwLock<(Option<Versionstamp>, Arc<Catalog>)>,
     escalation: Mutex<()>,
+    interrupt: crate::Interrupt,
     _sweeper: Option<Sweeper>,
 }
 
@@ -155,6 +156,9 @@ impl Host for Inner {
     }
     fn escalation(&self) -> &Mutex<()> {
         &self.escalation
+    }
+    fn interrupt(&self) -> &crate::Interrupt {
+        &self.interrupt
     }
 }
 
@@ -182,6 +186,13 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         let lmdb = LmdbOptions { clock: options.clock.clone(), ..LmdbOptions::default() };
         Database::with_engine(Arc::new(LmdbEngine::open(path, lmdb)?), options)
+    }
+
+    /// A handle that interrupts this database's running statements from another thread
+    /// (a Ctrl-C handler, a timeout): they fail with `kvm.interrupted` and write nothing;
+    /// statements started afterwards run normally. See [`crate::Interrupt`].
+    pub fn interrupt_handle(&self) -> crate::Interrupt {
+        self.inner.interrupt.clone()
     }
 
     /// A fresh in-memory database (`Result` like [`Database::open`], so both open the same
@@ -219,7 +230,14 @@ impl Database {
         let _sweeper =
             options.sweep_interval.and_then(|every| Sweeper::start(engine.clone(), every));
         Database {
-            inner: Arc::new(Inner { engine, ids, catalog, escalation: Mutex::new(()), _sweeper }),
+            inner: Arc::new(Inner {
+                engine,
+                ids,
+                catalog,
+                escalation: Mutex::new(()),
+                interrupt: crate::Interrupt::default(),
+                _sweeper,
+            }),
         }
     }
 

@@ -47,6 +47,9 @@ pub enum Error {
     TxnAborted(String),
     /// The database holds bytes this version cannot read.
     Corrupt(String),
+    /// [`crate::Interrupt::interrupt`] stopped the statement (the shell's Ctrl-C). Nothing
+    /// was written.
+    Interrupted,
 }
 
 impl Error {
@@ -66,6 +69,7 @@ impl Error {
             Error::Conflict { .. } => "kvm.conflict",
             Error::TxnAborted(_) => "kvm.txn_aborted",
             Error::TooLarge { .. } => "kvm.batch_too_large",
+            Error::Interrupted => "kvm.interrupted",
         }
     }
 
@@ -165,6 +169,7 @@ impl fmt::Display for Error {
                 if *attempts == 1 { "" } else { "s" }
             ),
             Error::TxnAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::Interrupted => f.write_str("interrupted; nothing was written"),
             Error::TooLarge { backend, ops, bytes, max_ops, max_bytes } => write!(
                 f,
                 "the commit would hold {ops} operations and {bytes} bytes; the {backend} backend allows at most {max_ops} operations and {max_bytes} bytes per commit; nothing was written (split the work into smaller statements or transactions)"

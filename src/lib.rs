@@ -45,6 +45,7 @@ mod database;
 mod error;
 mod eval;
 mod exec;
+mod interrupt;
 pub mod json;
 pub mod keyspace;
 pub mod model_txn;
@@ -61,6 +62,7 @@ pub use kvm_storage::Value;
 
 pub use database::{Database, Options, Prepared, Session, StatementOutcome, Transaction};
 pub use error::{Error, Result};
+pub use interrupt::Interrupt;
 pub use output::{Output, Rows};
 pub use params::{IntoParams, IntoValue, Params};
 pub use values::{display as display_value, format_timestamp};

@@ -471,3 +471,38 @@ fn batches_past_a_backend_commit_limit_are_refused_not_split() {
     assert_eq!(err.code(), "kvm.batch_too_large");
     assert_eq!(one_int(&db, "SELECT COUNT(*) FROM m"), 20);
 }
+
+/// `Database::interrupt_handle` stops a running statement from another thread (the shell's
+/// Ctrl-C): it fails with `kvm.interrupted`, writes nothing, and the next statement runs.
+#[test]
+fn an_interrupted_statement_writes_nothing_and_the_next_one_runs() {
+    use kvm::storage::{CountingEngine, MemoryEngine};
+    let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
+    let counts = engine.counts.clone();
+    let db = Database::with_engine(engine, Options::default()).unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, n INT NOT NULL)", ()).unwrap();
+    for chunk in 0..10 {
+        let rows: Vec<String> =
+            (chunk * 10_000..(chunk + 1) * 10_000).map(|i| format!("{{id: {i}, n: 0}}")).collect();
+        db.execute(&format!("INSERT INTO t [{}]", rows.join(", ")), ()).unwrap();
+    }
+    counts.reset();
+    let handle = db.interrupt_handle();
+    let stopper = std::thread::spawn(move || {
+        // Once the UPDATE is reading, interrupt it.
+        while counts.get().1 < 1_000 {
+            std::thread::yield_now();
+        }
+        handle.interrupt();
+    });
+    let err = db.execute("UPDATE t SET n = n + 1 WHERE n >= 0", ()).unwrap_err();
+    stopper.join().unwrap();
+    assert_eq!(err.code(), "kvm.interrupted", "{err}");
+    let left = db.query("SELECT COUNT(*) FROM t WHERE n = 1", ()).unwrap();
+    assert_eq!(left.rows[0][0], Value::Int(0), "an interrupted UPDATE wrote nothing");
+    // An interrupt stops only what runs at that moment.
+    match db.execute("UPDATE t SET n = n + 1 WHERE id < 10", ()).unwrap() {
+        Output::Affected { count, .. } => assert_eq!(count, 10),
+        other => panic!("{other:?}"),
+    }
+}

@@ -14,6 +14,7 @@ pub enum Dot {
     Models,
     Schema(Option<String>),
     Indexes,
+    Queues,
     Import { file: String, model: String, atomic: bool },
     Export { model: String, file: Option<String> },
     Open(String),
@@ -30,6 +31,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".models", "", "List models (SHOW MODELS)"),
     (".schema", "[MODEL]", "Show a model's definition (DESCRIBE)"),
     (".indexes", "", "List indexes (SHOW INDEXES)"),
+    (".queues", "", "List queues (SHOW QUEUES; not available yet)"),
     (".import", "FILE INTO MODEL [--atomic]", "Load records from .json, .ndjson or .csv"),
     (".export", "MODEL [FILE]", "Write a model's records as NDJSON"),
     (".open", "DB", "Switch to another database file (`:memory:` for a throwaway one)"),
@@ -78,6 +80,7 @@ pub fn parse(line: &str) -> Result<Dot, String> {
         (".models", None) => Ok(Dot::Models),
         (".schema", m) => Ok(Dot::Schema(m.map(str::to_owned))),
         (".indexes", None) => Ok(Dot::Indexes),
+        (".queues", None) => Ok(Dot::Queues),
         (".open", Some(db)) => Ok(Dot::Open(db.to_owned())),
         (".backup", Some(f)) => Ok(Dot::Backup(f.to_owned())),
         _ => match COMMANDS.iter().find(|(n, ..)| *n == name) {

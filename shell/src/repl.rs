@@ -1,6 +1,7 @@
 //! The interactive shell: a rustyline editor (history, multi-line statements, completion,
 //! highlighting), dot-commands, and results rendered as each statement completes. Errors are
-//! reported and the session goes on; Ctrl-C drops the current input, Ctrl-D leaves.
+//! reported and the session goes on; Ctrl-C drops the current input (or interrupts the
+//! running statement, which then writes nothing), Ctrl-D leaves.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -41,7 +42,19 @@ pub fn run(mut db: Database, name: &str, mut settings: Settings) -> ExitCode {
         "kvmsh {} — {name}. End statements with `;`; .help for commands, Ctrl-D to quit.",
         env!("CARGO_PKG_VERSION")
     );
+    // While the editor waits for input the terminal is raw and Ctrl-C reaches it as a key;
+    // while a statement runs, Ctrl-C is SIGINT, and interrupts the statement.
+    let running: Arc<Mutex<Option<kvm::Interrupt>>> = Arc::new(Mutex::new(None));
+    let on_ctrl_c = running.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if let Some(h) = on_ctrl_c.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            h.interrupt();
+        }
+    }) {
+        eprintln!("kvmsh: Ctrl-C will not interrupt running statements: {e}");
+    }
     loop {
+        *running.lock().unwrap_or_else(|p| p.into_inner()) = Some(db.interrupt_handle());
         let path = {
             let mut session = Session::new(&db, settings);
             let path = loop {

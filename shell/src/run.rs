@@ -21,6 +21,8 @@ pub struct Tally {
     /// A `.open PATH` asked for another database; the script goes on from the byte offset
     /// once the caller has opened it.
     pub reopen: Option<(String, usize)>,
+    /// A statement was interrupted (Ctrl-C): the rest of the input did not run.
+    pub interrupted: bool,
 }
 
 /// How results are shown and failures handled; kept across `.open`.
@@ -61,7 +63,7 @@ impl<'d> Session<'d> {
             }
             if !pending.trim().is_empty() {
                 self.run_kql(file, &masked(source, kql_start..start), &mut tally);
-                if tally.failed > 0 && !self.settings.keep_going {
+                if tally.failed > 0 && (!self.settings.keep_going || tally.interrupted) {
                     return tally;
                 }
             }
@@ -124,7 +126,8 @@ impl<'d> Session<'d> {
                     tally.failed += 1;
                     let text = err.render_at(file, source, outcome.span);
                     let _ = writeln!(std::io::stderr(), "{}", paint_error(text.trim_end()));
-                    if !keep_going {
+                    tally.interrupted |= matches!(err, kvm::Error::Interrupted);
+                    if !keep_going || tally.interrupted {
                         break;
                     }
                 }
@@ -149,6 +152,7 @@ impl<'d> Session<'d> {
             }
             Dot::Models => self.statement("SHOW MODELS")?,
             Dot::Indexes => self.statement("SHOW INDEXES")?,
+            Dot::Queues => self.statement("SHOW QUEUES")?,
             Dot::Schema(Some(m)) => self.statement(&format!("DESCRIBE `{m}`"))?,
             Dot::Schema(None) => self.statement("SHOW MODELS")?,
             Dot::Import { file, model, atomic } => {

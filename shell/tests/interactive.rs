@@ -1,7 +1,7 @@
 //! kvmsh in a real terminal: tmux runs it in a pseudo-terminal, `send-keys` types, and
 //! `capture-pane` reads the screen. Covers multi-line entry, completion of a model and a
-//! field name, Ctrl-C during input, history recall, `.mode json`, an error with its caret,
-//! and `.quit`.
+//! field name, Ctrl-C during input and during a running statement, history recall,
+//! `.mode json`, an error with its caret, and `.quit`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -131,6 +131,28 @@ fn a_session_in_a_real_terminal() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // Ctrl-C while a statement runs interrupts it (the shell stays, nothing is written).
+    let big = dir.path().join("big.ndjson");
+    let rows: String =
+        (0..100_000).map(|i| format!("{{\"id\":{i},\"n\":{},\"s\":\"x\"}}\n", i % 1000)).collect();
+    std::fs::write(&big, rows).unwrap();
+    t.type_text("DEFINE MODEL big (id INT PRIMARY KEY, n INT NOT NULL, s STRING, INDEX by_n (n));");
+    t.key("Enter");
+    t.type_text(&format!(".import {} INTO big", big.display()));
+    t.key("Enter");
+    t.wait_for("imported 100000 records into big");
+    t.key("C-l");
+    // About 5 s in a debug build: Ctrl-C lands while it runs.
+    t.type_text("UPDATE big SET n = n + 1 WHERE s IS NOT NULL;");
+    t.key("Enter");
+    std::thread::sleep(Duration::from_millis(300));
+    t.key("C-c");
+    let screen = t.wait_for("interrupted; nothing was written");
+    assert!(!screen.contains("updated"), "{screen}");
+    t.type_text("SELECT COUNT(*) FROM big WHERE n = 1000;");
+    t.key("Enter");
+    t.wait_for("{\"rows\":[{\"count\":0}]}");
 
     t.type_text(".quit");
     t.key("Enter");

@@ -26,6 +26,7 @@ pub fn check_model(cx: &Cx, model: &Model) -> Result<Vec<String>> {
     let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut records = 0u64;
     for r in cx.mtx.scan_all(model, false)? {
+        cx.stop.check()?;
         let row = r?;
         records += 1;
         let pk =
@@ -55,6 +56,7 @@ pub fn check_model(cx: &Cx, model: &Model) -> Result<Vec<String>> {
             &KeyPrefix::Index { model: &model.name, index: &ix.name, values: vec![] }.encode(),
         );
         for r in cx.mtx.txn.scan(&range, false)? {
+            cx.stop.check()?;
             let (k, _) = r?;
             if !expected.remove(&k) {
                 problems.push(format!(

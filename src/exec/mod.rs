@@ -30,6 +30,8 @@ pub struct Cx<'a> {
     pub catalog: &'a Catalog,
     pub params: &'a Params,
     pub ids: &'a dyn Ids,
+    /// Whether the statement was interrupted; checked per row read.
+    pub stop: crate::interrupt::Stop<'a>,
 }
 
 impl<'a> Cx<'a> {
@@ -149,6 +151,8 @@ pub trait Host {
     fn catalog(&self, mtx: &ModelTxn) -> Result<Arc<Catalog>>;
     /// The lock writers take after [`ESCALATE_AFTER`] conflicts.
     fn escalation(&self) -> &std::sync::Mutex<()>;
+    /// The database's interrupt handle.
+    fn interrupt(&self) -> &crate::Interrupt;
 }
 
 /// Runs one statement in autocommit mode. `prepared` is a plan made earlier against
@@ -228,7 +232,7 @@ pub fn run_in(
 ) -> Result<(Output, Backfill)> {
     let catalog = host.catalog(mtx)?;
     mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
-    let cx = Cx { mtx, catalog: &catalog, params, ids: host.ids() };
+    let cx = Cx { mtx, catalog: &catalog, params, ids: host.ids(), stop: host.interrupt().watch() };
     let plan_ref = prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)).map(|(_, p)| p);
     once(&cx, stmt, plan_ref)
 }

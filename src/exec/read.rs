@@ -205,7 +205,10 @@ fn scan<'a>(
             super::via::rows(cx, model, rel, index.as_deref(), inner)?
         }
     };
-    Ok(Box::new(raw.map(move |r| r.and_then(|row| record::materialize(model, row, &cx.env(None))))))
+    Ok(Box::new(raw.map(move |r| {
+        cx.stop.check()?;
+        r.and_then(|row| record::materialize(model, row, &cx.env(None)))
+    })))
 }
 
 fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
