@@ -132,6 +132,7 @@ struct Inner {
     catalog: RwLock<(Option<Versionstamp>, Arc<Catalog>)>,
     escalation: Mutex<()>,
     interrupt: crate::Interrupt,
+    hub: Arc<crate::watch::Hub>,
     _sweeper: Option<Sweeper>,
 }
 
@@ -188,6 +189,19 @@ impl Database {
         Database::with_engine(Arc::new(LmdbEngine::open(path, lmdb)?), options)
     }
 
+    pub(crate) fn host(&self) -> &dyn Host {
+        self.inner.as_ref()
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<crate::watch::Hub> {
+        &self.inner.hub
+    }
+
+    /// How many watches are registered on this database (open [`crate::Watch`] handles).
+    pub fn watch_count(&self) -> usize {
+        self.inner.hub.len()
+    }
+
     /// A handle that interrupts this database's running statements from another thread
     /// (a Ctrl-C handler, a timeout): they fail with `kvm.interrupted` and write nothing;
     /// statements started afterwards run normally. See [`crate::Interrupt`].
@@ -221,6 +235,10 @@ impl Database {
     }
 
     fn build(engine: Arc<dyn Engine>, options: Options) -> Database {
+        // Every commit through the database wakes the watch hub's feed reader.
+        let hub = crate::watch::Hub::new(engine.clone());
+        let engine: Arc<dyn Engine> =
+            Arc::new(crate::watch::Notifying { inner: engine, hub: hub.clone() });
         let seed = options.seed.unwrap_or_else(|| {
             let r = uuid::Uuid::new_v4().as_u128();
             (r as u64) ^ ((r >> 64) as u64)
@@ -236,6 +254,7 @@ impl Database {
                 catalog,
                 escalation: Mutex::new(()),
                 interrupt: crate::Interrupt::default(),
+                hub,
                 _sweeper,
             }),
         }
@@ -267,6 +286,10 @@ impl Database {
 
     /// Runs one parsed statement.
     pub fn run_statement(&self, stmt: &Statement, params: &Params) -> Result<Output> {
+        if let Statement::Watch(_) = stmt {
+            let watch = self.watch_statement(stmt, params.clone())?;
+            return Ok(Output::Watch(crate::watch::WatchCell(Arc::new(Mutex::new(Some(watch))))));
+        }
         exec::run(self.inner.as_ref(), stmt, params, None)
     }
 

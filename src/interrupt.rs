@@ -21,6 +21,11 @@ impl Interrupt {
         self.count.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// How many interrupts there have been (a waiting watch compares it with its start).
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
     /// The check a statement starting now makes as it runs.
     pub(crate) fn watch(&self) -> Stop<'_> {
         Stop { count: &self.count, at: self.count.load(Ordering::SeqCst) }

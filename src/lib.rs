@@ -54,6 +54,7 @@ mod params;
 mod record;
 mod txn;
 mod values;
+pub mod watch;
 
 pub use kvm_lang as lang;
 pub use kvm_planner as planner;
@@ -66,3 +67,4 @@ pub use interrupt::Interrupt;
 pub use output::{Output, Rows};
 pub use params::{IntoParams, IntoValue, Params};
 pub use values::{display as display_value, format_timestamp};
+pub use watch::{Watch, WatchEvent, WatchOp};

@@ -16,6 +16,8 @@ pub enum Output {
     Message(String),
     /// `EXPLAIN`: the chosen plan, one operator per line.
     Plan(String),
+    /// `WATCH`: a started watch; take it to read its events.
+    Watch(crate::watch::WatchCell),
 }
 
 /// A table of values.
@@ -62,6 +64,7 @@ impl std::fmt::Display for Output {
             Output::Affected { verb, count } => write!(f, "{verb} {count}"),
             Output::Message(m) => f.write_str(m),
             Output::Plan(p) => f.write_str(p),
+            Output::Watch(_) => f.write_str("watching"),
         }
     }
 }

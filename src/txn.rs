@@ -71,6 +71,11 @@ impl<'e> Txn<'e> {
     }
 
     /// From now on every key read is checked at commit.
+    /// The versionstamp of the commit the snapshot reads.
+    pub fn read_versionstamp(&self) -> Versionstamp {
+        self.snap.versionstamp()
+    }
+
     pub fn track_reads(&self, on: bool) {
         self.track.set(on);
     }

@@ -408,3 +408,51 @@ impl fmt::Display for Plan {
         f.write_str(s.trim_end())
     }
 }
+
+impl Node {
+    /// Every model whose records this plan may read (the scanned model, semi-join and
+    /// related models, join models), each once: what a `WATCH` of the plan depends on.
+    pub fn models(&self) -> Vec<String> {
+        fn add(out: &mut Vec<String>, m: &str) {
+            if !out.iter().any(|x| x == m) {
+                out.push(m.to_string());
+            }
+        }
+        fn attach(a: &Attach, out: &mut Vec<String>) {
+            add(out, &a.rel.target);
+            if let crate::relation::RelPath::Through { join, .. } = &a.rel.path {
+                add(out, join);
+            }
+            if let AttachKind::Records { nested, .. } = &a.what {
+                nested.iter().for_each(|n| attach(n, out));
+            }
+        }
+        fn walk(n: &Node, out: &mut Vec<String>) {
+            match n {
+                Node::Scan { model, access } => {
+                    add(out, model);
+                    if let Access::Via { inner, .. } = access {
+                        walk(inner, out);
+                    }
+                }
+                Node::IndexCount { model, fallback, .. } => {
+                    add(out, model);
+                    walk(fallback, out);
+                }
+                Node::Attach { source, items } => {
+                    walk(source, out);
+                    items.iter().for_each(|a| attach(a, out));
+                }
+                Node::Filter { source, .. }
+                | Node::Sort { source, .. }
+                | Node::Limit { source, .. }
+                | Node::Count { source, .. }
+                | Node::Project { source, .. }
+                | Node::Page { source, .. } => walk(source, out),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+}

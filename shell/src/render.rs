@@ -47,6 +47,26 @@ impl Renderer {
         }
     }
 
+    /// One change of a `WATCH`, on one line: JSON in the JSON modes, CSV fields in CSV
+    /// mode (op, versionstamp, key, row as JSON), `op versionstamp key row` otherwise.
+    pub fn watch_event(&self, e: &kvm::WatchEvent) -> String {
+        match self.mode {
+            Mode::Json | Mode::Ndjson => e.to_json().to_string() + "\n",
+            Mode::Csv => {
+                let row =
+                    e.row.as_ref().map(|r| kvm::json::to_json(r).to_string()).unwrap_or_default();
+                let key = if e.key == kvm::Value::Null {
+                    String::new()
+                } else {
+                    kvm::display_value(&e.key)
+                };
+                let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+                format!("{},{},{},{}\n", e.op.as_str(), e.versionstamp, q(&key), q(&row))
+            }
+            Mode::Table | Mode::Line => format!("{e}\n"),
+        }
+    }
+
     fn rows(&self, rows: &Rows) -> String {
         match self.mode {
             Mode::Table => self.table(rows),

@@ -63,7 +63,7 @@ impl<'d> Session<'d> {
             }
             if !pending.trim().is_empty() {
                 self.run_kql(file, &masked(source, kql_start..start), &mut tally);
-                if tally.failed > 0 && (!self.settings.keep_going || tally.interrupted) {
+                if tally.interrupted || (tally.failed > 0 && !self.settings.keep_going) {
                     return tally;
                 }
             }
@@ -111,6 +111,35 @@ impl<'d> Session<'d> {
         for outcome in self.kvm.script(file, source) {
             let started = Instant::now();
             match outcome.result {
+                Ok(kvm::Output::Watch(cell)) => {
+                    // Streams until Ctrl-C (the database's interrupt) or an error.
+                    let Some(watch) = cell.take() else { continue };
+                    for event in watch {
+                        match event {
+                            Ok(e) => {
+                                let mut out = stdout.lock();
+                                let _ = out.write_all(renderer.watch_event(&e).as_bytes());
+                                let _ = out.flush();
+                            }
+                            Err(kvm::Error::Interrupted) => {
+                                let _ = writeln!(std::io::stderr(), "watch stopped");
+                                tally.interrupted = true;
+                            }
+                            Err(err) => {
+                                tally.failed += 1;
+                                let _ = writeln!(
+                                    std::io::stderr(),
+                                    "{}",
+                                    paint_error(&format!("error: {err}"))
+                                );
+                            }
+                        }
+                    }
+                    tally.ok += 1;
+                    if tally.interrupted {
+                        break;
+                    }
+                }
                 Ok(output) => {
                     tally.ok += 1;
                     let text = renderer.render(&output);

@@ -1,6 +1,7 @@
 //! kvmsh in a real terminal: tmux runs it in a pseudo-terminal, `send-keys` types, and
 //! `capture-pane` reads the screen. Covers multi-line entry, completion of a model and a
-//! field name, Ctrl-C during input and during a running statement, history recall,
+//! field name, Ctrl-C during input and during a running statement, a live WATCH seeing
+//! another process's commit until Ctrl-C, history recall,
 //! `.mode json`, an error with its caret, and `.quit`.
 
 #![allow(clippy::unwrap_used)]
@@ -153,6 +154,29 @@ fn a_session_in_a_real_terminal() {
     t.type_text("SELECT COUNT(*) FROM big WHERE n = 1000;");
     t.key("Enter");
     t.wait_for("{\"rows\":[{\"count\":0}]}");
+
+    // WATCH streams changes live — here a commit of another kvmsh process — until Ctrl-C.
+    t.key("C-l");
+    t.type_text(".mode line");
+    t.key("Enter");
+    t.type_text("WATCH big WHERE id = 7;");
+    t.key("Enter");
+    t.wait_for("ready");
+    let other = Command::new(env!("CARGO_BIN_EXE_kvmsh"))
+        .arg(&db)
+        .args(["-c", "UPDATE big SET s = 'changed elsewhere' WHERE id = 7"])
+        .output()
+        .unwrap();
+    assert!(other.status.success(), "{}", String::from_utf8_lossy(&other.stderr));
+    let screen = t.wait_for("changed: s");
+    assert!(screen.contains("update ") && screen.contains("changed elsewhere"), "{screen}");
+    t.key("C-c");
+    t.wait_for("watch stopped");
+    t.type_text(".mode json");
+    t.key("Enter");
+    t.type_text("SELECT s FROM big WHERE id = 7;");
+    t.key("Enter");
+    t.wait_for("{\"rows\":[{\"s\":\"changed elsewhere\"}]}");
 
     t.type_text(".quit");
     t.key("Enter");

@@ -237,6 +237,42 @@ pub fn run_in(
     once(&cx, stmt, plan_ref)
 }
 
+/// Runs a query on a fresh snapshot: its output and the versionstamp of the commit it read.
+pub fn query_at(
+    host: &dyn Host,
+    stmt: &Statement,
+    params: &Params,
+) -> Result<(Output, kvm_storage::Versionstamp)> {
+    let mtx = ModelTxn::new(host.engine())?;
+    let (out, _) = run_in(host, &mtx, stmt, params, None)?;
+    Ok((out, mtx.txn.read_versionstamp()))
+}
+
+/// What a query depends on: the models its plan reads, and — when it reads records by
+/// primary key only (`WHERE id = …` / `IN (…)`, no relation) — the record keys it reads.
+pub struct Dependencies {
+    pub models: Vec<String>,
+    pub keys: Option<Vec<Vec<u8>>>,
+}
+
+/// A query's [`Dependencies`] under the current catalog.
+pub fn dependencies(host: &dyn Host, stmt: &Statement, params: &Params) -> Result<Dependencies> {
+    let mtx = ModelTxn::new(host.engine())?;
+    let catalog = host.catalog(&mtx)?;
+    let Some(Plan::Select { root }) = plan(&catalog, stmt)? else {
+        return Err(Error::Corrupt("a watch of a statement that is not a query".into()));
+    };
+    let cx = Cx {
+        mtx: &mtx,
+        catalog: &catalog,
+        params,
+        ids: host.ids(),
+        stop: host.interrupt().watch(),
+    };
+    let keys = read::point_keys(&cx, &root)?;
+    Ok(Dependencies { models: root.models(), keys })
+}
+
 /// Indexes a schema change added to models with records, to fill after its commit.
 pub type Backfill = Vec<(String, Vec<String>)>;
 

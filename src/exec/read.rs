@@ -323,6 +323,29 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
     }
 }
 
+/// The record keys a plan reads when it reads records by primary key only (no relation,
+/// no other access path); `None` otherwise.
+pub fn point_keys(cx: &Cx, node: &Node) -> Result<Option<Vec<Vec<u8>>>> {
+    match node {
+        Node::Project { source, .. }
+        | Node::Filter { source, .. }
+        | Node::Sort { source, .. }
+        | Node::Limit { source, .. }
+        | Node::Page { source, .. } => point_keys(cx, source),
+        Node::Scan { model, access: Access::PkGet { keys } } => {
+            let model = cx.model(model)?;
+            let mut out = Vec::new();
+            for k in keys {
+                if let Some((p, true)) = part(cx, model, &model.pk().name, k)? {
+                    out.push(Key::Record { model: &model.name, pk: p }.encode());
+                }
+            }
+            Ok(Some(out))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs a query plan's root into a table.
 pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
     match node {

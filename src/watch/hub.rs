@@ -1,0 +1,302 @@
+//! The watch hub: which watches depend on what, and the tailer that reads the change feed
+//! and wakes the watches a commit touched. A record watch is found by the record keys it
+//! reads, any other watch by the models its plan reads — never by testing every watch
+//! against every changed key. The tailer runs on its own thread while watches exist: local
+//! commits wake it at once ([`Notifying`] wraps the engine), commits of other processes are
+//! found by polling the feed every [`POLL`] (one cheap read; no busy loop).
+//!
+//! A woken watch only gets a dirty mark (plus the keys that expired); its consumer re-runs
+//! the query at the latest snapshot when it asks for the next event. So a slow consumer
+//! costs no memory and sees rapid changes coalesced into the latest state — never a lost
+//! final state.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kvm_storage::tuple::{self, KeyPart};
+use kvm_storage::{
+    AtomicBatch, ChangeKind, ChangeSet, CommitLimits, Engine, Result as StorageResult, Snapshot,
+    Versionstamp,
+};
+
+use crate::keyspace::{IDX, SYS};
+
+/// How often the tailer looks for commits of other processes when nothing woke it.
+pub const POLL: Duration = Duration::from_millis(10);
+
+/// Change sets read from the feed per request.
+const FEED_BATCH: usize = 1000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What one watch's consumer is told.
+#[derive(Default)]
+pub struct Mark {
+    /// A commit touched what the watch depends on since it last evaluated.
+    pub dirty: bool,
+    /// Record keys deleted by expiry in those commits.
+    pub expired: HashSet<Vec<u8>>,
+    /// The watch's dependencies changed shape (a schema change): evaluate again.
+    pub closed: bool,
+}
+
+/// A watch's mailbox: a mark and a condition variable its consumer waits on.
+#[derive(Default)]
+pub struct Slot {
+    pub mark: Mutex<Mark>,
+    pub cv: Condvar,
+}
+
+impl Slot {
+    fn touch(&self, expired: Option<&[u8]>) {
+        let mut m = lock(&self.mark);
+        m.dirty = true;
+        if let Some(k) = expired {
+            m.expired.insert(k.to_vec());
+        }
+        self.cv.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    slots: HashMap<u64, Arc<Slot>>,
+    /// Watches woken by any change of a model's records.
+    by_model: HashMap<String, HashSet<u64>>,
+    /// Watches woken by a change of one record key.
+    by_key: HashMap<Vec<u8>, HashSet<u64>>,
+    /// Each watch's registrations, to undo them.
+    deps: HashMap<u64, (Vec<String>, Vec<Vec<u8>>)>,
+    /// The tailer thread is running.
+    tailing: bool,
+}
+
+/// The hub of one database.
+pub struct Hub {
+    engine: Arc<dyn Engine>,
+    reg: Mutex<Registry>,
+    /// Bumped by every local commit; the tailer waits on it.
+    commits: Mutex<u64>,
+    wake: Condvar,
+}
+
+impl Hub {
+    pub fn new(engine: Arc<dyn Engine>) -> Arc<Hub> {
+        Arc::new(Hub {
+            engine,
+            reg: Mutex::new(Registry::default()),
+            commits: Mutex::new(0),
+            wake: Condvar::new(),
+        })
+    }
+
+    /// A local commit happened: wake the tailer.
+    pub fn poke(&self) {
+        *lock(&self.commits) += 1;
+        self.wake.notify_all();
+    }
+
+    /// Registers a watch depending on `models` (any record change) and `keys` (changes of
+    /// these record keys); starts the tailer at the current commit if it is not running.
+    pub fn register(self: &Arc<Self>, models: Vec<String>, keys: Vec<Vec<u8>>) -> (u64, Arc<Slot>) {
+        let mut reg = lock(&self.reg);
+        reg.next += 1;
+        let id = reg.next;
+        let slot = Arc::new(Slot::default());
+        reg.slots.insert(id, slot.clone());
+        for m in &models {
+            reg.by_model.entry(m.clone()).or_default().insert(id);
+        }
+        for k in &keys {
+            reg.by_key.entry(k.clone()).or_default().insert(id);
+        }
+        reg.deps.insert(id, (models, keys));
+        if !reg.tailing {
+            let from =
+                self.engine.snapshot().map(|s| s.versionstamp()).unwrap_or(Versionstamp::ZERO);
+            reg.tailing = true;
+            let hub = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("kvm-watch-tailer".into())
+                .spawn(move || hub.tail(from));
+            if spawned.is_err() {
+                reg.tailing = false;
+                slot.mark.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+            }
+        }
+        (id, slot)
+    }
+
+    /// Changes a watch's dependencies (its plan changed after a schema change).
+    pub fn update(&self, id: u64, models: Vec<String>, keys: Vec<Vec<u8>>) {
+        let mut reg = lock(&self.reg);
+        Self::forget(&mut reg, id);
+        for m in &models {
+            reg.by_model.entry(m.clone()).or_default().insert(id);
+        }
+        for k in &keys {
+            reg.by_key.entry(k.clone()).or_default().insert(id);
+        }
+        reg.deps.insert(id, (models, keys));
+    }
+
+    fn forget(reg: &mut Registry, id: u64) {
+        if let Some((models, keys)) = reg.deps.remove(&id) {
+            for m in models {
+                if let Some(set) = reg.by_model.get_mut(&m) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        reg.by_model.remove(&m);
+                    }
+                }
+            }
+            for k in keys {
+                if let Some(set) = reg.by_key.get_mut(&k) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        reg.by_key.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes a watch (its handle was dropped).
+    pub fn unregister(&self, id: u64) {
+        let mut reg = lock(&self.reg);
+        Self::forget(&mut reg, id);
+        reg.slots.remove(&id);
+        drop(reg);
+        self.wake.notify_all();
+    }
+
+    /// How many watches are registered.
+    pub fn len(&self) -> usize {
+        lock(&self.reg).slots.len()
+    }
+
+    /// The tailer: reads the feed after `from`, waking the watches each change touches,
+    /// until no watch is left.
+    fn tail(self: Arc<Self>, mut from: Versionstamp) {
+        let mut seen_commits = *lock(&self.commits);
+        loop {
+            if lock(&self.reg).slots.is_empty() {
+                let mut reg = lock(&self.reg);
+                if reg.slots.is_empty() {
+                    reg.tailing = false;
+                    return;
+                }
+            }
+            match self.engine.changes_since(from, FEED_BATCH) {
+                Ok(sets) if !sets.is_empty() => {
+                    let full = sets.len() == FEED_BATCH;
+                    for set in &sets {
+                        self.dispatch(set);
+                    }
+                    if let Some(last) = sets.last() {
+                        from = last.versionstamp;
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    // Retention dropped commits this tailer had not read (or the feed failed):
+                    // every watch evaluates again, which is always correct.
+                    let reg = lock(&self.reg);
+                    reg.slots.values().for_each(|s| s.touch(None));
+                    drop(reg);
+                    if let Ok(s) = self.engine.snapshot() {
+                        from = s.versionstamp();
+                    }
+                }
+            }
+            let mut commits = lock(&self.commits);
+            if *commits == seen_commits {
+                commits = self
+                    .wake
+                    .wait_timeout(commits, POLL)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            seen_commits = *commits;
+        }
+    }
+
+    /// Wakes the watches one commit touched.
+    fn dispatch(&self, set: &ChangeSet) {
+        let reg = lock(&self.reg);
+        let mut woken: HashSet<u64> = HashSet::new();
+        for c in &set.changes {
+            let Ok(parts) = tuple::decode(&c.key) else { continue };
+            let Some(KeyPart::String(model)) = parts.first() else { continue };
+            if model == SYS {
+                // A schema change: every watch re-plans and evaluates again.
+                if matches!(parts.get(1), Some(KeyPart::String(s)) if s == "catalog") {
+                    reg.slots.values().for_each(|s| s.touch(None));
+                }
+                continue;
+            }
+            let is_entry = parts.len() > 2 && matches!(&parts[1], KeyPart::String(s) if s == IDX);
+            if is_entry || parts.len() != 2 {
+                continue; // index entries change with their records
+            }
+            let expired = (c.kind == ChangeKind::Expire).then_some(c.key.as_slice());
+            let mut wake = |id: &u64| {
+                if let Some(slot) = reg.slots.get(id) {
+                    if woken.insert(*id) || expired.is_some() {
+                        slot.touch(expired);
+                    }
+                }
+            };
+            if let Some(ids) = reg.by_model.get(model) {
+                ids.iter().for_each(&mut wake);
+            }
+            if let Some(ids) = reg.by_key.get(&c.key) {
+                ids.iter().for_each(&mut wake);
+            }
+        }
+    }
+}
+
+/// The engine as the database uses it: every successful local commit (and expiry sweep)
+/// pokes the hub.
+pub struct Notifying {
+    pub inner: Arc<dyn Engine>,
+    pub hub: Arc<Hub>,
+}
+
+impl Engine for Notifying {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn snapshot(&self) -> StorageResult<Box<dyn Snapshot + '_>> {
+        self.inner.snapshot()
+    }
+    fn commit(&self, batch: &AtomicBatch) -> StorageResult<Versionstamp> {
+        let vs = self.inner.commit(batch)?;
+        self.hub.poke();
+        Ok(vs)
+    }
+    fn changes_since(&self, after: Versionstamp, limit: usize) -> StorageResult<Vec<ChangeSet>> {
+        self.inner.changes_since(after, limit)
+    }
+    fn sweep_expired(&self, limit: usize) -> StorageResult<usize> {
+        let n = self.inner.sweep_expired(limit)?;
+        if n > 0 {
+            self.hub.poke();
+        }
+        Ok(n)
+    }
+    fn commit_limits(&self) -> Option<CommitLimits> {
+        self.inner.commit_limits()
+    }
+    fn backup(&self, path: &std::path::Path) -> StorageResult<()> {
+        self.inner.backup(path)
+    }
+}
