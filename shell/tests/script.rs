@@ -1,6 +1,7 @@
 //! kvmsh as scripts and pipes use it: `-f`, `-c`, stdin, every output mode, and failing
 //! scripts (exit code, `file:line:col` with a caret, bail vs keep-going), through the built
-//! binary.
+//! binary; and the README's first command, `examples/blog.kql`, pinned to its output
+//! (`blog.out` here; `UPDATE_GOLDEN=1` rewrites it).
 
 #![allow(clippy::unwrap_used)]
 
@@ -210,4 +211,70 @@ fn a_transaction_spans_commands_and_rollback_leaves_nothing() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).ends_with("id\nu2\n"), "{}", text(&out.stdout));
+}
+
+/// `examples/blog.kql` (the README's first command) runs twice on one database file — it
+/// starts over, so the second run is the re-run a new user makes — exits 0 both times and
+/// prints exactly `shell/tests/blog.out` (after the DROPs, both runs print the same).
+#[test]
+fn the_blog_example_is_rerunnable_and_prints_its_golden_output() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let script = format!("{root}/examples/blog.kql");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.kvm");
+    let run = || {
+        let out = kvmsh(&[db.to_str().unwrap(), "-f", &script], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "");
+        text(&out.stdout)
+    };
+    let (first, second) = (run(), run());
+
+    // The first run found nothing to drop, the second dropped the first run's models; the
+    // rest is the same.
+    assert!(first.starts_with("model posts does not exist\n"), "{first}");
+    assert!(second.starts_with("dropped model posts\n"), "{second}");
+    let after_drops = |out: &str| -> String {
+        out.lines()
+            .skip_while(|l| l.starts_with("dropped model ") || l.ends_with(" does not exist"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(after_drops(&first), after_drops(&second));
+
+    // What the example is there to show, so a failure names it before the full diff.
+    for line in [
+        "defined model tags (and join model posts_tags)",
+        "related 0 records",
+        // INCLUDE: a BELONGS TO as an object, a MANY TO MANY as an array.
+        "│ p1 ┆ Hello, KVM ┆ {email: 'ann@example.com', id: 'ann', name: 'Ann', status: 'active'} ┆ [{name: 'intro'}, {name: 'kvm'}] │",
+        "Limit 2 per row, stops reading there",
+        "Via posts.author (semi-join): IndexScan posts.by_author_date",
+        "IndexScan users.by_status prefix ['users', '__idx', 'by_status', 'active']",
+        "IndexGet users.email_unique key ['users', '__idx', 'email_unique', 'ann@example.com']",
+        "Page 2 (in order of published_on DESC, id DESC)",
+        "(4 rows)",
+        "ok: 6 model(s), every index entry matches its record, every foreign key points at a record",
+    ] {
+        assert!(second.contains(line), "missing {line:?} in:\n{second}");
+    }
+    // A script cannot bind `AFTER $cursor`, so the second page pastes the cursor the first
+    // page prints: it must still be the one printed.
+    let source = std::fs::read_to_string(&script).unwrap();
+    let cursor = source.rsplit("AFTER '").next().and_then(|rest| rest.split('\'').next()).unwrap();
+    assert!(
+        second.contains(&format!("next cursor: {cursor}\n")),
+        "the cursor pasted in examples/blog.kql ({cursor}) is no longer the first page's:\n{second}"
+    );
+
+    let golden = format!("{}/tests/blog.out", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &second).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert!(
+        second == expected,
+        "examples/blog.kql printed:\n{second}\nexpected ({golden}):\n{expected}\n\
+         (UPDATE_GOLDEN=1 cargo test -p kvmsh to rewrite it, then review the diff)"
+    );
 }
