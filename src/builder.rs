@@ -32,9 +32,8 @@
 //! # Ok::<(), kvm::Error>(())
 //! ```
 //!
-//! `include("posts")` adds an `INCLUDE` clause; relations are not built yet (issue 6), so a
-//! query with one fails when it runs (or is explained) with the engine's `kvm.unsupported`
-//! error instead of silently returning rows without the related records.
+//! `include("posts")` adds an `INCLUDE` clause (dotted for nested relations,
+//! `include("comments.author")`): each row gets its related records, loaded in batches.
 
 use kvm_lang::ast::{
     BinaryOp, CallArgs, Explain, Ident, InRhs, Include, Literal, OrderBy, Param, Path, Projection,

@@ -446,7 +446,7 @@ impl<'d> Transaction<'d> {
                 code: "kvm.txn_statement",
                 message: format!("{} cannot run inside a transaction", stmt.kind_name()),
                 span: Some(stmt.span()),
-                help: Some("run schema changes and CHECK outside BEGIN … COMMIT".into()),
+                help: Some("run schema changes, CHECK and WATCH outside BEGIN … COMMIT".into()),
             });
         }
         let (out, _) = exec::run_in(self.db.inner.as_ref(), &self.mtx, stmt, params, None)?;
@@ -472,6 +472,8 @@ fn in_transaction_allowed(stmt: &Statement) -> bool {
             | Statement::Update(_)
             | Statement::Delete(_)
             | Statement::Upsert(_)
+            | Statement::Relate(_)
+            | Statement::Unrelate(_)
             | Statement::Explain(_)
             | Statement::Show(_)
             | Statement::Describe(_)

@@ -233,13 +233,69 @@ pub fn display(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Timestamp(t) => format_timestamp(*t),
         Value::Counter(c) => c.to_string(),
+        Value::Array(_) | Value::Object(_) => {
+            let mut out = String::new();
+            nested(v, &mut out);
+            out
+        }
         other => other.to_string(),
+    }
+}
+
+/// A value inside an array or object: strings quoted, timestamps as quoted ISO-8601 text
+/// and `U64`s as plain numbers (what KQL accepts back), containers recursively.
+fn nested(v: &Value, out: &mut String) {
+    match v {
+        Value::Timestamp(t) => {
+            out.push('\'');
+            out.push_str(&format_timestamp(*t));
+            out.push('\'');
+        }
+        Value::Counter(c) => out.push_str(&c.to_string()),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                nested(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (k, x)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(k);
+                out.push_str(": ");
+                nested(x, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_values_display_as_kql_accepts_them() {
+        let t = parse_timestamp("2024-02-29T13:45:01Z").unwrap_or(0);
+        let v = Value::Object(
+            [
+                ("at".to_string(), Value::Timestamp(t)),
+                ("n".to_string(), Value::Counter(3)),
+                ("s".to_string(), Value::Array(vec![Value::String("x".into())])),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(display(&v), "{at: '2024-02-29T13:45:01Z', n: 3, s: ['x']}");
+    }
 
     #[test]
     fn timestamps_round_trip() {
