@@ -290,3 +290,26 @@ fn watch_events_as_sse_and_json() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `into_stream`: the same events as an async `Stream`; dropping it unregisters the watch.
+#[test]
+fn a_watch_is_an_async_stream() {
+    use futures_util::StreamExt;
+    let db = Database::memory().unwrap();
+    blog(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut s = db.watch("WATCH users", ()).unwrap().into_stream();
+        let ready = s.next().await.unwrap().unwrap();
+        assert_eq!(ready.op, WatchOp::Ready);
+        db.execute("INSERT INTO users {id: 'u9', name: 'Async'}", ()).unwrap();
+        let e = tokio::time::timeout(WAIT, s.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!((e.op, e.key), (WatchOp::Insert, Value::String("u9".into())));
+        drop(s);
+    });
+    let start = std::time::Instant::now();
+    while db.watch_count() > 0 {
+        assert!(start.elapsed() < WAIT, "the dropped stream's watch is still registered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -9,6 +9,11 @@
 
 mod hub;
 pub mod sse;
+#[cfg(feature = "async")]
+mod stream;
+
+#[cfg(feature = "async")]
+pub use stream::WatchStream;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
