@@ -15,9 +15,8 @@ use serde::Deserialize;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
-/// The schema of `examples/blog.kql`, without its comments. Each foreign key is declared on
-/// one side only (see that file for why); `posts.comments` is the HAS MANY side of
-/// `comments.post_id`.
+/// The schema of `examples/blog.kql`, without its comments. Each relation is declared once,
+/// on the side that reads it; `posts.comments` is the HAS MANY side of `comments.post_id`.
 const SCHEMA: &str = "
 DEFINE MODEL users (
   id     STRING PRIMARY KEY,

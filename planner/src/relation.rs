@@ -109,7 +109,9 @@ impl Catalog {
             }
             return Err(e);
         };
-        self.resolve(model, def).map_err(|e| if e.span.is_none() { e.at(span) } else { e })
+        // The definition's spans point into the text that defined it (stored in the catalog),
+        // not into this statement: point at the use instead.
+        self.resolve(model, def).map_err(|e| e.at(span))
     }
 
     /// Resolves one relation definition of `model`.

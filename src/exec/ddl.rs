@@ -146,14 +146,22 @@ pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
             .map(Error::from)
             .unwrap_or_else(|| Error::catalog("kvm.unknown_model", name.clone())));
     }
-    // Its own join models go with it; any other relation to it must be dropped first.
+    // Its own relations and join models go with it. A relation another model declares to
+    // it must be dropped first — unless its foreign key lives in this model (`users … HAS
+    // MANY posts (author_id)` when dropping `posts`): no record elsewhere then holds keys of
+    // this one, and the relation waits, unresolved, until a model of that name exists
+    // again, as when it was declared before its target.
     let model = &cx.catalog.models[name];
     let joins: Vec<String> = own_joins(cx.catalog, model);
     for m in cx.catalog.models.values() {
         if m.name == *name || joins.contains(&m.name) {
             continue;
         }
-        if let Some(r) = m.relations.iter().find(|r| r.target.name == *name) {
+        let blocking = m.relations.iter().find(|r| {
+            r.target.name == *name
+                && !matches!(r.kind, RelationKind::HasMany | RelationKind::HasOne)
+        });
+        if let Some(r) = blocking {
             return Err(Error::catalog(
                 "kvm.model_in_use",
                 format!(
