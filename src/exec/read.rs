@@ -291,31 +291,11 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
         }
         Node::Attach { source, items } => {
             let model = cx.model(leaf_model(source)?)?;
-            let mut input = rows_past(cx, source, seek)?;
-            let mut ready: std::vec::IntoIter<Row> = Vec::new().into_iter();
-            Ok(Box::new(std::iter::from_fn(move || {
-                if let Some(r) = ready.next() {
-                    return Some(Ok(r));
-                }
-                let mut chunk = Vec::new();
-                for r in input.by_ref() {
-                    match r {
-                        Ok(row) => chunk.push(row),
-                        Err(e) => return Some(Err(e)),
-                    }
-                    if chunk.len() == super::attach::ATTACH_BATCH {
-                        break;
-                    }
-                }
-                if chunk.is_empty() {
-                    return None;
-                }
-                if let Err(e) = super::attach::attach(cx, items, model, &mut chunk) {
-                    return Some(Err(e));
-                }
-                ready = chunk.into_iter();
-                ready.next().map(Ok)
-            })))
+            let input = rows_past(cx, source, seek)?;
+            Ok(batched(input, super::attach::ATTACH_BATCH, move |mut chunk| {
+                super::attach::attach(cx, items, model, &mut chunk)?;
+                Ok(chunk)
+            }))
         }
         Node::Count { .. } | Node::IndexCount { .. } | Node::Project { .. } => {
             Err(Error::Corrupt("a projection below a scan".into()))
@@ -344,6 +324,38 @@ pub fn point_keys(cx: &Cx, node: &Node) -> Result<Option<Vec<Vec<u8>>>> {
         }
         _ => Ok(None),
     }
+}
+
+/// The rows of `input` passed through `f` a batch of `n` at a time, streamed: a batch is
+/// read only once the rows before it are consumed (so `LIMIT` stops the reading).
+pub(super) fn batched<'a>(
+    mut input: RowIter<'a>,
+    n: usize,
+    mut f: impl FnMut(Vec<Row>) -> Result<Vec<Row>> + 'a,
+) -> RowIter<'a> {
+    let mut ready: std::vec::IntoIter<Row> = Vec::new().into_iter();
+    Box::new(std::iter::from_fn(move || loop {
+        if let Some(r) = ready.next() {
+            return Some(Ok(r));
+        }
+        let mut chunk = Vec::new();
+        for r in input.by_ref() {
+            match r {
+                Ok(row) => chunk.push(row),
+                Err(e) => return Some(Err(e)),
+            }
+            if chunk.len() == n {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            return None;
+        }
+        match f(chunk) {
+            Ok(rows) => ready = rows.into_iter(),
+            Err(e) => return Some(Err(e)),
+        }
+    }))
 }
 
 /// Runs a query plan's root into a table.

@@ -24,31 +24,11 @@ pub fn rows<'a>(
     inner: &'a Node,
 ) -> Result<RowIter<'a>> {
     let target = cx.model(&rel.target)?;
-    let mut input = super::read::rows(cx, inner)?;
+    let input = super::read::rows(cx, inner)?;
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    let mut ready: std::vec::IntoIter<Row> = Vec::new().into_iter();
-    Ok(Box::new(std::iter::from_fn(move || loop {
-        if let Some(r) = ready.next() {
-            return Some(Ok(r));
-        }
-        let mut chunk = Vec::new();
-        for r in input.by_ref() {
-            match r {
-                Ok(row) => chunk.push(row),
-                Err(e) => return Some(Err(e)),
-            }
-            if chunk.len() == ATTACH_BATCH {
-                break;
-            }
-        }
-        if chunk.is_empty() {
-            return None;
-        }
-        match batch(cx, model, target, rel, index, &chunk, &mut seen) {
-            Ok(rows) => ready = rows.into_iter(),
-            Err(e) => return Some(Err(e)),
-        }
-    })))
+    Ok(super::read::batched(input, ATTACH_BATCH, move |chunk| {
+        batch(cx, model, target, rel, index, &chunk, &mut seen)
+    }))
 }
 
 /// The records of `model` related to one batch of `target` rows, minus those already seen.
