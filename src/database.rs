@@ -98,6 +98,10 @@ impl Drop for Sweeper {
 struct DefaultIds {
     clock: Arc<dyn Clock>,
     state: Mutex<u64>,
+    /// The last ULID's time and random part: ULIDs of one millisecond count up from a
+    /// random start, so this database's ULIDs sort in the order they were made (queue jobs
+    /// rely on it for first in, first out).
+    last_ulid: Mutex<(u64, u128)>,
 }
 
 impl DefaultIds {
@@ -116,9 +120,17 @@ impl Ids for DefaultIds {
         i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX).saturating_mul(1000)
     }
     fn ulid(&self) -> String {
-        let random =
-            (u128::from(self.next()) << 64 | u128::from(self.next())) & ((1u128 << 80) - 1);
-        ulid::Ulid::from_parts(self.clock.now_millis(), random).to_string()
+        let now = self.clock.now_millis();
+        let mut last = self.last_ulid.lock().unwrap_or_else(|p| p.into_inner());
+        let (ms, random) = if now <= last.0 && last.1 < (1u128 << 80) - 1 {
+            (last.0, last.1 + 1)
+        } else {
+            // A fresh random start, leaving room to count up within the millisecond.
+            let r = (u128::from(self.next()) << 64 | u128::from(self.next())) & ((1u128 << 79) - 1);
+            (now.max(last.0), r)
+        };
+        *last = (ms, random);
+        ulid::Ulid::from_parts(ms, random).to_string()
     }
     fn uuid(&self) -> String {
         let bytes = (u128::from(self.next()) << 64 | u128::from(self.next())).to_be_bytes();
@@ -197,6 +209,28 @@ impl Database {
         &self.inner.hub
     }
 
+    /// The count of local commits that wrote queue keys (an idle consumer notes it, then
+    /// waits for it to move).
+    pub(crate) fn queue_signal(&self) -> u64 {
+        *self.inner.hub.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until a queue write after `seen`, or `timeout`.
+    pub(crate) fn wait_queue_signal(&self, seen: u64, timeout: std::time::Duration) {
+        let hub = &self.inner.hub;
+        let g = hub.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if *g == seen {
+            let _ = hub.queue_wake.wait_timeout(g, timeout);
+        }
+    }
+
+    /// Wakes every idle queue consumer (a worker shutting down).
+    pub(crate) fn wake_queue_waiters(&self) {
+        let hub = &self.inner.hub;
+        *hub.queues.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        hub.queue_wake.notify_all();
+    }
+
     /// How many watches are registered on this database (open [`crate::Watch`] handles).
     pub fn watch_count(&self) -> usize {
         self.inner.hub.len()
@@ -243,7 +277,11 @@ impl Database {
             let r = uuid::Uuid::new_v4().as_u128();
             (r as u64) ^ ((r >> 64) as u64)
         });
-        let ids = DefaultIds { clock: options.clock, state: Mutex::new(seed | 1) };
+        let ids = DefaultIds {
+            clock: options.clock,
+            state: Mutex::new(seed | 1),
+            last_ulid: Mutex::new((0, 0)),
+        };
         let catalog = RwLock::new((None, Arc::new(Catalog::default())));
         let _sweeper =
             options.sweep_interval.and_then(|every| Sweeper::start(engine.clone(), every));
@@ -290,7 +328,50 @@ impl Database {
             let watch = self.watch_statement(stmt, params.clone())?;
             return Ok(Output::Watch(crate::watch::WatchCell(Arc::new(Mutex::new(Some(watch))))));
         }
+        if let Statement::Dequeue(d @ kvm_lang::ast::Dequeue { wait: Some(wait), .. }) = stmt {
+            return self.dequeue_wait(d, wait, params);
+        }
         exec::run(self.inner.as_ref(), stmt, params, None)
+    }
+
+    /// `DEQUEUE … WAIT d`: dequeues; while nothing is due, waits for an enqueue (or a due
+    /// time, or the poll interval for other processes) and tries again, until `d` passed.
+    fn dequeue_wait(
+        &self,
+        d: &kvm_lang::ast::Dequeue,
+        wait: &kvm_lang::ast::DurationValue,
+        params: &Params,
+    ) -> Result<Output> {
+        let ms = match &wait.kind {
+            kvm_lang::ast::DurationKind::Millis(ms) => *ms,
+            kvm_lang::ast::DurationKind::Param(p) => match params.get(p)? {
+                crate::Value::String(t) => kvm_lang::parse_duration(t).map_err(|why| {
+                    Error::Param(format!("WAIT {p}: invalid duration '{t}': {why}"))
+                })?,
+                other => {
+                    return Err(Error::Param(format!(
+                        "WAIT {p}: expected a duration string, got {other}"
+                    )))
+                }
+            },
+        };
+        let once = Statement::Dequeue(kvm_lang::ast::Dequeue { wait: None, ..d.clone() });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let interrupts = self.inner.interrupt.count();
+        loop {
+            let seen = self.queue_signal();
+            let out = exec::run(self.inner.as_ref(), &once, params, None)?;
+            let now = std::time::Instant::now();
+            let empty = matches!(&out, Output::Rows(r) if r.rows.is_empty());
+            if !empty || now >= deadline {
+                return Ok(out);
+            }
+            if self.inner.interrupt.count() != interrupts {
+                return Err(Error::Interrupted);
+            }
+            let poll = crate::queue::POLL.min(deadline - now);
+            self.wait_queue_signal(seen, poll);
+        }
     }
 
     /// Runs a query and returns its rows.
@@ -426,6 +507,11 @@ impl<'d> Transaction<'d> {
         Ok(Transaction { db, mtx })
     }
 
+    /// The raw transaction underneath (queue operations write through it).
+    pub(crate) fn txn(&self) -> &crate::txn::Txn<'d> {
+        &self.mtx.txn
+    }
+
     /// Runs every statement of `kql` inside the transaction; returns the last one's output.
     pub fn execute(&self, kql: &str, params: impl IntoParams) -> Result<Output> {
         run_text(kql, &params.into_params(), |stmt, params| self.run_statement(stmt, params))
@@ -474,6 +560,11 @@ fn in_transaction_allowed(stmt: &Statement) -> bool {
             | Statement::Upsert(_)
             | Statement::Relate(_)
             | Statement::Unrelate(_)
+            | Statement::Enqueue(_)
+            | Statement::Dequeue(_)
+            | Statement::Ack(_)
+            | Statement::Nack(_)
+            | Statement::QueueStats(_)
             | Statement::Explain(_)
             | Statement::Show(_)
             | Statement::Describe(_)

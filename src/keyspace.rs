@@ -8,6 +8,14 @@
 //! | non-unique index entry | `[model, '__idx', index, v1, …, pk]` | null |
 //! | catalog version | `['__sys', 'catalog', 'version']` | a counter, bumped by every DDL |
 //! | model definition | `['__sys', 'catalog', 'model', name]` | `{kql, building}` |
+//! | queue definition | `['__sys', 'queues', q]` | its job defaults |
+//! | job | `['__sys', 'queue', q, 'job', id]` | the job (payload, state, attempts, errors) |
+//! | ready job | `['__sys', 'queue', q, 'ready', -priority, id]` | null |
+//! | delayed job | `['__sys', 'queue', q, 'delayed', due_ms, id]` | null |
+//! | leased job | `['__sys', 'queue', q, 'leased', until_ms, id]` | null |
+//! | dead job | `['__sys', 'queue', q, 'dead', id]` | null |
+//! | finished job | `['__sys', 'queue', q, 'done', at_ms, id]` | null |
+//! | idempotency key | `['__sys', 'queue', q, 'key', k]` | the job id |
 //!
 //! Model names never start with `__`, so records and the system prefix cannot collide; the
 //! `'__idx'` part sorts before any string primary key only by accident of its value, never
@@ -36,11 +44,44 @@ pub const LONG_VALUE: usize = 96;
 /// Every key shape of the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Key<'a> {
-    Record { model: &'a str, pk: KeyPart },
-    UniqueEntry { model: &'a str, index: &'a str, values: Vec<KeyPart> },
-    IndexEntry { model: &'a str, index: &'a str, values: Vec<KeyPart>, pk: KeyPart },
+    Record {
+        model: &'a str,
+        pk: KeyPart,
+    },
+    UniqueEntry {
+        model: &'a str,
+        index: &'a str,
+        values: Vec<KeyPart>,
+    },
+    IndexEntry {
+        model: &'a str,
+        index: &'a str,
+        values: Vec<KeyPart>,
+        pk: KeyPart,
+    },
     CatalogVersion,
-    ModelDef { name: &'a str },
+    ModelDef {
+        name: &'a str,
+    },
+    QueueDef {
+        queue: &'a str,
+    },
+    Job {
+        queue: &'a str,
+        id: &'a str,
+    },
+    /// A job in a queue's state area (`ready`, `delayed`, `leased`, `dead`, `done`), under
+    /// its ordering value (`-priority`, due time, lease end, finish time; none for `dead`).
+    JobIn {
+        queue: &'a str,
+        area: &'static str,
+        order: Option<i64>,
+        id: &'a str,
+    },
+    JobKey {
+        queue: &'a str,
+        key: &'a str,
+    },
 }
 
 /// Prefixes of key shapes, for scans.
@@ -52,6 +93,14 @@ pub enum KeyPrefix<'a> {
     Index { model: &'a str, index: &'a str, values: Vec<KeyPart> },
     /// Every model definition.
     ModelDefs,
+    /// Every queue definition.
+    QueueDefs,
+    /// Every queue's jobs.
+    QueueRoot,
+    /// All of a queue's keys.
+    Queue(&'a str),
+    /// One state area of a queue (`ready`, `delayed`, …).
+    QueueArea { queue: &'a str, area: &'static str },
 }
 
 impl Key<'_> {
@@ -72,6 +121,15 @@ impl Key<'_> {
             }
             Key::CatalogVersion => vec![s(SYS), s("catalog"), s("version")],
             Key::ModelDef { name } => vec![s(SYS), s("catalog"), s("model"), s(name)],
+            Key::QueueDef { queue } => vec![s(SYS), s("queues"), s(queue)],
+            Key::Job { queue, id } => vec![s(SYS), s("queue"), s(queue), s("job"), s(id)],
+            Key::JobIn { queue, area, order, id } => {
+                let mut v = vec![s(SYS), s("queue"), s(queue), s(area)];
+                v.extend(order.map(KeyPart::Int));
+                v.push(s(id));
+                v
+            }
+            Key::JobKey { queue, key } => vec![s(SYS), s("queue"), s(queue), s("key"), s(key)],
         };
         tuple::encode(&parts)
     }
@@ -93,6 +151,10 @@ impl KeyPrefix<'_> {
                 v
             }
             KeyPrefix::ModelDefs => vec![s(SYS), s("catalog"), s("model")],
+            KeyPrefix::QueueDefs => vec![s(SYS), s("queues")],
+            KeyPrefix::QueueRoot => vec![s(SYS), s("queue")],
+            KeyPrefix::Queue(q) => vec![s(SYS), s("queue"), s(q)],
+            KeyPrefix::QueueArea { queue, area } => vec![s(SYS), s("queue"), s(queue), s(area)],
         };
         tuple::encode(&parts)
     }

@@ -86,6 +86,9 @@ pub struct Hub {
     /// Bumped by every local commit; the tailer waits on it.
     commits: Mutex<u64>,
     wake: Condvar,
+    /// Bumped by every local commit that wrote queue keys; idle queue workers wait on it.
+    pub(crate) queues: Mutex<u64>,
+    pub(crate) queue_wake: Condvar,
 }
 
 impl Hub {
@@ -95,6 +98,8 @@ impl Hub {
             reg: Mutex::new(Registry::default()),
             commits: Mutex::new(0),
             wake: Condvar::new(),
+            queues: Mutex::new(0),
+            queue_wake: Condvar::new(),
         })
     }
 
@@ -292,6 +297,11 @@ impl Engine for Notifying {
     fn commit(&self, batch: &AtomicBatch) -> StorageResult<Versionstamp> {
         let vs = self.inner.commit(batch)?;
         self.hub.poke();
+        let queues = crate::keyspace::KeyPrefix::QueueRoot.encode();
+        if batch.mutations.iter().any(|m| m.key().starts_with(&queues)) {
+            *lock(&self.hub.queues) += 1;
+            self.hub.queue_wake.notify_all();
+        }
         Ok(vs)
     }
     fn changes_since(&self, after: Versionstamp, limit: usize) -> StorageResult<Vec<ChangeSet>> {
