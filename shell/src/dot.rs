@@ -31,7 +31,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".models", "", "List models (SHOW MODELS)"),
     (".schema", "[MODEL]", "Show a model's definition (DESCRIBE)"),
     (".indexes", "", "List indexes (SHOW INDEXES)"),
-    (".queues", "", "List queues (SHOW QUEUES; not available yet)"),
+    (".queues", "", "List queues with their job counts (SHOW QUEUES)"),
     (".import", "FILE INTO MODEL [--atomic]", "Load records from .json, .ndjson or .csv"),
     (".export", "MODEL [FILE]", "Write a model's records as NDJSON"),
     (".open", "DB", "Switch to another database file (`:memory:` for a throwaway one)"),
