@@ -1,8 +1,8 @@
 //! Queues through the Rust API and workers (issue 9): a delay is respected (not early, soon
 //! after due), priority then first in, retries with growing backoff then the dead-letter
 //! queue with the error history, idempotency keys, a rolled-back enqueue, a stale ACK; a
-//! worker process SIGKILLed while holding leases (its jobs all go to another worker after
-//! the timeout); 10,000 jobs over 2 worker processes × 4 threads (none lost, duplicates
+//! worker process SIGKILLed while holding leases it kept renewing (its jobs all go to another
+//! worker after the timeout); 10,000 jobs over 2 worker processes × 4 threads (none lost, duplicates
 //! counted).
 #![allow(clippy::unwrap_used)]
 
@@ -178,6 +178,8 @@ fn child_worker() {
         })
         .concurrency(4)
         .poll(Duration::from_millis(20))
+        // The hanging worker's leases are short but renewed while it lives.
+        .timeout(if hang { Duration::from_millis(300) } else { Duration::from_secs(30) })
         .spawn()
         .unwrap();
     // Until killed, or until the queue is drained.
@@ -207,14 +209,19 @@ fn a_killed_workers_jobs_go_to_another_worker_after_the_timeout() {
     let db = lmdb(&path);
     db.execute("DEFINE MODEL runs (id ULID PRIMARY KEY, job STRING NOT NULL)", ()).unwrap();
     let q = db.queue("work");
+    // Jobs with the default 30 s timeout: the child's worker leases them for 300 ms
+    // (`.timeout`) and renews while it lives.
     for i in 0..20 {
-        q.enqueue(i, Enqueue { timeout: Some(Duration::from_millis(500)), ..Enqueue::default() })
-            .unwrap();
+        q.enqueue(i, Enqueue::default()).unwrap();
     }
     let mut child = spawn_worker(&path, "hang");
     wait_until("the child to lease 4 jobs", Duration::from_secs(30), || {
         q.stats().unwrap().leased == 4
     });
+    // Renewed past several lease lengths: still the child's, none re-leased.
+    std::thread::sleep(Duration::from_millis(1000));
+    let s = q.stats().unwrap();
+    assert_eq!((s.leased, s.ready), (4, 16), "{s:?}");
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
     let events = Arc::new(Mutex::new(Vec::new()));

@@ -137,7 +137,7 @@ pub fn dequeue(cx: &Cx, d: &Dequeue) -> Result<Output> {
     let limit = usize::try_from(limit)
         .map_err(|_| Error::Param(format!("LIMIT must be 0 or more, got {limit}")))?;
     let txn = &cx.mtx.txn;
-    let jobs = queue::dequeue(txn, &d.queue.name, limit, txn.now_millis())?;
+    let jobs = queue::dequeue(txn, &d.queue.name, limit, txn.now_millis(), None)?;
     let columns = ["job", "id", "queue", "payload", "attempt", "priority", "lease_until", "errors"];
     Ok(Output::Rows(Rows {
         columns: columns.iter().map(|c| c.to_string()).collect(),

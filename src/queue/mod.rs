@@ -90,11 +90,20 @@ impl Queue {
         })
     }
 
-    /// Leases up to `limit` due jobs now (possibly none).
+    /// Leases up to `limit` due jobs now (possibly none), each for its own `TIMEOUT`.
     pub fn dequeue(&self, limit: usize) -> Result<Vec<Job>> {
+        self.lease(limit, None)
+    }
+
+    /// Leases up to `limit` due jobs for `length` (instead of their own timeout).
+    pub fn dequeue_for(&self, limit: usize, length: Duration) -> Result<Vec<Job>> {
+        self.lease(limit, Some(ms(length)))
+    }
+
+    fn lease(&self, limit: usize, length: Option<i64>) -> Result<Vec<Job>> {
         self.db.transaction(|tx| {
             let now = tx.txn().now_millis();
-            dequeue(tx.txn(), &self.name, limit, now)
+            dequeue(tx.txn(), &self.name, limit, now, length)
         })
     }
 
@@ -136,7 +145,7 @@ impl Queue {
         self.db.transaction(|tx| nack(tx.txn(), &self.name, lease, error, tx.txn().now_millis()))
     }
 
-    /// Extends a held lease by the job's timeout from now; returns the new end (ms).
+    /// Extends a held lease by its length from now; returns the new end (ms).
     pub fn renew(&self, lease: &str) -> Result<u64> {
         self.db.transaction(|tx| store::renew(tx.txn(), &self.name, lease, tx.txn().now_millis()))
     }

@@ -20,6 +20,9 @@ pub const DEFAULT_BACKOFF_MS: i64 = 1_000;
 pub const DEFAULT_TIMEOUT_MS: i64 = 30_000;
 /// The longest a retry waits, whatever the backoff doubling reaches.
 pub const MAX_BACKOFF_MS: i64 = 3_600_000;
+/// How long a completed job is kept (as history: `SHOW QUEUES` counts it, `cleanup`
+/// deletes it earlier): its record and list entry expire then, swept like any TTL.
+pub const DONE_RETENTION_MS: u64 = 7 * 24 * 3_600_000;
 /// Due jobs (delayed or with an expired lease) moved per dequeue, at most.
 const MOVE_BATCH: usize = 256;
 
@@ -320,7 +323,14 @@ fn settle_due(txn: &Txn, queue: &str, now: u64) -> Result<()> {
 }
 
 /// Leases up to `limit` due jobs: highest priority first, then first in.
-pub fn dequeue(txn: &Txn, queue: &str, limit: usize, now: u64) -> Result<Vec<Leased>> {
+/// `lease_ms` overrides the jobs' own `TIMEOUT` (a worker's `.timeout(d)`).
+pub fn dequeue(
+    txn: &Txn,
+    queue: &str,
+    limit: usize,
+    now: u64,
+    lease_ms: Option<i64>,
+) -> Result<Vec<Leased>> {
     check_name(queue)?;
     settle_due(txn, queue, now)?;
     let mut out = Vec::new();
@@ -328,13 +338,14 @@ pub fn dequeue(txn: &Txn, queue: &str, limit: usize, now: u64) -> Result<Vec<Lea
         txn.delete(k);
         let Some(mut job) = get(txn, queue, &id)? else { continue };
         let attempt = int(&job, "attempt").unwrap_or(0) + 1;
-        let until =
-            now.saturating_add(int(&job, "timeout_ms").unwrap_or(DEFAULT_TIMEOUT_MS).max(1) as u64);
+        let length = lease_ms.or_else(|| int(&job, "timeout_ms")).unwrap_or(DEFAULT_TIMEOUT_MS);
+        let until = now.saturating_add(length.max(1) as u64);
         let lease = format!("{id}.{attempt}");
         set_field(&mut job, "attempt", Value::Int(attempt));
         set_field(&mut job, "state", Value::String("leased".into()));
         set_field(&mut job, "lease", Value::String(lease.clone()));
         set_field(&mut job, "lease_until", Value::Int(until as i64));
+        set_field(&mut job, "lease_ms", Value::Int(length.max(1)));
         txn.set(entry(queue, "leased", Some(until as i64), &id), Vec::new(), None);
         put(txn, queue, &id, &job);
         out.push(Leased {
@@ -399,8 +410,9 @@ pub fn ack(txn: &Txn, queue: &str, lease: &str, now: u64) -> Result<()> {
     }
     set_field(&mut job, "state", Value::String("done".into()));
     set_field(&mut job, "finished_at", Value::Int(now as i64));
-    txn.set(entry(queue, "done", Some(now as i64), &id), Vec::new(), None);
-    put(txn, queue, &id, &job);
+    let expire = Some(now.saturating_add(DONE_RETENTION_MS));
+    txn.set(entry(queue, "done", Some(now as i64), &id), Vec::new(), expire);
+    txn.set(Key::Job { queue, id: &id }.encode(), job.encode(), expire);
     Ok(())
 }
 
@@ -412,12 +424,13 @@ pub fn nack(txn: &Txn, queue: &str, lease: &str, error: &str, now: u64) -> Resul
     fail(txn, queue, &id, job, error, now, true)
 }
 
-/// Extends a lease by the job's timeout from now; returns the new end.
+/// Extends a lease by its length (the job's timeout, or the worker's) from now; returns
+/// the new end.
 pub fn renew(txn: &Txn, queue: &str, lease: &str, now: u64) -> Result<u64> {
     let (id, mut job) = leased_job(txn, queue, lease)?;
     let old = int(&job, "lease_until").unwrap_or(0);
-    let until =
-        now.saturating_add(int(&job, "timeout_ms").unwrap_or(DEFAULT_TIMEOUT_MS).max(1) as u64);
+    let length = int(&job, "lease_ms").or_else(|| int(&job, "timeout_ms"));
+    let until = now.saturating_add(length.unwrap_or(DEFAULT_TIMEOUT_MS).max(1) as u64);
     txn.delete(entry(queue, "leased", Some(old), &id));
     txn.set(entry(queue, "leased", Some(until as i64), &id), Vec::new(), None);
     set_field(&mut job, "lease_until", Value::Int(until as i64));

@@ -53,6 +53,7 @@ pub struct WorkerBuilder {
     handler: Arc<Handler>,
     concurrency: usize,
     poll: Duration,
+    timeout: Option<Duration>,
     listener: Option<Arc<Listener>>,
 }
 
@@ -66,6 +67,7 @@ impl WorkerBuilder {
             handler: Arc::new(handler),
             concurrency: 1,
             poll: POLL,
+            timeout: None,
             listener: None,
         }
     }
@@ -73,6 +75,14 @@ impl WorkerBuilder {
     /// Jobs run at once (threads), at least 1.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// The lease this worker takes its jobs for (instead of each job's `TIMEOUT`): renewed
+    /// while the handler runs, so it bounds how long a dead worker's jobs wait, not how long
+    /// a job may run.
+    pub fn timeout(mut self, lease: Duration) -> Self {
+        self.timeout = Some(lease.max(Duration::from_millis(1)));
         self
     }
 
@@ -94,17 +104,18 @@ impl WorkerBuilder {
             Arc::new(Shared { stop: AtomicBool::new(false), running: Mutex::new(HashMap::new()) });
         let mut threads = Vec::new();
         for i in 0..self.concurrency {
-            let (q, h, l, s, poll) = (
+            let (q, h, l, s, poll, lease) = (
                 self.queue.clone(),
                 self.handler.clone(),
                 self.listener.clone(),
                 shared.clone(),
                 self.poll,
+                self.timeout,
             );
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("kvm-worker-{}-{i}", q.name))
-                    .spawn(move || run(&q, &*h, l.as_deref(), &s, poll))?,
+                    .spawn(move || run(&q, &*h, l.as_deref(), &s, poll, lease))?,
             );
         }
         let (q, s) = (self.queue.clone(), shared.clone());
@@ -156,10 +167,21 @@ impl Drop for Worker {
     }
 }
 
-fn run(q: &Queue, handler: &Handler, listener: Option<&Listener>, s: &Shared, poll: Duration) {
+fn run(
+    q: &Queue,
+    handler: &Handler,
+    listener: Option<&Listener>,
+    s: &Shared,
+    poll: Duration,
+    lease: Option<Duration>,
+) {
     while !s.stop.load(Ordering::SeqCst) {
         let seen = q.db.queue_signal();
-        let job = match q.dequeue(1) {
+        let leased = match lease {
+            Some(d) => q.dequeue_for(1, d),
+            None => q.dequeue(1),
+        };
+        let job = match leased {
             Ok(mut jobs) => jobs.pop(),
             Err(_) => None,
         };
