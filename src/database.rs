@@ -342,19 +342,7 @@ impl Database {
         wait: &kvm_lang::ast::DurationValue,
         params: &Params,
     ) -> Result<Output> {
-        let ms = match &wait.kind {
-            kvm_lang::ast::DurationKind::Millis(ms) => *ms,
-            kvm_lang::ast::DurationKind::Param(p) => match params.get(p)? {
-                crate::Value::String(t) => kvm_lang::parse_duration(t).map_err(|why| {
-                    Error::Param(format!("WAIT {p}: invalid duration '{t}': {why}"))
-                })?,
-                other => {
-                    return Err(Error::Param(format!(
-                        "WAIT {p}: expected a duration string, got {other}"
-                    )))
-                }
-            },
-        };
+        let ms = exec::duration_ms(params, wait, "WAIT", false)?.unwrap_or(0);
         let once = Statement::Dequeue(kvm_lang::ast::Dequeue { wait: None, ..d.clone() });
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
         let interrupts = self.inner.interrupt.count();

@@ -405,35 +405,44 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
 /// record has none), a duration expires it that long after the statement's clock time, a
 /// parameter bound to a duration string does the same and one bound to `NULL` clears it.
 pub fn ttl(cx: &Cx, expire: &Option<kvm_lang::ast::DurationValue>) -> Result<Ttl> {
-    use kvm_lang::ast::DurationKind;
     let Some(d) = expire else { return Ok(Ttl::Keep) };
-    let millis = match &d.kind {
-        DurationKind::Millis(ms) => *ms,
-        DurationKind::Param(p) => match cx.params.get(p)? {
-            Value::Null => return Ok(Ttl::Clear),
-            Value::String(text) => {
-                kvm_lang::parse_duration(text).map_err(|why| Error::Invalid {
-                    code: "kvm.invalid_duration",
-                    message: format!("EXPIRE IN {p}: invalid duration '{text}': {why}"),
-                    span: Some(d.span),
-                    help: Some(
-                        "bind a string such as '30s', '5m', '1h30m', or NULL to clear".into(),
-                    ),
-                })?
-            }
-            other => {
-                return Err(Error::Invalid {
-                    code: "kvm.invalid_duration",
-                    message: format!("EXPIRE IN {p}: expected a duration string, got {other}"),
-                    span: Some(d.span),
-                    help: Some(
-                        "bind a string such as '30s', '5m', '1h30m', or NULL to clear".into(),
-                    ),
-                })
-            }
-        },
+    Ok(match duration_ms(cx.params, d, "EXPIRE IN", true)? {
+        None => Ttl::Clear,
+        Some(ms) => Ttl::At(cx.mtx.txn.now_millis().saturating_add(ms)),
+    })
+}
+
+/// A duration clause's milliseconds: a literal, or a parameter bound to a duration string
+/// (`'30s'`, `'1h30m'`); a parameter bound to `NULL` gives `None` where `null_ok`.
+pub fn duration_ms(
+    params: &Params,
+    d: &kvm_lang::ast::DurationValue,
+    clause: &str,
+    null_ok: bool,
+) -> Result<Option<u64>> {
+    use kvm_lang::ast::DurationKind;
+    let p = match &d.kind {
+        DurationKind::Millis(ms) => return Ok(Some(*ms)),
+        DurationKind::Param(p) => p,
     };
-    Ok(Ttl::At(cx.mtx.txn.now_millis().saturating_add(millis)))
+    let help = if null_ok {
+        "bind a string such as '30s', '5m', '1h30m', or NULL to clear"
+    } else {
+        "bind a string such as '500ms', '30s', '5m' or '1h30m'"
+    };
+    let bad = |message: String| Error::Invalid {
+        code: "kvm.invalid_duration",
+        message,
+        span: Some(d.span),
+        help: Some(help.into()),
+    };
+    match params.get(p)? {
+        Value::Null if null_ok => Ok(None),
+        Value::String(text) => kvm_lang::parse_duration(text)
+            .map(Some)
+            .map_err(|why| bad(format!("{clause} {p}: invalid duration '{text}': {why}"))),
+        other => Err(bad(format!("{clause} {p}: expected a duration string, got {other}"))),
+    }
 }
 
 /// Records per backfill commit.

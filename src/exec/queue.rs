@@ -2,9 +2,7 @@
 //! commits with the data writes), `DEQUEUE` (one pass; `WAIT` is the database's loop around
 //! it), `ACK`, `NACK`, `SHOW QUEUES`, `QUEUE STATS`, `DESCRIBE QUEUE`, `RETRY DEAD`, `PURGE`.
 
-use kvm_lang::ast::{
-    DefineQueue, Dequeue, DurationKind, DurationValue, Enqueue, JobOptions, Schedule,
-};
+use kvm_lang::ast::{DefineQueue, Dequeue, DurationValue, Enqueue, JobOptions, Schedule};
 use kvm_lang::Expr;
 use kvm_storage::Value;
 
@@ -14,27 +12,7 @@ use crate::output::{Output, Rows};
 use crate::queue::{self, Given, NewJob, Options};
 
 fn duration_ms(cx: &Cx, d: &DurationValue, what: &str) -> Result<i64> {
-    let ms = match &d.kind {
-        DurationKind::Millis(ms) => *ms,
-        DurationKind::Param(p) => match cx.params.get(p)? {
-            Value::String(text) => {
-                kvm_lang::parse_duration(text).map_err(|why| Error::Invalid {
-                    code: "kvm.invalid_duration",
-                    message: format!("{what} {p}: invalid duration '{text}': {why}"),
-                    span: Some(d.span),
-                    help: Some("bind a string such as '500ms', '30s', '5m' or '1h30m'".into()),
-                })?
-            }
-            other => {
-                return Err(Error::Invalid {
-                    code: "kvm.invalid_duration",
-                    message: format!("{what} {p}: expected a duration string, got {other}"),
-                    span: Some(d.span),
-                    help: None,
-                })
-            }
-        },
-    };
+    let ms = super::duration_ms(cx.params, d, what, false)?.unwrap_or(0);
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
