@@ -344,22 +344,11 @@ impl Database {
     ) -> Result<Output> {
         let ms = exec::duration_ms(params, wait, "WAIT", false)?.unwrap_or(0);
         let once = Statement::Dequeue(kvm_lang::ast::Dequeue { wait: None, ..d.clone() });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
-        let interrupts = self.inner.interrupt.count();
-        loop {
-            let seen = self.queue_signal();
-            let out = exec::run(self.inner.as_ref(), &once, params, None)?;
-            let now = std::time::Instant::now();
-            let empty = matches!(&out, Output::Rows(r) if r.rows.is_empty());
-            if !empty || now >= deadline {
-                return Ok(out);
-            }
-            if self.inner.interrupt.count() != interrupts {
-                return Err(Error::Interrupted);
-            }
-            let poll = crate::queue::POLL.min(deadline - now);
-            self.wait_queue_signal(seen, poll);
-        }
+        self.queue(&d.queue.name).until_found(
+            std::time::Duration::from_millis(ms),
+            || exec::run(self.inner.as_ref(), &once, params, None),
+            |out| !matches!(out, Output::Rows(r) if r.rows.is_empty()),
+        )
     }
 
     /// Runs a query and returns its rows.

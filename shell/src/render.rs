@@ -60,8 +60,8 @@ impl Renderer {
                 } else {
                     kvm::display_value(&e.key)
                 };
-                let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-                format!("{},{},{},{}\n", e.op.as_str(), e.versionstamp, q(&key), q(&row))
+                let (key, row) = (csv_field(&key), csv_field(&row));
+                format!("{},{},{key},{row}\n", e.op.as_str(), e.versionstamp)
             }
             Mode::Table | Mode::Line => format!("{e}\n"),
         }
@@ -132,14 +132,17 @@ fn line_mode(rows: &Rows) -> String {
     s
 }
 
+/// One CSV field: quoted (quotes doubled) when it holds a separator, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
 fn csv(rows: &Rows) -> String {
-    let field = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
+    let field = csv_field;
     let mut s = String::new();
     let header: Vec<String> = rows.columns.iter().map(|c| field(c)).collect();
     let _ = writeln!(s, "{}", header.join(","));

@@ -337,34 +337,20 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             cx.mtx.txn.track_reads(true);
             refs::relate(cx, r, false)?
         }
-        Statement::Show(s) if s.what == kvm_lang::ast::ShowWhat::Queues => queue::show(cx)?,
+        Statement::Show(kvm_lang::ast::Show { what: kvm_lang::ast::ShowWhat::Queues, .. })
+        | Statement::DefineQueue(_)
+        | Statement::DropQueue(_)
+        | Statement::Enqueue(_)
+        | Statement::Dequeue(_)
+        | Statement::Ack(_)
+        | Statement::Nack(_)
+        | Statement::QueueStats(_)
+        | Statement::RetryDead(_)
+        | Statement::Purge(_) => queue::run(cx, stmt)?,
         Statement::Show(s) => ddl::show(cx.catalog, &s.what)?,
-        Statement::DefineQueue(d) => queue::define(cx, d)?,
-        Statement::DropQueue(d) => queue::drop(cx, d)?,
-        Statement::Enqueue(e) => {
-            cx.mtx.txn.track_reads(true);
-            queue::enqueue(cx, e)?
-        }
-        Statement::Dequeue(d) => {
-            cx.mtx.txn.track_reads(true);
-            queue::dequeue(cx, d)?
-        }
-        Statement::Ack(s) | Statement::Nack(s) => {
-            cx.mtx.txn.track_reads(true);
-            queue::settle(cx, &s.job, matches!(stmt, Statement::Ack(_)))?
-        }
-        Statement::QueueStats(q) => queue::stats(cx, &q.queue)?,
-        Statement::RetryDead(q) => {
-            cx.mtx.txn.track_reads(true);
-            queue::retry_dead(cx, &q.queue.name)?
-        }
-        Statement::Purge(q) => {
-            cx.mtx.txn.track_reads(true);
-            queue::purge(cx, &q.queue.name)?
-        }
         Statement::Describe(d) => {
             if d.queue {
-                return queue::stats(cx, &d.name).map(|o| (o, Vec::new()));
+                return queue::run(cx, stmt).map(|o| (o, Vec::new()));
             }
             Output::Message(cx.catalog.model(&d.name.name, d.name.span)?.to_kql())
         }

@@ -3,13 +3,39 @@
 //! it), `ACK`, `NACK`, `SHOW QUEUES`, `QUEUE STATS`, `DESCRIBE QUEUE`, `RETRY DEAD`, `PURGE`.
 
 use kvm_lang::ast::{DefineQueue, Dequeue, DurationValue, Enqueue, JobOptions, Schedule};
-use kvm_lang::Expr;
+use kvm_lang::{Expr, Statement};
 use kvm_storage::Value;
 
 use super::Cx;
 use crate::error::{Error, Result};
 use crate::output::{Output, Rows};
 use crate::queue::{self, Given, NewJob, Options};
+
+/// Runs a queue statement. Those that move jobs track their reads, so two consumers taking
+/// the same job conflict at commit and one retries.
+pub fn run(cx: &Cx, stmt: &Statement) -> Result<Output> {
+    match stmt {
+        Statement::Show(_) => show(cx),
+        Statement::DefineQueue(d) => define(cx, d),
+        Statement::DropQueue(d) => drop(cx, d),
+        Statement::QueueStats(q) => stats(cx, &q.queue),
+        Statement::Describe(d) => stats(cx, &d.name),
+        moving => {
+            cx.mtx.txn.track_reads(true);
+            match moving {
+                Statement::Enqueue(e) => enqueue(cx, e),
+                Statement::Dequeue(d) => dequeue(cx, d),
+                Statement::Ack(s) => settle(cx, &s.job, true),
+                Statement::Nack(s) => settle(cx, &s.job, false),
+                Statement::RetryDead(q) => retry_dead(cx, &q.queue.name),
+                Statement::Purge(q) => purge(cx, &q.queue.name),
+                other => {
+                    Err(Error::Corrupt(format!("{} is not a queue statement", other.kind_name())))
+                }
+            }
+        }
+    }
+}
 
 fn duration_ms(cx: &Cx, d: &DurationValue, what: &str) -> Result<i64> {
     let ms = super::duration_ms(cx.params, d, what, false)?.unwrap_or(0);
@@ -54,7 +80,7 @@ fn given(cx: &Cx, o: &JobOptions) -> Result<Given> {
     })
 }
 
-pub fn define(cx: &Cx, d: &DefineQueue) -> Result<Output> {
+fn define(cx: &Cx, d: &DefineQueue) -> Result<Output> {
     let q = &d.name.name;
     queue::check_name(q)?;
     let txn = &cx.mtx.txn;
@@ -66,7 +92,7 @@ pub fn define(cx: &Cx, d: &DefineQueue) -> Result<Output> {
     Ok(Output::Message(format!("defined queue {q}")))
 }
 
-pub fn drop(cx: &Cx, d: &kvm_lang::ast::Drop) -> Result<Output> {
+fn drop(cx: &Cx, d: &kvm_lang::ast::Drop) -> Result<Output> {
     let q = &d.name.name;
     if !queue::drop_queue(&cx.mtx.txn, q)? && !d.if_exists {
         return Err(Error::catalog("kvm.unknown_queue", format!("queue `{q}` does not exist")));
@@ -74,7 +100,7 @@ pub fn drop(cx: &Cx, d: &kvm_lang::ast::Drop) -> Result<Output> {
     Ok(Output::Message(format!("dropped queue {q}")))
 }
 
-pub fn enqueue(cx: &Cx, e: &Enqueue) -> Result<Output> {
+fn enqueue(cx: &Cx, e: &Enqueue) -> Result<Output> {
     let txn = &cx.mtx.txn;
     let now = txn.now_millis();
     let payload = cx.env(None).eval(&e.value)?;
@@ -110,7 +136,7 @@ pub fn enqueue(cx: &Cx, e: &Enqueue) -> Result<Output> {
     }))
 }
 
-pub fn dequeue(cx: &Cx, d: &Dequeue) -> Result<Output> {
+fn dequeue(cx: &Cx, d: &Dequeue) -> Result<Output> {
     let limit = d.limit.as_ref().map(|l| int(cx, l, "LIMIT")).transpose()?.unwrap_or(1);
     let limit = usize::try_from(limit)
         .map_err(|_| Error::Param(format!("LIMIT must be 0 or more, got {limit}")))?;
@@ -140,7 +166,7 @@ pub fn dequeue(cx: &Cx, d: &Dequeue) -> Result<Output> {
     }))
 }
 
-pub fn settle(cx: &Cx, job: &Expr, ack: bool) -> Result<Output> {
+fn settle(cx: &Cx, job: &Expr, ack: bool) -> Result<Output> {
     let lease = text(cx, job, if ack { "ACK" } else { "NACK" })?;
     let txn = &cx.mtx.txn;
     let q = queue::find_queue(txn, &lease)?.ok_or_else(|| Error::Invalid {
@@ -176,7 +202,7 @@ fn stats_row(cx: &Cx, q: &str) -> Result<Vec<Value>> {
 
 const STATS: [&str; 7] = ["queue", "ready", "delayed", "leased", "dead", "done", "oldest"];
 
-pub fn show(cx: &Cx) -> Result<Output> {
+fn show(cx: &Cx) -> Result<Output> {
     let mut rows = Vec::new();
     for q in queue::names(&cx.mtx.txn)? {
         rows.push(stats_row(cx, &q)?);
@@ -188,7 +214,7 @@ pub fn show(cx: &Cx) -> Result<Output> {
     }))
 }
 
-pub fn stats(cx: &Cx, q: &kvm_lang::ast::Ident) -> Result<Output> {
+fn stats(cx: &Cx, q: &kvm_lang::ast::Ident) -> Result<Output> {
     let o = queue::definition(&cx.mtx.txn, &q.name)?.ok_or_else(|| {
         Error::catalog("kvm.unknown_queue", format!("queue `{}` does not exist", q.name))
     })?;
@@ -204,13 +230,13 @@ pub fn stats(cx: &Cx, q: &kvm_lang::ast::Ident) -> Result<Output> {
     Ok(Output::Rows(Rows { columns, rows: vec![row], next_cursor: None }))
 }
 
-pub fn retry_dead(cx: &Cx, q: &str) -> Result<Output> {
+fn retry_dead(cx: &Cx, q: &str) -> Result<Output> {
     let txn = &cx.mtx.txn;
     let n = queue::retry_dead(txn, q, txn.now_millis())?;
     Ok(Output::Message(format!("retried {n} dead job{}", if n == 1 { "" } else { "s" })))
 }
 
-pub fn purge(cx: &Cx, q: &str) -> Result<Output> {
+fn purge(cx: &Cx, q: &str) -> Result<Output> {
     let n = queue::purge(&cx.mtx.txn, q)?;
     Ok(Output::Message(format!("purged {n} job{}", if n == 1 { "" } else { "s" })))
 }

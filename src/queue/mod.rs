@@ -15,7 +15,10 @@ mod worker;
 use std::time::{Duration, Instant};
 
 pub use store::{backoff_ms, Leased as Job, Stats};
-pub use worker::{Worker, WorkerBuilder, WorkerEvent, POLL};
+pub use worker::{Worker, WorkerBuilder, WorkerEvent};
+
+/// The fallback wake-up of an idle consumer (other processes' enqueues are seen this late).
+pub const POLL: Duration = Duration::from_millis(100);
 
 pub(crate) use store::{
     ack, check_name, cleanup, define, definition, dequeue, drop_queue, enqueue, find_queue, nack,
@@ -23,6 +26,7 @@ pub(crate) use store::{
 };
 
 use crate::error::Result;
+use crate::txn::Txn;
 use crate::{Database, IntoValue};
 
 /// How a job is enqueued (every field optional: the queue's defaults apply).
@@ -68,13 +72,18 @@ impl Queue {
         &self.name
     }
 
+    /// Runs `f` on this queue in a transaction (retried on conflict) at the database clock's
+    /// time.
+    fn txn<T>(&self, mut f: impl FnMut(&Txn, &str, u64) -> Result<T>) -> Result<T> {
+        self.db.transaction(|tx| f(tx.txn(), &self.name, tx.txn().now_millis()))
+    }
+
     /// Enqueues `payload`; returns the job id (the pending job's, for a repeated key).
     pub fn enqueue(&self, payload: impl IntoValue, o: Enqueue) -> Result<String> {
         let payload = payload.into_value();
-        self.db.transaction(|tx| {
-            let now = tx.txn().now_millis();
+        self.txn(|txn, queue, now| {
             let job = NewJob {
-                queue: &self.name,
+                queue,
                 payload: payload.clone(),
                 due_ms: o.delay.map(|d| now.saturating_add(ms(d) as u64)),
                 priority: o.priority,
@@ -86,91 +95,95 @@ impl Queue {
                     dead_letter: o.dead_letter.clone(),
                 },
             };
-            Ok(enqueue(tx.txn(), job, now, self.db.host().ids())?.0)
+            Ok(enqueue(txn, job, now, self.db.host().ids())?.0)
         })
     }
 
     /// Leases up to `limit` due jobs now (possibly none), each for its own `TIMEOUT`.
     pub fn dequeue(&self, limit: usize) -> Result<Vec<Job>> {
-        self.lease(limit, None)
+        self.txn(|txn, queue, now| dequeue(txn, queue, limit, now, None))
     }
 
     /// Leases up to `limit` due jobs for `length` (instead of their own timeout).
     pub fn dequeue_for(&self, limit: usize, length: Duration) -> Result<Vec<Job>> {
-        self.lease(limit, Some(ms(length)))
-    }
-
-    fn lease(&self, limit: usize, length: Option<i64>) -> Result<Vec<Job>> {
-        self.db.transaction(|tx| {
-            let now = tx.txn().now_millis();
-            dequeue(tx.txn(), &self.name, limit, now, length)
-        })
+        self.txn(|txn, queue, now| dequeue(txn, queue, limit, now, Some(ms(length))))
     }
 
     /// Leases up to `limit` due jobs, waiting up to `wait` for one: woken by enqueues of
-    /// this process at once, by those of other processes within `poll`.
+    /// this process at once, by those of other processes within [`POLL`].
     pub fn dequeue_wait(&self, limit: usize, wait: Duration) -> Result<Vec<Job>> {
+        self.until_found(wait, || self.dequeue(limit), |jobs| !jobs.is_empty())
+    }
+
+    /// Runs `attempt` until `found` says it found jobs or `wait` has passed, idling between
+    /// tries; the database's interrupt stops it. (`DEQUEUE … WAIT` too.)
+    pub(crate) fn until_found<T>(
+        &self,
+        wait: Duration,
+        mut attempt: impl FnMut() -> Result<T>,
+        found: impl Fn(&T) -> bool,
+    ) -> Result<T> {
         let deadline = Instant::now() + wait;
+        let interrupts = self.db.interrupt_handle().count();
         loop {
             let seen = self.db.queue_signal();
-            let jobs = self.dequeue(limit)?;
+            let out = attempt()?;
             let now = Instant::now();
-            if !jobs.is_empty() || now >= deadline {
-                return Ok(jobs);
+            if found(&out) || now >= deadline {
+                return Ok(out);
             }
-            let idle = self.idle_for()?.unwrap_or(worker::POLL).min(worker::POLL);
-            self.db.wait_queue_signal(seen, idle.min(deadline - now));
+            if self.db.interrupt_handle().count() != interrupts {
+                return Err(crate::Error::Interrupted);
+            }
+            self.idle(seen, POLL.min(deadline - now));
         }
     }
 
-    /// How long until a delayed job is due or a lease ends (by the database clock).
-    fn idle_for(&self) -> Result<Option<Duration>> {
-        let db = &self.db;
-        db.transaction(|tx| {
-            let now = tx.txn().now_millis();
-            Ok(next_due(tx.txn(), &self.name)?
-                .map(|due| Duration::from_millis(due.saturating_sub(now).max(1))))
-        })
+    /// Sleeps until an enqueue of this process after `seen`, this queue's next due time (a
+    /// delayed job, a lease end, by the database clock) or `at_most`.
+    fn idle(&self, seen: u64, at_most: Duration) {
+        let due = self.txn(|txn, queue, now| {
+            Ok(next_due(txn, queue)?.map(|d| Duration::from_millis(d.saturating_sub(now).max(1))))
+        });
+        let idle = due.ok().flatten().map_or(at_most, |d| d.min(at_most));
+        self.db.wait_queue_signal(seen, idle);
     }
 
     /// Completes a leased job. Fails with `kvm.lease_lost` when the lease is no longer held
     /// (it expired and the job went to another consumer or back for a retry).
     pub fn ack(&self, lease: &str) -> Result<()> {
-        self.db.transaction(|tx| ack(tx.txn(), &self.name, lease, tx.txn().now_millis()))
+        self.txn(|txn, queue, now| ack(txn, queue, lease, now))
     }
 
     /// Fails a leased job with `error`: retried after its backoff, or dead after its last
     /// retry (moved to its dead-letter queue when it has one).
     pub fn nack(&self, lease: &str, error: &str) -> Result<()> {
-        self.db.transaction(|tx| nack(tx.txn(), &self.name, lease, error, tx.txn().now_millis()))
+        self.txn(|txn, queue, now| nack(txn, queue, lease, error, now))
     }
 
     /// Extends a held lease by its length from now; returns the new end (ms).
     pub fn renew(&self, lease: &str) -> Result<u64> {
-        self.db.transaction(|tx| store::renew(tx.txn(), &self.name, lease, tx.txn().now_millis()))
+        self.txn(|txn, queue, now| store::renew(txn, queue, lease, now))
     }
 
     /// Jobs by state, and the age of the oldest waiting one.
     pub fn stats(&self) -> Result<Stats> {
-        self.db.transaction(|tx| stats(tx.txn(), &self.name, tx.txn().now_millis()))
+        self.txn(stats)
     }
 
     /// Moves dead jobs back to ready; returns how many.
     pub fn retry_dead(&self) -> Result<u64> {
-        self.db.transaction(|tx| retry_dead(tx.txn(), &self.name, tx.txn().now_millis()))
+        self.txn(retry_dead)
     }
 
     /// Deletes every job of the queue; returns how many.
     pub fn purge(&self) -> Result<u64> {
-        self.db.transaction(|tx| purge(tx.txn(), &self.name))
+        self.txn(|txn, queue, _| purge(txn, queue))
     }
 
     /// Deletes completed jobs that finished more than `older_than` ago; returns how many.
     pub fn cleanup(&self, older_than: Duration) -> Result<u64> {
-        self.db.transaction(|tx| {
-            let now = tx.txn().now_millis();
-            cleanup(tx.txn(), &self.name, now.saturating_sub(ms(older_than) as u64))
-        })
+        self.txn(|txn, queue, now| cleanup(txn, queue, now.saturating_sub(ms(older_than) as u64)))
     }
 
     /// A worker running `handler` on this queue's jobs: `Ok` acks, `Err(message)` (or a

@@ -11,10 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Job, Queue};
-
-/// The fallback wake-up of an idle worker (other processes' enqueues are seen this late).
-pub const POLL: Duration = Duration::from_millis(100);
+use super::{Job, Queue, POLL};
 
 type Handler = dyn Fn(&Job) -> Result<(), String> + Send + Sync;
 type Listener = dyn Fn(&WorkerEvent) + Send + Sync;
@@ -186,8 +183,7 @@ fn run(
             Err(_) => None,
         };
         let Some(job) = job else {
-            let idle = q.idle_for().ok().flatten().unwrap_or(poll).min(poll);
-            q.db.wait_queue_signal(seen, idle);
+            q.idle(seen, poll);
             continue;
         };
         let length = job.lease_until.saturating_sub(now_ms(q));

@@ -21,7 +21,8 @@ use kvm_storage::{
     Versionstamp,
 };
 
-use crate::keyspace::{IDX, SYS};
+use crate::exec::Dependencies;
+use crate::keyspace::{KeyPrefix, IDX, SYS};
 
 /// How often the tailer looks for commits of other processes when nothing woke it.
 pub const POLL: Duration = Duration::from_millis(5);
@@ -89,6 +90,9 @@ pub struct Hub {
     /// Bumped by every local commit that wrote queue keys; idle queue workers wait on it.
     pub(crate) queues: Mutex<u64>,
     pub(crate) queue_wake: Condvar,
+    /// The prefix of every queue key (`['__sys', 'queue']`), encoded once: each commit
+    /// is tested against it.
+    queue_prefix: Vec<u8>,
 }
 
 impl Hub {
@@ -100,6 +104,7 @@ impl Hub {
             wake: Condvar::new(),
             queues: Mutex::new(0),
             queue_wake: Condvar::new(),
+            queue_prefix: KeyPrefix::QueueRoot.encode(),
         })
     }
 
@@ -109,21 +114,15 @@ impl Hub {
         self.wake.notify_all();
     }
 
-    /// Registers a watch depending on `models` (any record change) and `keys` (changes of
-    /// these record keys); starts the tailer at the current commit if it is not running.
-    pub fn register(self: &Arc<Self>, models: Vec<String>, keys: Vec<Vec<u8>>) -> (u64, Arc<Slot>) {
+    /// Registers a watch on what its query depends on; starts the tailer at the current
+    /// commit if it is not running.
+    pub fn register(self: &Arc<Self>, deps: Dependencies) -> (u64, Arc<Slot>) {
         let mut reg = lock(&self.reg);
         reg.next += 1;
         let id = reg.next;
         let slot = Arc::new(Slot::default());
         reg.slots.insert(id, slot.clone());
-        for m in &models {
-            reg.by_model.entry(m.clone()).or_default().insert(id);
-        }
-        for k in &keys {
-            reg.by_key.entry(k.clone()).or_default().insert(id);
-        }
-        reg.deps.insert(id, (models, keys));
+        Self::index(&mut reg, id, deps);
         if !reg.tailing {
             let from =
                 self.engine.snapshot().map(|s| s.versionstamp()).unwrap_or(Versionstamp::ZERO);
@@ -141,9 +140,19 @@ impl Hub {
     }
 
     /// Changes a watch's dependencies (its plan changed after a schema change).
-    pub fn update(&self, id: u64, models: Vec<String>, keys: Vec<Vec<u8>>) {
+    pub fn update(&self, id: u64, deps: Dependencies) {
         let mut reg = lock(&self.reg);
         Self::forget(&mut reg, id);
+        Self::index(&mut reg, id, deps);
+    }
+
+    /// Files a watch under the record keys it reads when its plan reads by key only, else
+    /// under every model the plan reads.
+    fn index(reg: &mut Registry, id: u64, deps: Dependencies) {
+        let (models, keys) = match deps.keys {
+            Some(keys) => (Vec::new(), keys),
+            None => (deps.models, Vec::new()),
+        };
         for m in &models {
             reg.by_model.entry(m.clone()).or_default().insert(id);
         }
@@ -193,7 +202,7 @@ impl Hub {
     fn tail(self: Arc<Self>, mut from: Versionstamp) {
         let mut seen_commits = *lock(&self.commits);
         loop {
-            if lock(&self.reg).slots.is_empty() {
+            {
                 let mut reg = lock(&self.reg);
                 if reg.slots.is_empty() {
                     reg.tailing = false;
@@ -297,8 +306,7 @@ impl Engine for Notifying {
     fn commit(&self, batch: &AtomicBatch) -> StorageResult<Versionstamp> {
         let vs = self.inner.commit(batch)?;
         self.hub.poke();
-        let queues = crate::keyspace::KeyPrefix::QueueRoot.encode();
-        if batch.mutations.iter().any(|m| m.key().starts_with(&queues)) {
+        if batch.mutations.iter().any(|m| m.key().starts_with(&self.hub.queue_prefix)) {
             *lock(&self.hub.queues) += 1;
             self.hub.queue_wake.notify_all();
         }

@@ -241,10 +241,7 @@ impl Database {
         };
         let deps = crate::exec::dependencies(self.host(), select, &params)?;
         let hub = self.hub().clone();
-        let (id, slot) = match deps.keys {
-            Some(keys) => hub.register(Vec::new(), keys),
-            None => hub.register(deps.models, Vec::new()),
-        };
+        let (id, slot) = hub.register(deps);
         let interrupt = self.interrupt_handle();
         let interrupts_at = interrupt.count();
         Ok(Watch {
@@ -275,10 +272,7 @@ impl Watch {
         if !Arc::ptr_eq(&catalog, &self.catalog) {
             // A schema change: the plan (and what it depends on) may differ.
             let deps = crate::exec::dependencies(self.db.host(), select, &self.params)?;
-            match deps.keys {
-                Some(keys) => self.hub.update(self.id, Vec::new(), keys),
-                None => self.hub.update(self.id, deps.models, Vec::new()),
-            }
+            self.hub.update(self.id, deps);
             self.catalog = catalog;
         }
         let (out, vs) = crate::exec::query_at(self.db.host(), select, &self.params)?;
