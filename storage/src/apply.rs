@@ -1,6 +1,8 @@
 //! The commit logic every backend shares: evaluate a batch's checks, then turn its mutations
 //! into stored entries, over whatever write transaction the backend provides.
 
+use std::collections::HashMap;
+
 use crate::engine::{check_key, AtomicBatch, KeyRange, Mutation};
 use crate::entry;
 use crate::error::{Error, Result};
@@ -60,6 +62,33 @@ pub(crate) fn apply_batch<T: CommitTarget>(
     vs: Versionstamp,
     now: u64,
 ) -> Result<Vec<Change>> {
+    let writes = prepare(t, batch, vs, now)?;
+    write(t, writes)
+}
+
+/// One write a batch makes, decided before anything is written.
+pub(crate) enum Write<'b> {
+    Put { key: &'b [u8], stored: Vec<u8>, expire_at: Option<u64> },
+    Remove { key: &'b [u8] },
+}
+
+impl<'b> Write<'b> {
+    fn key(&self) -> &'b [u8] {
+        match self {
+            Write::Put { key, .. } | Write::Remove { key } => key,
+        }
+    }
+}
+
+/// Evaluates `batch`'s checks and decides its writes (counters read their current values),
+/// reading only: a batch refused here has written nothing, so one transaction can carry
+/// several batches without nesting (LMDB allows no nested transaction in a writable map).
+pub(crate) fn prepare<'b, T: CommitTarget>(
+    t: &mut T,
+    batch: &'b AtomicBatch,
+    vs: Versionstamp,
+    now: u64,
+) -> Result<Vec<Write<'b>>> {
     for m in &batch.mutations {
         check_key(m.key())?;
     }
@@ -83,39 +112,73 @@ pub(crate) fn apply_batch<T: CommitTarget>(
             return Err(Error::Conflict { key });
         }
     }
-    let mut changes = Vec::with_capacity(batch.mutations.len());
+    let mut writes: Vec<Write<'b>> = Vec::with_capacity(batch.mutations.len());
+    // Where each key was last written in this batch, kept only when a counter may read it.
+    let counters = batch
+        .mutations
+        .iter()
+        .any(|m| matches!(m, Mutation::Sum { .. } | Mutation::Min { .. } | Mutation::Max { .. }));
+    let mut last: HashMap<&'b [u8], usize> = HashMap::new();
     for m in &batch.mutations {
-        match m {
-            Mutation::Set { key, value, expire_at } => {
-                t.write(key, entry::encode(value, vs, *expire_at))?;
-                if let Some(at) = expire_at {
-                    t.note_expiry(*at, key)?;
-                }
-                changes.push(Change { key: key.clone(), kind: ChangeKind::Set });
-            }
-            Mutation::Delete { key } => {
-                if t.remove(key)? {
-                    changes.push(Change { key: key.clone(), kind: ChangeKind::Delete });
-                }
-            }
+        let w = match m {
+            Mutation::Set { key, value, expire_at } => Write::Put {
+                key,
+                stored: entry::encode(value, vs, *expire_at),
+                expire_at: *expire_at,
+            },
+            Mutation::Delete { key } => Write::Remove { key },
             Mutation::Sum { key, delta } => {
-                let (current, expire_at) = counter(t, key, now)?;
-                let next = current.checked_add_signed(*delta).ok_or_else(|| {
-                    Error::CounterOutOfRange { key: key.clone(), current, delta: *delta }
+                let earlier = last.get(key.as_slice()).map(|&i| &writes[i]);
+                let (current, expire_at) = counter(t, earlier, key, now)?;
+                let next = current.unwrap_or(0).checked_add_signed(*delta).ok_or_else(|| {
+                    Error::CounterOutOfRange {
+                        key: key.clone(),
+                        current: current.unwrap_or(0),
+                        delta: *delta,
+                    }
                 })?;
-                t.write(key, entry::encode(&Value::encode_counter(next), vs, expire_at))?;
-                changes.push(Change { key: key.clone(), kind: ChangeKind::Set });
+                let stored = entry::encode(&Value::encode_counter(next), vs, expire_at);
+                Write::Put { key, stored, expire_at: None }
             }
             Mutation::Min { key, value } | Mutation::Max { key, value } => {
                 let is_min = matches!(m, Mutation::Min { .. });
-                let (current, expire_at) = counter_opt(t, key, now)?;
+                let earlier = last.get(key.as_slice()).map(|&i| &writes[i]);
+                let (current, expire_at) = counter(t, earlier, key, now)?;
                 let next = match current {
                     Some(c) if is_min => c.min(*value),
                     Some(c) => c.max(*value),
                     None => *value,
                 };
-                t.write(key, entry::encode(&Value::encode_counter(next), vs, expire_at))?;
-                changes.push(Change { key: key.clone(), kind: ChangeKind::Set });
+                let stored = entry::encode(&Value::encode_counter(next), vs, expire_at);
+                Write::Put { key, stored, expire_at: None }
+            }
+        };
+        if counters {
+            last.insert(w.key(), writes.len());
+        }
+        writes.push(w);
+    }
+    Ok(writes)
+}
+
+/// Makes the writes [`prepare`] decided; returns the changes to record. Fails only as the
+/// store fails (map full, I/O), and then the caller must discard the transaction.
+pub(crate) fn write<T: CommitTarget>(t: &mut T, writes: Vec<Write<'_>>) -> Result<Vec<Change>> {
+    let mut changes = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::Put { key, stored, expire_at } => {
+                t.write(key, stored)?;
+                // A counter keeps the expiry its key had: already noted when it was set.
+                if let Some(at) = expire_at {
+                    t.note_expiry(at, key)?;
+                }
+                changes.push(Change { key: key.to_vec(), kind: ChangeKind::Set });
+            }
+            Write::Remove { key } => {
+                if t.remove(key)? {
+                    changes.push(Change { key: key.to_vec(), kind: ChangeKind::Delete });
+                }
             }
         }
     }
@@ -123,21 +186,26 @@ pub(crate) fn apply_batch<T: CommitTarget>(
     Ok(changes)
 }
 
-/// The live counter at `key` (0 when absent) and its expiry.
-fn counter<T: CommitTarget>(t: &mut T, key: &[u8], now: u64) -> Result<(u64, Option<u64>)> {
-    let (c, exp) = counter_opt(t, key, now)?;
-    Ok((c.unwrap_or(0), exp))
-}
-
-fn counter_opt<T: CommitTarget>(
+/// The live counter at `key` and its expiry, as the batch's `earlier` write of it (if any)
+/// left it.
+fn counter<T: CommitTarget>(
     t: &mut T,
+    earlier: Option<&Write<'_>>,
     key: &[u8],
     now: u64,
 ) -> Result<(Option<u64>, Option<u64>)> {
-    match live(t, key, now)? {
+    let current = match earlier {
+        Some(Write::Put { stored, .. }) => {
+            let e = entry::decode(stored)?;
+            e.is_live(now).then(|| (e.value().to_vec(), e.expire_at()))
+        }
+        Some(Write::Remove { .. }) => None,
+        None => live(t, key, now)?.map(|l| (l.value, l.expire_at)),
+    };
+    match current {
         None => Ok((None, None)),
-        Some(l) => match Value::decode_counter(&l.value) {
-            Some(c) => Ok((Some(c), l.expire_at)),
+        Some((value, expire_at)) => match Value::decode_counter(&value) {
+            Some(c) => Ok((Some(c), expire_at)),
             None => Err(Error::NotACounter { key: key.to_vec() }),
         },
     }

@@ -104,6 +104,8 @@ fn checked_read_modify_write_is_exact_on_memory_with_faults() {
 fn group_commit_shares_syncs_and_isolates_failures() {
     let dir = tempfile::tempdir().unwrap();
     let e = Arc::new(LmdbEngine::open(dir.path().join("g.kvm"), LmdbOptions::default()).unwrap());
+    let text = tuple::encode(&[KeyPart::from("text")]);
+    e.commit(&AtomicBatch::new().set(&text, b"not a counter")).unwrap();
     let start = e.snapshot().unwrap().versionstamp();
     let handles: Vec<_> = (0..8i64)
         .map(|t| {
@@ -117,6 +119,10 @@ fn group_commit_shares_syncs_and_isolates_failures() {
                         // Fails its check: nothing of it may land.
                         let taken = tuple::encode(&[KeyPart::from("taken")]);
                         batch = batch.check(&taken, None).set(&taken, b"1");
+                    } else if i % 10 == 1 {
+                        // Fails while deciding its writes (after its set and its sum): none of
+                        // them may land.
+                        batch = batch.sum(&tuple::encode(&[KeyPart::from("text")]), 1);
                     }
                     if e.commit(&batch).is_ok() {
                         ok += 1;
@@ -128,13 +134,20 @@ fn group_commit_shares_syncs_and_isolates_failures() {
         .collect();
     let committed: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
     // "taken" is absent at first, so the first batch with the check wins and later ones fail.
-    assert!(committed >= 8 * 66, "{committed}");
+    assert!(committed >= 8 * 56, "{committed}");
+    for t in 0..8i64 {
+        for i in (1..100i64).step_by(10).filter(|i| i % 3 != 0) {
+            let key = tuple::encode(&[KeyPart::from("g"), t.into(), i.into()]);
+            let snap = e.snapshot().unwrap();
+            assert!(snap.get(&key).unwrap().is_none(), "a failed batch left its write {t}/{i}");
+        }
+    }
     assert_eq!(read_counter(e.as_ref()), committed, "every committed sum landed, no other");
     let feed = e.changes_since(start, usize::MAX).unwrap();
     assert_eq!(feed.len() as u64, committed, "one versionstamp per committed batch");
     assert!(feed.windows(2).all(|w| w[0].versionstamp < w[1].versionstamp));
     let stats = e.commit_stats();
-    assert_eq!(stats.batches, 800);
+    assert_eq!(stats.batches, 801);
     eprintln!("group commit: {stats:?}");
     assert!(
         stats.transactions < stats.batches,

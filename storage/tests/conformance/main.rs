@@ -37,6 +37,21 @@ fn lmdb_tiny_map(h: &Harness) -> Backend {
     Backend { engine: Box::new(engine), _dir: Some(dir) }
 }
 
+/// LMDB writing dirty pages with `pwrite` instead of into the map (`write_map: false`).
+fn lmdb_pwrite(h: &Harness) -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = LmdbOptions {
+        clock: h.clock(),
+        feed_retention: h.retention,
+        durability: Durability::Process,
+        write_map: false,
+        ..LmdbOptions::default()
+    };
+    let engine = LmdbEngine::open(dir.path().join("test.kvm"), opts).expect("open lmdb");
+    Backend { engine: Box::new(engine), _dir: Some(dir) }
+}
+
 conformance!(memory_backend, memory);
 conformance!(lmdb_backend, lmdb);
 conformance!(lmdb_tiny_map_backend, lmdb_tiny_map);
+conformance!(lmdb_pwrite_backend, lmdb_pwrite);

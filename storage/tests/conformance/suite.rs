@@ -38,7 +38,7 @@ macro_rules! conformance {
             $crate::conformance!(@each $factory;
                 get_set_delete, get_many_in_order, scan_many_per_range, versionstamps_strictly_increase,
                 checks_pass_and_fail, failed_check_writes_nothing, failed_mutation_writes_nothing,
-                counters_sum_min_max, counter_errors, counters_keep_expiry, key_size_limit,
+                counters_sum_min_max, counters_see_their_batch, counter_errors, counters_keep_expiry, key_size_limit,
                 expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
                 scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
                 change_feed_retention, check_only_commit, many_writes_grow_the_map,
@@ -236,6 +236,24 @@ pub fn counters_sum_min_max(f: Factory) {
     e.commit(&AtomicBatch::new().set(&k("c"), &Value::Counter(100).encode())).unwrap();
     e.commit(&AtomicBatch::new().sum(&k("c"), 1)).unwrap();
     assert_eq!(counter(e, &k("c")), Some(101));
+}
+
+/// A counter reads what earlier mutations of its own batch wrote; a counter error fails the
+/// whole batch, those earlier writes too.
+pub fn counters_see_their_batch(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("a"), &Value::Counter(5).encode()).sum(&k("a"), 2))
+        .unwrap();
+    assert_eq!(counter(e, &k("a")), Some(7));
+    e.commit(&AtomicBatch::new().delete(&k("a")).sum(&k("a"), 1).max(&k("a"), 4)).unwrap();
+    assert_eq!(counter(e, &k("a")), Some(4), "deleted earlier in the batch: starts at 0");
+    let err = e
+        .commit(&AtomicBatch::new().set(&k("n"), b"new").set(&k("a"), b"text").sum(&k("a"), 1))
+        .unwrap_err();
+    assert_eq!(err.code(), "storage.not_a_counter");
+    assert_eq!(get(e, &k("n")), None, "the failed batch's earlier write is not kept");
+    assert_eq!(counter(e, &k("a")), Some(4));
 }
 
 pub fn counter_errors(f: Factory) {
