@@ -85,6 +85,16 @@ impl<'e> Txn<'e> {
         self.track_ranges.set(on);
     }
 
+    /// Like [`Txn::scan`], but the range is not guarded against phantoms: each entry read
+    /// is still checked at commit. For readers to whom an entry committed meanwhile by
+    /// someone else is as good as one committed just after them.
+    pub fn scan_unguarded<'a>(&'a self, range: &KeyRange, reverse: bool) -> Result<KvIter<'a>> {
+        let guard = self.track_ranges.replace(false);
+        let scan = self.scan(range, reverse);
+        self.track_ranges.set(guard);
+        scan
+    }
+
     /// The time expiry is judged at, in milliseconds.
     pub fn now_millis(&self) -> u64 {
         self.snap.now_millis()
