@@ -284,13 +284,14 @@ mod heed_store {
 
     impl Heed {
         pub fn open(path: &Path) -> Heed {
-            // Durable like the others: fsync at commit (no NO_SYNC).
+            // Durable like the others: fsync at commit (no NO_SYNC); writes into the map, as
+            // `LmdbEngine` does by default.
             let env = unsafe {
                 EnvOpenOptions::new()
                     .read_txn_without_tls()
                     .map_size(16 << 30)
                     .max_dbs(4)
-                    .flags(EnvFlags::NO_SUB_DIR)
+                    .flags(EnvFlags::NO_SUB_DIR | EnvFlags::WRITE_MAP)
                     .open(path)
                     .unwrap()
             };

@@ -42,9 +42,13 @@ struct Raw {
     db: Database<'static, Bytes, Bytes>,
 }
 
-/// A raw heed database in `path`; `sync` false opens it with `NO_SYNC`.
+/// A raw heed database in `path`; `sync` false opens it with `NO_SYNC`. Writes go into the
+/// map (`WRITE_MAP`), as `LmdbEngine` does by default: the same LMDB mode on both sides.
 fn open_raw(path: &std::path::Path, sync: bool) -> Raw {
-    let flags = if sync { EnvFlags::NO_SUB_DIR } else { EnvFlags::NO_SUB_DIR | EnvFlags::NO_SYNC };
+    let mut flags = EnvFlags::NO_SUB_DIR | EnvFlags::WRITE_MAP;
+    if !sync {
+        flags |= EnvFlags::NO_SYNC;
+    }
     let env = unsafe {
         EnvOpenOptions::new()
             .read_txn_without_tls()
