@@ -11,44 +11,31 @@ fn memory(h: &Harness) -> Backend {
     Backend { engine: Box::new(engine), _dir: None }
 }
 
-fn lmdb(h: &Harness) -> Backend {
+/// LMDB with the options the harness sets, then `adjust`'s.
+fn lmdb_with(h: &Harness, adjust: impl FnOnce(LmdbOptions) -> LmdbOptions) -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
-    let opts = LmdbOptions {
+    let opts = adjust(LmdbOptions {
         clock: h.clock(),
         feed_retention: h.retention,
         durability: Durability::Process,
         ..LmdbOptions::default()
-    };
+    });
     let engine = LmdbEngine::open(dir.path().join("test.kvm"), opts).expect("open lmdb");
     Backend { engine: Box::new(engine), _dir: Some(dir) }
+}
+
+fn lmdb(h: &Harness) -> Backend {
+    lmdb_with(h, |o| o)
 }
 
 /// LMDB starting from the smallest map, so that the suite also runs through map growth.
 fn lmdb_tiny_map(h: &Harness) -> Backend {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let opts = LmdbOptions {
-        clock: h.clock(),
-        feed_retention: h.retention,
-        durability: Durability::Process,
-        map_size: 64 * 1024,
-        ..LmdbOptions::default()
-    };
-    let engine = LmdbEngine::open(dir.path().join("test.kvm"), opts).expect("open lmdb");
-    Backend { engine: Box::new(engine), _dir: Some(dir) }
+    lmdb_with(h, |o| LmdbOptions { map_size: 64 * 1024, ..o })
 }
 
 /// LMDB writing dirty pages with `pwrite` instead of into the map (`write_map: false`).
 fn lmdb_pwrite(h: &Harness) -> Backend {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let opts = LmdbOptions {
-        clock: h.clock(),
-        feed_retention: h.retention,
-        durability: Durability::Process,
-        write_map: false,
-        ..LmdbOptions::default()
-    };
-    let engine = LmdbEngine::open(dir.path().join("test.kvm"), opts).expect("open lmdb");
-    Backend { engine: Box::new(engine), _dir: Some(dir) }
+    lmdb_with(h, |o| LmdbOptions { write_map: false, ..o })
 }
 
 conformance!(memory_backend, memory);
