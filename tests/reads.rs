@@ -4,15 +4,21 @@
 
 use std::sync::Arc;
 
-use kvm::storage::{CountingEngine, MemoryEngine};
+use kvm::storage::{CountingEngine, MemoryEngine, ReadCounts};
 use kvm::{params, Database, Options};
 
-#[test]
-fn indexed_queries_read_only_what_matches() {
+/// An in-memory database whose storage reads are counted.
+fn counted_db() -> (Database, Arc<ReadCounts>) {
     let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
     let counts = engine.counts.clone();
     let db =
         Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
+    (db, counts)
+}
+
+#[test]
+fn indexed_queries_read_only_what_matches() {
+    let (db, counts) = counted_db();
     db.execute("DEFINE MODEL t (id INT PRIMARY KEY, email STRING UNIQUE, kind STRING, n INT NOT NULL, INDEX by_kind_n (kind, n))", ()).unwrap();
     let insert = db.prepare("INSERT INTO t { id: $1, email: $2, kind: $3, n: $4 }").unwrap();
     for i in 0..1000i64 {
@@ -51,10 +57,7 @@ fn indexed_queries_read_only_what_matches() {
 /// key and through an index, forwards and backwards: it never re-reads earlier pages.
 #[test]
 fn pages_after_a_cursor_seek_instead_of_rereading() {
-    let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
-    let counts = engine.counts.clone();
-    let db =
-        Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
+    let (db, counts) = counted_db();
     db.execute("DEFINE MODEL t (id INT PRIMARY KEY, n INT NOT NULL, INDEX by_n (n))", ()).unwrap();
     let insert = db.prepare("INSERT INTO t { id: $1, n: $2 }").unwrap();
     for i in 0..1000i64 {
@@ -85,10 +88,7 @@ fn pages_after_a_cursor_seek_instead_of_rereading() {
 /// N+1. Keys read do grow with the rows returned, and only with them.
 #[test]
 fn include_reads_are_batched_per_relation_level() {
-    let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
-    let counts = engine.counts.clone();
-    let db =
-        Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
+    let (db, counts) = counted_db();
     db.execute("DEFINE MODEL users (id INT PRIMARY KEY, name STRING NOT NULL)", ()).unwrap();
     db.execute(
         "DEFINE MODEL posts (id INT PRIMARY KEY, author_id INT NOT NULL, title STRING NOT NULL, \
@@ -156,10 +156,7 @@ fn include_reads_are_batched_per_relation_level() {
 /// same holds through `HAS MANY` with `EXISTS`, and for the rows an UPDATE writes.
 #[test]
 fn relation_conditions_read_only_what_matches() {
-    let engine = Arc::new(CountingEngine::new(MemoryEngine::new()));
-    let counts = engine.counts.clone();
-    let db =
-        Database::with_engine(engine, Options { seed: Some(1), ..Options::default() }).unwrap();
+    let (db, counts) = counted_db();
     db.execute(
         "DEFINE MODEL users (id INT PRIMARY KEY, status STRING NOT NULL, INDEX by_status (status))",
         (),

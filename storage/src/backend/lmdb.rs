@@ -279,8 +279,8 @@ impl LmdbEngine {
         for batch in batches {
             let vs = Versionstamp::from_seq(seq + 1);
             let mut target = LmdbTarget { txn: &mut wtxn, s };
+            // `prepare` only reads: its errors are the batch's own.
             match apply::prepare(&mut target, batch, vs, now) {
-                Err(Error::MapFull(_)) => return Err(Fail::Grow),
                 Err(e) => results.push(Err(e)),
                 Ok(writes) => {
                     let changes = apply::write(&mut target, writes)?;
