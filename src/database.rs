@@ -30,6 +30,10 @@ pub struct Options {
     /// `None` runs no sweeper (call [`Database::sweep_expired`] instead). Expired records
     /// are invisible from their expiry on either way; sweeping only reclaims space.
     pub sweep_interval: Option<Duration>,
+    /// The most one `ORDER BY` that no index answers may hold in memory, in bytes (rows
+    /// are counted at about their in-memory size); past it the query fails with
+    /// `kvm.sort_too_large` instead of taking memory without bound. 1 GiB by default.
+    pub sort_budget: usize,
 }
 
 impl Default for Options {
@@ -38,6 +42,7 @@ impl Default for Options {
             clock: kvm_storage::clock::system(),
             seed: None,
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
+            sort_budget: 1 << 30,
         }
     }
 }
@@ -144,6 +149,7 @@ struct Inner {
     catalog: RwLock<(Option<Versionstamp>, Arc<Catalog>)>,
     escalation: Mutex<()>,
     interrupt: crate::Interrupt,
+    sort_budget: usize,
     hub: Arc<crate::watch::Hub>,
     _sweeper: Option<Sweeper>,
 }
@@ -172,6 +178,9 @@ impl Host for Inner {
     }
     fn interrupt(&self) -> &crate::Interrupt {
         &self.interrupt
+    }
+    fn sort_budget(&self) -> usize {
+        self.sort_budget
     }
 }
 
@@ -292,6 +301,7 @@ impl Database {
                 catalog,
                 escalation: Mutex::new(()),
                 interrupt: crate::Interrupt::default(),
+                sort_budget: options.sort_budget,
                 hub,
                 _sweeper,
             }),
@@ -353,10 +363,8 @@ impl Database {
 
     /// Runs a query and returns its rows.
     pub fn query(&self, kql: &str, params: impl IntoParams) -> Result<Rows> {
-        match self.execute(kql, params)? {
-            Output::Rows(r) => Ok(r),
-            other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
-        }
+        let stmt = one_query(kql)?;
+        rows_of(self.run_statement(&stmt, &params.into_params())?)
     }
 
     /// Runs a query and deserializes each row (an object of its columns) into `T`.
@@ -461,6 +469,56 @@ fn run_text(
     Ok(last)
 }
 
+/// The one statement of `kql` when it yields rows; refused before anything runs otherwise
+/// (`query` must never write and then report an error).
+fn one_query(kql: &str) -> Result<Statement> {
+    let script = kvm_lang::parse_script("<kql>", kql);
+    if let Some(d) = script.diagnostics.into_iter().next() {
+        return Err(Error::Parse(d));
+    }
+    let mut statements = script.statements.into_iter();
+    let (Some(stmt), None) = (statements.next(), statements.next()) else {
+        return Err(Error::Invalid {
+            code: "kvm.not_a_query",
+            message: "query() runs exactly one statement".into(),
+            span: None,
+            help: Some("run scripts with execute() or execute_script()".into()),
+        });
+    };
+    if !yields_rows(&stmt) {
+        return Err(Error::Invalid {
+            code: "kvm.not_a_query",
+            message: format!("{} does not return rows; nothing was run", stmt.kind_name()),
+            span: Some(stmt.span()),
+            help: Some("use execute(), or add RETURNING to a write".into()),
+        });
+    }
+    Ok(stmt)
+}
+
+/// Whether a statement's output is a table of rows.
+fn yields_rows(stmt: &Statement) -> bool {
+    match stmt {
+        Statement::Select(_)
+        | Statement::Show(_)
+        | Statement::Dequeue(_)
+        | Statement::QueueStats(_)
+        | Statement::Kv(_) => true,
+        Statement::Insert(s) => s.returning.is_some(),
+        Statement::Upsert(s) => s.returning.is_some(),
+        Statement::Update(s) => s.returning.is_some(),
+        Statement::Delete(s) => s.returning.is_some(),
+        _ => false,
+    }
+}
+
+fn rows_of(out: Output) -> Result<Rows> {
+    match out {
+        Output::Rows(r) => Ok(r),
+        other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
+    }
+}
+
 fn script_items(file: &str, source: &str) -> Vec<Result<Statement, kvm_lang::Diagnostic>> {
     let script = kvm_lang::parse_script(file, source);
     let mut items: Vec<(u32, Result<Statement, kvm_lang::Diagnostic>)> =
@@ -496,10 +554,8 @@ impl<'d> Transaction<'d> {
 
     /// Runs a query inside the transaction (it sees the transaction's own writes).
     pub fn query(&self, kql: &str, params: impl IntoParams) -> Result<Rows> {
-        match self.execute(kql, params)? {
-            Output::Rows(r) => Ok(r),
-            other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
-        }
+        let stmt = one_query(kql)?;
+        rows_of(self.run_statement(&stmt, &params.into_params())?)
     }
 
     /// Runs one parsed statement inside the transaction.
@@ -675,10 +731,15 @@ impl Prepared {
     }
 
     pub fn query(&self, params: impl IntoParams) -> Result<Rows> {
-        match self.execute(params)? {
-            Output::Rows(r) => Ok(r),
-            other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
+        if !yields_rows(&self.stmt) {
+            return Err(Error::Invalid {
+                code: "kvm.not_a_query",
+                message: format!("{} does not return rows; nothing was run", self.stmt.kind_name()),
+                span: Some(self.stmt.span()),
+                help: Some("use execute(), or add RETURNING to a write".into()),
+            });
         }
+        rows_of(self.execute(params)?)
     }
 
     /// The plan, as `EXPLAIN` prints it.

@@ -203,7 +203,8 @@ pub fn key_part(v: &Value) -> Option<(KeyPart, bool)> {
         // Every U64 value (and so every U64 bound, coerced to the field's type) is a bigint:
         // one part type for the whole range keeps keys in numeric order.
         Value::Counter(c) => (KeyPart::BigInt(i128::from(*c)), true),
-        Value::Float(f) => (KeyPart::Float(*f), true),
+        // −0.0 = 0.0: one key for both (stored values are normalized the same way).
+        Value::Float(f) => (KeyPart::Float(f + 0.0), true),
         Value::String(s) if s.len() > LONG_VALUE => {
             let mut cut = LONG_VALUE;
             while !s.is_char_boundary(cut) {

@@ -53,7 +53,17 @@ pub fn coerce_type(model: &str, field: &str, ty: &FieldType, v: Value) -> Result
             Value::Int(f as i64)
         }
         (TypeName::Int, Value::Counter(c)) if i64::try_from(c).is_ok() => Value::Int(c as i64),
-        (TypeName::Float, v @ Value::Float(_)) => v,
+        // One zero (−0.0 is stored as 0.0, so keys, indexes and comparisons agree) and no
+        // NaN or infinities: they have no place in KVM's order and no JSON form.
+        (TypeName::Float, Value::Float(f)) if !f.is_finite() => {
+            return Err(Error::validation(
+                model,
+                field,
+                Value::Float(f),
+                "expected a finite number (NaN and infinities are not stored)",
+            ))
+        }
+        (TypeName::Float, Value::Float(f)) => Value::Float(f + 0.0),
         (TypeName::Float, Value::Int(i)) => Value::Float(i as f64),
         (TypeName::Float, Value::Counter(c)) => Value::Float(c as f64),
         (TypeName::Bool, v @ Value::Bool(_)) => v,
@@ -72,14 +82,18 @@ pub fn coerce_type(model: &str, field: &str, ty: &FieldType, v: Value) -> Result
             Value::String(format_timestamp(t)[..10].to_string())
         }
         (TypeName::Bytes, v @ Value::Bytes(_)) => v,
+        // 26 base-32 characters hold 130 bits; a ULID has 128, so its first character is
+        // at most `7` (the `ulid` crate wraps larger ones onto other ULIDs).
         (TypeName::Ulid, Value::String(s)) => match ulid::Ulid::from_string(&s) {
-            Ok(u) => Value::String(u.to_string()),
-            Err(_) => {
+            Ok(u) if s.as_bytes().first().is_some_and(|c| (b'0'..=b'7').contains(c)) => {
+                Value::String(u.to_string())
+            }
+            _ => {
                 return Err(Error::validation(
                     model,
                     field,
                     Value::String(s),
-                    "expected a ULID (26 Crockford base-32 characters)",
+                    "expected a ULID (26 Crockford base-32 characters, the first 0-7)",
                 ))
             }
         },

@@ -177,3 +177,108 @@ fn a_unique_index_left_building_over_duplicates_is_dropped_on_open() {
     let check = reopened.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.starts_with("ok:"), "{check}");
 }
+
+// ---- Issue 15: what an adversarial run found ----
+
+/// Issue 15 item 2: NaN and infinities are refused on every write path (they exported as
+/// `null` and broke the order); −0.0 is stored, indexed and found as 0.0.
+#[test]
+fn floats_are_finite_and_have_one_zero() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL fl (id INT PRIMARY KEY, f FLOAT UNIQUE)", ()).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = db.execute("INSERT INTO fl {id: 1, f: $1}", params![bad]).unwrap_err();
+        assert_eq!(err.code(), "kvm.validation", "{bad}: {err}");
+    }
+    db.execute("INSERT INTO fl {id: 1, f: $1}", params![-0.0f64]).unwrap();
+    let err = db.execute("INSERT INTO fl {id: 2, f: $1}", params![0.0f64]).unwrap_err();
+    assert_eq!(err.code(), "kvm.unique_violation");
+    let one = vec![Value::Int(1)];
+    assert_eq!(ids(&db, "SELECT id FROM fl WHERE f = $1", params![0.0f64]), one);
+    assert_eq!(ids(&db, "SELECT id FROM fl WHERE f = $1", params![-0.0f64]), one);
+    assert_eq!(ids(&db, "SELECT id FROM fl WHERE f * 1 = $1", params![-0.0f64]), one);
+    let f = db.query("SELECT f FROM fl", ()).unwrap().rows[0][0].clone();
+    assert!(matches!(f, Value::Float(x) if x.to_bits() == 0), "{f:?}");
+    // UPDATE goes through the same rule.
+    let err = db.execute("UPDATE fl SET f = $1 WHERE id = 1", params![f64::NAN]).unwrap_err();
+    assert_eq!(err.code(), "kvm.validation");
+}
+
+/// Issue 15 item 12: `query` refuses a statement that yields no rows, or several statements,
+/// before running anything (it used to commit a DELETE and then report `kvm.param`).
+#[test]
+fn query_refuses_non_queries_before_running_them() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY); INSERT INTO t [{id: 1}, {id: 2}]", ())
+        .unwrap();
+    let err = db.query("DELETE FROM t WHERE id = 1", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.not_a_query");
+    let err = db.query("SELECT * FROM t; DROP MODEL t; SELECT * FROM t", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.not_a_query");
+    assert_eq!(ids(&db, "SELECT id FROM t", params![]), vec![Value::Int(1), Value::Int(2)]);
+    // A write with RETURNING yields rows, and runs.
+    assert_eq!(ids(&db, "DELETE FROM t WHERE id = 1 RETURNING id", params![]), vec![Value::Int(1)]);
+    let prepared = db.prepare("DELETE FROM t WHERE id = 2").unwrap();
+    assert_eq!(prepared.query(()).unwrap_err().code(), "kvm.not_a_query");
+    assert_eq!(ids(&db, "SELECT id FROM t", params![]), vec![Value::Int(2)]);
+    db.transaction(|tx| {
+        assert_eq!(tx.query("DELETE FROM t", ()).unwrap_err().code(), "kvm.not_a_query");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(ids(&db, "SELECT id FROM t", params![]), vec![Value::Int(2)]);
+}
+
+/// Issue 15 item 9: an unindexed ORDER BY is a real sort (stable, with or without LIMIT,
+/// checked against a reference) and refuses past its memory budget instead of growing.
+#[test]
+fn unindexed_sorts_are_stable_and_bounded() {
+    let db = Database::memory_with(kvm::Options {
+        sort_budget: 4 << 20,
+        sweep_interval: None,
+        ..kvm::Options::default()
+    })
+    .unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, k INT, pad STRING)", ()).unwrap();
+    let n = 3000i64;
+    let mut batch = Vec::new();
+    for id in 0..n {
+        batch.push(format!("{{id: {id}, k: {}, pad: 'x'}}", (id * 7919) % 97));
+    }
+    db.execute(&format!("INSERT INTO t [{}]", batch.join(",")), ()).unwrap();
+    let mut reference: Vec<(i64, i64)> = (0..n).map(|id| ((id * 7919) % 97, id)).collect();
+    reference.sort_by_key(|(k, id)| (std::cmp::Reverse(*k), *id));
+    let want: Vec<Value> = reference.iter().map(|(_, id)| Value::Int(*id)).collect();
+    assert_eq!(ids(&db, "SELECT id FROM t ORDER BY k DESC, id", params![]), want);
+    assert_eq!(
+        ids(&db, "SELECT id FROM t ORDER BY k DESC, id LIMIT 250", params![]),
+        want[..250].to_vec()
+    );
+    let page = db.query("SELECT id FROM t ORDER BY k DESC, id LIMIT 100 AFTER NULL", ()).unwrap();
+    let got: Vec<Value> = page.rows.into_iter().map(|mut r| r.remove(0)).collect();
+    assert_eq!(got, want[..100].to_vec());
+    // 3,000 rows of ~5 KB are past a 4 MiB budget: a clear error, not an unbounded sort.
+    db.execute("UPDATE t SET pad = $1", params!["p".repeat(5000)]).unwrap();
+    let err = db.query("SELECT id FROM t ORDER BY k", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.sort_too_large", "{err}");
+    // Under LIMIT only the kept rows count.
+    assert_eq!(
+        ids(&db, "SELECT id FROM t ORDER BY k DESC, id LIMIT 10", params![]),
+        want[..10].to_vec()
+    );
+}
+
+/// Issue 15 item 10: a primary-key IN list is de-duplicated by hashing and needs no
+/// re-checking filter (100,000 literals took 20 s, quadratic).
+#[test]
+fn primary_key_in_lists_are_linear() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY)", ()).unwrap();
+    db.execute("INSERT INTO t [{id: 1}, {id: 5}, {id: 99999}]", ()).unwrap();
+    let list: Vec<String> = (0..100_000).chain(0..1000).map(|i| i.to_string()).collect();
+    let q = format!("SELECT id FROM t WHERE id IN ({})", list.join(","));
+    let got = ids(&db, &q, params![]);
+    assert_eq!(got, vec![Value::Int(1), Value::Int(5), Value::Int(99999)]);
+    let plan = db.prepare("SELECT id FROM t WHERE id IN (1, 2, 2)").unwrap().explain();
+    assert!(!plan.contains("Filter"), "an exact key list needs no filter:\n{plan}");
+}

@@ -21,7 +21,12 @@ fn lmdb(dir: &tempfile::TempDir, clock: &ManualClock, sweep: Option<Duration>) -
     let engine = Arc::new(LmdbEngine::open(dir.path().join("db.kvm"), opts).unwrap());
     Database::with_engine(
         engine,
-        Options { clock: Arc::new(clock.clone()), seed: Some(7), sweep_interval: sweep },
+        Options {
+            clock: Arc::new(clock.clone()),
+            seed: Some(7),
+            sweep_interval: sweep,
+            ..Options::default()
+        },
     )
     .unwrap()
 }
@@ -144,6 +149,7 @@ fn update_keeps_ttl_and_a_null_duration_clears_it() {
         clock: Arc::new(clock.clone()),
         seed: Some(1),
         sweep_interval: None,
+        ..Options::default()
     })
     .unwrap();
     db.execute("DEFINE MODEL s (id STRING PRIMARY KEY, v INT, INDEX by_v (v))", ()).unwrap();

@@ -196,6 +196,13 @@ fn exact_value(model: &Model, field: &str, e: &Expr) -> bool {
                 || f.uppercase && s.to_uppercase() != *s)
         }
         (TypeName::Enum(variants), Literal::String(s)) => variants.iter().any(|v| v.value == *s),
+        // A ULID already in its stored form (binding upper-cases literals; Crockford's
+        // aliases such as `O` for `0` would be read as another text).
+        (TypeName::Ulid, Literal::String(s)) => {
+            s.len() == 26
+                && s.as_bytes()[0] <= b'7'
+                && s.bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b))
+        }
         _ => false,
     }
 }
@@ -247,7 +254,7 @@ fn exactly(model: &Model, conds: &[Src], used: &[usize], n: usize) -> bool {
     }) && used.iter().all(|i| match &conds[*i].cond {
         Cond::Eq(f, v) => exact_value(model, f, v),
         Cond::Lower(f, b) | Cond::Upper(f, b) => exact_value(model, f, &b.value),
-        Cond::In(..) => false,
+        Cond::In(f, list) => list.iter().all(|v| exact_value(model, f, v)),
     })
 }
 
@@ -290,14 +297,14 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
             exact: exactly(model, &conds, &[i], n_conjuncts),
         };
     }
-    if let Some(list) = conds.iter().find_map(|c| match &c.cond {
-        Cond::In(f, l) if *f == pk => Some(l.clone()),
+    if let Some((i, list)) = conds.iter().enumerate().find_map(|(i, c)| match &c.cond {
+        Cond::In(f, l) if *f == pk => Some((i, l.clone())),
         _ => None,
     }) {
         return Chosen {
             access: Access::PkGet { keys: list },
             ordered: order_by.is_empty(),
-            exact: false,
+            exact: exactly(model, &conds, &[i], n_conjuncts),
         };
     }
 

@@ -146,7 +146,12 @@ fn source(
     if !items.is_empty() {
         node = Node::Attach { source: Box::new(node), items };
     }
-    if let Some(f) = filter {
+    // A key get whose keys are exactly the WHERE clause (`id = 1`, `id IN (…)` of literals
+    // in stored form) needs no filter: re-testing a long IN list on every row it returns
+    // would cost (keys × keys).
+    let keys_decide =
+        chosen.exact && matches!(node, Node::Scan { access: Access::PkGet { .. }, .. });
+    if let Some(f) = filter.filter(|_| !keys_decide) {
         node = Node::Filter { source: Box::new(node), predicate: f.clone() };
     }
     Ok((node, chosen.ordered, chosen.exact))

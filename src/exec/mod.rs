@@ -33,6 +33,8 @@ pub struct Cx<'a> {
     pub ids: &'a dyn Ids,
     /// Whether the statement was interrupted; checked per row read.
     pub stop: crate::interrupt::Stop<'a>,
+    /// The most an in-memory sort may hold, in bytes ([`crate::Options::sort_budget`]).
+    pub sort_budget: usize,
 }
 
 impl<'a> Cx<'a> {
@@ -154,6 +156,8 @@ pub trait Host {
     fn escalation(&self) -> &std::sync::Mutex<()>;
     /// The database's interrupt handle.
     fn interrupt(&self) -> &crate::Interrupt;
+    /// The most an in-memory sort may hold, in bytes.
+    fn sort_budget(&self) -> usize;
 }
 
 /// Runs one statement in autocommit mode. `prepared` is a plan made earlier against
@@ -233,7 +237,14 @@ pub fn run_in(
 ) -> Result<(Output, Backfill)> {
     let catalog = host.catalog(mtx)?;
     mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
-    let cx = Cx { mtx, catalog: &catalog, params, ids: host.ids(), stop: host.interrupt().watch() };
+    let cx = Cx {
+        mtx,
+        catalog: &catalog,
+        params,
+        ids: host.ids(),
+        stop: host.interrupt().watch(),
+        sort_budget: host.sort_budget(),
+    };
     let plan_ref = prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)).map(|(_, p)| p);
     once(&cx, stmt, plan_ref)
 }
@@ -269,6 +280,7 @@ pub fn dependencies(host: &dyn Host, stmt: &Statement, params: &Params) -> Resul
         params,
         ids: host.ids(),
         stop: host.interrupt().watch(),
+        sort_budget: host.sort_budget(),
     };
     let keys = read::point_keys(&cx, &root)?;
     Ok(Dependencies { models: root.models(), keys })

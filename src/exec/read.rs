@@ -166,16 +166,18 @@ fn scan<'a>(
     let raw: RowIter<'a> = match access {
         Access::PkGet { keys } => {
             let mut rows = Vec::new();
-            let mut seen = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for k in keys {
+                cx.stop.check()?;
                 if let Some((p, true)) = part(cx, model, &model.pk().name, k)? {
-                    if seen.contains(&p) {
+                    let mut enc = Vec::new();
+                    tuple::encode_part(&mut enc, &p);
+                    if !seen.insert(enc) {
                         continue;
                     }
                     if let Some(row) = m.get(model, &p)? {
                         rows.push(Ok(row));
                     }
-                    seen.push(p);
                 }
             }
             Box::new(rows.into_iter())
@@ -231,6 +233,121 @@ pub(super) fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
     Ordering::Equal
 }
 
+/// An `ORDER BY` in memory: all rows sorted at the end (n·log n), or under `LIMIT k` the
+/// k first kept in a heap as they come (n·log k, k rows held). Stable: equal keys keep
+/// their input order. Past `budget` bytes of held rows it refuses (`kvm.sort_too_large`)
+/// rather than take memory without bound.
+struct Sorter<'k> {
+    keys: &'k [OrderBy],
+    keep: Option<usize>,
+    budget: usize,
+    held: usize,
+    seq: u64,
+    all: Vec<Sorted<'k>>,
+    top: std::collections::BinaryHeap<Sorted<'k>>,
+}
+
+/// A row with its sort key and arrival number (the tie-break that makes the sort stable).
+struct Sorted<'k> {
+    keys: &'k [OrderBy],
+    key: Vec<Value>,
+    seq: u64,
+    row: Row,
+    size: usize,
+}
+
+impl Ord for Sorted<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        sort_cmp(self.keys, &self.key, &other.key).then(self.seq.cmp(&other.seq))
+    }
+}
+impl PartialOrd for Sorted<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Sorted<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Sorted<'_> {}
+
+impl<'k> Sorter<'k> {
+    fn new(keys: &'k [OrderBy], keep: Option<usize>, budget: usize) -> Self {
+        Sorter {
+            keys,
+            keep,
+            budget,
+            held: 0,
+            seq: 0,
+            all: Vec::new(),
+            top: std::collections::BinaryHeap::new(),
+        }
+    }
+
+    fn push(&mut self, key: Vec<Value>, row: Row) -> Result<()> {
+        if self.keep == Some(0) {
+            return Ok(());
+        }
+        let size = row_size(&row) + key.iter().map(value_size).sum::<usize>();
+        let item = Sorted { keys: self.keys, key, seq: self.seq, row, size };
+        self.seq += 1;
+        self.held += size;
+        match self.keep {
+            None => self.all.push(item),
+            Some(k) => {
+                self.top.push(item);
+                if self.top.len() > k {
+                    if let Some(out) = self.top.pop() {
+                        self.held -= out.size;
+                    }
+                }
+            }
+        }
+        if self.held > self.budget {
+            return Err(Error::Invalid {
+                code: "kvm.sort_too_large",
+                message: format!(
+                    "ORDER BY would hold more than {} MiB of rows in memory ({} rows so far)",
+                    self.budget >> 20,
+                    self.all.len() + self.top.len()
+                ),
+                span: None,
+                help: Some(
+                    "add an index on the ORDER BY fields (the rows then come in order), \
+                     a LIMIT, or a narrower WHERE"
+                        .into(),
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<(Vec<Value>, Row)> {
+        let mut out = if self.keep.is_some() { self.top.into_sorted_vec() } else { self.all };
+        if self.keep.is_none() {
+            out.sort();
+        }
+        out.into_iter().map(|s| (s.key, s.row)).collect()
+    }
+}
+
+/// About how many bytes a row takes in memory (what the sort budget counts).
+fn row_size(row: &Row) -> usize {
+    row.iter().map(|(k, v)| 48 + k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &Value) -> usize {
+    32 + match v {
+        Value::String(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        Value::Array(items) => items.iter().map(value_size).sum(),
+        Value::Object(fields) => fields.iter().map(|(k, v)| 48 + k.len() + value_size(v)).sum(),
+        _ => 0,
+    }
+}
+
 /// The rows a node yields.
 pub fn rows<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a>> {
     rows_past(cx, node, &None)
@@ -256,24 +373,15 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
         }
         Node::Sort { source, keys, limit } => {
             let keep = limit.as_ref().map(|l| non_negative(cx, l, "LIMIT")).transpose()?;
-            let mut sorted: Vec<(Vec<Value>, Row)> = Vec::new();
+            let mut sorter = Sorter::new(keys, keep, cx.sort_budget);
             for r in rows(cx, source)? {
                 let row = r?;
                 let env = cx.env(Some(&row));
                 let k: Vec<Value> =
                     keys.iter().map(|o| env.eval(&o.expr)).collect::<Result<_>>()?;
-                // Stable: a new row goes after equal ones.
-                let at =
-                    sorted.partition_point(|(x, _)| sort_cmp(keys, x, &k) != Ordering::Greater);
-                if keep.is_some_and(|n| at >= n) {
-                    continue;
-                }
-                sorted.insert(at, (k, row));
-                if let Some(n) = keep {
-                    sorted.truncate(n);
-                }
+                sorter.push(k, row)?;
             }
-            Ok(Box::new(sorted.into_iter().map(|(_, r)| Ok(r))))
+            Ok(Box::new(sorter.finish().into_iter().map(|(_, r)| Ok(r))))
         }
         Node::Limit { source, limit, offset } => {
             let offset =
@@ -460,6 +568,7 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
         _ => None,
     };
     let mut page: Vec<(Vec<Value>, Row)> = Vec::new();
+    let mut sorter = Sorter::new(keys, Some(n), cx.sort_budget);
     if n > 0 {
         for r in rows_past(cx, source, &seek)? {
             let row = r?;
@@ -477,13 +586,11 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
                 }
                 continue;
             }
-            let at = page.partition_point(|(x, _)| sort_cmp(keys, x, &k) != Ordering::Greater);
-            if at >= n {
-                continue;
-            }
-            page.insert(at, (k, row));
-            page.truncate(n);
+            sorter.push(k, row)?;
         }
+    }
+    if !*sorted {
+        page = sorter.finish();
     }
     let cursor = match page.last() {
         Some((k, _)) if page.len() == n => Some(encode_cursor(*query, k)),

@@ -180,6 +180,19 @@ pub fn enqueue(
     ids: &dyn crate::eval::Ids,
 ) -> Result<(String, bool)> {
     check_name(job.queue)?;
+    if job.priority == i64::MIN {
+        // Jobs are ordered by the negated priority, and this one has no negation.
+        return Err(Error::Invalid {
+            code: "kvm.queue_priority",
+            message: format!(
+                "PRIORITY {} is out of range: priorities run from -{max} to {max}",
+                job.priority,
+                max = i64::MAX
+            ),
+            span: None,
+            help: None,
+        });
+    }
     if let Some(d) = &job.given.dead_letter {
         check_name(d)?;
     }

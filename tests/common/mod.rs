@@ -74,7 +74,12 @@ pub fn open_with_clock(
     let rec = Arc::new(Recorder { inner, log: Mutex::new(Vec::new()) });
     let db = Database::with_engine(
         rec.clone(),
-        Options { clock: Arc::new(clock.clone()), seed: Some(42), sweep_interval: None },
+        Options {
+            clock: Arc::new(clock.clone()),
+            seed: Some(42),
+            sweep_interval: None,
+            ..Options::default()
+        },
     )
     .unwrap();
     (db, rec, dir, clock)
