@@ -34,6 +34,19 @@ pub struct Options {
     /// are counted at about their in-memory size); past it the query fails with
     /// `kvm.sort_too_large` instead of taking memory without bound. 1 GiB by default.
     pub sort_budget: usize,
+    /// LMDB: the initial map size in bytes — the file's address space, not its disk use. It
+    /// grows (doubling) whenever a write needs more, so this only sets where it starts. 1 GiB
+    /// by default.
+    pub map_size: usize,
+    /// LMDB: commits write into the memory map (`MDB_WRITEMAP`) instead of with `pwrite`;
+    /// on by default (2–10× cheaper commits). With it the file's apparent size is the map
+    /// size (it is sparse: `du` shows the real use); disk space is reserved ahead of each
+    /// commit so a full disk is `storage.disk_full`, not a crash. See docs/architecture.md.
+    pub write_map: bool,
+    /// LMDB: open for reading only ([`Database::open_read_only`]): every write fails with
+    /// `storage.read_only`, no sweeper or backfill runs, and the file may be on a read-only
+    /// file system.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -43,6 +56,9 @@ impl Default for Options {
             seed: None,
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
             sort_budget: 1 << 30,
+            map_size: 1 << 30,
+            write_map: true,
+            read_only: false,
         }
     }
 }
@@ -206,8 +222,19 @@ impl Database {
 
     /// [`Database::open`] with options.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
-        let lmdb = LmdbOptions { clock: options.clock.clone(), ..LmdbOptions::default() };
+        let lmdb = LmdbOptions {
+            clock: options.clock.clone(),
+            map_size: options.map_size,
+            write_map: options.write_map,
+            read_only: options.read_only,
+            ..LmdbOptions::default()
+        };
         Database::with_engine(Arc::new(LmdbEngine::open(path, lmdb)?), options)
+    }
+
+    /// Opens an existing database file for reading only (see [`Options::read_only`]).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path, Options { read_only: true, ..Options::default() })
     }
 
     pub(crate) fn host(&self) -> &dyn Host {
@@ -267,14 +294,51 @@ impl Database {
     /// A database over any storage engine (a test wrapper, a future backend). Loads the
     /// catalog.
     pub fn with_engine(engine: Arc<dyn Engine>, options: Options) -> Result<Database> {
+        let options_read_only = options.read_only;
         let db = Database::build(engine, options);
         {
             let mtx = ModelTxn::new(db.inner.engine.as_ref())?;
             db.inner.catalog(&mtx)?;
         }
-        // An index left "building" by a process killed during its backfill is rebuilt now.
-        exec::resume_backfills(db.inner.as_ref())?;
+        // An index left "building" by a process stopped during its backfill is finished in
+        // the background, from where it stopped: opening is never blocked by it.
+        if !options_read_only {
+            db.resume_backfills_in_background()?;
+        }
         Ok(db)
+    }
+
+    /// Starts a thread that finishes every index left building, one batch per commit. It
+    /// holds the database only weakly: once the last handle is dropped it stops after its
+    /// current batch (the next open goes on from there).
+    fn resume_backfills_in_background(&self) -> Result<()> {
+        let pending = exec::building_indexes(self.inner.as_ref())?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("kvm-backfill".into()).spawn(move || {
+            for (model, indexes) in pending {
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    match exec::backfill_step(inner.as_ref(), &model, &indexes) {
+                        Ok(exec::Step::More) => {}
+                        // A duplicate under a UNIQUE index dropped it (as the ALTER would
+                        // have); any other failure leaves it building, reported by CHECK
+                        // DATABASE and taken up again by `finish_backfills` or the next open.
+                        Ok(exec::Step::Done) | Err(_) => break,
+                    }
+                }
+            }
+        });
+        spawned.map(drop).map_err(|e| Error::Storage(e.into()))
+    }
+
+    /// Finishes, in this thread, every index backfill still pending (one resumed in the
+    /// background when the database was opened, or left by a process that stopped during
+    /// an `ALTER MODEL … ADD INDEX`). Until then queries do not use those indexes.
+    pub fn finish_backfills(&self) -> Result<()> {
+        exec::resume_backfills(self.inner.as_ref())
     }
 
     fn build(engine: Arc<dyn Engine>, options: Options) -> Database {
@@ -292,8 +356,10 @@ impl Database {
             last_ulid: Mutex::new((0, 0)),
         };
         let catalog = RwLock::new((None, Arc::new(Catalog::default())));
-        let _sweeper =
-            options.sweep_interval.and_then(|every| Sweeper::start(engine.clone(), every));
+        let _sweeper = options
+            .sweep_interval
+            .filter(|_| !options.read_only)
+            .and_then(|every| Sweeper::start(engine.clone(), every));
         Database {
             inner: Arc::new(Inner {
                 engine,
@@ -574,10 +640,14 @@ impl<'d> Transaction<'d> {
 
     /// Commits the buffered writes as one batch, checking every key read is unchanged.
     fn commit(self) -> Result<()> {
-        if self.mtx.txn.is_dirty() {
-            let batch = self.mtx.txn.batch();
-            exec::within_limits(self.db.inner.engine.as_ref(), &batch)?;
-            self.db.inner.engine.commit(&batch)?;
+        let Transaction { db, mtx } = self;
+        if mtx.txn.is_dirty() {
+            let batch = mtx.txn.batch();
+            // Closed first: a commit that must grow the map waits for this process's
+            // snapshots, its own included.
+            drop(mtx);
+            exec::within_limits(db.inner.engine.as_ref(), &batch)?;
+            db.inner.engine.commit(&batch)?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! | non-unique index entry | `[model, '__idx', index, v1, …, pk]` | null |
 //! | catalog version | `['__sys', 'catalog', 'version']` | a counter, bumped by every DDL |
 //! | model definition | `['__sys', 'catalog', 'model', name]` | `{kql, building}` |
+//! | backfill progress | `['__sys', 'backfill', model]` | the last record key indexed |
 //! | queue definition | `['__sys', 'queues', q]` | its job defaults |
 //! | job | `['__sys', 'queue', q, 'job', id]` | the job (payload, state, attempts, errors) |
 //! | ready job | `['__sys', 'queue', q, 'ready', -priority, id]` | null |
@@ -62,6 +63,10 @@ pub enum Key<'a> {
     CatalogVersion,
     ModelDef {
         name: &'a str,
+    },
+    /// How far the backfill of a model's building indexes got (resumed from there).
+    Backfill {
+        model: &'a str,
     },
     QueueDef {
         queue: &'a str,
@@ -121,6 +126,7 @@ impl Key<'_> {
             }
             Key::CatalogVersion => vec![s(SYS), s("catalog"), s("version")],
             Key::ModelDef { name } => vec![s(SYS), s("catalog"), s("model"), s(name)],
+            Key::Backfill { model } => vec![s(SYS), s("backfill"), s(model)],
             Key::QueueDef { queue } => vec![s(SYS), s("queues"), s(queue)],
             Key::Job { queue, id } => vec![s(SYS), s("queue"), s(queue), s("job"), s(id)],
             Key::JobIn { queue, area, order, id } => {

@@ -140,8 +140,9 @@ fn an_index_left_building_by_a_killed_backfill_is_reported_and_rebuilt_on_open()
     let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.contains("index `m.ia` is still building"), "{check}");
 
-    // Opening the database again finishes it.
+    // Opening the database again finishes it (in the background; finish_backfills waits).
     let reopened = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    reopened.finish_backfills().unwrap();
     assert_eq!(index_state(&reopened, "m"), vec![Value::String("ready".into())]);
     let check = reopened.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.starts_with("ok:"), "{check}");
@@ -173,6 +174,7 @@ fn a_unique_index_left_building_over_duplicates_is_dropped_on_open() {
     db.execute("INSERT INTO m {id: 3, a: 2}", ()).unwrap();
 
     let reopened = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    reopened.finish_backfills().unwrap();
     assert!(index_state(&reopened, "m").is_empty());
     let check = reopened.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.starts_with("ok:"), "{check}");

@@ -69,7 +69,30 @@ struct Args {
     /// diagnostic and exit 1 if any statement is malformed.
     #[arg(long, value_name = "FILES", num_args = 1.., conflicts_with_all = ["commands", "files"])]
     check: Vec<String>,
+
+    /// Open the database for reading only: every write fails, and the file may be on a
+    /// read-only file system.
+    #[arg(long)]
+    readonly: bool,
+
+    /// The LMDB map's initial size: bytes, or with a unit (`64MiB`, `2GiB`, `500MB`). The map
+    /// grows by itself when full; this only sets where it starts (default 1GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_map_size)]
+    map_size: Option<usize>,
+
+    /// Write commits with `pwrite` instead of into LMDB's memory map (slower commits; the
+    /// file's apparent size is then its real size).
+    #[arg(long)]
+    no_write_map: bool,
 }
+
+fn parse_map_size(text: &str) -> Result<usize, String> {
+    let bytes = parse_size::parse_size(text).map_err(|e| format!("{e} (e.g. 64MiB, 2GiB)"))?;
+    usize::try_from(bytes).map_err(|_| format!("{text} is too large"))
+}
+
+/// How database files are opened (set once from the command line; `.open` uses it too).
+static STORAGE: std::sync::OnceLock<(bool, Option<usize>, bool)> = std::sync::OnceLock::new();
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -83,6 +106,7 @@ fn main() -> ExitCode {
     } else {
         args.mode
     };
+    let _ = STORAGE.set((args.readonly, args.map_size, !args.no_write_map));
     let db = match open(&args.db) {
         Ok(db) => db,
         Err(e) => {
@@ -173,10 +197,15 @@ fn exit(failed: bool) -> ExitCode {
 
 /// Opens a database file, or a throwaway one for `:memory:`.
 pub(crate) fn open(path: &str) -> Result<kvm::Database, kvm::Error> {
+    let (read_only, map_size, write_map) = STORAGE.get().copied().unwrap_or((false, None, true));
+    let mut options = kvm::Options { read_only, write_map, ..kvm::Options::default() };
+    if let Some(size) = map_size {
+        options.map_size = size;
+    }
     if path == ":memory:" {
-        kvm::Database::memory()
+        kvm::Database::memory_with(options)
     } else {
-        kvm::Database::open(path)
+        kvm::Database::open_with(path, options)
     }
 }
 

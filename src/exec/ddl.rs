@@ -15,7 +15,7 @@ use kvm_storage::{KeyRange, Value};
 
 use super::{Backfill, Cx};
 use crate::error::{Error, Result};
-use crate::keyspace::KeyPrefix;
+use crate::keyspace::{Key, KeyPrefix};
 use crate::{catalog_store, Output, Rows};
 
 pub fn define(cx: &Cx, def: &DefineModel) -> Result<(Output, Backfill)> {
@@ -108,6 +108,15 @@ fn settle(
             let building: Vec<String> =
                 m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
             if !building.is_empty() {
+                // A new index starts its backfill from the first record (one left building
+                // from before is filled again with it: writing an entry twice is harmless).
+                let was_building = |ix: &String| {
+                    cx.catalog.models.get(name).and_then(|o| o.index(ix)).is_some_and(|i| !i.ready)
+                };
+                let progress = Key::Backfill { model: name }.encode();
+                if !building.iter().all(was_building) && cx.mtx.txn.get(&progress)?.is_some() {
+                    cx.mtx.txn.delete(progress);
+                }
                 backfill.push((name.clone(), building));
             }
         }

@@ -184,10 +184,15 @@ pub fn run(
         if attempt == ESCALATE_AFTER && _turn.is_none() {
             _turn = Some(escalate(host.escalation()));
         }
-        let mtx = ModelTxn::new(host.engine())?;
-        let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
-        if mtx.txn.is_dirty() {
-            let batch = mtx.txn.batch();
+        let (out, backfill, batch) = {
+            let mtx = ModelTxn::new(host.engine())?;
+            let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
+            (out, backfill, mtx.txn.is_dirty().then(|| mtx.txn.batch()))
+        };
+        // The statement's snapshot is closed before it commits (and before a backfill
+        // starts): LMDB can grow its map, and reuse freed pages, only when no transaction
+        // of this process still reads an old state.
+        if let Some(batch) = batch {
             within_limits(host.engine(), &batch)?;
             match host.engine().commit(&batch) {
                 Ok(_) => {}
@@ -446,20 +451,12 @@ pub fn duration_ms(
 /// Records per backfill commit.
 pub const BACKFILL_BATCH: usize = 256;
 
-/// Restarts the backfill of every index left building (a process killed during its
-/// backfill; run when a database is opened). An index whose records turn out to break its
-/// UNIQUE is dropped, as the interrupted `ALTER` would have done, and the open goes on.
+/// Continues the backfill of every index left building (a process killed or stopped during
+/// its backfill), from where it stopped. An index whose records turn out to break its
+/// UNIQUE is dropped, as the interrupted `ALTER` would have done.
 pub fn resume_backfills(host: &dyn Host) -> Result<()> {
-    let mtx = ModelTxn::new(host.engine())?;
-    let catalog = host.catalog(&mtx)?;
-    drop(mtx);
-    for m in catalog.models.values() {
-        let building: Vec<String> =
-            m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
-        if building.is_empty() {
-            continue;
-        }
-        match backfill_indexes(host, &m.name, &building) {
+    for (model, building) in building_indexes(host)? {
+        match backfill_indexes(host, &model, &building) {
             Ok(()) | Err(Error::UniqueViolation { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -467,96 +464,105 @@ pub fn resume_backfills(host: &dyn Host) -> Result<()> {
     Ok(())
 }
 
+/// Every model with indexes still building, and their names.
+pub fn building_indexes(host: &dyn Host) -> Result<Vec<(String, Vec<String>)>> {
+    let mtx = ModelTxn::new(host.engine())?;
+    let catalog = host.catalog(&mtx)?;
+    Ok(catalog
+        .models
+        .values()
+        .filter_map(|m| {
+            let building: Vec<String> =
+                m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
+            (!building.is_empty()).then(|| (m.name.clone(), building))
+        })
+        .collect())
+}
+
+/// Whether a backfill has more to do after a step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    More,
+    Done,
+}
+
 /// Fills new indexes from existing records, `BACKFILL_BATCH` records per commit, then marks
 /// them ready. A unique index that meets a duplicate is dropped again and the duplicate
 /// reported.
 pub fn backfill_indexes(host: &dyn Host, model_name: &str, indexes: &[String]) -> Result<()> {
-    let mut after: Option<Vec<u8>> = None;
-    let mut indexes = indexes.to_vec();
+    while backfill_step(host, model_name, indexes)? == Step::More {}
+    Ok(())
+}
+
+/// One batch of a backfill, in its own snapshot and commit: the next `BACKFILL_BATCH`
+/// records after the stored progress key get their entries, and the progress key moves
+/// past them in the same commit — so a backfill stopped anywhere (a crash, a closed
+/// database) resumes where it stopped, and no snapshot lives longer than one batch (LMDB
+/// reuses the pages earlier batches freed).
+pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> Result<Step> {
     loop {
         let mtx = ModelTxn::new(host.engine())?;
         let catalog = host.catalog(&mtx)?;
-        let Some(model) = catalog.models.get(model_name) else { return Ok(()) };
+        let Some(model) = catalog.models.get(model_name) else { return Ok(Step::Done) };
         // Only those still building: another process may have finished (or dropped) some.
-        indexes.retain(|n| model.index(n).is_some_and(|i| !i.ready));
+        let indexes: Vec<String> =
+            indexes.iter().filter(|n| model.index(n).is_some_and(|i| !i.ready)).cloned().collect();
         if indexes.is_empty() {
-            return Ok(());
+            return Ok(Step::Done);
         }
-        let indexes = &indexes;
         mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
+        let progress = Key::Backfill { model: model_name }.encode();
+        // Two backfillers of one model (two processes) conflict here; one redoes its batch.
+        mtx.txn.check_unchanged(&progress)?;
+        let after = mtx.txn.get(&progress)?;
+        let resumed = after.is_some();
         mtx.txn.track_reads(true);
         mtx.txn.track_ranges(false);
         let prefix = KeyPrefix::Model(model_name).encode();
         let mut range = KeyRange::prefix(&prefix);
-        if let Some(a) = &after {
-            range.start = std::ops::Bound::Excluded(a.clone());
+        if let Some(a) = after {
+            range.start = std::ops::Bound::Excluded(a);
         }
         let rows: Vec<Row> =
             mtx.scan(model, range, false)?.take(BACKFILL_BATCH).collect::<Result<_>>()?;
         let done = rows.len() < BACKFILL_BATCH;
+        let mut last = None;
         let mut failure = None;
-        for row in &rows {
+        'rows: for row in &rows {
             let pk = pk_part(model, row.get(&model.pk().name).unwrap_or(&Value::Null))?;
-            after = Some(Key::Record { model: model_name, pk: pk.clone() }.encode());
+            last = Some(Key::Record { model: model_name, pk: pk.clone() }.encode());
             for ix in model.indexes.iter().filter(|i| indexes.contains(&i.name)) {
-                if let Some(k) = entry_key(model, ix, row, &pk) {
-                    if ix.unique {
-                        if let Some(held) = mtx.txn.get(&k)? {
-                            let holder = Value::decode(&held)
-                                .ok()
-                                .and_then(|v| crate::keyspace::key_part(&v))
-                                .map(|(p, _)| p);
-                            if holder.as_ref() != Some(&pk) {
-                                let vals: Vec<String> = ix
-                                    .fields
-                                    .iter()
-                                    .map(|f| row.get(f).map(|v| v.to_string()).unwrap_or_default())
-                                    .collect();
-                                failure = Some(Error::UniqueViolation {
-                                    model: model.name.clone(),
-                                    index: ix.name.clone(),
-                                    value: vals.join(", "),
-                                });
-                                break;
-                            }
-                        }
-                        mtx.txn.set(k, crate::keyspace::part_value(&pk).encode(), None);
-                    } else {
-                        mtx.txn.set(k, Value::Null.encode(), None);
+                let Some(k) = entry_key(model, ix, row, &pk) else { continue };
+                if !ix.unique {
+                    mtx.txn.set(k, Value::Null.encode(), None);
+                    continue;
+                }
+                if let Some(held) = mtx.txn.get(&k)? {
+                    let holder = Value::decode(&held)
+                        .ok()
+                        .and_then(|v| crate::keyspace::key_part(&v))
+                        .map(|(p, _)| p);
+                    if holder.as_ref() != Some(&pk) {
+                        let vals: Vec<String> = ix
+                            .fields
+                            .iter()
+                            .map(|f| row.get(f).map(|v| v.to_string()).unwrap_or_default())
+                            .collect();
+                        failure = Some(Error::UniqueViolation {
+                            model: model.name.clone(),
+                            index: ix.name.clone(),
+                            value: vals.join(", "),
+                        });
+                        break 'rows;
                     }
                 }
-            }
-            if failure.is_some() {
-                break;
+                mtx.txn.set(k, crate::keyspace::part_value(&pk).encode(), None);
             }
         }
         if let Some(e) = failure {
-            // Undo: drop the half-built indexes (their entries and their definitions). Built
-            // as an AST, not as text, so names that need backticks survive; an undo that
-            // fails is reported, never ignored.
-            let span = kvm_lang::Span::new(0, 0);
-            let ident = |name: &str| Ident { name: name.to_string(), span };
-            let undo = kvm_lang::ast::AlterModel {
-                name: ident(model_name),
-                actions: indexes
-                    .iter()
-                    .map(|i| kvm_lang::ast::AlterAction::DropIndex(ident(i)))
-                    .collect(),
-                span,
-            };
-            if let Err(undo_err) = run(host, &Statement::AlterModel(undo), &Params::default(), None)
-            {
-                return Err(Error::catalog(
-                    "kvm.backfill_undo",
-                    format!(
-                        "{e}; dropping the half-built index(es) {} failed too: {undo_err}",
-                        indexes.join(", ")
-                    ),
-                ));
-            }
-            return Err(e);
+            drop(mtx);
+            return Err(undo_backfill(host, model_name, &indexes, e));
         }
-        let mut finished = None;
         if done {
             let mut m = model.clone();
             for ix in &mut m.indexes {
@@ -565,19 +571,43 @@ pub fn backfill_indexes(host: &dyn Host, model_name: &str, indexes: &[String]) -
                 }
             }
             catalog_store::save(&mtx.txn, &m)?;
-            finished = Some(());
-        }
-        match host.engine().commit(&mtx.txn.batch()) {
-            Ok(_) => {}
-            Err(e) if e.is_retryable() => {
-                // Redo this batch from a fresh snapshot.
-                after = None;
-                continue;
+            if resumed {
+                mtx.txn.delete(progress);
             }
+        } else if let Some(last) = last {
+            mtx.txn.set(progress, last, None);
+        }
+        let batch = mtx.txn.batch();
+        drop(mtx);
+        match host.engine().commit(&batch) {
+            Ok(_) => return Ok(if done { Step::Done } else { Step::More }),
+            // Redo this batch from a fresh snapshot (the progress key says where).
+            Err(e) if e.is_retryable() => continue,
             Err(e) => return Err(e.into()),
         }
-        if finished.is_some() {
-            return Ok(());
-        }
+    }
+}
+
+/// Drops half-built indexes whose backfill met `e` (a duplicate under a UNIQUE index) —
+/// their entries and their definitions — and returns the error to report. Built as an
+/// AST, not as text, so names that need backticks survive; an undo that fails is reported,
+/// never ignored.
+fn undo_backfill(host: &dyn Host, model_name: &str, indexes: &[String], e: Error) -> Error {
+    let span = kvm_lang::Span::new(0, 0);
+    let ident = |name: &str| Ident { name: name.to_string(), span };
+    let undo = kvm_lang::ast::AlterModel {
+        name: ident(model_name),
+        actions: indexes.iter().map(|i| kvm_lang::ast::AlterAction::DropIndex(ident(i))).collect(),
+        span,
+    };
+    match run(host, &Statement::AlterModel(undo), &Params::default(), None) {
+        Ok(_) => e,
+        Err(undo_err) => Error::catalog(
+            "kvm.backfill_undo",
+            format!(
+                "{e}; dropping the half-built index(es) {} failed too: {undo_err}",
+                indexes.join(", ")
+            ),
+        ),
     }
 }

@@ -24,6 +24,10 @@ pub enum Error {
     Corrupt(String),
     /// The database file is full and could not be grown (see the message).
     MapFull(String),
+    /// The disk (or file system quota) has no room for the write; nothing was written.
+    DiskFull(String),
+    /// The database was opened read-only (or its file is not writable) and a write came.
+    ReadOnly(String),
     /// The backend failed (I/O, LMDB error, lock poisoned, ...).
     Backend(String),
 }
@@ -39,6 +43,8 @@ impl Error {
             Error::FeedTruncated { .. } => "storage.feed_truncated",
             Error::Corrupt(_) => "storage.corrupt",
             Error::MapFull(_) => "storage.map_full",
+            Error::DiskFull(_) => "storage.disk_full",
+            Error::ReadOnly(_) => "storage.read_only",
             Error::Backend(_) => "storage.backend",
         }
     }
@@ -74,6 +80,8 @@ impl fmt::Display for Error {
             ),
             Error::Corrupt(msg) => write!(f, "corrupt data: {msg}"),
             Error::MapFull(msg) => write!(f, "database is full: {msg}"),
+            Error::DiskFull(msg) => write!(f, "no space left on the disk: {msg}"),
+            Error::ReadOnly(msg) => write!(f, "the database is read-only: {msg}"),
             Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
         }
     }
@@ -83,12 +91,38 @@ impl std::error::Error for Error {}
 
 impl From<heed::Error> for Error {
     fn from(e: heed::Error) -> Self {
-        Error::Backend(format!("lmdb: {e}"))
+        use heed::MdbError;
+        match e {
+            heed::Error::Io(io) => io.into(),
+            heed::Error::Mdb(MdbError::Other(code)) if code == ENOSPC || code == EDQUOT => {
+                Error::DiskFull(format!("lmdb: {}", std::io::Error::from_raw_os_error(code)))
+            }
+            heed::Error::Mdb(MdbError::Other(code)) if code == EACCES || code == EROFS => {
+                Error::ReadOnly(format!("lmdb: {}", std::io::Error::from_raw_os_error(code)))
+            }
+            heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound | MdbError::Invalid) => {
+                Error::Corrupt(format!("lmdb: {e}"))
+            }
+            e => Error::Backend(format!("lmdb: {e}")),
+        }
     }
 }
 
+// errno values (Linux and the BSDs agree on these).
+const EACCES: i32 = 13;
+const ENOSPC: i32 = 28;
+const EROFS: i32 = 30;
+const EDQUOT: i32 = 122;
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                return Error::DiskFull(format!("io: {e}"))
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => return Error::ReadOnly(format!("io: {e}")),
+            _ => {}
+        }
         Error::Backend(format!("io: {e}"))
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
@@ -41,6 +42,10 @@ const SEQ: &[u8] = b"seq";
 const FLOOR: &[u8] = b"feed_floor";
 /// How long a commit that must grow the map waits for this process's snapshots to close.
 const GROW_WAIT: Duration = Duration::from_secs(5);
+/// The map grows ahead of need once its used part passes this share (in 1/8ths).
+const GROW_AHEAD_EIGHTHS: usize = 6;
+/// How often commits clear reader slots left by dead processes (`mdb_reader_check`).
+const READER_CHECK_MS: u64 = 100;
 
 /// How to open an LMDB database.
 #[derive(Debug, Clone)]
@@ -59,6 +64,10 @@ pub struct LmdbOptions {
     /// map size (it is sparse), and a full disk stops the process (`SIGBUS`) where `pwrite`
     /// would return an error. Committed data stays intact either way.
     pub write_map: bool,
+    /// Opens for reading only: no write transaction is ever started, the file may be on a
+    /// read-only file system (LMDB then runs without its lock file), and every commit is
+    /// refused with `storage.read_only`. The file must exist and be a KVM database.
+    pub read_only: bool,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -70,6 +79,7 @@ impl Default for LmdbOptions {
             feed_retention: feed::DEFAULT_RETENTION,
             max_readers: 512,
             write_map: true,
+            read_only: false,
             clock: clock::system(),
         }
     }
@@ -92,6 +102,12 @@ struct Shared {
     clock: Arc<dyn Clock>,
     retention: u64,
     group: GroupCommit,
+    read_only: bool,
+    /// The database file, to reserve its blocks ahead of the pages commits will write
+    /// (`fallocate`), and how far it is known to be reserved; `None` when read-only.
+    reserve: Option<Reserve>,
+    /// When stale reader slots were last cleared (milliseconds of the engine clock).
+    readers_checked: AtomicU64,
 }
 
 /// A database in one LMDB file (plus its `-lock` file).
@@ -141,9 +157,14 @@ impl LmdbEngine {
         if let Some(shared) = open.get(&path).and_then(Weak::upgrade) {
             return Ok(LmdbEngine { shared });
         }
+        check_file(&path, opts.read_only)?;
         let mut flags = EnvFlags::NO_SUB_DIR;
-        if opts.write_map {
+        let write_map = opts.write_map && !opts.read_only;
+        if write_map {
             flags |= EnvFlags::WRITE_MAP;
+        }
+        if opts.read_only {
+            flags |= EnvFlags::READ_ONLY;
         }
         if opts.durability == Durability::Process {
             flags |= EnvFlags::NO_SYNC;
@@ -161,16 +182,53 @@ impl LmdbEngine {
                 .flags(flags)
                 .open(&path)?
         };
-        let wtxn = env.write_txn()?;
-        let dbs = env
-            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+        let dbs = if opts.read_only {
+            let rtxn = env.read_txn()?;
+            let opened =
+                env.open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
+                    let open = |name| opener.open_database::<Bytes, Bytes>(rtxn, Some(name));
+                    Ok(match (open("data")?, open("feed")?, open("expiry")?, open("meta")?) {
+                        (Some(d), Some(f), Some(e), Some(m)) => CommitOrAbort::Commit([d, f, e, m]),
+                        _ => CommitOrAbort::Abort(()),
+                    })
+                })?;
+            match opened {
+                CommitOrAbort::Commit(dbs) => dbs,
+                CommitOrAbort::Abort(()) => {
+                    return Err(Error::Corrupt(format!(
+                        "{} is not a KVM database (its tables are missing)",
+                        path.display()
+                    )))
+                }
+            }
+        } else {
+            let wtxn = env.write_txn()?;
+            env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 let data: Database<Bytes, Bytes> = opener.create_database(wtxn, Some("data"))?;
                 let feed = opener.create_database(wtxn, Some("feed"))?;
                 let expiry = opener.create_database(wtxn, Some("expiry"))?;
                 let meta = opener.create_database(wtxn, Some("meta"))?;
                 Ok(CommitOrAbort::<_, ()>::Commit([data, feed, expiry, meta]))
             })?
-            .unwrap_commit();
+            .unwrap_commit()
+        };
+        // A reader slot left by a process killed mid-read keeps every page it could see
+        // from reuse, for as long as any process has the file open: clear them now, and
+        // then every READER_CHECK_MS from commits.
+        if !opts.read_only {
+            env.clear_stale_readers()?;
+        }
+        let checked_at = u64::try_from(START.elapsed().as_millis()).unwrap_or(0);
+        let reserve = if opts.read_only {
+            None
+        } else {
+            Some(Reserve {
+                file: std::fs::OpenOptions::new().write(true).open(&path)?,
+                upto: AtomicU64::new(0),
+                // Without a write map the file's size is what LMDB wrote: keep it so.
+                keep_size: !write_map,
+            })
+        };
         // SAFETY: a database handle is an index into the environment, valid while it is
         // open. The handles live in `Shared` beside the environment and never leave it, so
         // extending their lifetime to `'static` cannot let one outlive the environment.
@@ -186,6 +244,9 @@ impl LmdbEngine {
             clock: opts.clock,
             retention: opts.feed_retention.max(1),
             group: GroupCommit::default(),
+            read_only: opts.read_only,
+            reserve,
+            readers_checked: AtomicU64::new(checked_at),
         });
         open.insert(path, Arc::downgrade(&shared));
         Ok(LmdbEngine { shared })
@@ -199,39 +260,125 @@ impl LmdbEngine {
 
     /// The current size of the map, in bytes.
     pub fn map_size(&self) -> usize {
-        self.shared.env.info().map_size
+        self.info().map_size
     }
 
-    /// Runs `attempt` until it neither needs a bigger map nor has to adopt another process's.
-    fn with_map<T>(&self, mut attempt: impl FnMut() -> Result<T, Fail>) -> Result<T> {
+    /// LMDB's view of the environment. It reads the mapped meta pages, so it holds the
+    /// gate like a transaction: never while this thread holds it exclusively.
+    fn info(&self) -> heed::EnvInfo {
+        let _gate = self.shared.gate.read_recursive();
+        self.shared.env.info()
+    }
+
+    /// Runs `attempt` — a write of about `need` bytes (see [`Room`]) — until it neither
+    /// needs a bigger map nor has to adopt another process's. Before each attempt the map
+    /// is made big enough and, with a write map, the file's blocks are reserved for it.
+    fn with_map<T>(&self, need: Room, mut attempt: impl FnMut() -> Result<T, Fail>) -> Result<T> {
+        if self.shared.read_only {
+            return Err(Error::ReadOnly("it was opened read-only".into()));
+        }
+        self.clear_stale_readers(false)?;
+        let mut need = need;
         loop {
+            self.make_room(need)?;
             let outcome = {
                 let _gate = self.shared.gate.read_recursive();
                 attempt()
             };
             match outcome {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.grow_ahead();
+                    return Ok(v);
+                }
                 Err(Fail::Err(e)) => return Err(e),
                 Err(Fail::Grow) => {
+                    // Pages held by dead readers may be what filled it.
+                    self.clear_stale_readers(true)?;
+                    need.bytes = need.bytes.saturating_mul(2);
                     let size = self.map_size();
-                    self.resize(size.saturating_mul(2))?
+                    self.resize(
+                        size.saturating_mul(2).max(self.used() + need.headroom(self.used())),
+                        GROW_WAIT,
+                    )?;
                 }
-                Err(Fail::Adopt) => self.resize(0)?,
+                Err(Fail::Adopt) => {
+                    self.resize(0, GROW_WAIT)?;
+                }
             }
         }
     }
 
-    fn resize(&self, new_size: usize) -> Result<()> {
-        let Some(_excl) = self.shared.gate.try_write_for(GROW_WAIT) else {
+    /// The bytes of the file that hold pages in use (up to the last page written): what the
+    /// database takes on disk, whatever the map's (apparent) size.
+    pub fn used_bytes(&self) -> usize {
+        self.used()
+    }
+
+    fn used(&self) -> usize {
+        self.info().last_page_number.saturating_add(1).saturating_mul(page_size())
+    }
+
+    /// Grows the map when `need` would not fit, and reserves the file's blocks for it.
+    fn make_room(&self, need: Room) -> Result<()> {
+        let used = self.used();
+        let want = used.saturating_add(need.headroom(used));
+        let size = self.map_size();
+        if want > size {
+            self.resize(size.saturating_mul(2).max(want.saturating_add(want / 4)), GROW_WAIT)?;
+        }
+        let Some(r) = &self.shared.reserve else { return Ok(()) };
+        if (r.upto.load(Ordering::Relaxed) as usize) >= want {
+            return Ok(());
+        }
+        // Reserve a little past what this write needs, so most commits make no call.
+        let to = round_up(want.saturating_add(used / 8), page_size()).min(self.map_size());
+        r.reserve(to)?;
+        r.upto.store(to as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Doubles the map once most of it is used, when no snapshot of this process is open
+    /// right now (never waiting for one): a later commit then rarely has to wait for
+    /// readers to finish before the map can grow.
+    fn grow_ahead(&self) {
+        let size = self.map_size();
+        if self.used() < size / 8 * GROW_AHEAD_EIGHTHS {
+            return;
+        }
+        // A failed attempt is tried again after the next commit.
+        let _ = self.resize(size.saturating_mul(2), Duration::ZERO);
+    }
+
+    /// Resizes the map (0: adopt the size another process set), waiting up to `wait` for
+    /// this process's snapshots to close.
+    fn resize(&self, new_size: usize, wait: Duration) -> Result<()> {
+        let Some(_excl) = self.shared.gate.try_write_for(wait) else {
             return Err(Error::MapFull(format!(
                 "the map ({} bytes) must grow, but this process kept snapshots open for {:?}",
                 self.map_size(),
-                GROW_WAIT
+                wait
             )));
         };
+        let new_size = round_up(new_size, page_size());
+        if new_size != 0 && new_size <= self.shared.env.info().map_size {
+            return Ok(()); // another thread grew it meanwhile
+        }
         // SAFETY: holding the gate exclusively means no transaction of this process is
         // active (every snapshot and commit holds it shared).
         unsafe { self.shared.env.resize(new_size) }.map_err(map_full)
+    }
+
+    /// Frees reader slots of processes that died holding a snapshot (LMDB's
+    /// `mdb_reader_check`); at most once per [`READER_CHECK_MS`] unless `now`.
+    fn clear_stale_readers(&self, now: bool) -> Result<()> {
+        let at = u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.shared.readers_checked.load(Ordering::Relaxed);
+        if !now && at.saturating_sub(last) < READER_CHECK_MS {
+            return Ok(());
+        }
+        self.shared.readers_checked.store(at, Ordering::Relaxed);
+        self.shared.env.clear_stale_readers()?;
+        Ok(())
     }
 
     fn read_u64(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<u64>> {
@@ -347,6 +494,159 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::fs::canonicalize(parent)?.join(name))
 }
 
+/// What a write may need from the map: its operations and bytes.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    ops: usize,
+    bytes: usize,
+}
+
+impl Room {
+    fn of(batches: &[&AtomicBatch]) -> Room {
+        batches.iter().fold(Room { ops: 0, bytes: 0 }, |r, b| {
+            let (ops, bytes) = b.size();
+            Room { ops: r.ops + ops, bytes: r.bytes + bytes }
+        })
+    }
+
+    /// The new pages a write may take past the used part of the file: its data and a
+    /// quarter more (page fill, the change feed's keys) plus a few pages per operation for
+    /// the copied tree paths, but never more paths than the tree has pages; plus a margin
+    /// for the free list.
+    fn headroom(self, used: usize) -> usize {
+        let data = self.bytes.saturating_add(self.bytes / 4);
+        let paths = self.ops.saturating_mul(4 * page_size()).min(used);
+        data.saturating_add(paths).saturating_add(1 << 20)
+    }
+}
+
+fn page_size() -> usize {
+    4096
+}
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to).saturating_mul(to)
+}
+
+/// When this process started using LMDB (for the reader-check period).
+static START: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+
+/// The database file's disk reservation: a full disk must be found before LMDB writes —
+/// through a write map it would be `SIGBUS`, through `pwrite` a short write that LMDB
+/// reports as a bare I/O error.
+struct Reserve {
+    file: std::fs::File,
+    /// How far the file is known to have blocks.
+    upto: AtomicU64,
+    /// Allocate without changing the file's size (`FALLOC_FL_KEEP_SIZE`).
+    keep_size: bool,
+}
+
+impl Reserve {
+    /// Makes sure the file's first `to` bytes have blocks on disk.
+    fn reserve(&self, to: usize) -> Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let len = libc::off_t::try_from(to).unwrap_or(libc::off_t::MAX);
+            let mode = if self.keep_size { libc::FALLOC_FL_KEEP_SIZE } else { 0 };
+            // SAFETY: a plain system call on a file descriptor we own; it allocates blocks
+            // and never changes the file's contents.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), mode, 0, len) };
+            if rc != 0 {
+                let e = std::io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    // A file system without fallocate: nothing to reserve with.
+                    Some(libc::EOPNOTSUPP) => Ok(()),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(Error::DiskFull(format!(
+                        "the database needs {to} bytes of disk for this write; {e}"
+                    ))),
+                    _ => Err(e.into()),
+                };
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (&self.file, to);
+        Ok(())
+    }
+}
+
+/// Checks an existing database file before LMDB maps it: LMDB trusts its file, and would
+/// extend a truncated one to the map size (with a write map) or read past its end. Reads
+/// the two meta pages and checks the magic, the version, and that the file still holds
+/// every page the newest meta page counts. A missing or empty file is a new database
+/// (read-only: an error).
+fn check_file(path: &Path, read_only: bool) -> Result<()> {
+    use std::io::Read;
+    let missing = |what: &str| {
+        if read_only {
+            Err(Error::Backend(format!("{} {what}: nothing to open read-only", path.display())))
+        } else {
+            Ok(())
+        }
+    };
+    let len = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing("does not exist"),
+        Err(e) => return Err(e.into()),
+        Ok(m) if !m.is_file() => {
+            return Err(Error::Backend(format!("{} is not a file", path.display())))
+        }
+        Ok(m) => m.len(),
+    };
+    if len == 0 {
+        return missing("is empty");
+    }
+    let corrupt = |why: String| Error::Corrupt(format!("{}: {why}", path.display()));
+    let mut head = Vec::new();
+    std::fs::File::open(path)?.take(2 * 65536).read_to_end(&mut head)?;
+    let u32_at = |b: &[u8], at: usize| {
+        b.get(at..at + 4).map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let u64_at = |b: &[u8], at: usize| {
+        b.get(at..at + 8).and_then(|x| x.try_into().ok()).map(u64::from_ne_bytes)
+    };
+    // Page header 16 bytes; meta: magic, version, address, map size, two 48-byte db
+    // records (the first's leading u32 is the page size), last page, txn id.
+    let meta = |page: &[u8]| -> Option<(u64, u64)> {
+        (u32_at(page, 16)? == 0xBEEF_C0DE && u32_at(page, 20)? == 1)
+            .then(|| Some((u64_at(page, 136)?, u64_at(page, 144)?)))
+            .flatten()
+    };
+    let psize = u32_at(&head, 40).unwrap_or(0) as usize;
+    let first = meta(&head);
+    let second = (psize.is_power_of_two() && (512..=65536).contains(&psize))
+        .then(|| head.get(psize..).and_then(meta))
+        .flatten();
+    let newest = match (first, second) {
+        (Some(a), Some(b)) => {
+            if a.1 >= b.1 {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => {
+            return Err(corrupt(
+                "not an LMDB database file, or its header pages are damaged".into(),
+            ))
+        }
+    };
+    if !(psize.is_power_of_two() && (512..=65536).contains(&psize)) {
+        return Err(corrupt(format!("its header names an impossible page size ({psize})")));
+    }
+    let expected = newest.0.saturating_add(1).saturating_mul(psize as u64);
+    // LMDB may leave a few freed pages at the end unwritten; a shorter file than that
+    // lost pages it needs.
+    let slack = (expected / 8).max(1 << 20);
+    if len.saturating_add(slack) < expected {
+        return Err(corrupt(format!(
+            "the file is {len} bytes but its pages reach {expected} bytes: it was truncated"
+        )));
+    }
+    Ok(())
+}
+
 struct LmdbTarget<'t, 'e> {
     txn: &'t mut RwTxn<'e>,
     s: &'t Shared,
@@ -390,6 +690,7 @@ impl Engine for LmdbEngine {
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
+        let mut readers_cleared = false;
         loop {
             let gate = self.shared.gate.read_recursive();
             match self.shared.env.read_txn() {
@@ -408,7 +709,13 @@ impl Engine for LmdbEngine {
                 }
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
                     drop(gate);
-                    self.resize(0)?;
+                    self.resize(0, GROW_WAIT)?;
+                }
+                Err(heed::Error::Mdb(MdbError::ReadersFull)) if !readers_cleared => {
+                    // Slots of dead processes may be what fills the table.
+                    drop(gate);
+                    readers_cleared = true;
+                    self.shared.env.clear_stale_readers()?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -416,11 +723,15 @@ impl Engine for LmdbEngine {
     }
 
     fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
-        let run = |batches: &[&AtomicBatch]| self.with_map(|| self.commit_group(batches));
+        let run = |batches: &[&AtomicBatch]| {
+            self.with_map(Room::of(batches), || self.commit_group(batches))
+        };
         self.shared.group.commit(batch, &run)
     }
 
     fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
+        // Like every transaction of this process, it holds the gate (no resize meanwhile).
+        let _gate = self.shared.gate.read_recursive();
         let snap = self.shared.env.read_txn()?;
         let floor = self.read_u64(&snap, FLOOR)?.unwrap_or(1);
         if after.seq() + 1 < floor {
@@ -439,7 +750,11 @@ impl Engine for LmdbEngine {
     }
 
     fn sweep_expired(&self, limit: usize) -> Result<usize> {
-        self.with_map(|| self.sweep_once(limit))
+        if self.shared.read_only {
+            return Ok(0);
+        }
+        // Each deletion rewrites a few pages.
+        self.with_map(Room { ops: limit, bytes: 0 }, || self.sweep_once(limit))
     }
 
     fn backup(&self, path: &Path) -> Result<()> {
