@@ -427,7 +427,10 @@ impl Database {
         )
     }
 
-    /// Runs a query and returns its rows.
+    /// Runs one statement that returns rows — `SELECT`, `SHOW`, `DEQUEUE`, `QUEUE STATS`, or a
+    /// write with `RETURNING` — and returns them. Anything else (several statements, a write
+    /// without `RETURNING`, DDL) is refused with `kvm.not_a_query` before it runs: use
+    /// [`Database::execute`] for those.
     pub fn query(&self, kql: &str, params: impl IntoParams) -> Result<Rows> {
         let stmt = one_query(kql)?;
         rows_of(self.run_statement(&stmt, &params.into_params())?)
@@ -495,11 +498,12 @@ impl Database {
     /// `Err` from `f` rolls back and is returned as is.
     pub fn transaction<T>(&self, mut f: impl FnMut(&Transaction) -> Result<T>) -> Result<T> {
         let mut attempt = 0;
-        let mut _turn = exec::queue_if_contended(&self.inner.escalation);
+        let host: &dyn Host = self.inner.as_ref();
+        let mut _turn = exec::queue_if_contended(host)?;
         loop {
             attempt += 1;
-            if attempt == exec::ESCALATE_AFTER && _turn.is_none() {
-                _turn = Some(exec::escalate(&self.inner.escalation));
+            if _turn.is_none() && attempt >= exec::ESCALATE_AFTER {
+                _turn = Some(exec::escalate(host)?);
             }
             let tx = Transaction::begin(self)?;
             let value = f(&tx)?;
@@ -509,7 +513,7 @@ impl Database {
                     if attempt >= exec::MAX_ATTEMPTS {
                         return Err(Error::Conflict { attempts: attempt });
                     }
-                    exec::backoff(attempt);
+                    exec::retry_pause(attempt, _turn.is_some());
                 }
                 Err(e) => return Err(e),
             }
@@ -618,7 +622,8 @@ impl<'d> Transaction<'d> {
         run_text(kql, &params.into_params(), |stmt, params| self.run_statement(stmt, params))
     }
 
-    /// Runs a query inside the transaction (it sees the transaction's own writes).
+    /// Runs a query inside the transaction (it sees the transaction's own writes); the same
+    /// statements as [`Database::query`], refusing the others before they run.
     pub fn query(&self, kql: &str, params: impl IntoParams) -> Result<Rows> {
         let stmt = one_query(kql)?;
         rows_of(self.run_statement(&stmt, &params.into_params())?)
@@ -642,10 +647,9 @@ impl<'d> Transaction<'d> {
     fn commit(self) -> Result<()> {
         let Transaction { db, mtx } = self;
         if mtx.txn.is_dirty() {
-            let batch = mtx.txn.batch();
-            // Closed first: a commit that must grow the map waits for this process's
-            // snapshots, its own included.
-            drop(mtx);
+            // The snapshot closes here: a commit that must grow the map waits for this
+            // process's snapshots, its own included.
+            let batch = mtx.txn.into_batch();
             exec::within_limits(db.inner.engine.as_ref(), &batch)?;
             db.inner.engine.commit(&batch)?;
         }

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use kvm_storage::{AtomicBatch, Engine, KeyRange, ScanOptions, Snapshot, Versionstamp};
+use kvm_storage::{AtomicBatch, Engine, KeyRange, Mutation, ScanOptions, Snapshot, Versionstamp};
 
 use crate::error::Result;
 
@@ -256,24 +256,25 @@ impl<'e> Txn<'e> {
         !self.writes.borrow().is_empty()
     }
 
-    /// The batch this transaction commits: its checks, then its writes in key order.
-    pub fn batch(&self) -> AtomicBatch {
-        let mut batch = AtomicBatch::new();
-        for (k, vs) in self.checks.borrow().iter() {
-            batch = batch.check(k, *vs);
-        }
+    /// The batch this transaction commits, taking its checks and writes (no copies: a
+    /// large statement's buffer is not held twice). The snapshot closes with it.
+    pub fn into_batch(self) -> AtomicBatch {
         let at = self.snap.versionstamp();
-        for s in self.scanned.borrow().iter() {
+        drop(self.snap);
+        let mut batch = AtomicBatch::new();
+        for (k, vs) in self.checks.into_inner() {
+            batch.checks.push(kvm_storage::Check { key: k, versionstamp: vs });
+        }
+        for s in self.scanned.into_inner() {
             if let Some(r) = s.covered() {
                 batch = batch.check_range(r, at);
             }
         }
-        for (k, w) in self.writes.borrow().iter() {
-            batch = match w {
-                Some((v, Some(exp))) => batch.set_with_expiry(k, v, *exp),
-                Some((v, None)) => batch.set(k, v),
-                None => batch.delete(k),
-            };
+        for (k, w) in self.writes.into_inner() {
+            batch.mutations.push(match w {
+                Some((value, expire_at)) => Mutation::Set { key: k, value, expire_at },
+                None => Mutation::Delete { key: k },
+            });
         }
         batch
     }

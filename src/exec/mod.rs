@@ -110,8 +110,12 @@ pub fn backoff(attempt: usize) {
 thread_local!(static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
 
 /// A turn under the escalation lock (none when this thread already holds it, e.g. an
-/// autocommit statement run from inside a retrying transaction closure).
+/// autocommit statement run from inside a retrying transaction closure): first this
+/// process's, then the storage engine's across processes.
 pub struct Turn<'a> {
+    /// Declared first: given back before the process lock, so the next writer of this
+    /// process does not wait on another process for nothing.
+    _across: Option<kvm_storage::WriterTurn<'a>>,
     _guard: Option<std::sync::MutexGuard<'a, ()>>,
 }
 
@@ -126,24 +130,42 @@ impl Drop for Turn<'_> {
 /// Before a write's first attempt: when another writer of this process is retrying under
 /// the escalation lock (the key is contended), queue behind it instead of racing it — so
 /// the retrying writer cannot be starved by a stream of fresh attempts.
-pub fn queue_if_contended(lock: &std::sync::Mutex<()>) -> Option<Turn<'_>> {
+/// The same across processes: a write waits while another process's writer has its turn.
+pub fn queue_if_contended(host: &dyn Host) -> Result<Option<Turn<'_>>> {
     if HOLDING.with(|h| h.get()) {
-        return None;
+        return Ok(None);
     }
-    match lock.try_lock() {
-        Ok(_free) => None,
-        Err(_) => Some(escalate(lock)),
+    match host.escalation().try_lock() {
+        Ok(_free) => {}
+        Err(_) => return escalate(host).map(Some),
+    }
+    host.engine().await_writer_turn()?;
+    Ok(None)
+}
+
+
+/// The pause before retry `attempt`: a writer holding the turn retries at once (sleeping
+/// would hand its turn's time to writers that race it); others back off.
+pub fn retry_pause(attempt: usize, holding_turn: bool) {
+    if holding_turn {
+        std::thread::yield_now();
+    } else {
+        backoff(attempt);
     }
 }
 
-/// Takes the escalation lock for the rest of a retry loop.
-pub fn escalate(lock: &std::sync::Mutex<()>) -> Turn<'_> {
+/// Takes the escalation lock for the rest of a retry loop: this process's, then the
+/// engine's writer turn, so writers of several processes that keep colliding on one key
+/// take turns too (a counter incremented by four processes must never fail).
+pub fn escalate(host: &dyn Host) -> Result<Turn<'_>> {
     if HOLDING.with(|h| h.get()) {
-        return Turn { _guard: None };
+        return Ok(Turn { _across: None, _guard: None });
     }
-    let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let guard = host.escalation().lock().unwrap_or_else(|p| p.into_inner());
     HOLDING.with(|h| h.set(true));
-    Turn { _guard: Some(guard) }
+    let mut turn = Turn { _across: None, _guard: Some(guard) };
+    turn._across = host.engine().writer_turn()?;
+    Ok(turn)
 }
 
 /// The shared state a statement needs from the database.
@@ -178,16 +200,16 @@ pub fn run(
             | Statement::Describe(_)
             | Statement::Check(_)
     );
-    let mut _turn = if writes { queue_if_contended(host.escalation()) } else { None };
+    let mut _turn = if writes { queue_if_contended(host)? } else { None };
     loop {
         attempt += 1;
-        if attempt == ESCALATE_AFTER && _turn.is_none() {
-            _turn = Some(escalate(host.escalation()));
+        if _turn.is_none() && attempt >= ESCALATE_AFTER {
+            _turn = Some(escalate(host)?);
         }
         let (out, backfill, batch) = {
             let mtx = ModelTxn::new(host.engine())?;
             let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
-            (out, backfill, mtx.txn.is_dirty().then(|| mtx.txn.batch()))
+            (out, backfill, mtx.txn.is_dirty().then(|| mtx.txn.into_batch()))
         };
         // The statement's snapshot is closed before it commits (and before a backfill
         // starts): LMDB can grow its map, and reuse freed pages, only when no transaction
@@ -200,7 +222,7 @@ pub fn run(
                     if attempt >= MAX_ATTEMPTS {
                         return Err(Error::Conflict { attempts: attempt });
                     }
-                    backoff(attempt);
+                    retry_pause(attempt, _turn.is_some());
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -577,8 +599,7 @@ pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> R
         } else if let Some(last) = last {
             mtx.txn.set(progress, last, None);
         }
-        let batch = mtx.txn.batch();
-        drop(mtx);
+        let batch = mtx.txn.into_batch();
         match host.engine().commit(&batch) {
             Ok(_) => return Ok(if done { Step::Done } else { Step::More }),
             // Redo this batch from a fresh snapshot (the progress key says where).

@@ -86,16 +86,51 @@ pub fn update(
     ttl: Ttl,
 ) -> Result<Output> {
     let model = cx.model(model)?;
-    let targets: Vec<Row> = read::rows(cx, source)?.collect::<Result<_>>()?;
-    let mut written = Vec::new();
-    for old in targets {
-        let old = stored(model, old);
+    // Streamed: the source reads the snapshot (never this statement's own writes), so a
+    // record is updated once even when the access path is an index on a field it changes;
+    // only the writes — and the rows RETURNING asks for — are held.
+    let mut written = Written::new(ret);
+    for old in read::rows(cx, source)? {
+        let old = stored(model, old?);
         let new = record::for_update(model, &old, assignments, &cx.env(None))?;
         cx.mtx.update(model, &old, &new, ttl)?;
         refs::check_parents(cx, model, Some(&old), &new)?;
         written.push(new);
     }
-    returning(cx, model, ret, &written, "updated")
+    written.output(cx, model, ret, "updated")
+}
+
+/// What a write statement reports: the rows it wrote when `RETURNING` asks for them, else
+/// only their count.
+struct Written {
+    rows: Option<Vec<Row>>,
+    count: u64,
+}
+
+impl Written {
+    fn new(ret: &Option<Vec<(String, Expr)>>) -> Self {
+        Written { rows: ret.as_ref().map(|_| Vec::new()), count: 0 }
+    }
+
+    fn push(&mut self, row: Row) {
+        self.count += 1;
+        if let Some(rows) = &mut self.rows {
+            rows.push(row);
+        }
+    }
+
+    fn output(
+        self,
+        cx: &Cx,
+        model: &kvm_planner::Model,
+        ret: &Option<Vec<(String, Expr)>>,
+        verb: &'static str,
+    ) -> Result<Output> {
+        match self.rows {
+            Some(rows) => returning(cx, model, ret, &rows, verb),
+            None => Ok(Output::Affected { verb, count: self.count }),
+        }
+    }
 }
 
 pub fn delete(
@@ -105,18 +140,17 @@ pub fn delete(
     ret: &Option<Vec<(String, Expr)>>,
 ) -> Result<Output> {
     let model = cx.model(model)?;
-    let targets: Vec<Row> = read::rows(cx, source)?.collect::<Result<_>>()?;
-    let mut gone = Vec::new();
+    let mut gone = Written::new(ret);
     let mut deletes = refs::Deletes::default();
-    for old in targets {
-        let old = stored(model, old);
+    for old in read::rows(cx, source)? {
+        let old = stored(model, old?);
         // A record a cascade of this statement already deleted counts once.
         if deletes.delete(cx, model, &old)? {
             gone.push(old);
         }
     }
     deletes.finish(cx)?;
-    returning(cx, model, ret, &gone, "deleted")
+    gone.output(cx, model, ret, "deleted")
 }
 
 /// `UPSERT INTO m value [ON (fields)]`: finds the record through the primary key or the

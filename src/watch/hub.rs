@@ -328,4 +328,10 @@ impl Engine for Notifying {
     fn backup(&self, path: &std::path::Path) -> StorageResult<()> {
         self.inner.backup(path)
     }
+    fn writer_turn(&self) -> StorageResult<Option<kvm_storage::WriterTurn<'_>>> {
+        self.inner.writer_turn()
+    }
+    fn await_writer_turn(&self) -> StorageResult<()> {
+        self.inner.await_writer_turn()
+    }
 }

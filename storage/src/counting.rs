@@ -115,4 +115,10 @@ impl<E: Engine> Engine for CountingEngine<E> {
     fn backup(&self, path: &std::path::Path) -> Result<()> {
         self.inner.backup(path)
     }
+    fn writer_turn(&self) -> Result<Option<crate::WriterTurn<'_>>> {
+        self.inner.writer_turn()
+    }
+    fn await_writer_turn(&self) -> Result<()> {
+        self.inner.await_writer_turn()
+    }
 }

@@ -355,6 +355,42 @@ pub trait Engine: Send + Sync {
         let _ = path;
         Err(Error::Backend(format!("the {} backend cannot make backups", self.name())))
     }
+
+    /// Waits for, and holds until the returned guard drops, this database's writer turn
+    /// across processes: writers that keep conflicting on the same keys take turns instead
+    /// of starving each other. In-process turn-taking is the engine's (one turn per process
+    /// first, then this); `None` where the backend has no other processes (memory).
+    fn writer_turn(&self) -> Result<Option<WriterTurn<'_>>> {
+        Ok(None)
+    }
+
+    /// Waits while another process holds the writer turn: a fresh write queues behind the
+    /// writer whose turn it is instead of racing it (a writer that has just committed reads
+    /// the newest state first, and would otherwise win every race against the one taking
+    /// turns).
+    fn await_writer_turn(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A held writer turn ([`Engine::writer_turn`]): dropping it lets the next process go.
+pub struct WriterTurn<'a> {
+    release: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+impl<'a> WriterTurn<'a> {
+    /// A turn that `release` gives back.
+    pub fn new(release: impl FnOnce() + 'a) -> Self {
+        WriterTurn { release: Some(Box::new(release)) }
+    }
+}
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
 }
 
 /// Refuses to overwrite an existing file with a backup.

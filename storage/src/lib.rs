@@ -26,7 +26,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use counting::{CountingEngine, ReadCounts};
 pub use engine::{
     transact, AtomicBatch, Check, CommitLimits, Durability, Engine, KeyRange, KvRef, Mutation,
-    RangeCheck, ScanIter, ScanOptions, Snapshot, MAX_KEY_LEN,
+    RangeCheck, ScanIter, ScanOptions, Snapshot, WriterTurn, MAX_KEY_LEN,
 };
 pub use entry::Entry;
 pub use error::{Error, Result};

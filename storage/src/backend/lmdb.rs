@@ -28,7 +28,8 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use crate::apply::{self, sweepable, CommitTarget};
 use crate::clock::{self, Clock};
 use crate::engine::{
-    AtomicBatch, Durability, Engine, KeyRange, KvRef, ScanIter, ScanOptions, Snapshot, MAX_KEY_LEN,
+    AtomicBatch, Durability, Engine, KeyRange, KvRef, ScanIter, ScanOptions, Snapshot, WriterTurn,
+    MAX_KEY_LEN,
 };
 use crate::entry::{self, Entry};
 use crate::error::{Error, Result};
@@ -571,6 +572,20 @@ impl Reserve {
     }
 }
 
+/// `flock(2)`, retried when a signal interrupts the wait.
+fn flock(fd: std::os::fd::RawFd, op: libc::c_int) -> Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor this engine owns (and keeps open while it lives).
+        if unsafe { libc::flock(fd, op) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    }
+}
+
 /// Checks an existing database file before LMDB maps it: LMDB trusts its file, and would
 /// extend a truncated one to the map size (with a write map) or read past its end. Reads
 /// the two meta pages and checks the magic, the version, and that the file still holds
@@ -755,6 +770,28 @@ impl Engine for LmdbEngine {
         }
         // Each deletion rewrites a few pages.
         self.with_map(Room { ops: limit, bytes: 0 }, || self.sweep_once(limit))
+    }
+
+    fn writer_turn(&self) -> Result<Option<WriterTurn<'_>>> {
+        // An advisory lock on this process's own descriptor of the data file (LMDB keeps
+        // its locks in the `-lock` file, with fcntl; flock locks are separate from those).
+        // One thread per process asks (the engine takes its process turn first).
+        let Some(r) = &self.shared.reserve else { return Ok(None) };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&r.file);
+        flock(fd, libc::LOCK_EX)?;
+        Ok(Some(WriterTurn::new(move || {
+            // The file outlives the turn (the turn borrows the engine).
+            let _ = flock(fd, libc::LOCK_UN);
+        })))
+    }
+
+    fn await_writer_turn(&self) -> Result<()> {
+        let Some(r) = &self.shared.reserve else { return Ok(()) };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&r.file);
+        // A shared lock waits exactly while some process holds the exclusive one (its
+        // turn); it is given back at once.
+        flock(fd, libc::LOCK_SH)?;
+        flock(fd, libc::LOCK_UN)
     }
 
     fn backup(&self, path: &Path) -> Result<()> {

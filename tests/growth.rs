@@ -1,0 +1,185 @@
+//! Issue 15: writes through KQL never meet a ceiling, and a backfill stopped anywhere goes
+//! on from where it stopped without blocking the next open. (The long versions — an
+//! `ADD INDEX` over a million rows, SIGKILL loops — run in release from `.ci/run`:
+//! `tests/fault_loop.rs`.)
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use kvm::storage::{tuple, KeyPart};
+use kvm::{params, Database, Options, Value};
+
+fn small_map() -> Options {
+    Options { map_size: 1 << 20, sweep_interval: None, ..Options::default() }
+}
+
+fn count(db: &Database, kql: &str) -> i64 {
+    match db.query(kql, ()).unwrap().rows[0][0] {
+        Value::Int(n) => n,
+        ref other => panic!("not a count: {other:?}"),
+    }
+}
+
+/// The child of the tests below: opens the database, holds a snapshot (its reader slot
+/// pins pages, as a long report in another process would) and waits to be killed.
+#[test]
+#[ignore = "run by the tests in this file as a child process"]
+fn child_holding_a_snapshot() {
+    let Some(path) = std::env::var_os("KVM_GROWTH_DB") else { return };
+    let db = Database::open_with(path, small_map()).unwrap();
+    let _snap = db.engine().snapshot().unwrap();
+    println!("holding");
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+/// A child process and its output, kept open so that it can still write.
+type Child = (std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>);
+
+fn spawn_child(test: &str, path: &std::path::Path) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
+        .env("KVM_GROWTH_DB", path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(out).lines();
+    assert!(lines.any(|l| l.unwrap().contains("holding")), "the child is ready");
+    (child, lines)
+}
+
+/// From a 1 MiB map: one statement of 110 MB, an `ADD INDEX` over 30,000 records and an
+/// `ADD FIELD … DEFAULT`, while another process holds a snapshot and, for the last, while a
+/// thread of this process holds one for a moment. Before, every statement kept its own
+/// snapshot open while committing, so the map could never grow through KQL.
+#[test]
+fn kql_writes_grow_the_map_from_1_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.kvm");
+    let db = Database::open_with(&path, small_map()).unwrap();
+    let (mut other, _out) = spawn_child("child_holding_a_snapshot", &path);
+
+    db.execute("DEFINE MODEL blob (id INT PRIMARY KEY, s STRING)", ()).unwrap();
+    let big = "x".repeat(110 << 20);
+    db.execute("INSERT INTO blob {id: 1, s: $1}", params![big.as_str()]).unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM blob WHERE len(s) = 115343360"), 1);
+
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, a INT, pad STRING)", ()).unwrap();
+    for chunk in 0..30 {
+        let rows: Vec<String> = (0..1000)
+            .map(|i| {
+                format!("{{id: {}, a: {}, pad: '{}'}}", chunk * 1000 + i, i % 97, "p".repeat(100))
+            })
+            .collect();
+        db.execute(&format!("INSERT INTO t [{}]", rows.join(",")), ()).unwrap();
+    }
+    db.execute("ALTER MODEL t ADD INDEX by_a (a)", ()).unwrap();
+    let plan = db.prepare("SELECT id FROM t WHERE a = 5").unwrap().explain();
+    assert!(plan.contains("by_a"), "{plan}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t WHERE a = 5"), 330);
+
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let snap = db.engine().snapshot().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(snap);
+        })
+    };
+    db.execute("ALTER MODEL t ADD FIELD note STRING DEFAULT 'n'", ()).unwrap();
+    reader.join().unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t WHERE note = 'n'"), 30_000);
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok:"), "{check}");
+
+    other.kill().unwrap();
+    other.wait().unwrap();
+    let lmdb = kvm::storage::LmdbEngine::open(&path, kvm::storage::LmdbOptions::default()).unwrap();
+    eprintln!("map {} bytes, pages in use {} bytes", lmdb.map_size(), lmdb.used_bytes());
+}
+
+fn progress_key(model: &str) -> Vec<u8> {
+    let s = |x: &str| KeyPart::String(x.into());
+    tuple::encode(&[s("__sys"), s("backfill"), s(model)])
+}
+
+/// The child of `a_killed_backfill_resumes_in_the_background`: runs the ALTER and is
+/// killed in the middle of its backfill.
+#[test]
+#[ignore = "run by a_killed_backfill_resumes_in_the_background as a child process"]
+fn child_adding_an_index() {
+    let Some(path) = std::env::var_os("KVM_GROWTH_DB") else { return };
+    let db = Database::open_with(path, small_map()).unwrap();
+    println!("holding");
+    db.execute("ALTER MODEL t ADD UNIQUE INDEX by_b (b)", ()).unwrap();
+    println!("finished");
+}
+
+/// A backfill killed half-way: the next open returns with the index still building (it
+/// is not redone inside `open`), the background goes on from the stored progress, and
+/// `CHECK DATABASE` ends clean.
+#[test]
+fn a_killed_backfill_resumes_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.kvm");
+    {
+        let db = Database::open_with(&path, small_map()).unwrap();
+        db.execute("DEFINE MODEL t (id INT PRIMARY KEY, b INT)", ()).unwrap();
+        for chunk in 0..40 {
+            let rows: Vec<String> =
+                (0..1000).map(|i| format!("{{id: {0}, b: {0}}}", chunk * 1000 + i)).collect();
+            db.execute(&format!("INSERT INTO t [{}]", rows.join(",")), ()).unwrap();
+        }
+    }
+    let (mut child, _out) = spawn_child("child_adding_an_index", &path);
+    // Wait until some batches are committed, then kill.
+    let engine =
+        kvm::storage::LmdbEngine::open(&path, kvm::storage::LmdbOptions::default()).unwrap();
+    use kvm::storage::Engine;
+    let key = progress_key("t");
+    let mut progressed = None;
+    for _ in 0..2000 {
+        if let Some(e) = engine.snapshot().unwrap().get(&key).unwrap() {
+            progressed = Some(e.value().to_vec());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let progressed = progressed.expect("the backfill committed a batch before it was killed");
+    let last = tuple::decode(&progressed).unwrap();
+    assert!(matches!(last.last(), Some(KeyPart::Int(n)) if *n >= 255), "{last:?}");
+    drop(engine);
+
+    let db = Database::open_with(&path, small_map()).unwrap();
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.contains("still building"), "open did not run the backfill itself: {check}");
+    db.finish_backfills().unwrap();
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok:"), "{check}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t WHERE b = 39999"), 1);
+    let plan = db.prepare("SELECT id FROM t WHERE b = 7").unwrap().explain();
+    assert!(plan.contains("by_b"), "{plan}");
+}
+
+/// `Database::open_read_only`: queries work; writes, DDL included, are `storage.read_only`.
+#[test]
+fn a_read_only_database_answers_queries_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.kvm");
+    {
+        let db = Database::open(&path).unwrap();
+        db.execute("DEFINE MODEL t (id INT PRIMARY KEY); INSERT INTO t {id: 1}", ()).unwrap();
+    }
+    let db = Database::open_read_only(&path).unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t"), 1);
+    for write in ["INSERT INTO t {id: 2}", "DEFINE MODEL u (id INT PRIMARY KEY)", "DELETE FROM t"] {
+        let err = db.execute(write, ()).unwrap_err();
+        assert_eq!(err.code(), "storage.read_only", "{write}: {err}");
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t"), 1);
+    assert!(Database::open_read_only(dir.path().join("missing.kvm")).is_err());
+}
