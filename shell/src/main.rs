@@ -108,7 +108,7 @@ fn main() -> ExitCode {
         } else {
             format!("<command {}>", i + 1)
         };
-        pending.push_back((name, cmd.clone(), 0));
+        pending.push_back(Input { name, source: cmd.clone(), from: 0, file: false });
     }
     let mut files = args.files.clone();
     if args.commands.is_empty() && files.is_empty() {
@@ -116,9 +116,9 @@ fn main() -> ExitCode {
     }
     for file in &files {
         match read(file) {
-            Ok((name, source)) => pending.push_back((name, source, 0)),
+            Ok(input) => pending.push_back(input),
             Err(e) => {
-                eprintln!("kvmsh: cannot read {file}: {e}");
+                eprintln!("kvmsh: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -126,26 +126,40 @@ fn main() -> ExitCode {
     run_inputs(db, settings, pending)
 }
 
+/// A script to run: a `-c` command, a `-f` file or standard input.
+struct Input {
+    name: String,
+    source: String,
+    /// Where to go on from (after an `.open`).
+    from: usize,
+    /// Read from the file `name` (which a `.read` in it may not read again).
+    file: bool,
+}
+
 /// Runs the inputs in one session (so a transaction may span them), reopening the session
 /// on another database when a script says `.open`.
 fn run_inputs(
     mut db: kvm::Database,
     mut settings: run::Settings,
-    mut pending: std::collections::VecDeque<(String, String, usize)>,
+    mut pending: std::collections::VecDeque<Input>,
 ) -> ExitCode {
     let mut failed = false;
     loop {
         let mut reopen = None;
         {
             let mut session = run::Session::new(&db, settings);
-            while let Some((name, source, from)) = pending.pop_front() {
-                let tally = session.run_script(&name, &source, from);
+            while let Some(input) = pending.pop_front() {
+                let tally = if input.file {
+                    session.run_file(&input.name, &input.source, input.from)
+                } else {
+                    session.run_script(&input.name, &input.source, input.from)
+                };
                 failed |= tally.failed > 0;
                 if tally.quit || (failed && !session.settings.keep_going) {
                     return exit(failed);
                 }
                 if let Some((path, next)) = tally.reopen {
-                    pending.push_front((name, source, next));
+                    pending.push_front(Input { from: next, ..input });
                     reopen = Some(path);
                     break;
                 }
@@ -180,13 +194,16 @@ pub(crate) fn open(path: &str) -> Result<kvm::Database, kvm::Error> {
     }
 }
 
-fn read(file: &str) -> std::io::Result<(String, String)> {
+fn read(file: &str) -> Result<Input, String> {
     if file == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        Ok(("<stdin>".into(), s))
+        let mut source = String::new();
+        std::io::stdin()
+            .read_to_string(&mut source)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(Input { name: "<stdin>".into(), source, from: 0, file: false })
     } else {
-        Ok((file.to_owned(), std::fs::read_to_string(file)?))
+        let source = run::read_script(file)?;
+        Ok(Input { name: file.to_owned(), source, from: 0, file: true })
     }
 }
 

@@ -2,8 +2,12 @@
 //! single dot-commands, rendering each result as it completes. The first failure stops a
 //! script (unless `--keep-going`) and is reported as `file:line:col` with the caret
 //! diagnostic.
+//!
+//! `.read` refuses cycles, nesting deeper than [`MAX_READ_DEPTH`] and files that are not
+//! text.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use kvm::Database;
@@ -33,17 +37,35 @@ pub struct Settings {
     pub keep_going: bool,
 }
 
+/// The deepest chain of scripts `.read` runs (each `.read` from within a script is a level).
+pub const MAX_READ_DEPTH: usize = 16;
+
 /// A shell session on one database: its settings and its KQL session (which keeps an open
 /// `BEGIN … COMMIT` transaction between statements, inputs and files).
 pub struct Session<'d> {
     pub db: &'d Database,
     kvm: kvm::Session<'d>,
     pub settings: Settings,
+    /// The script files running now, outermost first, as canonical paths: a `.read` of one
+    /// of them is a cycle.
+    reading: Vec<PathBuf>,
 }
 
 impl<'d> Session<'d> {
     pub fn new(db: &'d Database, settings: Settings) -> Self {
-        Session { db, kvm: db.session(), settings }
+        Session { db, kvm: db.session(), settings, reading: Vec::new() }
+    }
+
+    /// [`Session::run_script`] for a script read from the file `file`, which a `.read` in it
+    /// (or in a script it reads) may then not read again.
+    pub fn run_file(&mut self, file: &str, source: &str, from: usize) -> Tally {
+        let Ok(path) = std::fs::canonicalize(file) else {
+            return self.run_script(file, source, from);
+        };
+        self.reading.push(path);
+        let tally = self.run_script(file, source, from);
+        self.reading.pop();
+        tally
     }
 
     /// Runs `source` from byte `from`: KQL statements, and dot-command lines where a
@@ -171,14 +193,7 @@ impl<'d> Session<'d> {
             Dot::Help => print!("{}", dot::help()),
             Dot::Mode(m) => self.settings.renderer.mode = m,
             Dot::Timer(on) => self.settings.timer = on,
-            Dot::Read(file) => {
-                let src = std::fs::read_to_string(&file)
-                    .map_err(|e| format!("cannot read {file}: {e}"))?;
-                let t = self.run_script(&file, &src, 0);
-                if t.failed > 0 {
-                    return Err(format!("{file} failed"));
-                }
-            }
+            Dot::Read(file) => self.read(&file)?,
             Dot::Models => self.statement("SHOW MODELS")?,
             Dot::Indexes => self.statement("SHOW INDEXES")?,
             Dot::Queues => self.statement("SHOW QUEUES")?,
@@ -220,6 +235,27 @@ impl<'d> Session<'d> {
         Ok(())
     }
 
+    /// `.read FILE`: runs the script in `file`, unless it is one of the scripts running now
+    /// (a cycle, which would never end), the scripts are nested [`MAX_READ_DEPTH`] deep, or
+    /// the file is not text.
+    fn read(&mut self, file: &str) -> Result<(), String> {
+        let path = std::fs::canonicalize(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        if self.reading.contains(&path) {
+            return Err(format!(".read {file}: that script is already running (a cycle)"));
+        }
+        if self.reading.len() >= MAX_READ_DEPTH {
+            return Err(format!(".read {file}: scripts nested deeper than {MAX_READ_DEPTH} files"));
+        }
+        let src = read_script(file)?;
+        self.reading.push(path);
+        let t = self.run_script(file, &src, 0);
+        self.reading.pop();
+        if t.failed > 0 {
+            return Err(format!("{file} failed"));
+        }
+        Ok(())
+    }
+
     fn statement(&mut self, kql: &str) -> Result<(), String> {
         let mut tally = Tally::default();
         self.run_kql("<command>", kql, &mut tally);
@@ -228,6 +264,16 @@ impl<'d> Session<'d> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// A script file's text; a file that is not text (not UTF-8, or holding NUL bytes) is refused
+/// in one line rather than parsed, so that its content is never echoed in diagnostics.
+pub fn read_script(file: &str) -> Result<String, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => Ok(text),
+        _ => Err(format!("{file} is not a KQL script (binary data)")),
     }
 }
 
