@@ -7,6 +7,7 @@
 //!   runs on) and the exit code is 1.
 //! - `--check FILE…` parses scripts without running them (for linting in CI).
 //! - Results print as tables, or with `--mode line|json|ndjson|csv` (`--json`, `--csv`).
+//! - `--safe` refuses the dot-commands that touch files, for running untrusted scripts.
 
 mod check;
 mod dot;
@@ -27,6 +28,7 @@ const EXAMPLES: &str = "Examples:
   kvmsh app.kvm -f seed.kql              run a script; stop at the first error
   kvmsh app.kvm -c \"SELECT * FROM users\" --json
   echo \"SHOW MODELS\" | kvmsh app.kvm
+  kvmsh app.kvm --safe < untrusted.kql   no .read/.import/.export FILE/.backup/.open
   kvmsh --check migrations/*.kql         lint scripts without running them";
 
 /// The KVM shell.
@@ -69,6 +71,11 @@ struct Args {
     /// diagnostic and exit 1 if any statement is malformed.
     #[arg(long, value_name = "FILES", num_args = 1.., conflicts_with_all = ["commands", "files"])]
     check: Vec<String>,
+
+    /// Refuse every dot-command that reads or writes a file (.read, .import, .export to a
+    /// file, .backup, .open of a file): for scripts you do not trust. KQL still runs.
+    #[arg(long)]
+    safe: bool,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +103,7 @@ fn main() -> ExitCode {
         renderer: Renderer { mode, width: terminal_width() },
         timer: false,
         keep_going: args.keep_going && !args.bail,
+        safe: args.safe,
     };
     if interactive {
         return repl::run(db, &args.db, settings);

@@ -3,13 +3,17 @@
 //! script (unless `--keep-going`) and is reported as `file:line:col` with the caret
 //! diagnostic.
 //!
-//! `.read` refuses cycles, nesting deeper than [`MAX_READ_DEPTH`] and files that are not
-//! text.
+//! Dot-commands never splice a name into KQL text: they build the statement's AST (or use
+//! the query builder), so a name is always data. `.read` refuses cycles, nesting deeper
+//! than [`MAX_READ_DEPTH`] and files that are not text; `--safe` refuses every
+//! dot-command that touches a file.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use kvm::lang::ast::{Describe, Ident, Statement};
+use kvm::lang::Span;
 use kvm::Database;
 
 use crate::dot::{self, Dot};
@@ -35,6 +39,8 @@ pub struct Settings {
     pub renderer: Renderer,
     pub timer: bool,
     pub keep_going: bool,
+    /// `--safe`: dot-commands that read or write files are refused.
+    pub safe: bool,
 }
 
 /// The deepest chain of scripts `.read` runs (each `.read` from within a script is a level).
@@ -91,7 +97,7 @@ impl<'d> Session<'d> {
             }
             kql_start = offset;
             let lineno = source[..start].matches('\n').count() + 1;
-            match dot::parse(line.trim()) {
+            match dot::parse(line.trim()).and_then(|cmd| self.allowed(cmd)) {
                 Ok(Dot::Quit) => {
                     tally.quit = true;
                     return tally;
@@ -129,7 +135,7 @@ impl<'d> Session<'d> {
 
     fn run_kql(&mut self, file: &str, source: &str, tally: &mut Tally) {
         let stdout = std::io::stdout();
-        let Settings { renderer, timer, keep_going } = self.settings;
+        let Settings { renderer, timer, keep_going, .. } = self.settings;
         for outcome in self.kvm.script(file, source) {
             let started = Instant::now();
             match outcome.result {
@@ -186,6 +192,23 @@ impl<'d> Session<'d> {
         }
     }
 
+    /// `cmd`, unless `--safe` refuses it: with `--safe`, no dot-command reads or writes a
+    /// file (`.read`, `.import`, `.export` to a file, `.backup`, `.open` of a file).
+    pub fn allowed(&self, cmd: Dot) -> Result<Dot, String> {
+        if !self.settings.safe {
+            return Ok(cmd);
+        }
+        let name = match &cmd {
+            Dot::Read(_) => ".read",
+            Dot::Import { .. } => ".import",
+            Dot::Export { file: Some(_), .. } => ".export to a file",
+            Dot::Backup(_) => ".backup",
+            Dot::Open(db) if db != ":memory:" => ".open",
+            _ => return Ok(cmd),
+        };
+        Err(format!("{name} is refused under --safe: it touches files"))
+    }
+
     /// Runs one dot-command (`.quit` and `.open` are the caller's to handle).
     pub fn dot(&mut self, cmd: Dot) -> Result<(), String> {
         match cmd {
@@ -197,7 +220,12 @@ impl<'d> Session<'d> {
             Dot::Models => self.statement("SHOW MODELS")?,
             Dot::Indexes => self.statement("SHOW INDEXES")?,
             Dot::Queues => self.statement("SHOW QUEUES")?,
-            Dot::Schema(Some(m)) => self.statement(&format!("DESCRIBE `{m}`"))?,
+            Dot::Schema(Some(m)) => {
+                // The name is data in the statement's AST, never text to parse.
+                let name = Ident { name: m, span: Span::default() };
+                let describe = Describe { queue: false, name, span: Span::default() };
+                self.run_ast(&Statement::Describe(describe))?;
+            }
             Dot::Schema(None) => self.statement("SHOW MODELS")?,
             Dot::Import { file, model, atomic } => {
                 let report = crate::import::import(self.db, &file, &model, atomic)?;
@@ -253,6 +281,19 @@ impl<'d> Session<'d> {
         if t.failed > 0 {
             return Err(format!("{file} failed"));
         }
+        Ok(())
+    }
+
+    /// Runs a statement built as an AST (so the names in it are data) and prints its result
+    /// as a script's would be.
+    fn run_ast(&mut self, stmt: &Statement) -> Result<(), String> {
+        let output = self
+            .kvm
+            .run_statement(stmt, &kvm::Params::default())
+            .map_err(|e| format!("{e} [{}]", e.code()))?;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(self.settings.renderer.render(&output).as_bytes());
+        let _ = out.flush();
         Ok(())
     }
 

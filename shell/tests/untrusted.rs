@@ -1,5 +1,7 @@
 //! kvmsh on hostile input (issue 15, items 7 and 15): expressions past the depth limit,
-//! scripts that `.read` themselves, non-KQL files given to `.read`.
+//! scripts that `.read` themselves, model names that try to smuggle KQL into dot-commands,
+//! files a dot-command must not clobber or follow, non-KQL files given to `.read`, and
+//! `--safe`, which refuses every dot-command that touches a file.
 
 #![allow(clippy::unwrap_used)]
 
@@ -143,4 +145,119 @@ fn read_does_not_echo_files_that_are_not_kql() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.matches("SECRET").count() < 30, "a window of the line, not all of it: {err}");
+}
+
+const MODELS: &str = "DEFINE MODEL t (id INT PRIMARY KEY, name STRING);\n\
+                      DEFINE MODEL victim (id INT PRIMARY KEY);\n\
+                      INSERT INTO t { id: 1, name: 'Ann' };\n";
+
+/// A model name in `.schema` or `.export` is a name, never KQL: the injection attempts of
+/// issue 15 fail as unknown models and `victim` is still there.
+#[test]
+fn dot_command_names_are_never_spliced_into_kql() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.ndjson");
+    let script = format!(
+        "{MODELS}.schema t`;DROP/**/MODEL/**/victim;--\n\
+         .export t`;DROP/**/MODEL/**/victim;--\n\
+         .export t`;DROP/**/MODEL/**/victim;-- {}\n\
+         .schema t\n\
+         SELECT COUNT(*) AS victims FROM victim;\n",
+        out_file.display()
+    );
+    let out = kvmsh(&[":memory:", "--keep-going", "--mode", "line"], &script);
+    let (stdout, err) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("unknown model `t`;DROP/**/MODEL/**/victim;--`").count(), 3, "{err}");
+    assert!(!stdout.contains("dropped"), "{stdout}");
+    assert!(
+        stdout.contains("DEFINE MODEL t (\n  id INT PRIMARY KEY,\n  name STRING\n)"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("victims = 0\n"), "victim is still there: {stdout}");
+    assert!(!out_file.exists(), "a failed export creates no file");
+}
+
+/// `.export` never overwrites a file nor writes through a symbolic link (dangling or not);
+/// `.backup` never writes through a dangling link; what they point at is left alone.
+#[test]
+fn export_and_backup_write_new_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("existing.ndjson");
+    std::fs::write(&existing, "precious\n").unwrap();
+    let (target, link) = (dir.path().join("target"), dir.path().join("link"));
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fresh = dir.path().join("fresh.ndjson");
+
+    let script = format!(
+        "{MODELS}.export t {}\n.export t {}\n.export t {}\n",
+        existing.display(),
+        link.display(),
+        fresh.display()
+    );
+    let out = kvmsh(&[":memory:", "--keep-going"], &script);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot write {}: it already exists; .export never overwrites a file",
+            existing.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("cannot write {}: it is a symbolic link", link.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "precious\n");
+    assert!(!target.exists(), "nothing written where the link points");
+    assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "{\"id\":1,\"name\":\"Ann\"}\n");
+
+    // `.backup` through the dangling link, from an in-memory and from an LMDB database.
+    let db = dir.path().join("app.kvm");
+    for source in [":memory:", db.to_str().unwrap()] {
+        let out = kvmsh(&[source], &format!("{MODELS}.backup {}\n", link.display()));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("is a symbolic link; a backup never writes through one"), "{err}");
+        assert!(!target.exists(), "nothing written where the link points");
+    }
+}
+
+/// `--safe` refuses every dot-command that touches a file, and runs the rest.
+#[test]
+fn safe_refuses_dot_commands_that_touch_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(file("evil.kql"), "DEFINE MODEL evil (id INT PRIMARY KEY);\n").unwrap();
+    std::fs::write(file("data.ndjson"), "{\"id\": 2, \"name\": \"Bo\"}\n").unwrap();
+    let script = format!(
+        "{MODELS}.read {}\n.import {} INTO t\n.export t {}\n.backup {}\n.open {}\n\
+         .export t\n.schema t\nSELECT COUNT(*) AS models FROM t;\n",
+        file("evil.kql"),
+        file("data.ndjson"),
+        file("out.ndjson"),
+        file("backup.kvm"),
+        file("other.kvm"),
+    );
+    let out = kvmsh(&[":memory:", "--safe", "--keep-going"], &script);
+    let (stdout, err) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for what in [".read", ".import", ".export to a file", ".backup", ".open"] {
+        assert!(
+            err.contains(&format!("{what} is refused under --safe: it touches files")),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(err.lines().count(), 5, "{err}");
+    // Nothing was read or written; what touches no file still ran.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data.ndjson", "evil.kql"]);
+    assert!(stdout.contains("{\"id\":1,\"name\":\"Ann\"}\n"), "{stdout}");
+    assert!(stdout.contains("models"), "{stdout}");
+    assert!(!stdout.contains("evil"), "{stdout}");
 }
