@@ -44,7 +44,10 @@ fn decode_model(bytes: &[u8]) -> Result<Model> {
         Ok(Statement::DefineModel(def)) => {
             Model::from_def(&def, &building).map_err(|e| corrupt(e.message))
         }
-        _ => Err(corrupt(format!("not a DEFINE MODEL: {kql}"))),
+        // Say why: a definition stored by an older version may break a newer limit (such
+        // as `MAX_EXPR_DEPTH`), and the text itself may be long.
+        Err(d) => Err(corrupt(format!("the stored DEFINE MODEL does not parse: {d}"))),
+        Ok(_) => Err(corrupt(format!("not a DEFINE MODEL: {kql}"))),
     }
 }
 

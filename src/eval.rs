@@ -62,6 +62,124 @@ pub fn literal(l: &Literal, e: &Expr) -> Result<Value> {
 impl Env<'_> {
     /// Evaluates `e`.
     pub fn eval(&self, e: &Expr) -> Result<Value> {
+        // Leaves, the most common case, need no operand stack.
+        if is_leaf(e) {
+            return self.leaf(e);
+        }
+        let mut operands = Vec::new();
+        self.walk(e, &mut operands).map_err(|e| *e)?;
+        operands.pop().ok_or_else(|| underflow(e))
+    }
+
+    /// Whether a predicate holds.
+    pub fn test(&self, e: &Expr) -> Result<bool> {
+        Ok(truthy(&self.eval(e)?))
+    }
+
+    /// Evaluates `e` onto `operands`: pushes the values of its operands, in order, then
+    /// [`Env::apply`] replaces them with its value.
+    ///
+    /// An expression tree may be [`kvm_lang::MAX_EXPR_DEPTH`] deep and this frame is on the
+    /// stack once per level, so it holds no values and builds no messages: both live in
+    /// `apply`, which runs after the operands are done. Its error is boxed because an
+    /// unoptimized build gives every `?` its own copies of the (large) error.
+    fn walk(&self, e: &Expr, operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+        match &e.kind {
+            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => {
+                self.walk(expr, operands)?
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                self.walk(lhs, operands)?;
+                if decided(*op, operands) {
+                    // The left side's value is the result; the right side is not evaluated.
+                    return Ok(());
+                }
+                self.walk(rhs, operands)?;
+            }
+            ExprKind::In { expr, rhs, .. } => {
+                self.walk(expr, operands)?;
+                match rhs {
+                    InRhs::List(items) => self.walk_all(items, operands)?,
+                    InRhs::Expr(x) => self.walk(x, operands)?,
+                }
+            }
+            ExprKind::Between { expr, low, high, .. } => {
+                self.walk(expr, operands)?;
+                self.walk(low, operands)?;
+                self.walk(high, operands)?;
+            }
+            ExprKind::Call { args: CallArgs::List(args), .. } if !self.computed(e) => {
+                self.walk_all(args, operands)?
+            }
+            ExprKind::Array(items) => self.walk_all(items, operands)?,
+            ExprKind::Object(fields) => {
+                for f in fields {
+                    self.walk(&f.value, operands)?;
+                }
+            }
+            _ => {}
+        }
+        self.apply(e, operands).map_err(Box::new)
+    }
+
+    fn walk_all(&self, items: &[Expr], operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+        for x in items {
+            self.walk(x, operands)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the values of `e`'s operands, on top of `operands`, with `e`'s value.
+    fn apply(&self, e: &Expr, operands: &mut Vec<Value>) -> Result<()> {
+        let v = match &e.kind {
+            _ if is_leaf(e) || self.computed(e) => self.leaf(e)?,
+            ExprKind::Unary { op, .. } => {
+                let [v] = top(operands, e)?;
+                unary(*op, v, e)?
+            }
+            ExprKind::IsNull { negated, .. } => {
+                let [v] = top(operands, e)?;
+                Value::Bool(matches!(v, Value::Null) != *negated)
+            }
+            // (Not reached when the left side decided: `walk` left it as the value.)
+            ExprKind::Binary { op, .. } => {
+                let [l, r] = top(operands, e)?;
+                binary(*op, l, r, e)?
+            }
+            ExprKind::In { rhs: InRhs::List(items), negated, .. } => {
+                let list = Value::Array(take(operands, items.len(), e)?);
+                let [v] = top(operands, e)?;
+                in_list(v, list, *negated, e)?
+            }
+            ExprKind::In { rhs: InRhs::Expr(_), negated, .. } => {
+                let [v, list] = top(operands, e)?;
+                in_list(v, list, *negated, e)?
+            }
+            ExprKind::Between { negated, .. } => {
+                let [v, lo, hi] = top(operands, e)?;
+                between(&v, &lo, &hi, *negated)
+            }
+            ExprKind::Call { name, args: CallArgs::List(args) } => {
+                self.call(&name.name, take(operands, args.len(), e)?, e)?
+            }
+            ExprKind::Call { name, args: CallArgs::Star } => {
+                let message = format!("{}(*) is only allowed as a lone SELECT COUNT(*)", name.name);
+                return Err(err(message, e));
+            }
+            ExprKind::Array(items) => Value::Array(take(operands, items.len(), e)?),
+            ExprKind::Object(fields) => {
+                let values = take(operands, fields.len(), e)?;
+                Value::Object(fields.iter().map(|f| f.key.name.clone()).zip(values).collect())
+            }
+            _ => return Err(underflow(e)),
+        };
+        operands.push(v);
+        Ok(())
+    }
+
+    /// A literal, a parameter, a field, or an `EXISTS` or `COUNT(relation)` computed for the
+    /// row beforehand (an `Attach` step) under its own text.
+    fn leaf(&self, e: &Expr) -> Result<Value> {
         match &e.kind {
             ExprKind::Literal(l) => literal(l, e),
             ExprKind::Param(p) => self.params.get(p).cloned(),
@@ -81,156 +199,24 @@ impl Env<'_> {
                 }
                 Ok(v)
             }
-            ExprKind::Call { name, args } => self.call(&name.name, args, e),
-            ExprKind::Unary { op, expr } => {
-                let v = self.eval(expr)?;
-                match (op, v) {
-                    (_, Value::Null) => Ok(Value::Null),
-                    (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
-                    (UnaryOp::Neg, Value::Int(i)) => {
-                        i.checked_neg().map(Value::Int).ok_or_else(|| err("integer overflow", e))
-                    }
-                    (UnaryOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
-                    (op, v) => Err(err(format!("cannot apply {op:?} to {v}"), e)),
-                }
-            }
-            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e),
-            ExprKind::In { expr, rhs, negated } => {
-                let v = self.eval(expr)?;
-                let list = match rhs {
-                    InRhs::List(l) => l.iter().map(|x| self.eval(x)).collect::<Result<Vec<_>>>()?,
-                    InRhs::Expr(x) => match self.eval(x)? {
-                        Value::Array(a) => a,
-                        Value::Null => return Ok(Value::Null),
-                        other => return Err(err(format!("IN needs a list, got {other}"), x)),
-                    },
-                };
-                if matches!(v, Value::Null) {
-                    return Ok(Value::Null);
-                }
-                // Three-valued, as SQL: true when an item equals `v`, else null when an item
-                // is null (it might have), else false; NOT IN negates that (null stays null).
-                if list.iter().any(|x| compare(&v, x) == Some(Ordering::Equal)) {
-                    return Ok(Value::Bool(!*negated));
-                }
-                if list.iter().any(|x| matches!(x, Value::Null)) {
-                    return Ok(Value::Null);
-                }
-                Ok(Value::Bool(*negated))
-            }
-            ExprKind::Between { expr, low, high, negated } => {
-                let v = self.eval(expr)?;
-                let (lo, hi) = (self.eval(low)?, self.eval(high)?);
-                match (compare(&v, &lo), compare(&v, &hi)) {
-                    (Some(a), Some(b)) => {
-                        Ok(Value::Bool((a != Ordering::Less && b != Ordering::Greater) != *negated))
-                    }
-                    _ => Ok(Value::Null),
-                }
-            }
-            ExprKind::IsNull { expr, negated } => {
-                Ok(Value::Bool(matches!(self.eval(expr)?, Value::Null) != *negated))
-            }
-            ExprKind::Exists { relation, .. } => {
-                // Computed for the row beforehand (an `Attach` step), under its own text.
-                match self.row.and_then(|r| r.get(&e.to_string())) {
-                    Some(v) => Ok(v.clone()),
-                    None => Err(Error::unsupported("EXISTS here", relation.span)),
-                }
-            }
-            ExprKind::Array(items) => {
-                Ok(Value::Array(items.iter().map(|x| self.eval(x)).collect::<Result<_>>()?))
-            }
-            ExprKind::Object(fields) => {
-                let mut m = BTreeMap::new();
-                for f in fields {
-                    m.insert(f.key.name.clone(), self.eval(&f.value)?);
-                }
-                Ok(Value::Object(m))
-            }
-        }
-    }
-
-    /// Whether a predicate holds.
-    pub fn test(&self, e: &Expr) -> Result<bool> {
-        Ok(truthy(&self.eval(e)?))
-    }
-
-    fn binary(&self, op: BinaryOp, lhs: &Expr, rhs: &Expr, e: &Expr) -> Result<Value> {
-        use BinaryOp::*;
-        if matches!(op, And | Or) {
-            let l = self.eval(lhs)?;
-            // Short-circuit on a decided left side.
-            match (op, &l) {
-                (And, Value::Bool(false)) => return Ok(Value::Bool(false)),
-                (Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
-                _ => {}
-            }
-            let r = self.eval(rhs)?;
-            return Ok(match (op, l, r) {
-                (And, Value::Bool(true), r @ (Value::Bool(_) | Value::Null)) => r,
-                (Or, Value::Bool(false), r @ (Value::Bool(_) | Value::Null)) => r,
-                (And, Value::Null, Value::Bool(false)) => Value::Bool(false),
-                (Or, Value::Null, Value::Bool(true)) => Value::Bool(true),
-                (_, Value::Null, Value::Bool(_) | Value::Null) => Value::Null,
-                (_, l, r) => {
-                    return Err(err(format!("{} needs booleans, got {l} and {r}", op.as_str()), e))
-                }
-            });
-        }
-        let (l, r) = (self.eval(lhs)?, self.eval(rhs)?);
-        if matches!(l, Value::Null) || matches!(r, Value::Null) {
-            return Ok(Value::Null);
-        }
-        let cmp = |want: &dyn Fn(Ordering) -> bool| -> Value {
-            compare(&l, &r).map_or(Value::Null, |o| Value::Bool(want(o)))
-        };
-        Ok(match op {
-            Eq => cmp(&|o| o == Ordering::Equal),
-            NotEq => cmp(&|o| o != Ordering::Equal),
-            Lt => cmp(&|o| o == Ordering::Less),
-            LtEq => cmp(&|o| o != Ordering::Greater),
-            Gt => cmp(&|o| o == Ordering::Greater),
-            GtEq => cmp(&|o| o != Ordering::Less),
-            Like | NotLike => match (&l, &r) {
-                (Value::String(s), Value::String(p)) => Value::Bool(like(s, p) == (op == Like)),
-                _ => return Err(err("LIKE needs strings", e)),
+            ExprKind::Exists { relation, .. } => match self.row.and_then(|r| r.get(&e.to_string()))
+            {
+                Some(v) => Ok(v.clone()),
+                None => Err(Error::unsupported("EXISTS here", relation.span)),
             },
-            StartsWith | NotStartsWith => match (&l, &r) {
-                (Value::String(s), Value::String(p)) => {
-                    Value::Bool(s.starts_with(p.as_str()) == (op == StartsWith))
-                }
-                _ => return Err(err("STARTS WITH needs strings", e)),
-            },
-            Contains | NotContains => {
-                let found = match (&l, &r) {
-                    (Value::String(s), Value::String(p)) => s.contains(p.as_str()),
-                    (Value::Array(a), x) => {
-                        a.iter().any(|y| compare(y, x) == Some(Ordering::Equal))
-                    }
-                    _ => return Err(err("CONTAINS needs a string or an array", e)),
-                };
-                Value::Bool(found == (op == Contains))
-            }
-            Add | Sub | Mul | Div | Rem => arith(op, &l, &r)
-                .ok_or_else(|| err(format!("cannot compute {l} {} {r}", op.as_str()), e))?,
-            And | Or => Value::Null,
-        })
+            // A `COUNT(relation)` that `computed` found in the row.
+            _ => self.row.and_then(|r| r.get(&e.to_string())).cloned().ok_or_else(|| underflow(e)),
+        }
     }
 
-    fn call(&self, name: &str, args: &CallArgs, e: &Expr) -> Result<Value> {
-        if kvm_planner::count_relation(e).is_some() {
-            // `COUNT(relation)`: computed for the row beforehand, under its own text.
-            if let Some(v) = self.row.and_then(|r| r.get(&e.to_string())) {
-                return Ok(v.clone());
-            }
-        }
-        let args: Vec<Value> = match args {
-            CallArgs::Star => {
-                return Err(err(format!("{name}(*) is only allowed as a lone SELECT COUNT(*)"), e))
-            }
-            CallArgs::List(l) => l.iter().map(|a| self.eval(a)).collect::<Result<_>>()?,
-        };
+    /// Whether `e` is a `COUNT(relation)` computed for the row beforehand.
+    fn computed(&self, e: &Expr) -> bool {
+        kvm_planner::count_relation(e).is_some()
+            && self.row.is_some_and(|r| r.contains_key(&e.to_string()))
+    }
+
+    /// A function applied to its evaluated arguments.
+    fn call(&self, name: &str, args: Vec<Value>, e: &Expr) -> Result<Value> {
         let lname = name.to_ascii_lowercase();
         let one = |f: &dyn Fn(&Value) -> Option<Value>| -> Result<Value> {
             match args.as_slice() {
@@ -306,6 +292,143 @@ impl Env<'_> {
             }
             _ => Err(err(format!("unknown function `{name}`"), e)),
         }
+    }
+}
+
+/// Literals, parameters, paths and `EXISTS`: what has no operands to evaluate.
+fn is_leaf(e: &Expr) -> bool {
+    matches!(
+        e.kind,
+        ExprKind::Literal(_) | ExprKind::Param(_) | ExprKind::Path(_) | ExprKind::Exists { .. }
+    )
+}
+
+/// An operand missing on the stack: a bug of [`Env::walk`], reported rather than panicking.
+fn underflow(e: &Expr) -> Error {
+    err("internal error: an operand is missing", e)
+}
+
+/// The top `N` operands, in the order they were pushed.
+fn top<const N: usize>(operands: &mut Vec<Value>, e: &Expr) -> Result<[Value; N]> {
+    let at = operands.len().checked_sub(N).ok_or_else(|| underflow(e))?;
+    let mut values = operands.drain(at..);
+    Ok(std::array::from_fn(|_| values.next().unwrap_or(Value::Null)))
+}
+
+/// The top `n` operands, in the order they were pushed.
+fn take(operands: &mut Vec<Value>, n: usize, e: &Expr) -> Result<Vec<Value>> {
+    let at = operands.len().checked_sub(n).ok_or_else(|| underflow(e))?;
+    Ok(operands.split_off(at))
+}
+
+fn unary(op: UnaryOp, v: Value, e: &Expr) -> Result<Value> {
+    match (op, v) {
+        (_, Value::Null) => Ok(Value::Null),
+        (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
+        (UnaryOp::Neg, Value::Int(i)) => {
+            i.checked_neg().map(Value::Int).ok_or_else(|| err("integer overflow", e))
+        }
+        (UnaryOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
+        (op, v) => Err(err(format!("cannot apply {op:?} to {v}"), e)),
+    }
+}
+
+/// `AND` with a false left side and `OR` with a true one: the left side is the value.
+fn short_circuit(op: BinaryOp, l: &Value) -> bool {
+    matches!((op, l), (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)))
+}
+
+/// [`short_circuit`] for the left side on top of `operands`.
+fn decided(op: BinaryOp, operands: &[Value]) -> bool {
+    operands.last().is_some_and(|l| short_circuit(op, l))
+}
+
+/// A binary operator applied to its operands' values.
+fn binary(op: BinaryOp, l: Value, r: Value, e: &Expr) -> Result<Value> {
+    use BinaryOp::*;
+    if matches!(op, And | Or) {
+        return Ok(match (op, l, r) {
+            (And, Value::Bool(true), r @ (Value::Bool(_) | Value::Null)) => r,
+            (Or, Value::Bool(false), r @ (Value::Bool(_) | Value::Null)) => r,
+            (And, Value::Null, Value::Bool(false)) => Value::Bool(false),
+            (Or, Value::Null, Value::Bool(true)) => Value::Bool(true),
+            (_, Value::Null, Value::Bool(_) | Value::Null) => Value::Null,
+            (_, l, r) => {
+                return Err(err(format!("{} needs booleans, got {l} and {r}", op.as_str()), e))
+            }
+        });
+    }
+    if matches!(l, Value::Null) || matches!(r, Value::Null) {
+        return Ok(Value::Null);
+    }
+    let cmp = |want: &dyn Fn(Ordering) -> bool| -> Value {
+        compare(&l, &r).map_or(Value::Null, |o| Value::Bool(want(o)))
+    };
+    Ok(match op {
+        Eq => cmp(&|o| o == Ordering::Equal),
+        NotEq => cmp(&|o| o != Ordering::Equal),
+        Lt => cmp(&|o| o == Ordering::Less),
+        LtEq => cmp(&|o| o != Ordering::Greater),
+        Gt => cmp(&|o| o == Ordering::Greater),
+        GtEq => cmp(&|o| o != Ordering::Less),
+        Like | NotLike => match (&l, &r) {
+            (Value::String(s), Value::String(p)) => Value::Bool(like(s, p) == (op == Like)),
+            _ => return Err(err("LIKE needs strings", e)),
+        },
+        StartsWith | NotStartsWith => match (&l, &r) {
+            (Value::String(s), Value::String(p)) => {
+                Value::Bool(s.starts_with(p.as_str()) == (op == StartsWith))
+            }
+            _ => return Err(err("STARTS WITH needs strings", e)),
+        },
+        Contains | NotContains => {
+            let found = match (&l, &r) {
+                (Value::String(s), Value::String(p)) => s.contains(p.as_str()),
+                (Value::Array(a), x) => a.iter().any(|y| compare(y, x) == Some(Ordering::Equal)),
+                _ => return Err(err("CONTAINS needs a string or an array", e)),
+            };
+            Value::Bool(found == (op == Contains))
+        }
+        Add | Sub | Mul | Div | Rem => arith(op, &l, &r)
+            .ok_or_else(|| err(format!("cannot compute {l} {} {r}", op.as_str()), e))?,
+        And | Or => Value::Null,
+    })
+}
+
+/// `v [NOT] IN list`, three-valued as in SQL: true when an item equals `v`, else null when
+/// an item is null (it might have), else false; `NOT IN` negates that (null stays null).
+/// `list` is the evaluated `(…)` list as an array, or the value of `IN expr`.
+fn in_list(v: Value, list: Value, negated: bool, e: &Expr) -> Result<Value> {
+    let list = match list {
+        Value::Array(a) => a,
+        Value::Null => return Ok(Value::Null),
+        other => {
+            let at = match &e.kind {
+                ExprKind::In { rhs: InRhs::Expr(x), .. } => x,
+                _ => e,
+            };
+            return Err(err(format!("IN needs a list, got {other}"), at));
+        }
+    };
+    if matches!(v, Value::Null) {
+        return Ok(Value::Null);
+    }
+    if list.iter().any(|x| compare(&v, x) == Some(Ordering::Equal)) {
+        return Ok(Value::Bool(!negated));
+    }
+    if list.iter().any(|x| matches!(x, Value::Null)) {
+        return Ok(Value::Null);
+    }
+    Ok(Value::Bool(negated))
+}
+
+/// `v [NOT] BETWEEN lo AND hi`, inclusive; null when either comparison is.
+fn between(v: &Value, lo: &Value, hi: &Value, negated: bool) -> Value {
+    match (compare(v, lo), compare(v, hi)) {
+        (Some(a), Some(b)) => {
+            Value::Bool((a != Ordering::Less && b != Ordering::Greater) != negated)
+        }
+        _ => Value::Null,
     }
 }
 

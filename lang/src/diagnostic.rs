@@ -65,17 +65,25 @@ impl Diagnostic {
             let _ = write!(out, " (statement {n})");
         }
         let _ = writeln!(out, "\n{pad} |");
-        let _ = writeln!(out, "{} | {}", start.line, expand_tabs(line_text));
+        let chars: Vec<char> = line_text.chars().collect();
+        let at = (start.col - 1).min(chars.len());
         // Caret: from the span start to its end, or to the end of the line for multi-line spans.
-        let prefix: String = line_text.chars().take(start.col - 1).collect();
         let end = index.line_col(self.span.end as usize);
         let caret_chars = if end.line == start.line {
             end.col.saturating_sub(start.col)
         } else {
-            line_text.chars().count().saturating_sub(start.col - 1)
+            chars.len().saturating_sub(at)
         };
-        let caret = "^".repeat(caret_chars.max(1));
-        let _ = write!(out, "{pad} | {}{caret}", " ".repeat(display_width(&prefix)));
+        // A long line is shown as a window around the caret, cut ends marked with `…`.
+        let (from, to) = window(chars.len(), at, MAX_SHOWN_LINE);
+        let lead = if from > 0 { "…" } else { "" };
+        let trail = if to < chars.len() { "…" } else { "" };
+        let shown: String = chars[from..to].iter().map(|&c| shown_char(c)).collect();
+        let _ = writeln!(out, "{} | {lead}{}{trail}", start.line, expand_tabs(&shown));
+        let prefix: String = chars[from..at].iter().collect();
+        let indent = lead.chars().count() + display_width(&prefix);
+        let caret = "^".repeat(caret_chars.min(to - at).max(1));
+        let _ = write!(out, "{pad} | {}{caret}", " ".repeat(indent));
         if let Some(label) = &self.label {
             let _ = write!(out, " {label}");
         }
@@ -84,6 +92,31 @@ impl Diagnostic {
             let _ = writeln!(out, "{pad} = help: {help}");
         }
         out
+    }
+}
+
+/// The most characters of a source line a rendered diagnostic shows: a window around the
+/// caret, so that a long generated statement (or a file that is not KQL at all) is not
+/// echoed whole.
+pub const MAX_SHOWN_LINE: usize = 200;
+
+/// The `[from, to)` character window of a `len`-character line shown for a caret at `at`:
+/// everything when it fits, else `max` characters with the caret a quarter of the way in
+/// (or as near as the line's ends allow).
+fn window(len: usize, at: usize, max: usize) -> (usize, usize) {
+    if len <= max {
+        return (0, len);
+    }
+    let from = at.saturating_sub(max / 4).min(len - max);
+    (from, from + max)
+}
+
+/// Control characters (escape sequences, say) are shown as `�`, never sent to a terminal.
+fn shown_char(c: char) -> char {
+    if c.is_control() && c != '\t' {
+        '\u{FFFD}'
+    } else {
+        c
     }
 }
 
@@ -120,6 +153,24 @@ mod tests {
             d.render("a.kql", src),
             "error: expected `;`, found `WHER`\n --> a.kql:2:12\n  |\n2 | FROM users WHER x = 1\n  |            ^^^^\n  = help: did you mean `WHERE`?\n"
         );
+    }
+
+    #[test]
+    fn long_lines_show_a_window_around_the_caret() {
+        let src = format!("{}BAD{}", "a ".repeat(300), " b".repeat(300));
+        let d = Diagnostic::new(Span::new(600, 603), "bad");
+        let out = d.render("a.kql", &src);
+        let lines: Vec<&str> = out.lines().collect();
+        let (text, caret) = (lines[3], lines[4]);
+        assert!(text.starts_with("1 | …") && text.ends_with('…'), "{text}");
+        assert_eq!(text.chars().count(), "1 | ".len() + MAX_SHOWN_LINE + 2);
+        // The caret is under `BAD`.
+        let col = caret.find('^').expect("a caret");
+        assert_eq!(caret[col..].trim_end(), "^^^");
+        assert_eq!(text.chars().skip(col).take(3).collect::<String>(), "BAD");
+        // Control characters are not echoed.
+        let d = Diagnostic::new(Span::new(0, 1), "bad");
+        assert!(d.render("a.kql", "\u{1b}[2J x").contains("1 | \u{FFFD}[2J x"));
     }
 
     #[test]

@@ -195,3 +195,59 @@ fn nesting_within_the_limit_parses() {
     let script = parse_script("ok.kql", &src);
     assert!(script.is_ok(), "{}", script.render_diagnostics());
 }
+
+/// `a = 0 OR a = 1 OR …` with `terms` comparisons: a tree `terms + 1` deep.
+fn or_chain(terms: usize) -> String {
+    (0..terms).map(|k| format!("a = {k}")).collect::<Vec<_>>().join(" OR ")
+}
+
+/// `1 + 1 + …` with `terms` ones: a tree `terms` deep.
+fn add_chain(terms: usize) -> String {
+    vec!["1"; terms].join(" + ")
+}
+
+/// Byte offset of the `n`-th (1-based) occurrence of ` op ` in `src`, at `op` itself.
+fn nth_op(src: &str, op: &str, n: usize) -> usize {
+    let needle = format!(" {op} ");
+    let (at, _) = src.match_indices(&needle).nth(n - 1).expect("the operator occurs");
+    at + 1
+}
+
+/// The expression depth limit counts the depth of the tree, which an operator chain grows
+/// without nesting anything: at the limit a chain parses and round-trips; one level more
+/// is an error at the operator that crossed it, wherever the extra level comes from.
+#[test]
+fn expression_depth_is_limited_at_the_operator_that_crosses_it() {
+    use kvm_lang::MAX_EXPR_DEPTH as N;
+    for ok in [or_chain(N - 1), add_chain(N), format!("lower({})", add_chain(N - 1))] {
+        let e = parse_expr(&ok).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(parse_expr(&e.to_string()).as_ref(), Ok(&e), "round trip at the limit");
+    }
+    // (source, the byte offset and length of the operator the error points at)
+    let too_deep = [
+        // The (N-1)-th OR makes the tree N+1 deep; later terms are never read.
+        (or_chain(N), nth_op(&or_chain(N), "OR", N - 1), 2),
+        (or_chain(7000), nth_op(&or_chain(7000), "OR", N - 1), 2),
+        (add_chain(N + 1), nth_op(&add_chain(N + 1), "+", N), 1),
+        // A call, `IN` or a parenthesised operand adds the level on top of a chain at the
+        // limit: the error is at the call's name, the `IN`, the outer `+`.
+        (format!("lower({})", add_chain(N)), 0, 5),
+        (format!("a IN ({})", add_chain(N)), 2, 2),
+        (format!("1 + ({})", add_chain(N)), 2, 1),
+        (format!("[{}]", add_chain(N)), 0, 1),
+        (format!("a = 1 AND NOT ({})", or_chain(N - 1)), 10, 3),
+    ];
+    for (src, at, len) in &too_deep {
+        let d = parse_expr(src).expect_err(&src[..40]);
+        assert_eq!(d.message, format!("expression too deep: more than {N} levels"));
+        assert!(d.help.as_deref().is_some_and(|h| h.contains("IN (…)")), "{d}");
+        assert!(d.span.same(kvm_lang::Span::new(*at, at + len)), "{:?} in {}", d.span, &src[..40]);
+    }
+    // In a script the statement fails and the next one still parses.
+    let src = format!("SELECT * FROM t WHERE {};\nSELECT * FROM t WHERE a = 1;", or_chain(N));
+    let script = parse_script("deep.kql", &src);
+    assert_eq!((script.statements.len(), script.diagnostics.len()), (1, 1));
+    let rendered = script.render_diagnostics();
+    let col = nth_op(&or_chain(N), "OR", N - 1) + "SELECT * FROM t WHERE ".len() + 1;
+    assert!(rendered.contains(&format!("deep.kql:1:{col} (statement 1)")), "{rendered}");
+}

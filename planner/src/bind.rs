@@ -164,13 +164,13 @@ fn normalize_literal(f: &crate::catalog::Field, e: &mut Expr) {
 /// Checks every path in `expr` against `model`'s fields and literal comparisons against
 /// field types (no relations: definitions such as CHECK and DEFAULT see one record).
 pub fn bind_expr(model: &Model, expr: &Expr) -> Result<(), PlanError> {
-    bind_in(model, None, expr)
+    bind_in(model, None, expr).map_err(|e| *e)
 }
 
 /// Like [`bind_expr`], also accepting relations of `model`: paths through a single-record
 /// relation (`author.status`), `EXISTS relation [(WHERE …)]` and `COUNT(relation)`.
 pub fn bind_query(catalog: &Catalog, model: &Model, expr: &Expr) -> Result<(), PlanError> {
-    bind_in(model, Some(catalog), expr)
+    bind_in(model, Some(catalog), expr).map_err(|e| *e)
 }
 
 /// The relation `COUNT(x)` counts, when `e` is one.
@@ -236,78 +236,32 @@ fn bind_relation_path(
     Ok(true)
 }
 
-fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Result<(), PlanError> {
-    let bind_expr = |model: &Model, e: &Expr| bind_in(model, catalog, e);
+/// What the walk and the checks it calls return: the error is boxed, because an unoptimized
+/// build gives every `?` its own copies of the error, and the walk's frame is on the stack
+/// once per level of the tree.
+type Walk<T = ()> = Result<T, Box<PlanError>>;
+
+/// The walk itself. An expression tree may be [`kvm_lang::MAX_EXPR_DEPTH`] deep, so this
+/// frame is kept small: messages are built in the functions it calls, which return before
+/// it recurses.
+fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Walk {
     match &expr.kind {
-        ExprKind::Literal(_) | ExprKind::Param(_) => Ok(()),
-        ExprKind::Path(path) => {
-            let first = &path.segments[0];
-            if model.field(&first.name).is_some() {
-                return Ok(());
-            }
-            if let Some(c) = catalog {
-                if bind_relation_path(c, model, path)? {
-                    return Ok(());
+        ExprKind::Literal(_) | ExprKind::Param(_) => {}
+        ExprKind::Path(path) => bind_path(model, catalog, path)?,
+        ExprKind::Call { args: CallArgs::Star, .. } => {}
+        ExprKind::Call { name, args: CallArgs::List(list) } => {
+            if !bind_call(model, catalog, expr, name)? {
+                for a in list {
+                    bind_in(model, catalog, a)?;
                 }
             }
-            let mut e = PlanError::new(
-                "kvm.unknown_field",
-                format!("model `{}` has no field `{}`", model.name, first.name),
-            )
-            .at(first.span);
-            if let Some(s) =
-                crate::suggest::did_you_mean(&first.name, model.fields.iter().map(|f| &f.name))
-            {
-                e = e.help(format!("did you mean `{s}`?"));
-            }
-            Err(e)
         }
-        ExprKind::Call { name, args } => match args {
-            CallArgs::Star => Ok(()),
-            CallArgs::List(list) => {
-                let lower = name.name.to_ascii_lowercase();
-                if let (Some(c), Some(p)) = (catalog, count_relation(expr)) {
-                    if model.field(&p.segments[0].name).is_none() {
-                        let rel = c.relation(model, &p.segments[0].name, p.span)?;
-                        if rel.single() {
-                            return Err(PlanError::new(
-                                "kvm.invalid_relation_path",
-                                format!(
-                                    "COUNT({}): `{}.{}` is a single record",
-                                    rel.name, model.name, rel.name
-                                ),
-                            )
-                            .at(expr.span)
-                            .help(format!("use `{} IS NOT NULL`", rel.name)));
-                        }
-                        return Ok(());
-                    }
-                }
-                if lower == "count" {
-                    return Err(PlanError::unsupported(
-                        &format!("{}(expr) (counting non-null values)", name.name),
-                        expr.span,
-                    )
-                    .help("use COUNT(*) with `WHERE expr IS NOT NULL`"));
-                }
-                if !FUNCTIONS.contains(&lower.as_str()) {
-                    let mut e = PlanError::new(
-                        "kvm.unknown_function",
-                        format!("unknown function `{}`", name.name),
-                    )
-                    .at(name.span);
-                    if let Some(s) = crate::suggest::did_you_mean(&lower, FUNCTIONS.iter()) {
-                        e = e.help(format!("did you mean `{s}`?"));
-                    }
-                    return Err(e);
-                }
-                list.iter().try_for_each(|a| bind_expr(model, a))
-            }
-        },
-        ExprKind::Unary { expr, .. } => bind_expr(model, expr),
+        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => {
+            bind_in(model, catalog, expr)?
+        }
         ExprKind::Binary { op, lhs, rhs } => {
-            bind_expr(model, lhs)?;
-            bind_expr(model, rhs)?;
+            bind_in(model, catalog, lhs)?;
+            bind_in(model, catalog, rhs)?;
             if matches!(
                 op,
                 BinaryOp::Eq
@@ -320,48 +274,136 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Result<(), 
                 type_check(model, lhs, rhs)?;
                 type_check(model, rhs, lhs)?;
             }
-            Ok(())
         }
         ExprKind::In { expr, rhs, .. } => {
-            bind_expr(model, expr)?;
+            bind_in(model, catalog, expr)?;
             match rhs {
-                InRhs::List(list) => list.iter().try_for_each(|a| {
-                    bind_expr(model, a)?;
-                    type_check(model, expr, a)
-                }),
-                InRhs::Expr(e) => bind_expr(model, e),
+                InRhs::List(list) => {
+                    for a in list {
+                        bind_in(model, catalog, a)?;
+                        type_check(model, expr, a)?;
+                    }
+                }
+                InRhs::Expr(e) => bind_in(model, catalog, e)?,
             }
         }
         ExprKind::Between { expr, low, high, .. } => {
-            bind_expr(model, expr)?;
-            bind_expr(model, low)?;
-            bind_expr(model, high)?;
+            bind_in(model, catalog, expr)?;
+            bind_in(model, catalog, low)?;
+            bind_in(model, catalog, high)?;
             type_check(model, expr, low)?;
-            type_check(model, expr, high)
+            type_check(model, expr, high)?;
         }
-        ExprKind::IsNull { expr, .. } => bind_expr(model, expr),
         ExprKind::Exists { relation, filter } => {
-            let Some(c) = catalog else {
-                return Err(PlanError::unsupported(
-                    "EXISTS in a model definition (it sees one record)",
-                    relation.span,
-                ));
-            };
-            if relation.segments.len() > 1 {
-                return Err(PlanError::unsupported(
-                    "EXISTS through several relations",
-                    relation.span,
-                ));
-            }
-            let rel = c.relation(model, &relation.segments[0].name, relation.span)?;
-            match filter {
-                Some(f) => bind_in(&c.models[&rel.target], None, f),
-                None => Ok(()),
+            let target = exists_target(model, catalog, relation)?;
+            if let Some(f) = filter {
+                bind_in(target, None, f)?;
             }
         }
-        ExprKind::Array(items) => items.iter().try_for_each(|a| bind_expr(model, a)),
-        ExprKind::Object(fields) => fields.iter().try_for_each(|f| bind_expr(model, &f.value)),
+        ExprKind::Array(items) => {
+            for a in items {
+                bind_in(model, catalog, a)?;
+            }
+        }
+        ExprKind::Object(fields) => {
+            for f in fields {
+                bind_in(model, catalog, &f.value)?;
+            }
+        }
     }
+    Ok(())
+}
+
+/// A path must name a field of `model`, or go through one of its single-record relations.
+fn bind_path(model: &Model, catalog: Option<&Catalog>, path: &kvm_lang::ast::Path) -> Walk {
+    let first = &path.segments[0];
+    if model.field(&first.name).is_some() {
+        return Ok(());
+    }
+    if let Some(c) = catalog {
+        if bind_relation_path(c, model, path)? {
+            return Ok(());
+        }
+    }
+    let mut e = PlanError::new(
+        "kvm.unknown_field",
+        format!("model `{}` has no field `{}`", model.name, first.name),
+    )
+    .at(first.span);
+    if let Some(s) = crate::suggest::did_you_mean(&first.name, model.fields.iter().map(|f| &f.name))
+    {
+        e = e.help(format!("did you mean `{s}`?"));
+    }
+    Err(e.into())
+}
+
+/// Checks the function a call names. True when the call is `COUNT(relation)`, whose
+/// argument is a relation rather than an expression to bind.
+fn bind_call(
+    model: &Model,
+    catalog: Option<&Catalog>,
+    call: &Expr,
+    name: &kvm_lang::ast::Ident,
+) -> Walk<bool> {
+    let lower = name.name.to_ascii_lowercase();
+    if let (Some(c), Some(p)) = (catalog, count_relation(call)) {
+        if model.field(&p.segments[0].name).is_none() {
+            let rel = c.relation(model, &p.segments[0].name, p.span)?;
+            if rel.single() {
+                return Err(PlanError::new(
+                    "kvm.invalid_relation_path",
+                    format!(
+                        "COUNT({}): `{}.{}` is a single record",
+                        rel.name, model.name, rel.name
+                    ),
+                )
+                .at(call.span)
+                .help(format!("use `{} IS NOT NULL`", rel.name))
+                .into());
+            }
+            return Ok(true);
+        }
+    }
+    if lower == "count" {
+        return Err(PlanError::unsupported(
+            &format!("{}(expr) (counting non-null values)", name.name),
+            call.span,
+        )
+        .help("use COUNT(*) with `WHERE expr IS NOT NULL`")
+        .into());
+    }
+    if !FUNCTIONS.contains(&lower.as_str()) {
+        let mut e =
+            PlanError::new("kvm.unknown_function", format!("unknown function `{}`", name.name))
+                .at(name.span);
+        if let Some(s) = crate::suggest::did_you_mean(&lower, FUNCTIONS.iter()) {
+            e = e.help(format!("did you mean `{s}`?"));
+        }
+        return Err(e.into());
+    }
+    Ok(false)
+}
+
+/// The model an `EXISTS relation` filter sees.
+fn exists_target<'c>(
+    model: &Model,
+    catalog: Option<&'c Catalog>,
+    relation: &kvm_lang::ast::Path,
+) -> Walk<&'c Model> {
+    let Some(c) = catalog else {
+        return Err(PlanError::unsupported(
+            "EXISTS in a model definition (it sees one record)",
+            relation.span,
+        )
+        .into());
+    };
+    if relation.segments.len() > 1 {
+        return Err(
+            PlanError::unsupported("EXISTS through several relations", relation.span).into()
+        );
+    }
+    let rel = c.relation(model, &relation.segments[0].name, relation.span)?;
+    Ok(&c.models[&rel.target])
 }
 
 /// Whether `expr` reads field `name` of its model (a path whose first segment is `name`).
@@ -374,7 +416,7 @@ pub fn uses_field(expr: &Expr, name: &str) -> bool {
 }
 
 /// Refuses `field op literal` when the literal can never compare with the field's type.
-fn type_check(model: &Model, field: &Expr, other: &Expr) -> Result<(), PlanError> {
+fn type_check(model: &Model, field: &Expr, other: &Expr) -> Walk {
     let (Some(path), ExprKind::Literal(lit)) = (field.as_path(), &other.kind) else {
         return Ok(());
     };
@@ -412,6 +454,7 @@ fn type_check(model: &Model, field: &Expr, other: &Expr) -> Result<(), PlanError
                 model.name, f.name, f.ty, other
             ),
         )
-        .at(other.span))
+        .at(other.span)
+        .into())
     }
 }

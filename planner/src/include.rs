@@ -180,7 +180,7 @@ pub fn uses(
     out: &mut Vec<Attach>,
 ) -> Result<(), PlanError> {
     for e in exprs {
-        walk(catalog, model, e, out)?;
+        walk(catalog, model, e, out).map_err(|e| *e)?;
     }
     Ok(())
 }
@@ -191,19 +191,38 @@ fn add(out: &mut Vec<Attach>, a: Attach) {
     }
 }
 
+/// One frame per level of an expression tree, which may be [`kvm_lang::MAX_EXPR_DEPTH`]
+/// deep: the work is in [`attach_for`], which returns before the walk goes down, and the
+/// error is boxed (an unoptimized build gives every `?` its own copies of it).
 fn walk(
     catalog: &Catalog,
     model: &Model,
     e: &Expr,
     out: &mut Vec<Attach>,
-) -> Result<(), PlanError> {
+) -> Result<(), Box<PlanError>> {
+    if !attach_for(catalog, model, e, out)? {
+        for x in e.children() {
+            walk(catalog, model, x, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the attachment `e` itself needs, if it is a path through a relation, an `EXISTS`
+/// or a `COUNT(relation)`; true when it is one of those (nothing below it is walked).
+fn attach_for(
+    catalog: &Catalog,
+    model: &Model,
+    e: &Expr,
+    out: &mut Vec<Attach>,
+) -> Result<bool, PlanError> {
     match &e.kind {
         ExprKind::Path(p) => {
             let first = &p.segments[0];
             if model.field(&first.name).is_some()
                 || !model.relations.iter().any(|r| r.name.name == first.name)
             {
-                return Ok(());
+                return Ok(true);
             }
             let rel = catalog.relation(model, &first.name, first.span)?;
             let (index, ordered) = records_access(catalog, &rel, &[]);
@@ -223,24 +242,24 @@ fn walk(
                     },
                 },
             );
-            Ok(())
+            Ok(true)
         }
         ExprKind::Exists { relation, filter } => {
             let rel = catalog.relation(model, &relation.segments[0].name, relation.span)?;
             let target = &catalog.models[&rel.target];
             let filter = filter.as_ref().map(|f| crate::bind::normalize(target, None, f));
             add(out, Attach { column: e.to_string(), rel, what: AttachKind::Exists { filter } });
-            Ok(())
+            Ok(true)
         }
         _ => {
             if let Some(p) = crate::bind::count_relation(e) {
                 if model.field(&p.segments[0].name).is_none() {
                     let rel = catalog.relation(model, &p.segments[0].name, p.span)?;
                     add(out, Attach { column: e.to_string(), rel, what: AttachKind::Count });
-                    return Ok(());
+                    return Ok(true);
                 }
             }
-            e.children().into_iter().try_for_each(|x| walk(catalog, model, x, out))
+            Ok(false)
         }
     }
 }

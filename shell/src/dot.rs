@@ -33,7 +33,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".indexes", "", "List indexes (SHOW INDEXES)"),
     (".queues", "", "List queues with their job counts (SHOW QUEUES)"),
     (".import", "FILE INTO MODEL [--atomic]", "Load records from .json, .ndjson or .csv"),
-    (".export", "MODEL [FILE]", "Write a model's records as NDJSON"),
+    (".export", "MODEL [FILE]", "Write a model's records as NDJSON to stdout or a new FILE"),
     (".open", "DB", "Switch to another database file (`:memory:` for a throwaway one)"),
     (".backup", "FILE", "Write a consistent snapshot copy of the database to a new file"),
 ];

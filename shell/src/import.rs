@@ -1,14 +1,17 @@
 //! `.import FILE INTO model` and `.export model [FILE]`: records in and out as JSON arrays,
 //! NDJSON or CSV. Imports go in batches of [`BATCH`] records per commit; a batch that fails
 //! is retried record by record, so the good records land and each bad one is reported with
-//! its line. `--atomic` makes the whole file one commit: all records or none.
+//! its line. `--atomic` makes the whole file one commit: all records or none. `.export`
+//! writes a new file only: it never overwrites one, nor writes through a symbolic link.
+//! The model name is never spliced into KQL text: the statements are built as ASTs.
 
 use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kvm::lang::ast::TypeName;
+use kvm::lang::ast::{Ident, Insert, InsertSource, Param, Statement, TypeName};
+use kvm::lang::{Expr, ExprKind, Span};
 use kvm::planner::catalog::Model;
-use kvm::{Database, Value};
+use kvm::{Database, Params, Value};
 
 /// Records per commit.
 pub const BATCH: usize = 1_000;
@@ -65,10 +68,22 @@ pub fn import(db: &Database, file: &str, model: &str, atomic: bool) -> Result<Re
     Ok(report)
 }
 
+/// `INSERT INTO model [$1, $2, …]`, one atomic batch, the records bound as parameters.
 fn insert(db: &Database, model: &str, values: Vec<Value>) -> Result<(), String> {
-    let slots: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
-    let kql = format!("INSERT INTO `{model}` [{}]", slots.join(", "));
-    db.execute(&kql, values).map(|_| ()).map_err(|e| format!("{e} [{}]", e.code()))
+    let slots = (1..=values.len())
+        .map(|i| {
+            Expr::new(ExprKind::Param(Param::Positional(u32::try_from(i).unwrap_or(u32::MAX))))
+        })
+        .collect();
+    let stmt = Statement::Insert(Insert {
+        model: Ident { name: model.to_owned(), span: Span::default() },
+        source: InsertSource::Batch(slots),
+        expire: None,
+        returning: None,
+        span: Span::default(),
+    });
+    let params = Params { positional: values, ..Params::default() };
+    db.run_statement(&stmt, &params).map(|_| ()).map_err(|e| format!("{e} [{}]", e.code()))
 }
 
 fn progress(len: u64) -> ProgressBar {
@@ -204,15 +219,13 @@ fn split_csv(line: &str) -> Vec<String> {
     out
 }
 
-/// Writes every record of `model` as NDJSON to `file` (or stdout); returns how many.
+/// Writes every record of `model` as NDJSON to the new file `file` (or stdout); returns how
+/// many.
 pub fn export(db: &Database, model: &str, file: Option<&str>) -> Result<usize, String> {
-    let rows = db
-        .query(&format!("SELECT * FROM `{model}`"), ())
-        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    let code = |e: kvm::Error| format!("{e} [{}]", e.code());
+    let rows = db.model(model).and_then(|q| q.all()).map_err(code)?;
     let mut out: Box<dyn Write> = match file {
-        Some(f) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(f).map_err(|e| format!("cannot write {f}: {e}"))?,
-        )),
+        Some(f) => Box::new(std::io::BufWriter::new(create_new(f)?)),
         None => Box::new(std::io::stdout().lock()),
     };
     for obj in kvm::json::rows_to_json(&rows) {
@@ -220,6 +233,28 @@ pub fn export(db: &Database, model: &str, file: Option<&str>) -> Result<usize, S
     }
     out.flush().map_err(|e| e.to_string())?;
     Ok(rows.rows.len())
+}
+
+/// Creates `file`, which must not exist: not as a file (an export never overwrites one; delete
+/// it first) and not as a symbolic link, even a dangling one (`O_CREAT | O_EXCL` refuses
+/// both, also when they appear after the check that names them).
+fn create_new(file: &str) -> Result<std::fs::File, String> {
+    let exists = |what: &str| format!("cannot write {file}: {what}");
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(exists("it is a symbolic link; .export never writes through one"))
+        }
+        Ok(_) => return Err(exists("it already exists; .export never overwrites a file")),
+        Err(_) => {}
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                exists("it already exists; .export never overwrites a file")
+            }
+            _ => format!("cannot write {file}: {e}"),
+        }
+    })
 }
 
 #[cfg(test)]

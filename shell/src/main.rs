@@ -7,6 +7,7 @@
 //!   runs on) and the exit code is 1.
 //! - `--check FILE…` parses scripts without running them (for linting in CI).
 //! - Results print as tables, or with `--mode line|json|ndjson|csv` (`--json`, `--csv`).
+//! - `--safe` refuses the dot-commands that touch files, for running untrusted scripts.
 
 mod check;
 mod dot;
@@ -27,6 +28,7 @@ const EXAMPLES: &str = "Examples:
   kvmsh app.kvm -f seed.kql              run a script; stop at the first error
   kvmsh app.kvm -c \"SELECT * FROM users\" --json
   echo \"SHOW MODELS\" | kvmsh app.kvm
+  kvmsh app.kvm --safe < untrusted.kql   no .read/.import/.export FILE/.backup/.open
   kvmsh --check migrations/*.kql         lint scripts without running them";
 
 /// The KVM shell.
@@ -84,6 +86,11 @@ struct Args {
     /// file's apparent size is then its real size).
     #[arg(long)]
     no_write_map: bool,
+
+    /// Refuse every dot-command that reads or writes a file (.read, .import, .export to a
+    /// file, .backup, .open of a file): for scripts you do not trust. KQL still runs.
+    #[arg(long)]
+    safe: bool,
 }
 
 fn parse_map_size(text: &str) -> Result<usize, String> {
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
         renderer: Renderer { mode, width: terminal_width() },
         timer: false,
         keep_going: args.keep_going && !args.bail,
+        safe: args.safe,
     };
     if interactive {
         return repl::run(db, &args.db, settings);
@@ -132,7 +140,7 @@ fn main() -> ExitCode {
         } else {
             format!("<command {}>", i + 1)
         };
-        pending.push_back((name, cmd.clone(), 0));
+        pending.push_back(Input { name, source: cmd.clone(), from: 0, file: false });
     }
     let mut files = args.files.clone();
     if args.commands.is_empty() && files.is_empty() {
@@ -140,9 +148,9 @@ fn main() -> ExitCode {
     }
     for file in &files {
         match read(file) {
-            Ok((name, source)) => pending.push_back((name, source, 0)),
+            Ok(input) => pending.push_back(input),
             Err(e) => {
-                eprintln!("kvmsh: cannot read {file}: {e}");
+                eprintln!("kvmsh: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -150,26 +158,40 @@ fn main() -> ExitCode {
     run_inputs(db, settings, pending)
 }
 
+/// A script to run: a `-c` command, a `-f` file or standard input.
+struct Input {
+    name: String,
+    source: String,
+    /// Where to go on from (after an `.open`).
+    from: usize,
+    /// Read from the file `name` (which a `.read` in it may not read again).
+    file: bool,
+}
+
 /// Runs the inputs in one session (so a transaction may span them), reopening the session
 /// on another database when a script says `.open`.
 fn run_inputs(
     mut db: kvm::Database,
     mut settings: run::Settings,
-    mut pending: std::collections::VecDeque<(String, String, usize)>,
+    mut pending: std::collections::VecDeque<Input>,
 ) -> ExitCode {
     let mut failed = false;
     loop {
         let mut reopen = None;
         {
             let mut session = run::Session::new(&db, settings);
-            while let Some((name, source, from)) = pending.pop_front() {
-                let tally = session.run_script(&name, &source, from);
+            while let Some(input) = pending.pop_front() {
+                let tally = if input.file {
+                    session.run_file(&input.name, &input.source, input.from)
+                } else {
+                    session.run_script(&input.name, &input.source, input.from)
+                };
                 failed |= tally.failed > 0;
                 if tally.quit || (failed && !session.settings.keep_going) {
                     return exit(failed);
                 }
                 if let Some((path, next)) = tally.reopen {
-                    pending.push_front((name, source, next));
+                    pending.push_front(Input { from: next, ..input });
                     reopen = Some(path);
                     break;
                 }
@@ -209,13 +231,16 @@ pub(crate) fn open(path: &str) -> Result<kvm::Database, kvm::Error> {
     }
 }
 
-fn read(file: &str) -> std::io::Result<(String, String)> {
+fn read(file: &str) -> Result<Input, String> {
     if file == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        Ok(("<stdin>".into(), s))
+        let mut source = String::new();
+        std::io::stdin()
+            .read_to_string(&mut source)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(Input { name: "<stdin>".into(), source, from: 0, file: false })
     } else {
-        Ok((file.to_owned(), std::fs::read_to_string(file)?))
+        let source = run::read_script(file)?;
+        Ok(Input { name: file.to_owned(), source, from: 0, file: true })
     }
 }
 

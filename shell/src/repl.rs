@@ -76,7 +76,7 @@ pub fn run(mut db: Database, name: &str, mut settings: Settings) -> ExitCode {
                     let _ = editor.save_history(h);
                 }
                 if trimmed.starts_with('.') {
-                    match dot::parse(trimmed) {
+                    match dot::parse(trimmed).and_then(|cmd| session.allowed(cmd)) {
                         Ok(Dot::Quit) => return ExitCode::SUCCESS,
                         Ok(Dot::Open(path)) => break path,
                         Ok(cmd) => {

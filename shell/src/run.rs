@@ -2,10 +2,18 @@
 //! single dot-commands, rendering each result as it completes. The first failure stops a
 //! script (unless `--keep-going`) and is reported as `file:line:col` with the caret
 //! diagnostic.
+//!
+//! Dot-commands never splice a name into KQL text: they build the statement's AST (or use
+//! the query builder), so a name is always data. `.read` refuses cycles, nesting deeper
+//! than [`MAX_READ_DEPTH`] and files that are not text; `--safe` refuses every
+//! dot-command that touches a file.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
+use kvm::lang::ast::{Describe, Ident, Statement};
+use kvm::lang::Span;
 use kvm::Database;
 
 use crate::dot::{self, Dot};
@@ -31,7 +39,12 @@ pub struct Settings {
     pub renderer: Renderer,
     pub timer: bool,
     pub keep_going: bool,
+    /// `--safe`: dot-commands that read or write files are refused.
+    pub safe: bool,
 }
+
+/// The deepest chain of scripts `.read` runs (each `.read` from within a script is a level).
+pub const MAX_READ_DEPTH: usize = 16;
 
 /// A shell session on one database: its settings and its KQL session (which keeps an open
 /// `BEGIN … COMMIT` transaction between statements, inputs and files).
@@ -39,11 +52,26 @@ pub struct Session<'d> {
     pub db: &'d Database,
     kvm: kvm::Session<'d>,
     pub settings: Settings,
+    /// The script files running now, outermost first, as canonical paths: a `.read` of one
+    /// of them is a cycle.
+    reading: Vec<PathBuf>,
 }
 
 impl<'d> Session<'d> {
     pub fn new(db: &'d Database, settings: Settings) -> Self {
-        Session { db, kvm: db.session(), settings }
+        Session { db, kvm: db.session(), settings, reading: Vec::new() }
+    }
+
+    /// [`Session::run_script`] for a script read from the file `file`, which a `.read` in it
+    /// (or in a script it reads) may then not read again.
+    pub fn run_file(&mut self, file: &str, source: &str, from: usize) -> Tally {
+        let Ok(path) = std::fs::canonicalize(file) else {
+            return self.run_script(file, source, from);
+        };
+        self.reading.push(path);
+        let tally = self.run_script(file, source, from);
+        self.reading.pop();
+        tally
     }
 
     /// Runs `source` from byte `from`: KQL statements, and dot-command lines where a
@@ -69,7 +97,7 @@ impl<'d> Session<'d> {
             }
             kql_start = offset;
             let lineno = source[..start].matches('\n').count() + 1;
-            match dot::parse(line.trim()) {
+            match dot::parse(line.trim()).and_then(|cmd| self.allowed(cmd)) {
                 Ok(Dot::Quit) => {
                     tally.quit = true;
                     return tally;
@@ -107,7 +135,7 @@ impl<'d> Session<'d> {
 
     fn run_kql(&mut self, file: &str, source: &str, tally: &mut Tally) {
         let stdout = std::io::stdout();
-        let Settings { renderer, timer, keep_going } = self.settings;
+        let Settings { renderer, timer, keep_going, .. } = self.settings;
         for outcome in self.kvm.script(file, source) {
             let started = Instant::now();
             match outcome.result {
@@ -164,6 +192,23 @@ impl<'d> Session<'d> {
         }
     }
 
+    /// `cmd`, unless `--safe` refuses it: with `--safe`, no dot-command reads or writes a
+    /// file (`.read`, `.import`, `.export` to a file, `.backup`, `.open` of a file).
+    pub fn allowed(&self, cmd: Dot) -> Result<Dot, String> {
+        if !self.settings.safe {
+            return Ok(cmd);
+        }
+        let name = match &cmd {
+            Dot::Read(_) => ".read",
+            Dot::Import { .. } => ".import",
+            Dot::Export { file: Some(_), .. } => ".export to a file",
+            Dot::Backup(_) => ".backup",
+            Dot::Open(db) if db != ":memory:" => ".open",
+            _ => return Ok(cmd),
+        };
+        Err(format!("{name} is refused under --safe: it touches files"))
+    }
+
     /// Runs one dot-command (`.quit` and `.open` are the caller's to handle).
     pub fn dot(&mut self, cmd: Dot) -> Result<(), String> {
         match cmd {
@@ -171,18 +216,16 @@ impl<'d> Session<'d> {
             Dot::Help => print!("{}", dot::help()),
             Dot::Mode(m) => self.settings.renderer.mode = m,
             Dot::Timer(on) => self.settings.timer = on,
-            Dot::Read(file) => {
-                let src = std::fs::read_to_string(&file)
-                    .map_err(|e| format!("cannot read {file}: {e}"))?;
-                let t = self.run_script(&file, &src, 0);
-                if t.failed > 0 {
-                    return Err(format!("{file} failed"));
-                }
-            }
+            Dot::Read(file) => self.read(&file)?,
             Dot::Models => self.statement("SHOW MODELS")?,
             Dot::Indexes => self.statement("SHOW INDEXES")?,
             Dot::Queues => self.statement("SHOW QUEUES")?,
-            Dot::Schema(Some(m)) => self.statement(&format!("DESCRIBE `{m}`"))?,
+            Dot::Schema(Some(m)) => {
+                // The name is data in the statement's AST, never text to parse.
+                let name = Ident { name: m, span: Span::default() };
+                let describe = Describe { queue: false, name, span: Span::default() };
+                self.run_ast(&Statement::Describe(describe))?;
+            }
             Dot::Schema(None) => self.statement("SHOW MODELS")?,
             Dot::Import { file, model, atomic } => {
                 let report = crate::import::import(self.db, &file, &model, atomic)?;
@@ -220,6 +263,40 @@ impl<'d> Session<'d> {
         Ok(())
     }
 
+    /// `.read FILE`: runs the script in `file`, unless it is one of the scripts running now
+    /// (a cycle, which would never end), the scripts are nested [`MAX_READ_DEPTH`] deep, or
+    /// the file is not text.
+    fn read(&mut self, file: &str) -> Result<(), String> {
+        let path = std::fs::canonicalize(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        if self.reading.contains(&path) {
+            return Err(format!(".read {file}: that script is already running (a cycle)"));
+        }
+        if self.reading.len() >= MAX_READ_DEPTH {
+            return Err(format!(".read {file}: scripts nested deeper than {MAX_READ_DEPTH} files"));
+        }
+        let src = read_script(file)?;
+        self.reading.push(path);
+        let t = self.run_script(file, &src, 0);
+        self.reading.pop();
+        if t.failed > 0 {
+            return Err(format!("{file} failed"));
+        }
+        Ok(())
+    }
+
+    /// Runs a statement built as an AST (so the names in it are data) and prints its result
+    /// as a script's would be.
+    fn run_ast(&mut self, stmt: &Statement) -> Result<(), String> {
+        let output = self
+            .kvm
+            .run_statement(stmt, &kvm::Params::default())
+            .map_err(|e| format!("{e} [{}]", e.code()))?;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(self.settings.renderer.render(&output).as_bytes());
+        let _ = out.flush();
+        Ok(())
+    }
+
     fn statement(&mut self, kql: &str) -> Result<(), String> {
         let mut tally = Tally::default();
         self.run_kql("<command>", kql, &mut tally);
@@ -228,6 +305,16 @@ impl<'d> Session<'d> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// A script file's text; a file that is not text (not UTF-8, or holding NUL bytes) is refused
+/// in one line rather than parsed, so that its content is never echoed in diagnostics.
+pub fn read_script(file: &str) -> Result<String, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => Ok(text),
+        _ => Err(format!("{file} is not a KQL script (binary data)")),
     }
 }
 

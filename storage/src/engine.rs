@@ -350,7 +350,8 @@ pub trait Engine: Send + Sync {
     }
 
     /// Writes a consistent copy of the database, as of one snapshot, to a new LMDB file at
-    /// `path` (which must not exist): a backup that `LmdbEngine::open` opens.
+    /// `path` (which must not exist, not even as a dangling symbolic link): a backup that
+    /// `LmdbEngine::open` opens.
     fn backup(&self, path: &std::path::Path) -> Result<()> {
         let _ = path;
         Err(Error::Backend(format!("the {} backend cannot make backups", self.name())))
@@ -393,15 +394,38 @@ impl Drop for WriterTurn<'_> {
     }
 }
 
-/// Refuses to overwrite an existing file with a backup.
+/// Refuses a backup target that exists: a file, a directory, or a symbolic link — dangling
+/// ones too, which `Path::exists` (following the link) reports as missing, so that a backup
+/// would have been written wherever the link points.
 pub(crate) fn check_backup_target(path: &std::path::Path) -> Result<()> {
-    if path.exists() {
-        return Err(Error::Backend(format!(
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Backend(format!(
+            "{} is a symbolic link; a backup never writes through one",
+            path.display()
+        ))),
+        Ok(_) => Err(Error::Backend(format!(
             "{} already exists; a backup never overwrites a file",
             path.display()
-        )));
+        ))),
+        // Missing (or its directory unreadable, which creating it will report).
+        Err(_) => Ok(()),
     }
-    Ok(())
+}
+
+/// Creates the file a backup is written to, after [`check_backup_target`]: with
+/// `create_new` (`O_CREAT | O_EXCL`), so that a file or link that appears at `path` after
+/// the check is refused too rather than written through.
+pub(crate) fn create_backup_target(path: &std::path::Path) -> Result<std::fs::File> {
+    check_backup_target(path)?;
+    std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Backend(format!(
+                "{} already exists; a backup never overwrites a file",
+                path.display()
+            )),
+            _ => Error::Backend(format!("cannot create {}: {e}", path.display())),
+        }
+    })
 }
 
 /// Runs a read-modify-write until it commits, retrying retryable errors (conflicts) from a

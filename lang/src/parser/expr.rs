@@ -1,10 +1,16 @@
 //! Expressions: a Pratt parser. `expr_bp(min)` parses a prefix (literal, path, call, array,
 //! object, `NOT`, `-`, `EXISTS`, parenthesised expression) and then folds infix and
 //! postfix operators whose precedence is at least `min` (see [`precedence`]).
+//!
+//! Every function here also returns the depth of the tree it built (a leaf is 1, a node one
+//! more than its deepest child; parentheses add nothing), and a node deeper than
+//! [`MAX_EXPR_DEPTH`] is an error at its operator. The loop below builds a left-deep chain
+//! (`a OR b OR c …`) without recursing, but everything after the parser — binding, planning,
+//! evaluation, printing, even dropping the tree — walks it recursively.
 
 use super::expected::Category;
 use super::literal::{valid_date, valid_timestamp};
-use super::{PResult, Parser};
+use super::{PResult, Parser, MAX_EXPR_DEPTH};
 use crate::ast::{
     precedence, BinaryOp, CallArgs, Expr, ExprKind, Ident, InRhs, Literal, ObjectField, Path,
     UnaryOp,
@@ -25,16 +31,17 @@ enum Infix {
 impl Parser<'_> {
     /// A full expression.
     pub(crate) fn expr(&mut self) -> PResult<Expr> {
-        self.expr_bp(precedence::OR)
+        Ok(self.expr_bp(precedence::OR)?.0)
     }
 
     /// A tuple key or other operand that must not swallow a following operator: an array,
     /// a parameter, a path or a call (parsed at atom precedence).
     pub(crate) fn key_expr(&mut self) -> PResult<Expr> {
-        self.expr_bp(precedence::ATOM)
+        Ok(self.expr_bp(precedence::ATOM)?.0)
     }
 
-    fn expr_bp(&mut self, min: u8) -> PResult<Expr> {
+    /// An expression and its depth.
+    fn expr_bp(&mut self, min: u8) -> PResult<(Expr, usize)> {
         self.nested(|p| {
             let mut lhs = p.prefix()?;
             while let Some(op) = p.infix() {
@@ -49,6 +56,21 @@ impl Parser<'_> {
             }
             Ok(lhs)
         })
+    }
+
+    /// The depth of a node whose deepest child has depth `child`, or an error at `op` (the
+    /// node's operator, where the limit was crossed) past [`MAX_EXPR_DEPTH`].
+    fn node_depth(&self, child: usize, op: Span) -> PResult<usize> {
+        let depth = child + 1;
+        if depth > MAX_EXPR_DEPTH {
+            return Err(self
+                .error_at(op, format!("expression too deep: more than {MAX_EXPR_DEPTH} levels"))
+                .with_label("the limit is crossed here")
+                .with_help(
+                    "use `IN (…)` for a long list of alternatives, or split the expression",
+                ));
+        }
+        Ok(depth)
     }
 
     /// Recognise an operator at the cursor without consuming it.
@@ -98,47 +120,66 @@ impl Parser<'_> {
         })
     }
 
-    fn infix_rhs(&mut self, lhs: Expr, op: Infix, prec: u8) -> PResult<Expr> {
+    fn infix_rhs(
+        &mut self,
+        (lhs, lhs_depth): (Expr, usize),
+        op: Infix,
+        prec: u8,
+    ) -> PResult<(Expr, usize)> {
+        let tokens = match op {
+            Infix::Binary(_, n)
+            | Infix::In { tokens: n, .. }
+            | Infix::Between { tokens: n, .. } => n,
+            Infix::IsNull => 1,
+        };
+        let op_span = self.peek().span.to(self.nth(tokens - 1).span);
+        // A left-deep chain fails here, at its operator, before the right operand is read.
+        self.node_depth(lhs_depth, op_span)?;
         let start = lhs.span;
         let boxed = Box::new(lhs);
-        let kind = match op {
-            Infix::Binary(op, tokens) => {
-                self.pos += tokens;
+        self.pos += tokens;
+        let (kind, child) = match op {
+            Infix::Binary(op, _) => {
                 if matches!(op, BinaryOp::StartsWith | BinaryOp::NotStartsWith) {
                     self.expect_kw(Keyword::With)?;
                 }
-                let rhs = self.expr_bp(prec + 1)?;
-                ExprKind::Binary { op, lhs: boxed, rhs: Box::new(rhs) }
+                let (rhs, depth) = self.expr_bp(prec + 1)?;
+                (ExprKind::Binary { op, lhs: boxed, rhs: Box::new(rhs) }, depth)
             }
-            Infix::In { negated, tokens } => {
-                self.pos += tokens;
-                let rhs = if self.at(TokenKind::LParen) {
+            Infix::In { negated, .. } => {
+                let (rhs, depth) = if self.at(TokenKind::LParen) {
                     let open = self.advance().span;
-                    let list = self.expr_list(TokenKind::RParen, open)?;
-                    InRhs::List(list)
+                    let (list, depth) = self.expr_list(TokenKind::RParen, open)?;
+                    (InRhs::List(list), depth)
                 } else {
-                    InRhs::Expr(Box::new(self.expr_bp(precedence::ATOM)?))
+                    let (e, depth) = self.expr_bp(precedence::ATOM)?;
+                    (InRhs::Expr(Box::new(e)), depth)
                 };
-                ExprKind::In { expr: boxed, rhs, negated }
+                (ExprKind::In { expr: boxed, rhs, negated }, depth)
             }
-            Infix::Between { negated, tokens } => {
-                self.pos += tokens;
-                let low = self.expr_bp(precedence::ADD)?;
+            Infix::Between { negated, .. } => {
+                let (low, low_depth) = self.expr_bp(precedence::ADD)?;
                 self.expect_kw(Keyword::And)?;
-                let high = self.expr_bp(precedence::ADD)?;
-                ExprKind::Between { expr: boxed, low: Box::new(low), high: Box::new(high), negated }
+                let (high, high_depth) = self.expr_bp(precedence::ADD)?;
+                let kind = ExprKind::Between {
+                    expr: boxed,
+                    low: Box::new(low),
+                    high: Box::new(high),
+                    negated,
+                };
+                (kind, low_depth.max(high_depth))
             }
             Infix::IsNull => {
-                self.advance();
                 let negated = self.eat_kw(Keyword::Not).is_some();
                 self.expect_kw(Keyword::Null)?;
-                ExprKind::IsNull { expr: boxed, negated }
+                (ExprKind::IsNull { expr: boxed, negated }, 0)
             }
         };
-        Ok(Expr { kind, span: self.span_from(start) })
+        let depth = self.node_depth(lhs_depth.max(child), op_span)?;
+        Ok((Expr { kind, span: self.span_from(start) }, depth))
     }
 
-    fn prefix(&mut self) -> PResult<Expr> {
+    fn prefix(&mut self) -> PResult<(Expr, usize)> {
         let tok = self.peek();
         match tok.kind {
             TokenKind::Minus => {
@@ -158,34 +199,28 @@ impl Parser<'_> {
                 };
                 if let Some(literal) = literal {
                     self.advance();
-                    return Ok(Expr {
-                        kind: ExprKind::Literal(literal),
-                        span: tok.span.to(next.span),
-                    });
+                    let span = tok.span.to(next.span);
+                    return Ok((Expr { kind: ExprKind::Literal(literal), span }, 1));
                 }
-                let operand = self.expr_bp(precedence::NEG)?;
+                let (operand, depth) = self.expr_bp(precedence::NEG)?;
                 let span = tok.span.to(operand.span);
-                Ok(Expr {
-                    kind: ExprKind::Unary { op: UnaryOp::Neg, expr: Box::new(operand) },
-                    span,
-                })
+                let kind = ExprKind::Unary { op: UnaryOp::Neg, expr: Box::new(operand) };
+                Ok((Expr { kind, span }, self.node_depth(depth, tok.span)?))
             }
             TokenKind::Word if tok.keyword == Some(Keyword::Not) => {
                 self.advance();
-                let operand = self.expr_bp(precedence::NOT)?;
+                let (operand, depth) = self.expr_bp(precedence::NOT)?;
                 let span = tok.span.to(operand.span);
-                Ok(Expr {
-                    kind: ExprKind::Unary { op: UnaryOp::Not, expr: Box::new(operand) },
-                    span,
-                })
+                let kind = ExprKind::Unary { op: UnaryOp::Not, expr: Box::new(operand) };
+                Ok((Expr { kind, span }, self.node_depth(depth, tok.span)?))
             }
             _ => self.primary(),
         }
     }
 
-    fn primary(&mut self) -> PResult<Expr> {
+    fn primary(&mut self) -> PResult<(Expr, usize)> {
         let tok = self.peek();
-        let literal = |kind| Ok(Expr { kind: ExprKind::Literal(kind), span: tok.span });
+        let literal = |kind| Ok((Expr { kind: ExprKind::Literal(kind), span: tok.span }, 1));
         match tok.kind {
             TokenKind::Int => {
                 self.advance();
@@ -201,19 +236,20 @@ impl Parser<'_> {
             }
             TokenKind::Param => {
                 self.advance();
-                Ok(Expr { kind: ExprKind::Param(self.param_value(tok)?), span: tok.span })
+                Ok((Expr { kind: ExprKind::Param(self.param_value(tok)?), span: tok.span }, 1))
             }
             TokenKind::LParen => {
                 self.advance();
-                let mut inner = self.expr()?;
+                let (mut inner, depth) = self.expr_bp(precedence::OR)?;
                 self.expect(TokenKind::RParen)?;
                 inner.span = self.span_from(tok.span);
-                Ok(inner)
+                Ok((inner, depth))
             }
             TokenKind::LBracket => {
                 self.advance();
-                let items = self.expr_list(TokenKind::RBracket, tok.span)?;
-                Ok(Expr { kind: ExprKind::Array(items), span: self.span_from(tok.span) })
+                let (items, depth) = self.expr_list(TokenKind::RBracket, tok.span)?;
+                let e = Expr { kind: ExprKind::Array(items), span: self.span_from(tok.span) };
+                Ok((e, self.node_depth(depth, tok.span)?))
             }
             TokenKind::LBrace => self.object(),
             TokenKind::Word => match tok.keyword {
@@ -249,20 +285,24 @@ impl Parser<'_> {
         }
     }
 
-    /// Items up to `close` (the opener already consumed); a trailing comma is allowed.
-    fn expr_list(&mut self, close: TokenKind, open: Span) -> PResult<Vec<Expr>> {
+    /// Items up to `close` (the opener already consumed; a trailing comma is allowed), and
+    /// the depth of the deepest (0 for none).
+    fn expr_list(&mut self, close: TokenKind, open: Span) -> PResult<(Vec<Expr>, usize)> {
         let mut items = Vec::new();
+        let mut deepest = 0;
         loop {
             if self.eat(close).is_some() {
-                return Ok(items);
+                return Ok((items, deepest));
             }
             if self.peek().kind == TokenKind::Eof {
                 return Err(self.unclosed(open, close));
             }
-            items.push(self.expr()?);
+            let (item, depth) = self.expr_bp(precedence::OR)?;
+            items.push(item);
+            deepest = deepest.max(depth);
             if self.eat(TokenKind::Comma).is_none() {
                 self.expect(close)?;
-                return Ok(items);
+                return Ok((items, deepest));
             }
         }
     }
@@ -275,29 +315,29 @@ impl Parser<'_> {
         .with_label("opened here")
     }
 
-    fn object(&mut self) -> PResult<Expr> {
+    fn object(&mut self) -> PResult<(Expr, usize)> {
         let open = self.advance().span;
-        let fields = {
-            let p = &mut *self;
-            let mut fields = Vec::new();
-            loop {
-                if p.eat(TokenKind::RBrace).is_some() {
-                    break fields;
-                }
-                if p.peek().kind == TokenKind::Eof {
-                    return Err(p.unclosed(open, TokenKind::RBrace));
-                }
-                let key = p.object_key()?;
-                p.expect(TokenKind::Colon)?;
-                let value = p.expr()?;
-                fields.push(ObjectField { key, value });
-                if p.eat(TokenKind::Comma).is_none() {
-                    p.expect(TokenKind::RBrace)?;
-                    break fields;
-                }
+        let mut fields = Vec::new();
+        let mut deepest = 0;
+        loop {
+            if self.eat(TokenKind::RBrace).is_some() {
+                break;
             }
-        };
-        Ok(Expr { kind: ExprKind::Object(fields), span: self.span_from(open) })
+            if self.peek().kind == TokenKind::Eof {
+                return Err(self.unclosed(open, TokenKind::RBrace));
+            }
+            let key = self.object_key()?;
+            self.expect(TokenKind::Colon)?;
+            let (value, depth) = self.expr_bp(precedence::OR)?;
+            deepest = deepest.max(depth);
+            fields.push(ObjectField { key, value });
+            if self.eat(TokenKind::Comma).is_none() {
+                self.expect(TokenKind::RBrace)?;
+                break;
+            }
+        }
+        let e = Expr { kind: ExprKind::Object(fields), span: self.span_from(open) };
+        Ok((e, self.node_depth(deepest, open)?))
     }
 
     /// An object key: any word (reserved ones too), a quoted identifier or a string.
@@ -317,23 +357,25 @@ impl Parser<'_> {
     }
 
     /// `ident(.ident)*`, or `name(args)`.
-    fn path_or_call(&mut self) -> PResult<Expr> {
+    fn path_or_call(&mut self) -> PResult<(Expr, usize)> {
         let first = self.ident()?;
         if self.peek().kind == TokenKind::LParen {
             let open = self.advance().span;
-            let args =
+            let (args, deepest) =
                 if self.peek().kind == TokenKind::Star && self.nth(1).kind == TokenKind::RParen {
                     self.pos += 2;
-                    CallArgs::Star
+                    (CallArgs::Star, 0)
                 } else {
-                    CallArgs::List(self.expr_list(TokenKind::RParen, open)?)
+                    let (list, depth) = self.expr_list(TokenKind::RParen, open)?;
+                    (CallArgs::List(list), depth)
                 };
             let span = self.span_from(first.span);
-            return Ok(Expr { kind: ExprKind::Call { name: first, args }, span });
+            let depth = self.node_depth(deepest, first.span)?;
+            return Ok((Expr { kind: ExprKind::Call { name: first, args }, span }, depth));
         }
         let path = self.path_rest(first)?;
         let span = path.span;
-        Ok(Expr { kind: ExprKind::Path(path), span })
+        Ok((Expr { kind: ExprKind::Path(path), span }, 1))
     }
 
     /// A dotted path.
@@ -352,21 +394,25 @@ impl Parser<'_> {
     }
 
     /// `EXISTS relation [( [WHERE filter] )]`.
-    fn exists(&mut self) -> PResult<Expr> {
+    fn exists(&mut self) -> PResult<(Expr, usize)> {
         let start = self.advance().span;
         let relation = self.path()?;
         let mut filter = None;
+        let mut deepest = 0;
         if self.eat(TokenKind::LParen).is_some() {
             if self.eat_kw(Keyword::Where).is_some() {
-                filter = Some(Box::new(self.expr()?));
+                let (e, depth) = self.expr_bp(precedence::OR)?;
+                filter = Some(Box::new(e));
+                deepest = depth;
             }
             self.expect(TokenKind::RParen)?;
         }
-        Ok(Expr { kind: ExprKind::Exists { relation, filter }, span: self.span_from(start) })
+        let e = Expr { kind: ExprKind::Exists { relation, filter }, span: self.span_from(start) };
+        Ok((e, self.node_depth(deepest, start)?))
     }
 
     /// `DATE 'YYYY-MM-DD'` / `TIMESTAMP '…'`.
-    fn typed_literal(&mut self, kw: Keyword) -> PResult<Expr> {
+    fn typed_literal(&mut self, kw: Keyword) -> PResult<(Expr, usize)> {
         let start = self.advance().span;
         let tok = self.advance();
         let text = self.string_value(tok)?;
@@ -385,6 +431,6 @@ impl Parser<'_> {
             }
             Literal::Timestamp(text)
         };
-        Ok(Expr { kind: ExprKind::Literal(literal), span: start.to(tok.span) })
+        Ok((Expr { kind: ExprKind::Literal(literal), span: start.to(tok.span) }, 1))
     }
 }

@@ -36,6 +36,15 @@ use expected::{join_expected, Category, Expected};
 /// stack overflow.
 pub const MAX_DEPTH: usize = 128;
 
+/// The deepest expression tree accepted, counted in nodes from the root to the deepest leaf
+/// (a literal is 1, `a = 1` is 2, `a = 1 OR a = 2` is 3; parentheses add nothing), like
+/// SQLite's `SQLITE_MAX_EXPR_DEPTH`. [`MAX_DEPTH`] bounds the parser's own recursion, but an
+/// operator chain (`a = 1 OR a = 2 OR …`) is built by a loop into a left-deep tree that every
+/// later walker — binding, planning, evaluation, printing, dropping — recurses through. This
+/// bound keeps all of them inside a 2 MiB thread stack in a debug build (measured by
+/// `tests/expr_depth.rs`); long lists of alternatives belong in `IN (…)`, which is flat.
+pub const MAX_EXPR_DEPTH: usize = 1000;
+
 pub(crate) type PResult<T> = Result<T, Diagnostic>;
 
 /// Parser state: the tokens of one source text and a cursor into them.

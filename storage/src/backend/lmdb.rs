@@ -795,10 +795,16 @@ impl Engine for LmdbEngine {
     }
 
     fn backup(&self, path: &Path) -> Result<()> {
-        crate::engine::check_backup_target(path)?;
+        let mut file = crate::engine::create_backup_target(path)?;
         let _gate = self.shared.gate.read_recursive();
         // LMDB copies from one read transaction: a consistent snapshot, writers not blocked.
-        self.shared.env.copy_to_path(path, heed::CompactionOption::Enabled)?;
+        // (Into the file created above: heed's `copy_to_path` would truncate an existing
+        // file and follow a link.)
+        if let Err(e) = self.shared.env.copy_to_file(&mut file, heed::CompactionOption::Enabled) {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
         Ok(())
     }
 }

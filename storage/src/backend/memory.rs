@@ -183,7 +183,12 @@ impl Engine for MemoryEngine {
     /// Copies the live entries (values and expiry times; new versionstamps) into a new LMDB
     /// file, in commits of 10,000 keys.
     fn backup(&self, path: &std::path::Path) -> Result<()> {
-        crate::engine::check_backup_target(path)?;
+        // LMDB opens (and creates) the data file and its `-lock` file itself, following
+        // links: the data file is created here first, and neither may exist already.
+        let mut lock = path.as_os_str().to_owned();
+        lock.push("-lock");
+        crate::engine::check_backup_target(std::path::Path::new(&lock))?;
+        drop(crate::engine::create_backup_target(path)?);
         let target = crate::LmdbEngine::open(path, crate::LmdbOptions::default())?;
         let snap = self.snapshot()?;
         let mut batch = AtomicBatch::new();

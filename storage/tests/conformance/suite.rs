@@ -42,7 +42,8 @@ macro_rules! conformance {
                 expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
                 scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
                 change_feed_retention, check_only_commit, many_writes_grow_the_map,
-                backup_is_a_consistent_copy, range_checks_catch_phantoms);
+                backup_is_a_consistent_copy, backup_never_writes_through_a_link,
+                range_checks_catch_phantoms);
         }
     };
     (@each $factory:ident; $($test:ident),* $(,)?) => {
@@ -547,6 +548,25 @@ pub fn backup_is_a_consistent_copy(f: Factory) {
     assert_eq!(snap.get(&k("b")).unwrap().unwrap().expire_at(), Some(T0 + 60_000));
     assert_eq!(Value::decode_counter(snap.get(&k("n")).unwrap().unwrap().value()), Some(7));
     assert!(snap.get(&k("late")).unwrap().is_none());
+}
+
+/// A backup refuses a symbolic link at its path, dangling or not, and leaves what it points
+/// at alone (issue 15: a dangling link was followed, creating the file at its target).
+pub fn backup_never_writes_through_a_link(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    e.commit(&AtomicBatch::new().set(&k("a"), b"1")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (target, link) = (dir.path().join("elsewhere.kvm"), dir.path().join("backup.kvm"));
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = e.backup(&link).unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    assert!(!target.exists(), "nothing is created where the dangling link points");
+    std::fs::write(&target, b"precious").unwrap();
+    let err = e.backup(&link).unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "nothing else is created");
 }
 
 /// `check_range`: a key written in the range after the snapshot fails the commit (a
