@@ -183,3 +183,57 @@ fn a_read_only_database_answers_queries_and_refuses_writes() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM t"), 1);
     assert!(Database::open_read_only(dir.path().join("missing.kvm")).is_err());
 }
+
+/// Issue 15 item 8: `CHECK DATABASE` walks LMDB's pages itself before reading any tree
+/// through LMDB, so a damaged page is `storage.corrupt` (it used to crash inside LMDB).
+#[test]
+fn check_database_reports_a_damaged_page_instead_of_crashing() {
+    use kvm::storage::{Engine, LmdbEngine, LmdbOptions};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.kvm");
+    {
+        let db = Database::open_with(&clean, Options { write_map: false, ..Options::default() })
+            .unwrap();
+        db.execute("DEFINE MODEL t (id INT PRIMARY KEY, s STRING, INDEX by_s (s))", ()).unwrap();
+        let rows: Vec<String> =
+            (0..3000).map(|i| format!("{{id: {i}, s: 'value {}'}}", i * 7 % 1000)).collect();
+        db.execute(&format!("INSERT INTO t [{}]", rows.join(",")), ()).unwrap();
+    }
+    let bytes = std::fs::read(&clean).unwrap();
+    // Unwalked on open, as a large file would be.
+    let unchecked = LmdbOptions { write_map: false, verify_on_open: 0, ..LmdbOptions::default() };
+    let mut tried = 0;
+    let pages = |b: &[u8]| b.windows(6).any(|w| w == b"value ");
+    for page in 2..bytes.len() / 4096 {
+        // Leaf pages of records only: damage on the paths LMDB walks to open its tables
+        // or load the catalog is what the walk on open is for (`verify_on_open`).
+        let this = &bytes[page * 4096..(page + 1) * 4096];
+        if !pages(this) || this.windows(12).any(|w| w == b"DEFINE MODEL") {
+            continue;
+        }
+        let mut damaged = bytes.clone();
+        // Node offsets pointing far outside the page.
+        damaged[page * 4096 + 16..page * 4096 + 24]
+            .copy_from_slice(&[0xf0, 0xff, 0xf0, 0xff, 0xf0, 0xff, 0xf0, 0xff]);
+        let path = dir.path().join(format!("d{page}.kvm"));
+        std::fs::write(&path, &damaged).unwrap();
+        let engine = LmdbEngine::open(&path, unchecked.clone()).unwrap();
+        if engine.check_pages().is_ok() {
+            continue; // a page no longer in use
+        }
+        tried += 1;
+        let db = Database::with_engine(
+            Arc::new(engine),
+            Options { sweep_interval: None, ..Options::default() },
+        );
+        // The catalog may be on the damaged page: opening is refused then, cleanly.
+        let Ok(db) = db else { continue };
+        let err = db.execute("CHECK DATABASE", ()).unwrap_err();
+        assert_eq!(err.code(), "storage.corrupt", "page {page}: {err}");
+        if tried >= 5 {
+            break;
+        }
+    }
+    assert!(tried >= 5, "found {tried} pages in use to damage");
+}

@@ -143,7 +143,6 @@ pub fn queue_if_contended(host: &dyn Host) -> Result<Option<Turn<'_>>> {
     Ok(None)
 }
 
-
 /// The pause before retry `attempt`: a writer holding the turn retries at once (sleeping
 /// would hand its turn's time to writers that race it); others back off.
 pub fn retry_pause(attempt: usize, holding_turn: bool) {
@@ -200,6 +199,11 @@ pub fn run(
             | Statement::Describe(_)
             | Statement::Check(_)
     );
+    if let Statement::Check(_) = stmt {
+        // The storage's own structures first, walked safely, before any tree is read
+        // through LMDB (which trusts its pages): damage is `storage.corrupt`, not a crash.
+        host.engine().check_pages()?;
+    }
     let mut _turn = if writes { queue_if_contended(host)? } else { None };
     loop {
         attempt += 1;

@@ -334,4 +334,7 @@ impl Engine for Notifying {
     fn await_writer_turn(&self) -> StorageResult<()> {
         self.inner.await_writer_turn()
     }
+    fn check_pages(&self) -> StorageResult<Option<u64>> {
+        self.inner.check_pages()
+    }
 }

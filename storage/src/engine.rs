@@ -372,6 +372,13 @@ pub trait Engine: Send + Sync {
     fn await_writer_turn(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Walks the backend's own storage structures (LMDB: every page of the latest
+    /// snapshot, bounds-checked in Rust) and returns how many units it checked, or `None`
+    /// where there is nothing to walk (memory). Damage is `Error::Corrupt`, never a crash.
+    fn check_pages(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A held writer turn ([`Engine::writer_turn`]): dropping it lets the next process go.

@@ -89,4 +89,7 @@ impl<E: Engine> Engine for FaultyEngine<E> {
     fn await_writer_turn(&self) -> Result<()> {
         self.inner.await_writer_turn()
     }
+    fn check_pages(&self) -> Result<Option<u64>> {
+        self.inner.check_pages()
+    }
 }

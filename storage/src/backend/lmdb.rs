@@ -69,6 +69,11 @@ pub struct LmdbOptions {
     /// read-only file system (LMDB then runs without its lock file), and every commit is
     /// refused with `storage.read_only`. The file must exist and be a KVM database.
     pub read_only: bool,
+    /// A file whose pages take at most this many bytes has every page walked and checked
+    /// when opened (`check_pages`), so a damaged page is `storage.corrupt` before LMDB
+    /// reads it. 64 MiB by default (a few milliseconds); larger files are checked by
+    /// `CHECK DATABASE`. `0` never walks on open, `u64::MAX` always does.
+    pub verify_on_open: u64,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -81,6 +86,7 @@ impl Default for LmdbOptions {
             max_readers: 512,
             write_map: true,
             read_only: false,
+            verify_on_open: 64 << 20,
             clock: clock::system(),
         }
     }
@@ -158,7 +164,23 @@ impl LmdbEngine {
         if let Some(shared) = open.get(&path).and_then(Weak::upgrade) {
             return Ok(LmdbEngine { shared });
         }
-        check_file(&path, opts.read_only)?;
+        // Our own descriptor of the data file: disk reservations, the writer turn, and the
+        // map lock that keeps the file from ever shrinking (see `MapLock`).
+        let data_file = if opts.read_only {
+            None
+        } else {
+            Some(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)?,
+            )
+        };
+        let _map_lock = data_file.as_ref().map(MapLock::take).transpose()?;
+        let used = check_file(&path, opts.read_only)?;
+        let file_len = data_file.as_ref().map(|f| f.metadata().map(|m| m.len())).transpose()?;
         let mut flags = EnvFlags::NO_SUB_DIR;
         let write_map = opts.write_map && !opts.read_only;
         if write_map {
@@ -171,7 +193,10 @@ impl LmdbEngine {
             flags |= EnvFlags::NO_SYNC;
         }
         let page = 4096;
-        let map_size = opts.map_size.max(page).div_ceil(page) * page;
+        // Never below the file's length: with a write map LMDB truncates the file to the
+        // map size, and a smaller map would cut off pages another process is using.
+        let floor = if write_map { file_len.unwrap_or(0) as usize } else { 0 };
+        let map_size = opts.map_size.max(floor).max(page).div_ceil(page) * page;
         // SAFETY: the registry above ensures this process opens the file once; LMDB's own
         // lock file coordinates with other processes.
         let env = unsafe {
@@ -183,6 +208,12 @@ impl LmdbEngine {
                 .flags(flags)
                 .open(&path)?
         };
+        // A small file is walked page by page before LMDB reads any tree (a damaged page
+        // must be an error, not a crash); a larger one by CHECK DATABASE (`check_pages`).
+        if used <= opts.verify_on_open {
+            let txn = env.read_txn()?;
+            super::lmdb_pages::walk(&std::fs::File::open(&path)?, txn.id() as u64)?;
+        }
         let dbs = if opts.read_only {
             let rtxn = env.read_txn()?;
             let opened =
@@ -220,16 +251,13 @@ impl LmdbEngine {
             env.clear_stale_readers()?;
         }
         let checked_at = u64::try_from(START.elapsed().as_millis()).unwrap_or(0);
-        let reserve = if opts.read_only {
-            None
-        } else {
-            Some(Reserve {
-                file: std::fs::OpenOptions::new().write(true).open(&path)?,
-                upto: AtomicU64::new(0),
-                // Without a write map the file's size is what LMDB wrote: keep it so.
-                keep_size: !write_map,
-            })
-        };
+        drop(_map_lock);
+        let reserve = data_file.map(|file| Reserve {
+            file,
+            upto: AtomicU64::new(0),
+            // Without a write map the file's size is what LMDB wrote: keep it so.
+            keep_size: !write_map,
+        });
         // SAFETY: a database handle is an index into the environment, valid while it is
         // open. The handles live in `Shared` beside the environment and never leave it, so
         // extending their lifetime to `'static` cannot let one outlive the environment.
@@ -360,10 +388,25 @@ impl LmdbEngine {
                 wait
             )));
         };
-        let new_size = round_up(new_size, page_size());
-        if new_size != 0 && new_size <= self.shared.env.info().map_size {
+        let current = self.shared.env.info().map_size;
+        let mut new_size = round_up(new_size, page_size());
+        if new_size != 0 && new_size <= current {
             return Ok(()); // another thread grew it meanwhile
         }
+        // With a write map LMDB truncates the file to the new map size: resizes and opens
+        // of every process take turns (`MapLock`), and none goes below the file's length,
+        // so the file never shrinks under another process's map. (Adopting — size 0 —
+        // would take the size last written to the meta page, which can be smaller.)
+        let _map_lock = match &self.shared.reserve {
+            Some(r) if !r.keep_size => {
+                let lock = MapLock::take(&r.file)?;
+                let len = r.file.metadata()?.len() as usize;
+                let recorded = meta_map_size(&r.file).unwrap_or(0) as usize;
+                new_size = new_size.max(current).max(round_up(len.max(recorded), page_size()));
+                Some(lock)
+            }
+            _ => None,
+        };
         // SAFETY: holding the gate exclusively means no transaction of this process is
         // active (every snapshot and commit holds it shared).
         unsafe { self.shared.env.resize(new_size) }.map_err(map_full)
@@ -572,6 +615,65 @@ impl Reserve {
     }
 }
 
+/// A write lock on byte 1 of the data file (an open-file-description lock: independent of
+/// the writer turn's `flock`, and of LMDB's own locks, which live in the `-lock` file),
+/// held while the map is set: at open and at every resize. With a write map LMDB truncates
+/// the file to its map size, so two processes setting maps at once could shrink the file
+/// under the other's pages (SIGBUS); in turns, and never below the file's length, it only
+/// grows.
+struct MapLock<'f> {
+    file: &'f std::fs::File,
+}
+
+impl<'f> MapLock<'f> {
+    fn take(file: &'f std::fs::File) -> Result<MapLock<'f>> {
+        ofd_lock(file, libc::F_WRLCK)?;
+        Ok(MapLock { file })
+    }
+}
+
+impl Drop for MapLock<'_> {
+    fn drop(&mut self) {
+        let _ = ofd_lock(self.file, libc::F_UNLCK);
+    }
+}
+
+fn ofd_lock(file: &std::fs::File, kind: libc::c_int) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed `flock` is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    let cmd = if kind == libc::F_UNLCK { libc::F_OFD_SETLK } else { libc::F_OFD_SETLKW };
+    loop {
+        // SAFETY: fcntl on a descriptor we own, with a valid `flock`.
+        if unsafe { libc::fcntl(file.as_raw_fd(), cmd, &fl) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    }
+}
+
+/// The largest map size the file's valid meta pages record.
+fn meta_map_size(file: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; 4096 + 160];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let psize = u32::from_ne_bytes(head.get(40..44)?.try_into().ok()?) as usize;
+    let mut second = vec![0u8; 160];
+    file.read_exact_at(&mut second, psize as u64).ok()?;
+    [&head[..160], &second[..]]
+        .into_iter()
+        .filter(|m| m.get(16..20) == Some(&0xBEEF_C0DEu32.to_ne_bytes()[..]))
+        .filter_map(|m| m.get(32..40)?.try_into().ok().map(u64::from_ne_bytes))
+        .max()
+}
+
 /// `flock(2)`, retried when a signal interrupts the wait.
 fn flock(fd: std::os::fd::RawFd, op: libc::c_int) -> Result<()> {
     loop {
@@ -590,14 +692,14 @@ fn flock(fd: std::os::fd::RawFd, op: libc::c_int) -> Result<()> {
 /// extend a truncated one to the map size (with a write map) or read past its end. Reads
 /// the two meta pages and checks the magic, the version, and that the file still holds
 /// every page the newest meta page counts. A missing or empty file is a new database
-/// (read-only: an error).
-fn check_file(path: &Path, read_only: bool) -> Result<()> {
+/// (read-only: an error). Returns the bytes its pages take (0 for a new database).
+fn check_file(path: &Path, read_only: bool) -> Result<u64> {
     use std::io::Read;
     let missing = |what: &str| {
         if read_only {
             Err(Error::Backend(format!("{} {what}: nothing to open read-only", path.display())))
         } else {
-            Ok(())
+            Ok(0)
         }
     };
     let len = match std::fs::metadata(path) {
@@ -659,7 +761,7 @@ fn check_file(path: &Path, read_only: bool) -> Result<()> {
             "the file is {len} bytes but its pages reach {expected} bytes: it was truncated"
         )));
     }
-    Ok(())
+    Ok(expected)
 }
 
 struct LmdbTarget<'t, 'e> {
@@ -783,6 +885,15 @@ impl Engine for LmdbEngine {
             // The file outlives the turn (the turn borrows the engine).
             let _ = flock(fd, libc::LOCK_UN);
         })))
+    }
+
+    fn check_pages(&self) -> Result<Option<u64>> {
+        let _gate = self.shared.gate.read_recursive();
+        // The read transaction pins its snapshot's pages while the walk reads them.
+        let txn = self.shared.env.read_txn()?;
+        let file = std::fs::File::open(self.shared.env.path())?;
+        let report = super::lmdb_pages::walk(&file, txn.id() as u64)?;
+        Ok(Some(report.pages))
     }
 
     fn await_writer_turn(&self) -> Result<()> {
