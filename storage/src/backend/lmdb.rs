@@ -360,7 +360,7 @@ impl LmdbEngine {
             return Ok(());
         }
         // Reserve a little past what this write needs, so most commits make no call.
-        let to = round_up(want.saturating_add(used / 8), page_size()).min(self.map_size());
+        let to = round_up(want.saturating_add(used / 16), page_size()).min(self.map_size());
         r.reserve(to)?;
         r.upto.store(to as u64, Ordering::Relaxed);
         Ok(())
@@ -554,12 +554,13 @@ impl Room {
     }
 
     /// The new pages a write may take past the used part of the file: its data and a
-    /// quarter more (page fill, the change feed's keys) plus a few pages per operation for
-    /// the copied tree paths, but never more paths than the tree has pages; plus a margin
+    /// quarter more (page fill, the change feed's keys) plus two pages per operation for
+    /// the copied tree paths, up to a quarter of the tree (a commit copies each page it
+    /// touches once, and pages freed by earlier commits are reused first); plus a margin
     /// for the free list.
     fn headroom(self, used: usize) -> usize {
         let data = self.bytes.saturating_add(self.bytes / 4);
-        let paths = self.ops.saturating_mul(4 * page_size()).min(used);
+        let paths = self.ops.saturating_mul(2 * page_size()).min(used / 4);
         data.saturating_add(paths).saturating_add(1 << 20)
     }
 }
