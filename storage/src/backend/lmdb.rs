@@ -115,6 +115,8 @@ struct Shared {
     reserve: Option<Reserve>,
     /// When stale reader slots were last cleared (milliseconds of the engine clock).
     readers_checked: AtomicU64,
+    /// This process's writer turn (see `Engine::writer_turn`).
+    turn: parking_lot::Mutex<()>,
 }
 
 /// A database in one LMDB file (plus its `-lock` file).
@@ -276,6 +278,7 @@ impl LmdbEngine {
             read_only: opts.read_only,
             reserve,
             readers_checked: AtomicU64::new(checked_at),
+            turn: parking_lot::Mutex::new(()),
         });
         open.insert(path, Arc::downgrade(&shared));
         Ok(LmdbEngine { shared })
@@ -878,13 +881,17 @@ impl Engine for LmdbEngine {
     fn writer_turn(&self) -> Result<Option<WriterTurn<'_>>> {
         // An advisory lock on this process's own descriptor of the data file (LMDB keeps
         // its locks in the `-lock` file, with fcntl; flock locks are separate from those).
-        // One thread per process asks (the engine takes its process turn first).
+        // Every handle of this process on the file shares that descriptor — and flock
+        // locks belong to the descriptor — so the process's threads take turns at `turn`
+        // first, and only its holder touches the lock.
         let Some(r) = &self.shared.reserve else { return Ok(None) };
+        let held = self.shared.turn.lock();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&r.file);
         flock(fd, libc::LOCK_EX)?;
         Ok(Some(WriterTurn::new(move || {
             // The file outlives the turn (the turn borrows the engine).
             let _ = flock(fd, libc::LOCK_UN);
+            drop(held);
         })))
     }
 
@@ -899,8 +906,11 @@ impl Engine for LmdbEngine {
 
     fn await_writer_turn(&self) -> Result<()> {
         let Some(r) = &self.shared.reserve else { return Ok(()) };
+        // A thread of this process has the turn: wait for it. (The lock below must not be
+        // touched then: a shared request on the holder's descriptor would downgrade it.)
+        let _idle = self.shared.turn.lock();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&r.file);
-        // A shared lock waits exactly while some process holds the exclusive one (its
+        // A shared lock waits exactly while another process holds the exclusive one (its
         // turn); it is given back at once.
         flock(fd, libc::LOCK_SH)?;
         flock(fd, libc::LOCK_UN)
