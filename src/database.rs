@@ -499,7 +499,8 @@ impl Database {
     pub fn transaction<T>(&self, mut f: impl FnMut(&Transaction) -> Result<T>) -> Result<T> {
         let mut attempt = 0;
         let host: &dyn Host = self.inner.as_ref();
-        let mut _turn = exec::queue_if_contended(host)?;
+        exec::queue_if_contended(host)?;
+        let mut _turn = None;
         loop {
             attempt += 1;
             if _turn.is_none() && attempt >= exec::ESCALATE_AFTER {

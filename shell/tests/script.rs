@@ -5,31 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{kvmsh, text};
 
 const SCHEMA: &str = "DEFINE MODEL users (id STRING PRIMARY KEY, name STRING NOT NULL, age INT);";
 const SEED: &str = "INSERT INTO users [{ id: 'u1', name: 'Ann', age: 31 }, { id: 'u2', name: 'Bo, \"B\"', age: 17 }];";
-
-fn kvmsh(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvmsh"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn select(mode: &[&str]) -> String {
     let mut args = vec![":memory:", "-c", SCHEMA, "-c", SEED, "-c"];

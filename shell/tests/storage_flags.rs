@@ -2,14 +2,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::text;
 
 fn kvmsh(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kvmsh")).args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::kvmsh(args, None)
 }
 
 #[test]

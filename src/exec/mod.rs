@@ -127,20 +127,19 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Before a write's first attempt: when another writer of this process is retrying under
-/// the escalation lock (the key is contended), queue behind it instead of racing it — so
-/// the retrying writer cannot be starved by a stream of fresh attempts.
-/// The same across processes: a write waits while another process's writer has its turn.
-pub fn queue_if_contended(host: &dyn Host) -> Result<Option<Turn<'_>>> {
+/// Before a write's first attempt: while another writer of this process, or of another
+/// process, is retrying under its turn (the key is contended), wait for it instead of
+/// racing it — so the retrying writer cannot be starved by a stream of fresh attempts.
+/// Waiting is all: the turn is taken only by a writer that keeps conflicting
+/// ([`ESCALATE_AFTER`]), never held by one that merely arrived (a long read-only
+/// transaction holding it would stop every writer of every process).
+pub fn queue_if_contended(host: &dyn Host) -> Result<()> {
     if HOLDING.with(|h| h.get()) {
-        return Ok(None);
+        return Ok(());
     }
-    match host.escalation().try_lock() {
-        Ok(_free) => {}
-        Err(_) => return escalate(host).map(Some),
-    }
+    drop(host.escalation().lock().unwrap_or_else(|p| p.into_inner()));
     host.engine().await_writer_turn()?;
-    Ok(None)
+    Ok(())
 }
 
 /// The pause before retry `attempt`: a writer holding the turn retries at once (sleeping
@@ -204,7 +203,10 @@ pub fn run(
         // through LMDB (which trusts its pages): damage is `storage.corrupt`, not a crash.
         host.engine().check_pages()?;
     }
-    let mut _turn = if writes { queue_if_contended(host)? } else { None };
+    if writes {
+        queue_if_contended(host)?;
+    }
+    let mut _turn = None;
     loop {
         attempt += 1;
         if _turn.is_none() && attempt >= ESCALATE_AFTER {
