@@ -213,8 +213,14 @@ impl LmdbEngine {
         // A small file is walked page by page before LMDB reads any tree (a damaged page
         // must be an error, not a crash); a larger one by CHECK DATABASE (`check_pages`).
         if used <= opts.verify_on_open {
-            let txn = env.read_txn()?;
-            super::lmdb_pages::walk(&std::fs::File::open(&path)?, txn.id() as u64)?;
+            let file = std::fs::File::open(&path)?;
+            // Writers of other processes committing faster than two page reads, a thousand
+            // times over, skip this walk; CHECK DATABASE walks again.
+            super::lmdb_pages::walk(&file, || {
+                let txn = env.read_txn()?;
+                let id = txn.id() as u64;
+                Ok((txn, id))
+            })?;
         }
         let dbs = if opts.read_only {
             let rtxn = env.read_txn()?;
@@ -897,11 +903,20 @@ impl Engine for LmdbEngine {
 
     fn check_pages(&self) -> Result<Option<u64>> {
         let _gate = self.shared.gate.read_recursive();
-        // The read transaction pins its snapshot's pages while the walk reads them.
-        let txn = self.shared.env.read_txn()?;
+        // A read transaction pins its snapshot's pages while the walk reads them.
         let file = std::fs::File::open(self.shared.env.path())?;
-        let report = super::lmdb_pages::walk(&file, txn.id() as u64)?;
-        Ok(Some(report.pages))
+        let report = super::lmdb_pages::walk(&file, || {
+            let txn = self.shared.env.read_txn()?;
+            let id = txn.id() as u64;
+            Ok((txn, id))
+        })?;
+        match report {
+            Some(r) => Ok(Some(r.pages)),
+            None => Err(Error::Backend(
+                "writers committed faster than the page walk could pin a snapshot; try again"
+                    .into(),
+            )),
+        }
     }
 
     fn await_writer_turn(&self) -> Result<()> {

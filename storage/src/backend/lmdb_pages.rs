@@ -68,22 +68,47 @@ pub struct PageReport {
     pub pages: u64,
 }
 
-/// Walks the trees of the snapshot committed by transaction `txnid` (the caller holds a
-/// read transaction at it, so none of its pages is reused meanwhile).
-pub fn walk(file: &std::fs::File, txnid: u64) -> Result<PageReport> {
+/// How often [`walk`] tries to pin the snapshot it read before giving up (each try is a
+/// read of two pages; only writers committing faster than that make it retry).
+const PIN_TRIES: usize = 1000;
+
+/// Walks the trees of the newest snapshot. `pin` begins a read transaction and returns it
+/// with its transaction id: the meta pages are read first, then the snapshot is pinned,
+/// and the walk goes on only when the pinned snapshot is the one those meta pages describe
+/// (no commit came between: then none of its pages can have been reused, and none will be
+/// while the pin is held). `Ok(None)` when writers kept committing in between every time.
+pub fn walk<P>(
+    file: &std::fs::File,
+    mut pin: impl FnMut() -> Result<(P, u64)>,
+) -> Result<Option<PageReport>> {
     let mut head = vec![0u8; 2 * 65536];
-    let n = read_at_most(file, &mut head, 0)?;
-    head.truncate(n);
-    let psize = u32_at(&head, 40).unwrap_or(0) as usize;
-    if !(psize.is_power_of_two() && (512..=65536).contains(&psize)) {
-        return Err(corrupt(0, format!("impossible page size {psize}")));
+    for _ in 0..PIN_TRIES {
+        let n = read_at_most(file, &mut head, 0)?;
+        let (report, pinned) = {
+            let head = &head[..n];
+            let psize = u32_at(head, 40).unwrap_or(0) as usize;
+            if !(psize.is_power_of_two() && (512..=65536).contains(&psize)) {
+                return Err(corrupt(0, format!("impossible page size {psize}")));
+            }
+            let newest = [0usize, 1]
+                .into_iter()
+                .filter_map(|i| head.get(i * psize..(i + 1) * psize))
+                .filter(|m| u32_at(m, 16) == Some(0xBEEF_C0DE))
+                .max_by_key(|m| u64_at(m, 144).unwrap_or(0))
+                .ok_or_else(|| corrupt(0, "no valid meta page".into()))?;
+            let (guard, txnid) = pin()?;
+            if u64_at(newest, 144) != Some(txnid) {
+                continue; // a commit came in between: read the meta pages again
+            }
+            (walk_meta(file, psize, newest)?, guard)
+        };
+        drop(pinned);
+        return Ok(Some(report));
     }
-    // The meta page of the snapshot: the one whose transaction id is `txnid`.
-    let meta = [0usize, 1]
-        .into_iter()
-        .filter_map(|i| head.get(i * psize..(i + 1) * psize))
-        .find(|m| u32_at(m, 16) == Some(0xBEEF_C0DE) && u64_at(m, 144) == Some(txnid))
-        .ok_or_else(|| corrupt(0, format!("no meta page holds transaction {txnid}")))?;
+    Ok(None)
+}
+
+fn walk_meta(file: &std::fs::File, psize: usize, meta: &[u8]) -> Result<PageReport> {
     let last = u64_at(meta, 136).unwrap_or(0);
     let free = Tree::parse(&meta[40..]).ok_or_else(|| corrupt(0, "short meta page".into()))?;
     let main =
