@@ -622,6 +622,20 @@ pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> R
 /// AST, not as text, so names that need backticks survive; an undo that fails is reported,
 /// never ignored.
 fn undo_backfill(host: &dyn Host, model_name: &str, indexes: &[String], e: Error) -> Error {
+    // Another backfiller of the same indexes (the background one resumed on open, another
+    // process) may have met the duplicate first and dropped them already.
+    let still_there = |host: &dyn Host| -> Result<Vec<String>> {
+        let mtx = ModelTxn::new(host.engine())?;
+        let catalog = host.catalog(&mtx)?;
+        Ok(catalog.models.get(model_name).map_or_else(Vec::new, |m| {
+            indexes.iter().filter(|n| m.index(n).is_some()).cloned().collect()
+        }))
+    };
+    let indexes = match still_there(host) {
+        Ok(left) if left.is_empty() => return e,
+        Ok(left) => left,
+        Err(err) => return err,
+    };
     let span = kvm_lang::Span::new(0, 0);
     let ident = |name: &str| Ident { name: name.to_string(), span };
     let undo = kvm_lang::ast::AlterModel {
@@ -631,6 +645,8 @@ fn undo_backfill(host: &dyn Host, model_name: &str, indexes: &[String], e: Error
     };
     match run(host, &Statement::AlterModel(undo), &Params::default(), None) {
         Ok(_) => e,
+        // Dropped by the other backfiller between the look and the drop.
+        Err(undo_err) if undo_err.code() == "kvm.unknown_index" => e,
         Err(undo_err) => Error::catalog(
             "kvm.backfill_undo",
             format!(
