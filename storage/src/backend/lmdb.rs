@@ -353,14 +353,20 @@ impl LmdbEngine {
     }
 
     fn used(&self) -> usize {
-        self.info().last_page_number.saturating_add(1).saturating_mul(page_size())
+        self.used_and_size().0
+    }
+
+    /// The bytes of pages in use and the map size, from one look at the environment (the
+    /// commit path asks for both before and after every write).
+    fn used_and_size(&self) -> (usize, usize) {
+        let info = self.info();
+        (info.last_page_number.saturating_add(1).saturating_mul(page_size()), info.map_size)
     }
 
     /// Grows the map when `need` would not fit, and reserves the file's blocks for it.
     fn make_room(&self, need: Room) -> Result<()> {
-        let used = self.used();
+        let (used, size) = self.used_and_size();
         let want = used.saturating_add(need.headroom(used));
-        let size = self.map_size();
         if want > size {
             self.resize(size.saturating_mul(2).max(want.saturating_add(want / 4)), GROW_WAIT)?;
         }
@@ -379,8 +385,8 @@ impl LmdbEngine {
     /// right now (never waiting for one): a later commit then rarely has to wait for
     /// readers to finish before the map can grow.
     fn grow_ahead(&self) {
-        let size = self.map_size();
-        if self.used() < size / 8 * GROW_AHEAD_EIGHTHS {
+        let (used, size) = self.used_and_size();
+        if used < size / 8 * GROW_AHEAD_EIGHTHS {
             return;
         }
         // A failed attempt is tried again after the next commit.
