@@ -294,7 +294,7 @@ impl Query {
         match rows.rows.first().and_then(|r| r.first()) {
             Some(Value::Int(n)) => Ok(u64::try_from(*n).unwrap_or(0)),
             Some(Value::Counter(n)) => Ok(*n),
-            other => Err(Error::Corrupt(format!("COUNT(*) returned {other:?}"))),
+            other => Err(Error::Internal(format!("COUNT(*) returned {other:?}"))),
         }
     }
 
@@ -306,7 +306,7 @@ impl Query {
         });
         match self.db.run_statement(&stmt, &self.params())? {
             Output::Plan(p) => Ok(p),
-            other => Err(Error::Corrupt(format!("EXPLAIN returned {other:?}"))),
+            other => Err(Error::Internal(format!("EXPLAIN returned {other:?}"))),
         }
     }
 

@@ -15,7 +15,9 @@ use crate::eval::Ids;
 use crate::exec::{self, Host};
 use crate::keyspace::Key;
 use crate::model_txn::ModelTxn;
-use crate::params::{IntoParams, IntoValue, Params};
+use crate::params::{IntoParams, IntoValue, Params, Used};
+use crate::row::Row;
+use crate::stream::RowStream;
 use crate::{catalog_store, Output, Rows};
 
 /// How a database is opened.
@@ -387,19 +389,49 @@ impl Database {
         sweep_all(self.inner.engine.as_ref())
     }
 
-    /// The storage engine underneath.
-    pub fn engine(&self) -> &Arc<dyn Engine> {
+    /// The storage engine underneath (not public: a write through it would skip
+    /// validation, indexes and relations).
+    pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
         &self.inner.engine
     }
 
-    /// Runs every statement of `kql` in order (each its own commit) and returns the last
-    /// one's output; stops at the first error.
+    /// Writes a consistent copy of the database (one snapshot) to `path`, a new file:
+    /// for LMDB a compacted copy of the data file that opens as a database.
+    pub fn backup(&self, path: impl AsRef<Path>) -> Result<()> {
+        Ok(self.inner.engine.backup(path.as_ref())?)
+    }
+
+    /// Runs one statement (its own commit, retried on conflict) and returns its output.
+    /// Text holding several statements is refused before anything runs
+    /// (`kvm.multiple_statements`): use [`Database::execute_batch`] for scripts, or a
+    /// transaction to make several statements one commit. Every parameter given must be
+    /// used, and every one used given (`kvm.param`).
     pub fn execute(&self, kql: &str, params: impl IntoParams) -> Result<Output> {
-        run_text(kql, &params.into_params(), |stmt, params| self.run_statement(stmt, params))
+        let stmt = one_statement(kql)?;
+        self.run_statement(&stmt, &params.into_params())
+    }
+
+    /// Runs the statements of `kql` in order, as a script does — each its own commit, and
+    /// `BEGIN … COMMIT` spans the statements between them — stopping at the first error,
+    /// which is returned (statements before it stay committed; a transaction still open is
+    /// rolled back). Returns the last statement's output. Takes no parameters: bind them
+    /// with [`Database::execute`], one statement at a time.
+    pub fn execute_batch(&self, kql: &str) -> Result<Output> {
+        let mut last = Output::Message(String::new());
+        for outcome in self.execute_script("<kql>", kql) {
+            last = outcome.result?;
+        }
+        Ok(last)
     }
 
     /// Runs one parsed statement.
     pub fn run_statement(&self, stmt: &Statement, params: &Params) -> Result<Output> {
+        params.check(&Used::of(stmt))?;
+        self.run_checked(stmt, params)
+    }
+
+    /// [`Database::run_statement`] for parameters already checked against the statement.
+    fn run_checked(&self, stmt: &Statement, params: &Params) -> Result<Output> {
         if let Statement::Watch(_) = stmt {
             let watch = self.watch_statement(stmt, params.clone())?;
             return Ok(Output::Watch(crate::watch::WatchCell(Arc::new(Mutex::new(Some(watch))))));
@@ -436,14 +468,40 @@ impl Database {
         rows_of(self.run_statement(&stmt, &params.into_params())?)
     }
 
-    /// Runs a query and deserializes each row (an object of its columns) into `T`.
+    /// Runs a query and deserializes each row (an object of its columns) into `T`; a field
+    /// that does not fit is `kvm.column_type`, naming the column.
     pub fn query_as<T: DeserializeOwned>(
         &self,
         kql: &str,
         params: impl IntoParams,
     ) -> Result<Vec<T>> {
-        let rows = self.query(kql, params)?;
-        crate::json::rows_as(&rows)
+        self.query(kql, params)?.deserialize()
+    }
+
+    /// The first row of a query; `kvm.no_rows` when there is none (see
+    /// [`Database::query_opt`]). Typed access: `row.get::<String>("email")?`.
+    pub fn query_row(&self, kql: &str, params: impl IntoParams) -> Result<Row> {
+        first_row(self.query(kql, params)?)?.ok_or(Error::NoRows)
+    }
+
+    /// The first row of a query, if there is one.
+    pub fn query_opt(&self, kql: &str, params: impl IntoParams) -> Result<Option<Row>> {
+        first_row(self.query(kql, params)?)
+    }
+
+    /// A query's rows as they are read, with bounded memory: a `SELECT` runs on its own
+    /// thread and snapshot and the first row arrives as soon as it is read (an `ORDER BY`
+    /// no index answers still sorts first). Dropping the stream stops the query. Other
+    /// statements that return rows run to completion first. Errors while reading end the
+    /// stream with an `Err` item.
+    pub fn query_iter(&self, kql: &str, params: impl IntoParams) -> Result<RowStream> {
+        let stmt = one_query(kql)?;
+        let params = params.into_params();
+        params.check(&Used::of(&stmt))?;
+        if let Statement::Select(_) = stmt {
+            return RowStream::start(self, stmt, params, None);
+        }
+        Ok(RowStream::of(rows_of(self.run_checked(&stmt, &params)?)?))
     }
 
     /// Parses and plans `kql` (one statement) once, for many executions.
@@ -452,7 +510,8 @@ impl Database {
         let mtx = ModelTxn::new(self.inner.engine.as_ref())?;
         let catalog = self.inner.catalog(&mtx)?;
         let plan = exec::plan(&catalog, &stmt)?;
-        Ok(Prepared { db: self.clone(), stmt, planned: plan.map(|p| (catalog, p)) })
+        let used = Used::of(&stmt);
+        Ok(Prepared { db: self.clone(), stmt, used, planned: plan.map(|p| (catalog, p)) })
     }
 
     /// Runs a script lazily: each item is one statement's outcome (or a parse error), in
@@ -495,8 +554,46 @@ impl Database {
     /// commit as one batch when `f` returns `Ok`. When the commit conflicts (data `f` read
     /// was changed by a concurrent commit), `f` runs again on a fresh snapshot, at most
     /// `exec::MAX_ATTEMPTS` times, then [`Error::Conflict`] (retryable) is returned. An
-    /// `Err` from `f` rolls back and is returned as is.
+    /// `Err` from `f` rolls back and is returned as is (a retryable one — a conflict met
+    /// inside — runs `f` again). For the application's own error type, see
+    /// [`Database::try_transaction`].
     pub fn transaction<T>(&self, mut f: impl FnMut(&Transaction) -> Result<T>) -> Result<T> {
+        self.try_transaction(|tx| f(tx).map_err(TxError::<std::convert::Infallible>::Kvm)).map_err(
+            |e| match e {
+                TxError::Kvm(e) => e,
+                TxError::Abort(never) => match never {},
+            },
+        )
+    }
+
+    /// [`Database::transaction`] with the application's own error: `f` returns
+    /// `Err(TxError::Abort(e))` to roll back with `e` (returned as is, never retried), and
+    /// KVM's errors pass through `?` as [`TxError::Kvm`] (retried when retryable, as a
+    /// conflicting commit is).
+    ///
+    /// ```
+    /// # use kvm::{Database, TxError};
+    /// # let db = Database::memory()?;
+    /// # db.execute("DEFINE MODEL accounts (id INT PRIMARY KEY, balance INT NOT NULL)", ())?;
+    /// # db.execute("INSERT INTO accounts {id: 1, balance: 5}", ())?;
+    /// #[derive(Debug)]
+    /// struct Insufficient(i64);
+    /// let r = db.try_transaction(|tx| {
+    ///     let balance: i64 = tx.query_row("SELECT balance FROM accounts WHERE id = 1", ())?
+    ///         .get("balance")?;
+    ///     if balance < 10 {
+    ///         return Err(TxError::Abort(Insufficient(balance)));
+    ///     }
+    ///     tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = 1", ())?;
+    ///     Ok(())
+    /// });
+    /// assert!(matches!(r, Err(TxError::Abort(Insufficient(5)))));
+    /// # Ok::<(), kvm::Error>(())
+    /// ```
+    pub fn try_transaction<T, E>(
+        &self,
+        mut f: impl FnMut(&Transaction) -> Result<T, TxError<E>>,
+    ) -> Result<T, TxError<E>> {
         let mut attempt = 0;
         let host: &dyn Host = self.inner.as_ref();
         exec::queue_if_contended(host)?;
@@ -507,37 +604,84 @@ impl Database {
                 _turn = Some(exec::escalate(host)?);
             }
             let tx = Transaction::begin(self)?;
-            let value = f(&tx)?;
-            match tx.commit() {
-                Ok(()) => return Ok(value),
+            let outcome = match f(&tx) {
+                Ok(value) => tx.commit().map(|()| value),
+                Err(TxError::Kvm(e)) => Err(e),
+                Err(abort) => return Err(abort),
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
                 Err(e) if e.is_retryable() => {
                     if attempt >= exec::MAX_ATTEMPTS {
-                        return Err(Error::Conflict { attempts: attempt });
+                        return Err(TxError::Kvm(Error::Conflict { attempts: attempt }));
                     }
                     exec::retry_pause(attempt, _turn.is_some());
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(TxError::Kvm(e)),
             }
         }
     }
 }
 
-/// Parses `kql` (refusing it whole if any statement is malformed) and runs its statements
-/// in order through `run`; returns the last output and stops at the first error.
-fn run_text(
-    kql: &str,
-    params: &Params,
-    mut run: impl FnMut(&Statement, &Params) -> Result<Output>,
-) -> Result<Output> {
+/// How a [`Database::try_transaction`] closure fails: with the application's own error
+/// (rolled back, returned as is) or with KVM's (`?` converts it; retried when retryable).
+#[derive(Debug)]
+pub enum TxError<E> {
+    /// The application rolled the transaction back with its own error.
+    Abort(E),
+    /// KVM failed (or the transaction kept conflicting: [`Error::Conflict`]).
+    Kvm(Error),
+}
+
+impl<E> From<Error> for TxError<E> {
+    fn from(e: Error) -> Self {
+        TxError::Kvm(e)
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for TxError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxError::Abort(e) => write!(f, "transaction aborted: {e}"),
+            TxError::Kvm(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for TxError<E> {}
+
+/// The one statement of `kql`; text with several is refused before anything runs.
+fn one_statement(kql: &str) -> Result<Statement> {
     let script = kvm_lang::parse_script("<kql>", kql);
     if let Some(d) = script.diagnostics.into_iter().next() {
         return Err(Error::Parse(d));
     }
-    let mut last = Output::Message(String::new());
-    for stmt in &script.statements {
-        last = run(stmt, params)?;
+    let mut statements = script.statements.into_iter();
+    match (statements.next(), statements.next()) {
+        (Some(stmt), None) => Ok(stmt),
+        (None, _) => Err(Error::Invalid {
+            code: "kvm.empty_statement",
+            message: "there is no statement to run".into(),
+            span: None,
+            help: None,
+        }),
+        (Some(_), Some(second)) => Err(Error::Invalid {
+            code: "kvm.multiple_statements",
+            message: "execute() runs one statement; this text holds several (nothing was run)"
+                .into(),
+            span: Some(second.span()),
+            help: Some(
+                "run scripts with execute_batch() or execute_script(), or make the \
+                 statements one commit inside a transaction"
+                    .into(),
+            ),
+        }),
     }
-    Ok(last)
+}
+
+/// The first row of `rows`, with typed access.
+fn first_row(rows: Rows) -> Result<Option<Row>> {
+    Ok(rows.into_iter().next())
 }
 
 /// The one statement of `kql` when it yields rows; refused before anything runs otherwise
@@ -586,7 +730,7 @@ fn yields_rows(stmt: &Statement) -> bool {
 fn rows_of(out: Output) -> Result<Rows> {
     match out {
         Output::Rows(r) => Ok(r),
-        other => Err(Error::Param(format!("the statement returned {other:?}, not rows"))),
+        other => Err(Error::Internal(format!("a query returned {other:?}, not rows"))),
     }
 }
 
@@ -618,9 +762,11 @@ impl<'d> Transaction<'d> {
         &self.mtx.txn
     }
 
-    /// Runs every statement of `kql` inside the transaction; returns the last one's output.
+    /// Runs one statement inside the transaction (several are refused, as by
+    /// [`Database::execute`]).
     pub fn execute(&self, kql: &str, params: impl IntoParams) -> Result<Output> {
-        run_text(kql, &params.into_params(), |stmt, params| self.run_statement(stmt, params))
+        let stmt = one_statement(kql)?;
+        self.run_statement(&stmt, &params.into_params())
     }
 
     /// Runs a query inside the transaction (it sees the transaction's own writes); the same
@@ -630,8 +776,28 @@ impl<'d> Transaction<'d> {
         rows_of(self.run_statement(&stmt, &params.into_params())?)
     }
 
+    /// [`Database::query_as`] inside the transaction.
+    pub fn query_as<T: DeserializeOwned>(
+        &self,
+        kql: &str,
+        params: impl IntoParams,
+    ) -> Result<Vec<T>> {
+        self.query(kql, params)?.deserialize()
+    }
+
+    /// [`Database::query_row`] inside the transaction.
+    pub fn query_row(&self, kql: &str, params: impl IntoParams) -> Result<Row> {
+        first_row(self.query(kql, params)?)?.ok_or(Error::NoRows)
+    }
+
+    /// [`Database::query_opt`] inside the transaction.
+    pub fn query_opt(&self, kql: &str, params: impl IntoParams) -> Result<Option<Row>> {
+        first_row(self.query(kql, params)?)
+    }
+
     /// Runs one parsed statement inside the transaction.
     pub fn run_statement(&self, stmt: &Statement, params: &Params) -> Result<Output> {
+        params.check(&Used::of(stmt))?;
         if !in_transaction_allowed(stmt) {
             return Err(Error::Invalid {
                 code: "kvm.txn_statement",
@@ -795,26 +961,65 @@ impl<'d> Session<'d> {
 pub struct Prepared {
     db: Database,
     stmt: Statement,
+    used: Used,
     planned: Option<(Arc<Catalog>, Plan)>,
 }
 
 impl Prepared {
+    /// Runs the statement with `params` bound.
     pub fn execute(&self, params: impl IntoParams) -> Result<Output> {
         let params = params.into_params();
+        params.check(&self.used)?;
+        if let Statement::Watch(_) | Statement::Dequeue(_) = self.stmt {
+            return self.db.run_checked(&self.stmt, &params);
+        }
         let prepared = self.planned.as_ref().map(|(c, p)| (c, p));
         exec::run(self.db.inner.as_ref(), &self.stmt, &params, prepared)
     }
 
+    /// Runs the statement, which must return rows ([`Database::query`]).
     pub fn query(&self, params: impl IntoParams) -> Result<Rows> {
-        if !yields_rows(&self.stmt) {
-            return Err(Error::Invalid {
-                code: "kvm.not_a_query",
-                message: format!("{} does not return rows; nothing was run", self.stmt.kind_name()),
-                span: Some(self.stmt.span()),
-                help: Some("use execute(), or add RETURNING to a write".into()),
-            });
-        }
+        self.refuse_non_query()?;
         rows_of(self.execute(params)?)
+    }
+
+    /// [`Database::query_as`] for the prepared statement.
+    pub fn query_as<T: DeserializeOwned>(&self, params: impl IntoParams) -> Result<Vec<T>> {
+        self.query(params)?.deserialize()
+    }
+
+    /// [`Database::query_row`] for the prepared statement.
+    pub fn query_row(&self, params: impl IntoParams) -> Result<Row> {
+        first_row(self.query(params)?)?.ok_or(Error::NoRows)
+    }
+
+    /// [`Database::query_opt`] for the prepared statement.
+    pub fn query_opt(&self, params: impl IntoParams) -> Result<Option<Row>> {
+        first_row(self.query(params)?)
+    }
+
+    /// [`Database::query_iter`] for the prepared statement (its plan is reused while the
+    /// schema is unchanged).
+    pub fn query_iter(&self, params: impl IntoParams) -> Result<RowStream> {
+        self.refuse_non_query()?;
+        let params = params.into_params();
+        params.check(&self.used)?;
+        if let Statement::Select(_) = self.stmt {
+            return RowStream::start(&self.db, self.stmt.clone(), params, self.planned.clone());
+        }
+        Ok(RowStream::of(rows_of(self.db.run_checked(&self.stmt, &params)?)?))
+    }
+
+    fn refuse_non_query(&self) -> Result<()> {
+        if yields_rows(&self.stmt) {
+            return Ok(());
+        }
+        Err(Error::Invalid {
+            code: "kvm.not_a_query",
+            message: format!("{} does not return rows; nothing was run", self.stmt.kind_name()),
+            span: Some(self.stmt.span()),
+            help: Some("use execute(), or add RETURNING to a write".into()),
+        })
     }
 
     /// The plan, as `EXPLAIN` prints it.

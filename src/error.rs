@@ -50,6 +50,13 @@ pub enum Error {
     /// [`crate::Interrupt::interrupt`] stopped the statement (the shell's Ctrl-C). Nothing
     /// was written.
     Interrupted,
+    /// `query_row` found no row (`kvm.no_rows`); `query_opt` returns `None` instead.
+    NoRows,
+    /// A result column cannot be read as asked: no such column (`kvm.unknown_column`), or
+    /// its value does not convert to the requested Rust type (`kvm.column_type`).
+    Column { code: &'static str, column: String, message: String },
+    /// A bug in KVM: an invariant of its own did not hold (`kvm.internal`). Please report it.
+    Internal(String),
 }
 
 impl Error {
@@ -70,6 +77,9 @@ impl Error {
             Error::TxnAborted(_) => "kvm.txn_aborted",
             Error::TooLarge { .. } => "kvm.batch_too_large",
             Error::Interrupted => "kvm.interrupted",
+            Error::NoRows => "kvm.no_rows",
+            Error::Column { code, .. } => code,
+            Error::Internal(_) => "kvm.internal",
         }
     }
 
@@ -170,6 +180,9 @@ impl fmt::Display for Error {
             ),
             Error::TxnAborted(m) => write!(f, "transaction aborted: {m}"),
             Error::Interrupted => f.write_str("interrupted; nothing was written"),
+            Error::NoRows => f.write_str("the query returned no rows"),
+            Error::Column { column, message, .. } => write!(f, "column `{column}`: {message}"),
+            Error::Internal(m) => write!(f, "internal error (a bug in KVM, please report it): {m}"),
             Error::TooLarge { backend, ops, bytes, max_ops, max_bytes } => write!(
                 f,
                 "the commit would hold {ops} operations and {bytes} bytes; the {backend} backend allows at most {max_ops} operations and {max_bytes} bytes per commit; nothing was written (split the work into smaller statements or transactions)"

@@ -5,6 +5,7 @@
 
 use kvm_storage::Value;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::values::format_timestamp;
@@ -40,13 +41,39 @@ pub fn rows_to_json(rows: &Rows) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Deserializes each row into `T`.
+/// Deserializes each row into `T`; a field that does not fit names its column
+/// (`kvm.column_type`).
 pub fn rows_as<T: DeserializeOwned>(rows: &Rows) -> Result<Vec<T>> {
-    rows_to_json(rows)
-        .into_iter()
-        .map(|j| {
-            serde_json::from_value(j)
-                .map_err(|e| Error::Param(format!("cannot deserialize a row: {e}")))
-        })
-        .collect()
+    rows.deserialize()
+}
+
+/// JSON as a value: integers stay integers (`U64` above `i64::MAX`), other numbers are
+/// floats, objects and arrays nest.
+pub fn from_json(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::Counter(u),
+            _ => n.as_f64().map_or(Value::Null, Value::Float),
+        },
+        J::String(s) => Value::String(s.clone()),
+        J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        J::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+    }
+}
+
+/// A serde value — a struct, a map, a `Vec` — as a KQL value, to bind as a parameter or
+/// insert as a record: `db.execute("INSERT INTO users $1", vec![kvm::to_value(&user)?])`.
+/// It goes through JSON (one small total conversion): structs and maps become objects,
+/// sequences arrays, `Option::None` null; a timestamp type (chrono, time) serializes as
+/// RFC 3339 text, which a `TIMESTAMP` field reads as its time; `Vec<u8>` becomes an array of
+/// numbers (bind bytes directly, as `Vec<u8>`, for a `BYTES` field). A value JSON cannot
+/// hold (a map with non-string keys, a non-finite float) is `kvm.param`.
+pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map(|j| from_json(&j))
+        .map_err(|e| Error::Param(format!("cannot convert the value: {e}")))
 }

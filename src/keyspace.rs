@@ -83,7 +83,7 @@ pub enum Key<'a> {
         order: Option<i64>,
         id: &'a str,
     },
-    JobKey {
+    JobDedup {
         queue: &'a str,
         key: &'a str,
     },
@@ -135,7 +135,7 @@ impl Key<'_> {
                 v.push(s(id));
                 v
             }
-            Key::JobKey { queue, key } => vec![s(SYS), s("queue"), s(queue), s("key"), s(key)],
+            Key::JobDedup { queue, key } => vec![s(SYS), s("queue"), s(queue), s("key"), s(key)],
         };
         tuple::encode(&parts)
     }
@@ -163,15 +163,6 @@ impl KeyPrefix<'_> {
             KeyPrefix::QueueArea { queue, area } => vec![s(SYS), s("queue"), s(queue), s(area)],
         };
         tuple::encode(&parts)
-    }
-}
-
-/// A decoded record key of `model`: its pk part, or `None` for index entries and other keys.
-pub fn record_pk(model: &str, key: &[u8]) -> Option<KeyPart> {
-    let parts = tuple::decode(key).ok()?;
-    match parts.as_slice() {
-        [KeyPart::String(m), pk] if m == model => Some(pk.clone()),
-        _ => None,
     }
 }
 
@@ -254,10 +245,6 @@ mod tests {
             pk: KeyPart::String("u1".into()),
         };
         assert_eq!(format_key(&k.encode()), "['users', '__idx', 'by_age', 31, 'u1']");
-        assert_eq!(
-            record_pk("users", &Key::Record { model: "users", pk: KeyPart::Int(1) }.encode()),
-            Some(KeyPart::Int(1))
-        );
     }
 
     #[test]

@@ -14,30 +14,38 @@
 //! # Ok::<(), kvm::Error>(())
 //! ```
 //!
-//! # The life of a query
+//! One row with typed getters, streaming, and the application's own errors in a
+//! transaction:
 //!
-//! 1. [`Database::execute`] (or [`Database::execute_script`], or [`Prepared::execute`])
-//!    parses the text with `kvm_lang::parse_script` into `Statement`s.
-//! 2. `exec::run` opens a [`model_txn::ModelTxn`] — one storage snapshot plus a write buffer
-//!    (`txn::Txn`) — and gets the catalog for that snapshot (`Host::catalog`, which reloads
-//!    it through `catalog_store::load` when the catalog version key moved).
-//! 3. `exec::plan` calls the planner (`kvm_planner::plan_select`, `plan_insert`,
-//!    `plan_update`, `plan_delete`): names are bound against the catalog, comparisons type
-//!    checked, and `access::choose` picks the access path; the result is a
-//!    `kvm_planner::Plan` whose `Display` is `EXPLAIN`.
-//! 4. `exec::read::table` / `exec::read::rows` turn plan nodes into pulled row iterators:
-//!    the leaf reads keys through the model transaction (`ModelTxn::get`, `index_scan`,
-//!    `scan`), virtual fields are computed (`record::materialize`), then filter, sort
-//!    (top-n under a limit), limit and project.
-//! 5. Writes (`exec::write`) validate and coerce records (`record::for_insert`,
-//!    `record::for_update`) and hand them to `ModelTxn::insert/update/delete`, which keep
-//!    index entries and unique checks in the same buffer.
-//! 6. The buffer becomes one `AtomicBatch` (`Txn::batch`: checks on every key read by the
-//!    write and on the catalog version, then the writes) and `Engine::commit` applies it
-//!    all or nothing; a conflict re-runs the statement from step 2 (at most
-//!    `exec::MAX_ATTEMPTS` times).
+//! ```
+//! use kvm::{params, Database};
 //!
-//! The keyspace (every key the engine writes) is [`keyspace`].
+//! let db = Database::memory()?;
+//! db.execute("DEFINE MODEL users (id INT PRIMARY KEY, email STRING NOT NULL, age INT)", ())?;
+//! db.execute("INSERT INTO users [{id: 1, email: 'ann@x.com', age: 31}, {id: 2, email: 'bo@x.com'}]", ())?;
+//! let row = db.query_row("SELECT email, age FROM users WHERE id = $1", params![1])?;
+//! assert_eq!(row.get::<String>("email")?, "ann@x.com");
+//! assert_eq!(row.get::<Option<i64>>("age")?, Some(31));
+//! assert_eq!(db.query_opt("SELECT * FROM users WHERE id = 9", ())?, None);
+//! let mut n = 0;
+//! for row in db.query_iter("SELECT id FROM users", ())? {
+//!     n += row?.get::<i64>(0)?;
+//! }
+//! assert_eq!(n, 3);
+//! # Ok::<(), kvm::Error>(())
+//! ```
+//!
+//! # The public API
+//!
+//! [`Database`] (open, execute, query, prepare, transactions, sessions, scripts),
+//! [`Prepared`], [`Transaction`], [`Rows`] / [`Row`] / [`RowStream`] (results), [`Value`]
+//! and the conversions in and out ([`IntoValue`], [`FromValue`], [`to_value`]),
+//! [`Error`], queues ([`Queue`], [`Worker`]), watches ([`Watch`]), the query
+//! [`builder`]. The schema is readable as [`schema::Catalog`]; `lang` is the KQL parser
+//! and AST (for [`Database::run_statement`]); `storage` is the storage engine interface,
+//! for plugging in a backend with [`Database::with_engine`]. Nothing public writes around
+//! validation, indexes and relations. How a query and a write travel through the engine
+//! is in `docs/architecture.md`.
 
 pub mod builder;
 mod catalog_store;
@@ -47,26 +55,36 @@ mod eval;
 mod exec;
 mod interrupt;
 pub mod json;
-pub mod keyspace;
-pub mod model_txn;
+mod keyspace;
+mod model_txn;
 mod output;
 mod params;
 pub mod queue;
 mod record;
+mod row;
+mod stream;
 mod txn;
 mod values;
 pub mod watch;
 
+/// The schema as the catalog holds it: models, their fields and indexes (read-only: a
+/// change is DDL through [`Database::execute`]).
+pub mod schema {
+    pub use kvm_planner::catalog::{Catalog, Field, Index, Model};
+}
+
 pub use kvm_lang as lang;
-pub use kvm_planner as planner;
 pub use kvm_storage as storage;
 pub use kvm_storage::Value;
 
-pub use database::{Database, Options, Prepared, Session, StatementOutcome, Transaction};
+pub use database::{Database, Options, Prepared, Session, StatementOutcome, Transaction, TxError};
 pub use error::{Error, Result};
 pub use interrupt::Interrupt;
+pub use json::to_value;
 pub use output::{Output, Rows};
 pub use params::{IntoParams, IntoValue, Params};
 pub use queue::{Enqueue, Job, Queue, Worker, WorkerEvent};
+pub use row::{ColumnIndex, FromValue, Row};
+pub use stream::RowStream;
 pub use values::{display as display_value, format_timestamp};
 pub use watch::{Watch, WatchEvent, WatchOp};

@@ -42,6 +42,72 @@ impl Params {
     }
 }
 
+/// The parameters a statement refers to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Used {
+    /// The highest `$n` (0: none).
+    positional: u32,
+    named: Vec<String>,
+}
+
+impl Used {
+    /// The parameters `stmt` refers to, read off its KQL text (every statement prints as
+    /// the KQL it parses from, so no statement kind is missed).
+    pub(crate) fn of(stmt: &kvm_lang::Statement) -> Used {
+        let text = stmt.to_string();
+        let mut used = Used::default();
+        for t in kvm_lang::tokenize(&text) {
+            if t.kind != kvm_lang::TokenKind::Param {
+                continue;
+            }
+            let name = text.get(t.span.start as usize + 1..t.span.end as usize).unwrap_or("");
+            match name.parse::<u32>() {
+                Ok(n) => used.positional = used.positional.max(n),
+                Err(_) => {
+                    if !used.named.iter().any(|x| x == name) {
+                        used.named.push(name.to_string());
+                    }
+                }
+            }
+        }
+        used
+    }
+}
+
+impl Params {
+    /// Refuses parameters the statement does not use (a value bound to nothing is a
+    /// mistake: a missing `$3`, a misspelt `$name`), and parameters it uses that are not
+    /// bound — before anything runs.
+    pub(crate) fn check(&self, used: &Used) -> Result<()> {
+        let given = self.positional.len();
+        let wanted = used.positional as usize;
+        if given > wanted {
+            return Err(Error::Param(match wanted {
+                0 => format!(
+                    "{given} positional parameter{} given, but the statement uses none",
+                    if given == 1 { "" } else { "s" }
+                ),
+                _ => format!(
+                    "{given} positional parameters given, but the statement uses only ${wanted}"
+                ),
+            }));
+        }
+        if given < wanted {
+            return Err(Error::Param(format!(
+                "the statement uses ${wanted}, but {given} positional parameter{} given",
+                if given == 1 { " was" } else { "s were" }
+            )));
+        }
+        if let Some(n) = self.named.keys().find(|n| !used.named.contains(n)) {
+            return Err(Error::Param(format!("${n} is bound, but the statement does not use it")));
+        }
+        if let Some(n) = used.named.iter().find(|n| !self.named.contains_key(*n)) {
+            return Err(Error::Param(format!("no value bound to ${n}")));
+        }
+        Ok(())
+    }
+}
+
 /// Rust values that become KQL values.
 pub trait IntoValue {
     fn into_value(self) -> Value;
@@ -97,6 +163,16 @@ macro_rules! ints {
     )*};
 }
 ints!(i8, i16, i32, i64, u8, u16, u32);
+impl IntoValue for serde_json::Value {
+    fn into_value(self) -> Value {
+        crate::json::from_json(&self)
+    }
+}
+impl IntoValue for &serde_json::Value {
+    fn into_value(self) -> Value {
+        crate::json::from_json(self)
+    }
+}
 impl<T: IntoValue> IntoValue for Option<T> {
     fn into_value(self) -> Value {
         self.map_or(Value::Null, IntoValue::into_value)

@@ -242,6 +242,14 @@ pub fn display(v: &Value) -> String {
     }
 }
 
+/// A value as KQL text, as messages show it: strings quoted, timestamps as quoted RFC 3339
+/// text, `U64`s as plain numbers — what KQL accepts back.
+pub fn kql(v: &Value) -> String {
+    let mut out = String::new();
+    nested(v, &mut out);
+    out
+}
+
 /// A value inside an array or object: strings quoted, timestamps as quoted ISO-8601 text
 /// and `U64`s as plain numbers (what KQL accepts back), containers recursively.
 fn nested(v: &Value, out: &mut String) {

@@ -149,7 +149,9 @@ fn fault_child() {
             );
         }
         "snapshot" => {
-            let _snap = db.engine().snapshot().unwrap();
+            // An open transaction holds its snapshot until it ends.
+            let mut session = db.session();
+            session.execute_script("<child>", "BEGIN;");
             println!("holding");
             std::thread::sleep(Duration::from_secs(600));
         }
@@ -183,7 +185,7 @@ fn fault_loop() {
 /// 4 processes × 2,000 increments of one counter: exactly 8,000, none failed.
 fn counters(path: &Path) {
     let db = open(path);
-    db.execute("DEFINE MODEL c (id INT PRIMARY KEY, n U64); INSERT INTO c {id: 1, n: 0}", ())
+    db.execute_batch("DEFINE MODEL c (id INT PRIMARY KEY, n U64); INSERT INTO c {id: 1, n: 0}")
         .unwrap();
     let t = Instant::now();
     let children: Vec<_> = (0..4).map(|_| spawn("counter", path, "2000")).collect();

@@ -29,7 +29,9 @@ fn count(db: &Database, kql: &str) -> i64 {
 fn child_holding_a_snapshot() {
     let Some(path) = std::env::var_os("KVM_GROWTH_DB") else { return };
     let db = Database::open_with(path, small_map()).unwrap();
-    let _snap = db.engine().snapshot().unwrap();
+    // An open transaction holds its snapshot until it ends.
+    let mut session = db.session();
+    session.execute_script("<child>", "BEGIN;");
     println!("holding");
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
@@ -83,9 +85,12 @@ fn kql_writes_grow_the_map_from_1_mib() {
     let reader = {
         let db = db.clone();
         std::thread::spawn(move || {
-            let snap = db.engine().snapshot().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            drop(snap);
+            // A transaction's snapshot is open for as long as its closure runs.
+            db.transaction(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(())
+            })
+            .unwrap();
         })
     };
     db.execute("ALTER MODEL t ADD FIELD note STRING DEFAULT 'n'", ()).unwrap();
@@ -175,7 +180,7 @@ fn a_read_only_database_answers_queries_and_refuses_writes() {
     let path = dir.path().join("r.kvm");
     {
         let db = Database::open(&path).unwrap();
-        db.execute("DEFINE MODEL t (id INT PRIMARY KEY); INSERT INTO t {id: 1}", ()).unwrap();
+        db.execute_batch("DEFINE MODEL t (id INT PRIMARY KEY); INSERT INTO t {id: 1}").unwrap();
     }
     let db = Database::open_read_only(&path).unwrap();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM t"), 1);

@@ -32,10 +32,9 @@ fn ids(rows: &kvm::Rows) -> Vec<Value> {
 #[test]
 fn random_operations_match_a_reference_model() {
     let db = Database::memory().unwrap();
-    db.execute(
+    db.execute_batch(
         "DEFINE MODEL a (id INT PRIMARY KEY, email STRING UNIQUE NOT NULL, grp STRING NOT NULL, score INT NOT NULL, INDEX by_grp (grp, score));
          DEFINE MODEL b (id STRING PRIMARY KEY, code STRING NOT NULL, n INT NOT NULL, UNIQUE INDEX by_code_n (code, n))",
-        (),
     )
     .unwrap();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

@@ -211,7 +211,7 @@ fn floats_are_finite_and_have_one_zero() {
 #[test]
 fn query_refuses_non_queries_before_running_them() {
     let db = Database::memory().unwrap();
-    db.execute("DEFINE MODEL t (id INT PRIMARY KEY); INSERT INTO t [{id: 1}, {id: 2}]", ())
+    db.execute_batch("DEFINE MODEL t (id INT PRIMARY KEY); INSERT INTO t [{id: 1}, {id: 2}]")
         .unwrap();
     let err = db.query("DELETE FROM t WHERE id = 1", ()).unwrap_err();
     assert_eq!(err.code(), "kvm.not_a_query");

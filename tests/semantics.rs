@@ -12,6 +12,15 @@ use kvm::{Database, Options, Output, Params, Value};
 const START: u64 = 1_700_000_000_000;
 
 fn lmdb(dir: &tempfile::TempDir, clock: &ManualClock, sweep: Option<Duration>) -> Database {
+    lmdb_and_engine(dir, clock, sweep).0
+}
+
+/// [`lmdb`], and the engine underneath (to look at raw keys).
+fn lmdb_and_engine(
+    dir: &tempfile::TempDir,
+    clock: &ManualClock,
+    sweep: Option<Duration>,
+) -> (Database, Arc<LmdbEngine>) {
     let opts = LmdbOptions {
         clock: Arc::new(clock.clone()),
         durability: Durability::Process,
@@ -19,8 +28,8 @@ fn lmdb(dir: &tempfile::TempDir, clock: &ManualClock, sweep: Option<Duration>) -
         ..LmdbOptions::default()
     };
     let engine = Arc::new(LmdbEngine::open(dir.path().join("db.kvm"), opts).unwrap());
-    Database::with_engine(
-        engine,
+    let db = Database::with_engine(
+        engine.clone(),
         Options {
             clock: Arc::new(clock.clone()),
             seed: Some(7),
@@ -28,7 +37,8 @@ fn lmdb(dir: &tempfile::TempDir, clock: &ManualClock, sweep: Option<Duration>) -
             ..Options::default()
         },
     )
-    .unwrap()
+    .unwrap();
+    (db, engine)
 }
 
 fn one_int(db: &Database, kql: &str) -> i64 {
@@ -173,7 +183,7 @@ fn update_keeps_ttl_and_a_null_duration_clears_it() {
 fn the_background_sweeper_deletes_expired_records_and_stops_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START);
-    let db = lmdb(&dir, &clock, Some(Duration::from_millis(10)));
+    let (db, engine) = lmdb_and_engine(&dir, &clock, Some(Duration::from_millis(10)));
     db.execute("DEFINE MODEL s (id STRING PRIMARY KEY, u STRING UNIQUE)", ()).unwrap();
     db.execute("INSERT INTO s [ { id: 'a', u: 'x' }, { id: 'b', u: 'y' } ] EXPIRE IN '5s'", ())
         .unwrap();
@@ -181,8 +191,10 @@ fn the_background_sweeper_deletes_expired_records_and_stops_on_drop() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         // Swept entries are gone from the engine: nothing left to sweep.
-        if db.sweep_expired().unwrap() == 0 && db.engine().snapshot().is_ok() {
-            let snap = db.engine().snapshot().unwrap();
+        if db.sweep_expired().unwrap() == 0
+            && kvm::storage::Engine::snapshot(engine.as_ref()).is_ok()
+        {
+            let snap = kvm::storage::Engine::snapshot(engine.as_ref()).unwrap();
             let left = snap
                 .scan(&kvm::storage::KeyRange::all(), kvm::storage::ScanOptions::forward())
                 .unwrap()

@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Write};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvm::lang::ast::{Ident, Insert, InsertSource, Param, Statement, TypeName};
 use kvm::lang::{Expr, ExprKind, Span};
-use kvm::planner::catalog::Model;
+use kvm::schema::Model;
 use kvm::{Database, Params, Value};
 
 /// Records per commit.
@@ -118,9 +118,11 @@ fn parse(file: &str, text: &str, model: &Model) -> Result<Parsed, String> {
         let all: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("{file}: not JSON: {e}"))?;
         match all {
-            serde_json::Value::Array(items) => {
-                Ok(items.iter().enumerate().map(|(i, j)| (i + 1, object(from_json(j)))).collect())
-            }
+            serde_json::Value::Array(items) => Ok(items
+                .iter()
+                .enumerate()
+                .map(|(i, j)| (i + 1, object(kvm::json::from_json(j))))
+                .collect()),
             _ => Err(format!("{file}: expected a JSON array of records")),
         }
     }
@@ -128,29 +130,13 @@ fn parse(file: &str, text: &str, model: &Model) -> Result<Parsed, String> {
 
 fn json_record(line: &str) -> Result<Value, String> {
     let j: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    object(from_json(&j))
+    object(kvm::json::from_json(&j))
 }
 
 fn object(v: Value) -> Result<Value, String> {
     match v {
         Value::Object(_) => Ok(v),
         other => Err(format!("expected an object, got {other}")),
-    }
-}
-
-/// JSON to a value: integers stay integers, other numbers are floats.
-fn from_json(j: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match j {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n.as_f64().map_or(Value::Null, Value::Float),
-        },
-        J::String(s) => Value::String(s.clone()),
-        J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
-        J::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
     }
 }
 

@@ -248,7 +248,6 @@ impl<'d> Session<'d> {
             }
             Dot::Backup(file) => {
                 self.db
-                    .engine()
                     .backup(std::path::Path::new(&file))
                     .map_err(|e| format!("backup failed: {e}"))?;
                 println!("backed up to {file}");

@@ -108,7 +108,7 @@ pub(super) fn related_pks(
 ) -> Result<Vec<Vec<KeyPart>>> {
     let ix = model
         .index(index)
-        .ok_or_else(|| Error::Corrupt(format!("relation names missing index {index}")))?;
+        .ok_or_else(|| Error::Internal(format!("relation names missing index {index}")))?;
     let ranges: Vec<KeyRange> = parents
         .iter()
         .map(|p| KeyPrefix::Index { model: &model.name, index, values: vec![p.clone()] }.range())
@@ -250,7 +250,7 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
             Ok(())
         }
         (AttachKind::Count, RelPath::Fk { .. }) => {
-            Err(Error::Corrupt(format!("COUNT of single-record relation {}", a.rel.name)))
+            Err(Error::Internal(format!("COUNT of single-record relation {}", a.rel.name)))
         }
     }
 }
@@ -314,7 +314,7 @@ fn related(
                 })
                 .collect()
         }
-        RelPath::Fk { .. } => return Err(Error::Corrupt("not a to-many relation".into())),
+        RelPath::Fk { .. } => return Err(Error::Internal("not a to-many relation".into())),
     };
     let flat: Vec<Option<KeyPart>> = per_parent.iter().flatten().cloned().map(Some).collect();
     let (list, slots_t) = distinct(flat);

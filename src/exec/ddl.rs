@@ -430,7 +430,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
     // The model as saved (settle may have indexed its foreign keys).
     let model = settled
         .remove(&a.name.name)
-        .ok_or_else(|| Error::Corrupt("altered model vanished".into()))?;
+        .ok_or_else(|| Error::Internal("altered model vanished".into()))?;
     Ok((model, backfill))
 }
 

@@ -293,6 +293,44 @@ pub fn query_at(
     Ok((out, mtx.txn.read_versionstamp()))
 }
 
+/// Runs a `SELECT` on a fresh snapshot, streaming: its column names go to `head` before the
+/// first row, then each row to `sink` as it is produced ([`read::emit`]); either returns
+/// `false` to stop. Returns the cursor after a full page.
+pub fn stream(
+    host: &dyn Host,
+    stmt: &Statement,
+    params: &Params,
+    prepared: Option<(&Arc<Catalog>, &Plan)>,
+    head: &mut dyn FnMut(Vec<String>) -> bool,
+    sink: &mut read::Sink,
+) -> Result<Option<String>> {
+    let mtx = ModelTxn::new(host.engine())?;
+    let catalog = host.catalog(&mtx)?;
+    let cx = Cx {
+        mtx: &mtx,
+        catalog: &catalog,
+        params,
+        ids: host.ids(),
+        stop: host.interrupt().watch(),
+        sort_budget: host.sort_budget(),
+    };
+    let owned;
+    let plan = match prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)) {
+        Some((_, p)) => p,
+        None => {
+            owned = plan(&catalog, stmt)?.ok_or_else(|| Error::Internal("no plan".into()))?;
+            &owned
+        }
+    };
+    let Plan::Select { root } = plan else {
+        return Err(Error::Internal("a stream of a statement that is not a SELECT".into()));
+    };
+    if !head(read::columns(root)) {
+        return Ok(None);
+    }
+    read::emit(&cx, root, sink)
+}
+
 /// What a query depends on: the models its plan reads, and — when it reads records by
 /// primary key only (`WHERE id = …` / `IN (…)`, no relation) — the record keys it reads.
 pub struct Dependencies {
@@ -305,7 +343,7 @@ pub fn dependencies(host: &dyn Host, stmt: &Statement, params: &Params) -> Resul
     let mtx = ModelTxn::new(host.engine())?;
     let catalog = host.catalog(&mtx)?;
     let Some(Plan::Select { root }) = plan(&catalog, stmt)? else {
-        return Err(Error::Corrupt("a watch of a statement that is not a query".into()));
+        return Err(Error::Internal("a watch of a statement that is not a query".into()));
     };
     let cx = Cx {
         mtx: &mtx,

@@ -30,7 +30,7 @@ pub fn run(cx: &Cx, stmt: &Statement) -> Result<Output> {
                 Statement::RetryDead(q) => retry_dead(cx, &q.queue.name),
                 Statement::Purge(q) => purge(cx, &q.queue.name),
                 other => {
-                    Err(Error::Corrupt(format!("{} is not a queue statement", other.kind_name())))
+                    Err(Error::Internal(format!("{} is not a queue statement", other.kind_name())))
                 }
             }
         }

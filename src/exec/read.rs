@@ -95,7 +95,7 @@ pub fn index_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<(Ke
         _ => return Ok(None),
     };
     let Some(ix) = model.index(index) else {
-        return Err(Error::Corrupt(format!("plan names missing index {index}")));
+        return Err(Error::Internal(format!("plan names missing index {index}")));
     };
     let mut values = Vec::new();
     let mut exact = true;
@@ -185,7 +185,7 @@ fn scan<'a>(
         Access::IndexGet { index, .. } | Access::IndexScan { index, .. } => {
             let reverse = matches!(access, Access::IndexScan { reverse: true, .. });
             let Some(ix) = model.index(index) else {
-                return Err(Error::Corrupt(format!("plan names missing index {index}")));
+                return Err(Error::Internal(format!("plan names missing index {index}")));
             };
             match index_range(cx, model, access)? {
                 None => Box::new(std::iter::empty()),
@@ -406,7 +406,7 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
             }))
         }
         Node::Count { .. } | Node::IndexCount { .. } | Node::Project { .. } => {
-            Err(Error::Corrupt("a projection below a scan".into()))
+            Err(Error::Internal("a projection below a scan".into()))
         }
     }
 }
@@ -466,11 +466,38 @@ pub(super) fn batched<'a>(
     }))
 }
 
+/// The column names a query plan's root yields.
+pub fn columns(node: &Node) -> Vec<String> {
+    match node {
+        Node::Project { columns, .. } => columns.iter().map(|(n, _)| n.clone()).collect(),
+        Node::Count { column, .. } | Node::IndexCount { column, .. } => vec![column.clone()],
+        _ => Vec::new(),
+    }
+}
+
 /// Runs a query plan's root into a table.
 pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
+    let mut rows = Vec::new();
+    let next_cursor = emit(cx, node, &mut |row| {
+        rows.push(row);
+        Ok(true)
+    })?;
+    Ok(crate::Rows { columns: columns(node), rows, next_cursor })
+}
+
+/// What [`emit`] hands each output row to; it returns `false` to stop the query there.
+pub type Sink<'s> = dyn FnMut(Vec<Value>) -> Result<bool> + 's;
+
+/// Runs a query plan's root, handing each output row (aligned with [`columns`]) to `sink`
+/// as it is produced: nothing is held but what a sort must hold. Returns the cursor after
+/// the last row of a full page.
+pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
     match node {
         Node::Project { source, columns } => {
-            let mut out = crate::Rows::new(columns.iter().map(|(n, _)| n.clone()).collect());
+            let project = |row: &Row| -> Result<Vec<Value>> {
+                let env = cx.env(Some(row));
+                columns.iter().map(|(_, e)| env.eval(e)).collect()
+            };
             let paged = match source.as_ref() {
                 Node::Page { .. } => Some(page(cx, source)?),
                 Node::Attach { source: inner, items } if matches!(**inner, Node::Page { .. }) => {
@@ -483,53 +510,51 @@ pub fn table(cx: &Cx, node: &Node) -> Result<crate::Rows> {
             };
             if let Some((rows, cursor)) = paged {
                 for row in rows {
-                    let env = cx.env(Some(&row));
-                    out.rows.push(columns.iter().map(|(_, e)| env.eval(e)).collect::<Result<_>>()?);
+                    if !sink(project(&row)?)? {
+                        break;
+                    }
                 }
-                out.next_cursor = cursor;
-                return Ok(out);
+                return Ok(cursor);
             }
             for r in rows(cx, source)? {
-                let row = r?;
-                let env = cx.env(Some(&row));
-                out.rows.push(columns.iter().map(|(_, e)| env.eval(e)).collect::<Result<_>>()?);
+                if !sink(project(&r?)?)? {
+                    break;
+                }
             }
-            Ok(out)
+            Ok(None)
         }
-        Node::Count { source, column } => {
+        Node::Count { source, .. } => {
             let mut n: i64 = 0;
             for r in rows(cx, source)? {
                 r?;
                 n += 1;
             }
-            let mut out = crate::Rows::new(vec![column.clone()]);
-            out.rows.push(vec![Value::Int(n)]);
-            Ok(out)
+            sink(vec![Value::Int(n)])?;
+            Ok(None)
         }
-        Node::IndexCount { model, access, column, fallback } => {
+        Node::IndexCount { model, access, fallback, .. } => {
             let m = cx.model(model)?;
             match index_range(cx, m, access)? {
                 Some((range, true)) => {
                     let n = cx.mtx.count_entries(&range)?;
-                    let mut out = crate::Rows::new(vec![column.clone()]);
-                    out.rows.push(vec![Value::Int(i64::try_from(n).unwrap_or(i64::MAX))]);
-                    Ok(out)
+                    sink(vec![Value::Int(i64::try_from(n).unwrap_or(i64::MAX))])?;
+                    Ok(None)
                 }
-                Some((_, false)) => table(cx, fallback),
+                Some((_, false)) => emit(cx, fallback, sink),
                 None => {
-                    let mut out = crate::Rows::new(vec![column.clone()]);
-                    out.rows.push(vec![Value::Int(0)]);
-                    Ok(out)
+                    sink(vec![Value::Int(0)])?;
+                    Ok(None)
                 }
             }
         }
         other => {
-            let mut out = crate::Rows::new(vec![]);
             for r in rows(cx, other)? {
                 r?;
-                out.rows.push(vec![]);
+                if !sink(vec![])? {
+                    break;
+                }
             }
-            Ok(out)
+            Ok(None)
         }
     }
 }
@@ -543,7 +568,7 @@ fn leaf_model(node: &Node) -> Result<&str> {
         | Node::Limit { source, .. }
         | Node::Page { source, .. }
         | Node::Attach { source, .. } => leaf_model(source),
-        _ => Err(Error::Corrupt("no scan under an attach".into())),
+        _ => Err(Error::Internal("no scan under an attach".into())),
     }
 }
 
@@ -552,7 +577,7 @@ fn leaf_model(node: &Node) -> Result<&str> {
 /// opaque to users, stable across processes, refused by a query with another order.
 fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
     let Node::Page { source, keys, after, limit, sorted, query } = node else {
-        return Err(Error::Corrupt("not a page".into()));
+        return Err(Error::Internal("not a page".into()));
     };
     let n = non_negative(cx, limit, "LIMIT")?;
     let after = match after {

@@ -218,7 +218,7 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
     };
     let rel = cx.catalog.relation(owner, &name, r.span)?;
     let RelPath::Through { join, src, dst, index } = &rel.path else {
-        return Err(Error::Corrupt("MANY TO MANY without a join".into()));
+        return Err(Error::Internal("MANY TO MANY without a join".into()));
     };
     let jm = cx.model(join)?;
     let (src_ref, dst_ref) = if flipped { (&r.to, &r.from) } else { (&r.from, &r.to) };
@@ -244,7 +244,7 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
         }
     }
     // The join records of this pair.
-    let ix = jm.index(index).ok_or_else(|| Error::Corrupt(format!("missing index {index}")))?;
+    let ix = jm.index(index).ok_or_else(|| Error::Internal(format!("missing index {index}")))?;
     let range = KeyPrefix::Index { model: &jm.name, index, values: vec![src_k] }.range();
     let existing: Vec<Row> = cx
         .mtx

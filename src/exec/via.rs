@@ -49,7 +49,7 @@ fn batch(
         (RelPath::Reverse { fk, .. }, _) => {
             chunk.iter().filter_map(|r| r.get(fk).and_then(|v| key_of(model, v))).collect()
         }
-        _ => return Err(Error::Corrupt(format!("no semi-join through relation {}", rel.name))),
+        _ => return Err(Error::Internal(format!("no semi-join through relation {}", rel.name))),
     };
     let pks: Vec<KeyPart> = pks.into_iter().filter(|p| seen.insert(enc(p))).collect();
     Ok(cx.mtx.get_many(model, &pks)?.into_iter().flatten().collect())

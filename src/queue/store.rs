@@ -206,7 +206,7 @@ pub fn enqueue(
         }
     };
     if let Some(k) = &job.key {
-        if let Some(id) = txn.get(&Key::JobKey { queue, key: k }.encode())? {
+        if let Some(id) = txn.get(&Key::JobDedup { queue, key: k }.encode())? {
             return Ok((String::from_utf8_lossy(&id).into_owned(), false));
         }
     }
@@ -236,7 +236,7 @@ pub fn enqueue(
         None => txn.set(entry(queue, "ready", Some(-job.priority), &id), Vec::new(), None),
     }
     if let Some(k) = &job.key {
-        txn.set(Key::JobKey { queue, key: k }.encode(), id.clone().into_bytes(), None);
+        txn.set(Key::JobDedup { queue, key: k }.encode(), id.clone().into_bytes(), None);
     }
     Ok((id, true))
 }
@@ -314,6 +314,22 @@ pub struct Leased {
     pub lease_until: u64,
     /// The errors of earlier attempts.
     pub errors: Vec<Value>,
+}
+
+impl Leased {
+    /// The payload deserialized into `T` (a field that does not fit is `kvm.column_type`,
+    /// naming it).
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        crate::row::deserialize(&["payload".to_string()], std::slice::from_ref(&self.payload))
+            .map(|p: Payload<T>| p.payload)
+    }
+}
+
+/// The one-column object `payload_as` reads the payload out of (so a mismatch deep inside
+/// it is named by its path, `payload.field`).
+#[derive(serde::Deserialize)]
+struct Payload<T> {
+    payload: T,
 }
 
 /// Moves due delayed jobs to `ready` and jobs whose lease expired back for a retry (or to
@@ -423,7 +439,7 @@ pub fn ack(txn: &Txn, queue: &str, lease: &str, now: u64) -> Result<()> {
     let until = int(&job, "lease_until").unwrap_or(0);
     txn.delete(entry(queue, "leased", Some(until), &id));
     if let Some(k) = string(&job, "key") {
-        txn.delete(Key::JobKey { queue, key: &k }.encode());
+        txn.delete(Key::JobDedup { queue, key: &k }.encode());
     }
     set_field(&mut job, "state", Value::String("done".into()));
     set_field(&mut job, "finished_at", Value::Int(now as i64));
@@ -503,7 +519,7 @@ fn fail(
         return Ok(());
     }
     if let Some(k) = string(&job, "key") {
-        txn.delete(Key::JobKey { queue, key: &k }.encode());
+        txn.delete(Key::JobDedup { queue, key: &k }.encode());
     }
     match string(&job, "dead_letter") {
         Some(dlq) if dlq != queue => {

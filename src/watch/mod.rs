@@ -277,7 +277,7 @@ impl Watch {
         }
         let (out, vs) = crate::exec::query_at(self.db.host(), select, &self.params)?;
         let Output::Rows(rows) = out else {
-            return Err(Error::Corrupt("a watched query returned no rows".into()));
+            return Err(Error::Internal("a watched query returned no rows".into()));
         };
         let mut items = Vec::new();
         let mut seen = HashSet::new();

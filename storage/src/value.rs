@@ -61,6 +61,104 @@ impl fmt::Display for ValueError {
 impl std::error::Error for ValueError {}
 
 impl Value {
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The string, if the value is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if the value is an `INT`, or a counter that fits in an `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Counter(c) => i64::try_from(*c).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as an unsigned integer: a counter, or a non-negative `INT`.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Counter(c) => Some(*c),
+            Value::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
+    /// The number as a float (`FLOAT`, and `INT`/counters, which may round).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            Value::Counter(c) => Some(*c as f64),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if the value is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if the value is `BYTES`.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Microseconds since the Unix epoch (UTC), if the value is a `TIMESTAMP`.
+    pub fn as_timestamp_micros(&self) -> Option<i64> {
+        match self {
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The items, if the value is an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The fields, if the value is an object.
+    pub fn as_object(&self) -> Option<&BTreeMap<String, Value>> {
+        match self {
+            Value::Object(fields) => Some(fields),
+            _ => None,
+        }
+    }
+
+    /// The name of the value's type as KQL spells it (`INT`, `STRING`, `null`, …), for
+    /// messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "BOOL",
+            Value::Int(_) => "INT",
+            Value::Float(_) => "FLOAT",
+            Value::String(_) => "STRING",
+            Value::Bytes(_) => "BYTES",
+            Value::Timestamp(_) => "TIMESTAMP",
+            Value::Counter(_) => "U64",
+            Value::Array(_) => "ARRAY",
+            Value::Object(_) => "OBJECT",
+        }
+    }
+
     /// Encodes the value with its format byte.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16);
