@@ -161,10 +161,18 @@ impl Ids for DefaultIds {
     }
 }
 
+/// The catalog as last loaded: the version key's versionstamp it was loaded at, and the
+/// newest snapshot (commit) at which that was checked.
+struct CachedCatalog {
+    version: Option<Versionstamp>,
+    checked_at: Option<Versionstamp>,
+    catalog: Arc<Catalog>,
+}
+
 struct Inner {
     engine: Arc<dyn Engine>,
     ids: DefaultIds,
-    catalog: RwLock<(Option<Versionstamp>, Arc<Catalog>)>,
+    catalog: RwLock<CachedCatalog>,
     escalation: Mutex<()>,
     interrupt: crate::Interrupt,
     sort_budget: usize,
@@ -180,16 +188,30 @@ impl Host for Inner {
         &self.ids
     }
     fn catalog(&self, mtx: &ModelTxn) -> Result<Arc<Catalog>> {
-        let vs = mtx.txn.snapshot_versionstamp(&Key::CatalogVersion.encode())?;
+        let key = Key::CatalogVersion.encode();
+        let at = mtx.txn.read_versionstamp();
         {
+            // A snapshot of the same commit as the one the cache was checked at: the catalog
+            // version key cannot have moved (no read at all).
             let cached = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-            if cached.0 == vs {
-                return Ok(cached.1.clone());
+            if cached.checked_at == Some(at) {
+                mtx.txn.check_unchanged_as(&key, cached.version);
+                return Ok(cached.catalog.clone());
             }
         }
-        let fresh = Arc::new(catalog_store::load(&mtx.txn)?);
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = (vs, fresh.clone());
-        Ok(fresh)
+        let vs = mtx.txn.snapshot_versionstamp(&key)?;
+        mtx.txn.check_unchanged_as(&key, vs);
+        let mut cached = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        if cached.version != vs || cached.checked_at.is_none() {
+            cached.catalog = Arc::new(catalog_store::load(&mtx.txn)?);
+            cached.version = vs;
+        }
+        // Only ever forward: an older snapshot (a long transaction) must not make newer
+        // ones read again.
+        if cached.checked_at.is_none_or(|c| c < at) {
+            cached.checked_at = Some(at);
+        }
+        Ok(cached.catalog.clone())
     }
     fn escalation(&self) -> &Mutex<()> {
         &self.escalation
@@ -357,7 +379,11 @@ impl Database {
             state: Mutex::new(seed | 1),
             last_ulid: Mutex::new((0, 0)),
         };
-        let catalog = RwLock::new((None, Arc::new(Catalog::default())));
+        let catalog = RwLock::new(CachedCatalog {
+            version: None,
+            checked_at: None,
+            catalog: Arc::new(Catalog::default()),
+        });
         let _sweeper = options
             .sweep_interval
             .filter(|_| !options.read_only)

@@ -4,7 +4,6 @@
 //! null; a filter keeps a row only when its predicate is `true`.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, UnaryOp};
 use kvm_lang::{Expr, ExprKind};
@@ -14,8 +13,7 @@ use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::values::{compare, parse_date, parse_timestamp, truthy};
 
-/// A record as the executor sees it: fields by name.
-pub type Row = BTreeMap<String, Value>;
+pub use crate::slots::Row;
 
 /// Where ids and the time come from (injectable for deterministic tests).
 pub trait Ids: Send + Sync {

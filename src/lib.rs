@@ -62,6 +62,7 @@ mod params;
 pub mod queue;
 mod record;
 mod row;
+mod slots;
 mod stream;
 mod txn;
 mod values;

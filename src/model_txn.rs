@@ -32,13 +32,9 @@ pub struct ModelTxn<'e> {
     pub txn: Txn<'e>,
 }
 
-/// Decodes a stored record.
-pub fn decode_record(bytes: &[u8]) -> Result<Row> {
-    match Value::decode(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(Error::Corrupt(format!("a record is not an object: {other}"))),
-        Err(e) => Err(Error::Corrupt(e.to_string())),
-    }
+/// Decodes a stored record of `model` into its slots.
+pub fn decode_record(model: &Model, bytes: &[u8]) -> Result<Row> {
+    Row::decode(&model.slots, bytes)
 }
 
 /// The key part of a primary-key value (which must fit in a key).
@@ -93,7 +89,7 @@ impl<'e> ModelTxn<'e> {
     /// The stored record with primary key `pk`.
     pub fn get(&self, model: &Model, pk: &KeyPart) -> Result<Option<Row>> {
         let key = Key::Record { model: &model.name, pk: pk.clone() }.encode();
-        self.txn.get(&key)?.map(|b| decode_record(&b)).transpose()
+        self.txn.get(&key)?.map(|b| decode_record(model, &b)).transpose()
     }
 
     /// The stored records with primary keys `pks`, read in one request.
@@ -105,7 +101,7 @@ impl<'e> ModelTxn<'e> {
         self.txn
             .get_many(&keys)?
             .into_iter()
-            .map(|b| b.map(|b| decode_record(&b)).transpose())
+            .map(|b| b.map(|b| decode_record(model, &b)).transpose())
             .collect()
     }
 
@@ -144,7 +140,10 @@ impl<'e> ModelTxn<'e> {
         for r in ranges {
             iters.push(self.txn.scan(&r, reverse)?);
         }
-        Ok(Box::new(iters.into_iter().flatten().map(|r| r.and_then(|(_, v)| decode_record(&v)))))
+        let slots = model.slots.clone();
+        Ok(Box::new(
+            iters.into_iter().flatten().map(move |r| r.and_then(|(_, v)| Row::decode(&slots, &v))),
+        ))
     }
 
     /// Every record of `model`.
@@ -271,7 +270,7 @@ impl<'e> ModelTxn<'e> {
         }
         self.txn.check_unchanged(&key)?;
         self.put_entries(model, None, row, &pk, expire_at, false)?;
-        self.txn.set(key, Value::Object(row.clone()).encode(), expire_at);
+        self.txn.set(key, row.encode(), expire_at);
         Ok(())
     }
 
@@ -288,7 +287,7 @@ impl<'e> ModelTxn<'e> {
             Ttl::Clear => None,
         };
         self.put_entries(model, Some(old), new, &pk, expire_at, expire_at != current)?;
-        self.txn.set(key, Value::Object(new.clone()).encode(), expire_at);
+        self.txn.set(key, new.encode(), expire_at);
         Ok(())
     }
 

@@ -174,7 +174,11 @@ fn finish(model: &Model, mut row: Row, env: &Env) -> Result<Row> {
 }
 
 /// Builds the stored record for an `INSERT` of `input`.
-pub fn for_insert(model: &Model, input: Row, env: &Env) -> Result<Row> {
+pub fn for_insert(
+    model: &Model,
+    input: std::collections::BTreeMap<String, Value>,
+    env: &Env,
+) -> Result<Row> {
     for (name, v) in &input {
         match model.field(name) {
             None => return Err(Error::validation(&model.name, name, v, "no such field")),
@@ -198,7 +202,7 @@ pub fn for_insert(model: &Model, input: Row, env: &Env) -> Result<Row> {
         }
     }
     let mut input = input;
-    let mut row = Row::new();
+    let mut row = Row::new(&model.slots);
     let now = Value::Timestamp(env.ids.now_micros());
     for f in &model.fields {
         if f.virtual_expr.is_some() || f.stored_expr.is_some() {

@@ -107,6 +107,12 @@ impl<'e> Txn<'e> {
         Ok(())
     }
 
+    /// Adds a check that `key` still holds what the snapshot holds, which the caller read
+    /// as `vs` (no second read).
+    pub fn check_unchanged_as(&self, key: &[u8], vs: Option<Versionstamp>) {
+        self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);
+    }
+
     fn note(&self, key: &[u8], vs: Option<Versionstamp>) {
         if self.track.get() && !self.writes.borrow().contains_key(key) {
             self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);

@@ -130,7 +130,8 @@ fn include_reads_are_batched_per_relation_level() {
         assert!(gets <= 50.min(n) + 10 * n + 3, "keys fetched: {gets}");
         requests.push(counts.requests());
     }
-    assert_eq!(requests[0], requests[1], "requests must not grow with the page: {requests:?}");
+    // (The first may make one more: the catalog version, read once per new commit.)
+    assert!(requests[1] <= requests[0], "requests must not grow with the page: {requests:?}");
     assert!(requests[1] <= 8, "requests for a page with two includes: {}", requests[1]);
 
     // Nested includes: one more batched level, still independent of the page size.

@@ -246,16 +246,22 @@ fn range_on(conds: &[Src], field: &str) -> (Range, Vec<usize>) {
 }
 
 /// Whether the conditions `used` (indexes into `conds`) are the whole `WHERE` clause: every
-/// one of its `n` conjuncts has all its conditions used, each with an exact value.
-fn exactly(model: &Model, conds: &[Src], used: &[usize], n: usize) -> bool {
+/// one of its `n` conjuncts has all its conditions used.
+fn covered(conds: &[Src], used: &[usize], n: usize) -> bool {
     (0..n).all(|j| {
         let of_j: Vec<usize> = (0..conds.len()).filter(|i| conds[*i].conjunct == j).collect();
         !of_j.is_empty() && of_j.iter().all(|i| used.contains(i))
-    }) && used.iter().all(|i| match &conds[*i].cond {
-        Cond::Eq(f, v) => exact_value(model, f, v),
-        Cond::Lower(f, b) | Cond::Upper(f, b) => exact_value(model, f, &b.value),
-        Cond::In(f, list) => list.iter().all(|v| exact_value(model, f, v)),
     })
+}
+
+/// [`covered`], each condition with an exact value (known at plan time).
+fn exactly(model: &Model, conds: &[Src], used: &[usize], n: usize) -> bool {
+    covered(conds, used, n)
+        && used.iter().all(|i| match &conds[*i].cond {
+            Cond::Eq(f, v) => exact_value(model, f, v),
+            Cond::Lower(f, b) | Cond::Upper(f, b) => exact_value(model, f, &b.value),
+            Cond::In(f, list) => list.iter().all(|v| exact_value(model, f, v)),
+        })
 }
 
 /// The order an access path yields, as (field, descending) keys, for sort elimination.
@@ -279,6 +285,9 @@ pub struct Chosen {
     pub ordered: bool,
     /// Whether the access path alone decides which records match (no other condition).
     pub exact: bool,
+    /// Whether the access path applies every condition of the filter: it alone decides
+    /// when, at run time, each bound value turns out to be held exactly.
+    pub covered: bool,
 }
 
 /// Chooses the access path for `model` under `filter` and `order_by`.
@@ -295,6 +304,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
             access: Access::PkGet { keys: vec![v.clone()] },
             ordered: true,
             exact: exactly(model, &conds, &[i], n_conjuncts),
+            covered: covered(&conds, &[i], n_conjuncts),
         };
     }
     if let Some((i, list)) = conds.iter().enumerate().find_map(|(i, c)| match &c.cond {
@@ -305,6 +315,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
             access: Access::PkGet { keys: list },
             ordered: order_by.is_empty(),
             exact: exactly(model, &conds, &[i], n_conjuncts),
+            covered: covered(&conds, &[i], n_conjuncts),
         };
     }
 
@@ -325,6 +336,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
                     },
                     ordered: true,
                     exact: exactly(model, &conds, &used, n_conjuncts),
+                    covered: covered(&conds, &used, n_conjuncts),
                 };
             }
         }
@@ -362,6 +374,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
             },
             ordered: order.is_some() || order_by.is_empty(),
             exact: exactly(model, &conds, &used, n_conjuncts),
+            covered: covered(&conds, &used, n_conjuncts),
         };
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, chosen));
@@ -371,12 +384,13 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
         return chosen;
     }
     // 4. Primary-key range.
-    let (range, _) = range_on(&conds, &pk);
+    let (range, used) = range_on(&conds, &pk);
     if !range.is_open() {
         return Chosen {
             access: Access::PkRange { range, reverse: pk_order == Some(true) },
             ordered: pk_order.is_some() || order_by.is_empty(),
             exact: false,
+            covered: covered(&conds, &used, n_conjuncts),
         };
     }
     // 5. Index order for ORDER BY.
@@ -393,6 +407,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
                     },
                     ordered: true,
                     exact: n_conjuncts == 0,
+                    covered: n_conjuncts == 0,
                 };
             }
         }
@@ -445,5 +460,6 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
         access: Access::FullScan { reverse: pk_order == Some(true), reason },
         ordered: pk_order.is_some() || order_by.is_empty(),
         exact: n_conjuncts == 0,
+        covered: n_conjuncts == 0,
     }
 }

@@ -106,6 +106,43 @@ pub struct Model {
     pub timestamps: bool,
     /// The definition, as `DESCRIBE` prints it.
     pub def: DefineModel,
+    /// Where each field sits in a row: its slot is its position in `fields`.
+    pub slots: std::sync::Arc<Slots>,
+}
+
+/// The slots of a model's rows: field `i` of the model is slot `i`. Rows are vectors in
+/// this order; names are looked up here (by binary search) only where a name is all the
+/// executor has.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Slots {
+    /// The field names, in slot order.
+    pub names: Vec<String>,
+    /// The slots in the order of their names (the order a stored record's fields are in).
+    pub by_name: Vec<usize>,
+}
+
+impl Slots {
+    pub fn new(names: Vec<String>) -> Slots {
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_by(|a, b| names[*a].cmp(&names[*b]));
+        Slots { names, by_name }
+    }
+
+    /// The slot of field `name`.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.by_name
+            .binary_search_by(|i| self.names[*i].as_str().cmp(name))
+            .ok()
+            .map(|at| self.by_name[at])
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
 }
 
 impl Model {
@@ -196,8 +233,11 @@ impl Model {
                 ix.ready = false;
             }
         }
+        let slots =
+            std::sync::Arc::new(Slots::new(fields.iter().map(|f| f.name.clone()).collect()));
         let model = Model {
             name,
+            slots,
             fields,
             primary_key,
             indexes,

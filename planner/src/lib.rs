@@ -22,7 +22,7 @@ use kvm_lang::{Expr, ExprKind};
 
 pub use access::conjuncts;
 pub use bind::{count_relation, uses_field, FUNCTIONS, SAT_ADD, STORED};
-pub use catalog::{Catalog, Field, Index, Model};
+pub use catalog::{Catalog, Field, Index, Model, Slots};
 pub use error::PlanError;
 pub use include::plan_includes;
 pub use plan::{Access, Attach, AttachKind, Bound, Node, Plan, Range};
@@ -135,7 +135,12 @@ fn source(
     if let (Access::FullScan { .. }, Some(f)) = (&chosen.access, filter) {
         if let Some(via) = via::via(catalog, model, f) {
             // Rows come in the related side's order: a sort is needed for any ORDER BY.
-            chosen = access::Chosen { access: via, ordered: order_by.is_empty(), exact: false };
+            chosen = access::Chosen {
+                access: via,
+                ordered: order_by.is_empty(),
+                exact: false,
+                covered: false,
+            };
         }
     }
     let mut node = Node::Scan { model: model.name.clone(), access: chosen.access };
@@ -152,7 +157,8 @@ fn source(
     let keys_decide =
         chosen.exact && matches!(node, Node::Scan { access: Access::PkGet { .. }, .. });
     if let Some(f) = filter.filter(|_| !keys_decide) {
-        node = Node::Filter { source: Box::new(node), predicate: f.clone() };
+        let covered = chosen.covered && matches!(node, Node::Scan { .. });
+        node = Node::Filter { source: Box::new(node), predicate: f.clone(), covered };
     }
     Ok((node, chosen.ordered, chosen.exact))
 }

@@ -92,8 +92,10 @@ pub enum AttachKind {
 pub enum Node {
     /// The leaf: records of `model` reached through `access`.
     Scan { model: String, access: Access },
-    /// Keeps the rows for which `predicate` is true.
-    Filter { source: Box<Node>, predicate: Expr },
+    /// Keeps the rows for which `predicate` is true. `covered`: the scan below applies
+    /// every condition of the predicate, so when each value bounding it is held exactly in
+    /// its key (known once parameters are bound) the filter passes every row untested.
+    Filter { source: Box<Node>, predicate: Expr, covered: bool },
     /// Sorts by the keys; with `limit`, keeps only the first `limit` rows while sorting.
     Sort { source: Box<Node>, keys: Vec<OrderBy>, limit: Option<Expr> },
     /// Skips `offset` rows then stops after `limit`.
@@ -230,8 +232,9 @@ impl Node {
                 }
                 Ok(())
             }
-            Node::Filter { source, predicate } => {
-                let _ = writeln!(out, "{pad}Filter {predicate}");
+            Node::Filter { source, predicate, covered } => {
+                let by = if *covered { " (skipped when the key range is exact)" } else { "" };
+                let _ = writeln!(out, "{pad}Filter {predicate}{by}");
                 source.write(out, depth + 1);
                 Ok(())
             }

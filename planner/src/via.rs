@@ -127,7 +127,7 @@ pub fn via(catalog: &Catalog, model: &Model, filter: &Expr) -> Option<Access> {
             return None;
         }
         let scan = Node::Scan { model: target.name.clone(), access: chosen.access };
-        let inner = Node::Filter { source: Box::new(scan), predicate: inner };
+        let inner = Node::Filter { source: Box::new(scan), predicate: inner, covered: false };
         Some(Access::Via { rel: Box::new(rel), index, inner: Box::new(inner) })
     })
 }

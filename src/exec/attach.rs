@@ -149,7 +149,10 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
             }
             attach_nested(cx, nested, target, &mut found)?;
             for (row, v) in rows.iter_mut().zip(hand_out(found, &slots)) {
-                row.insert(a.column.clone(), v.flatten().map_or(Value::Null, Value::Object));
+                row.insert(
+                    a.column.clone(),
+                    v.flatten().map_or(Value::Null, |r| Value::Object(r.into_object())),
+                );
             }
             Ok(())
         }
@@ -183,7 +186,10 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
             }
             attach_nested(cx, nested, target, &mut flat)?;
             for (row, list) in rows.iter_mut().zip(lists) {
-                let mut items = list.into_iter().filter_map(|i| flat[i].take()).map(Value::Object);
+                let mut items = list
+                    .into_iter()
+                    .filter_map(|i| flat[i].take())
+                    .map(|r| Value::Object(r.into_object()));
                 let v = if a.rel.single() {
                     items.next().unwrap_or(Value::Null)
                 } else {

@@ -170,7 +170,8 @@ pub fn escalate(host: &dyn Host) -> Result<Turn<'_>> {
 pub trait Host {
     fn engine(&self) -> &dyn Engine;
     fn ids(&self) -> &dyn Ids;
-    /// The catalog as of the snapshot of `txn` (reloaded when its version moved).
+    /// The catalog as of the snapshot of `txn` (reloaded when its version moved); `txn`
+    /// then checks at commit that the catalog did not change.
     fn catalog(&self, mtx: &ModelTxn) -> Result<Arc<Catalog>>;
     /// The lock writers take after [`ESCALATE_AFTER`] conflicts.
     fn escalation(&self) -> &std::sync::Mutex<()>;
@@ -268,8 +269,8 @@ pub fn run_in(
     params: &Params,
     prepared: Option<(&Arc<Catalog>, &Plan)>,
 ) -> Result<(Output, Backfill)> {
+    // (Checked at commit: a schema change since the snapshot conflicts.)
     let catalog = host.catalog(mtx)?;
-    mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
     let cx = Cx {
         mtx,
         catalog: &catalog,
@@ -578,7 +579,6 @@ pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> R
         if indexes.is_empty() {
             return Ok(Step::Done);
         }
-        mtx.txn.check_unchanged(&Key::CatalogVersion.encode())?;
         let progress = Key::Backfill { model: model_name }.encode();
         // Two backfillers of one model (two processes) conflict here; one redoes its batch.
         mtx.txn.check_unchanged(&progress)?;

@@ -221,6 +221,55 @@ fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
     }
 }
 
+/// Whether the scan `node` reads exactly the records its bounds describe: every bound value
+/// is of its field's type as given (coercion changes nothing) and held whole in its key
+/// (no long-value truncation). A filter the scan covers is then redundant.
+fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
+    let Node::Scan { model, access } = node else { return Ok(false) };
+    let model = cx.model(model)?;
+    let exact = |field: &str, e: &Expr| -> Result<bool> {
+        let Some(f) = model.field(field) else { return Ok(false) };
+        let v = cx.env(None).eval(e)?;
+        Ok(match record::coerce(&model.name, f, v.clone()) {
+            Ok(c) => c == v && matches!(key_part(&c), Some((_, true))),
+            Err(_) => false,
+        })
+    };
+    let range = |field: &str, r: &Range| -> Result<bool> {
+        for b in [&r.lower, &r.upper].into_iter().flatten() {
+            if !exact(field, &b.value)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    match access {
+        Access::PkGet { keys } => {
+            for k in keys {
+                if !exact(&model.pk().name, k)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Access::IndexGet { index, values: eq } | Access::IndexScan { index, eq, .. } => {
+            let Some(ix) = model.index(index) else { return Ok(false) };
+            for (f, e) in ix.fields.iter().zip(eq) {
+                if !exact(f, e)? {
+                    return Ok(false);
+                }
+            }
+            match (access, ix.fields.get(eq.len())) {
+                (Access::IndexScan { range: r, .. }, Some(f)) => range(f, r),
+                (Access::IndexScan { range: r, .. }, None) => Ok(r.is_open()),
+                _ => Ok(true),
+            }
+        }
+        Access::PkRange { range: r, .. } => range(&model.pk().name, r),
+        Access::FullScan { .. } | Access::Via { .. } => Ok(false),
+    }
+}
+
 /// Compares two rows' `ORDER BY` key values (nulls and types in KVM's total order).
 pub(super) fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
     for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
@@ -360,8 +409,11 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
             let model = cx.model(model)?;
             scan(cx, model, access, seek)
         }
-        Node::Filter { source, predicate } => {
+        Node::Filter { source, predicate, covered } => {
             let input = rows_past(cx, source, seek)?;
+            if *covered && key_range_decides(cx, source)? {
+                return Ok(input);
+            }
             Ok(Box::new(input.filter_map(move |r| match r {
                 Err(e) => Some(Err(e)),
                 Ok(row) => match cx.env(Some(&row)).test(predicate) {
@@ -494,8 +546,17 @@ pub type Sink<'s> = dyn FnMut(Vec<Value>) -> Result<bool> + 's;
 pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
     match node {
         Node::Project { source, columns } => {
-            let project = |row: &Row| -> Result<Vec<Value>> {
-                let env = cx.env(Some(row));
+            // `SELECT *`: the row's slots are the output row, moved.
+            let star = leaf_model(source)
+                .ok()
+                .and_then(|m| cx.model(m).ok())
+                .filter(|m| every_field(m, columns))
+                .map(|m| m.slots.clone());
+            let project = |row: Row| -> Result<Vec<Value>> {
+                if star.as_ref().is_some_and(|s| row.has_slots(s)) {
+                    return Ok(row.into_fields());
+                }
+                let env = cx.env(Some(&row));
                 columns.iter().map(|(_, e)| env.eval(e)).collect()
             };
             let paged = match source.as_ref() {
@@ -510,14 +571,14 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
             };
             if let Some((rows, cursor)) = paged {
                 for row in rows {
-                    if !sink(project(&row)?)? {
+                    if !sink(project(row)?)? {
                         break;
                     }
                 }
                 return Ok(cursor);
             }
             for r in rows(cx, source)? {
-                if !sink(project(&r?)?)? {
+                if !sink(project(r?)?)? {
                     break;
                 }
             }
@@ -557,6 +618,16 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
             Ok(None)
         }
     }
+}
+
+/// Whether `columns` are the model's fields, each under its own name, in slot order.
+fn every_field(model: &Model, columns: &[(String, Expr)]) -> bool {
+    columns.len() == model.fields.len()
+        && columns.iter().zip(&model.fields).all(|((name, e), f)| {
+            *name == f.name
+                && matches!(&e.kind, kvm_lang::ExprKind::Path(p)
+                    if p.segments.len() == 1 && p.segments[0].name == f.name)
+        })
 }
 
 /// The model whose records a read node yields.

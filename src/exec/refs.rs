@@ -255,7 +255,7 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
         if !existing.is_empty() {
             return Ok(Output::Affected { verb: "related", count: 0 });
         }
-        let mut input = Row::new();
+        let mut input = std::collections::BTreeMap::new();
         input.insert(src.clone(), src_v);
         input.insert(dst.clone(), dst_v);
         let row = record::for_insert(jm, input, &cx.env(None))?;

@@ -229,7 +229,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
     }
     // The lookup key: just the ON fields, coerced as they are stored (the full record is
     // only built, defaults and NOT NULL included, when it is inserted).
-    let mut key_row = Row::new();
+    let mut key_row = Row::new(&model.slots);
     for f in &on {
         let (Some(field), Some(v)) = (model.field(f), input.get(*f)) else { continue };
         key_row.insert((*f).to_string(), record::coerce(&model.name, field, v.clone())?);

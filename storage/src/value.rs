@@ -233,6 +233,59 @@ impl Value {
         }
     }
 
+    /// Decodes an encoded object field by field, without building a map: `field` gets
+    /// each field's name and value in stored (name) order. Anything but an object is an
+    /// error.
+    pub fn decode_fields(
+        bytes: &[u8],
+        mut field: impl FnMut(&str, Value),
+    ) -> Result<(), ValueError> {
+        match bytes.first() {
+            Some(&FORMAT_V1) => {}
+            Some(_) => return Err(ValueError { offset: 0, message: "unknown value format" }),
+            None => return Err(ValueError { offset: 0, message: "empty value" }),
+        }
+        let mut r = Reader { bytes, pos: 1 };
+        if r.byte()? != T_OBJECT {
+            return Err(ValueError { offset: 1, message: "not an object" });
+        }
+        let n = r.len()?;
+        let mut last: Option<&str> = None;
+        for _ in 0..n {
+            let len = r.len()?;
+            let at = r.pos;
+            let raw = r.take(len)?;
+            let name = std::str::from_utf8(raw)
+                .map_err(|_| ValueError { offset: at, message: "not UTF-8" })?;
+            if last.is_some_and(|l| l >= name) {
+                return Err(ValueError { offset: at, message: "object fields out of order" });
+            }
+            last = Some(name);
+            let v = r.value(1)?;
+            field(name, v);
+        }
+        if r.pos != bytes.len() {
+            return Err(r.err("trailing bytes after the value"));
+        }
+        Ok(())
+    }
+
+    /// Encodes an object from its fields, given in strictly increasing name order: the
+    /// bytes `Value::Object` of the same fields encodes to.
+    pub fn encode_fields<'a>(fields: &[(&'a str, &'a Value)]) -> Vec<u8> {
+        debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0), "fields out of order");
+        let mut out = Vec::with_capacity(16 * fields.len() + 4);
+        out.push(FORMAT_V1);
+        out.push(T_OBJECT);
+        put_varint(&mut out, fields.len() as u64);
+        for (k, v) in fields {
+            put_varint(&mut out, k.len() as u64);
+            out.extend_from_slice(k.as_bytes());
+            v.encode_into(&mut out);
+        }
+        out
+    }
+
     /// How deeply the value nests: 0 for a scalar, 1 for an array or object of scalars.
     /// Values deeper than [`MAX_DEPTH`] cannot be decoded: writers must refuse them.
     pub fn depth(&self) -> usize {

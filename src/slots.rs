@@ -1,0 +1,160 @@
+//! A record as the executor holds it: a vector of values in its model's slot order
+//! ([`kvm_planner::Slots`]: field `i` is slot `i`), decoded from the stored record straight
+//! into the slots — no map, no field names allocated per row — plus the values a plan
+//! attaches under a name of their own (a relation's records, `EXISTS …`, `COUNT(…)`).
+//! A null slot is an absent field: records store no nulls. An attached null is kept (an
+//! `INCLUDE` with no related record shows `null`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kvm_planner::Slots;
+use kvm_storage::Value;
+
+use crate::error::{Error, Result};
+
+/// One record (or a record with attached values) flowing through a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    slots: Arc<Slots>,
+    vals: Vec<Value>,
+    extra: Vec<(String, Value)>,
+}
+
+impl Row {
+    /// A row of the model whose slots these are, every field absent.
+    pub fn new(slots: &Arc<Slots>) -> Row {
+        Row { slots: slots.clone(), vals: vec![Value::Null; slots.len()], extra: Vec::new() }
+    }
+
+    /// A stored record decoded into the slots (a field the model no longer has is kept by
+    /// name, as a dropped field's value is until it is rewritten).
+    pub fn decode(slots: &Arc<Slots>, bytes: &[u8]) -> Result<Row> {
+        let mut row = Row::new(slots);
+        // Stored fields come in name order, as `by_name` lists the slots: a merge, not a
+        // search per field.
+        let mut next = 0;
+        let by_name = &slots.by_name;
+        Value::decode_fields(bytes, |name, v| {
+            while next < by_name.len() && slots.names[by_name[next]].as_str() < name {
+                next += 1;
+            }
+            match by_name.get(next) {
+                Some(&i) if slots.names[i] == name => row.vals[i] = v,
+                _ => row.extra.push((name.to_string(), v)),
+            }
+        })
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+        Ok(row)
+    }
+
+    /// The stored form: the encoded object of its non-null fields (attached values are
+    /// never stored).
+    pub fn encode(&self) -> Vec<u8> {
+        if self.extra.is_empty() {
+            let fields: Vec<(&str, &Value)> = self
+                .slots
+                .by_name
+                .iter()
+                .filter(|i| !self.vals[**i].is_null())
+                .map(|i| (self.slots.names[*i].as_str(), &self.vals[*i]))
+                .collect();
+            return Value::encode_fields(&fields);
+        }
+        Value::Object(self.to_object()).encode()
+    }
+
+    /// The value of field or attached name `name`; `None` when absent (or null).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let v = match self.slots.slot(name) {
+            Some(i) => &self.vals[i],
+            None => &self.extra.iter().find(|(k, _)| k == name)?.1,
+        };
+        (!v.is_null()).then_some(v)
+    }
+
+    /// Whether `name` holds a non-null value.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name` (a field's slot, or an attached name); returns the value it replaced.
+    pub fn insert(&mut self, name: String, v: Value) -> Option<Value> {
+        let old = match self.slots.slot(&name) {
+            Some(i) => std::mem::replace(&mut self.vals[i], v),
+            None => match self.extra.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, slot)) => std::mem::replace(slot, v),
+                None => {
+                    self.extra.push((name, v));
+                    Value::Null
+                }
+            },
+        };
+        (!old.is_null()).then_some(old)
+    }
+
+    /// Clears `name`; returns the value it held.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let old = match self.slots.slot(name) {
+            Some(i) => std::mem::replace(&mut self.vals[i], Value::Null),
+            None => {
+                let at = self.extra.iter().position(|(k, _)| k == name)?;
+                self.extra.remove(at).1
+            }
+        };
+        (!old.is_null()).then_some(old)
+    }
+
+    /// Keeps the values for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Value) -> bool) {
+        for (i, v) in self.vals.iter_mut().enumerate() {
+            if !v.is_null() && !keep(&self.slots.names[i], v) {
+                *v = Value::Null;
+            }
+        }
+        self.extra.retain(|(k, v)| keep(k, v));
+    }
+
+    /// The non-null fields with their names in slot order, then the attached values (a
+    /// null attached value — no related record — is kept: it is shown).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let fields = self
+            .slots
+            .names
+            .iter()
+            .zip(&self.vals)
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.as_str(), v));
+        fields.chain(self.extra.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// The row as an object (fields and attached values).
+    pub fn to_object(&self) -> BTreeMap<String, Value> {
+        self.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    /// The row as an object, moved.
+    pub fn into_object(self) -> BTreeMap<String, Value> {
+        let Row { slots, vals, extra } = self;
+        let mut out: BTreeMap<String, Value> = slots
+            .names
+            .iter()
+            .zip(vals)
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v))
+            .collect();
+        out.extend(extra);
+        out
+    }
+
+    /// The slots of the model's fields, moved out (attached values dropped): `SELECT *`'s
+    /// output row, without a copy.
+    pub fn into_fields(self) -> Vec<Value> {
+        self.vals
+    }
+
+    /// Whether the row's fields are the slots of `slots` (the model it was read for).
+    pub fn has_slots(&self, slots: &Arc<Slots>) -> bool {
+        Arc::ptr_eq(&self.slots, slots)
+    }
+}
