@@ -284,3 +284,112 @@ fn primary_key_in_lists_are_linear() {
     let plan = db.prepare("SELECT id FROM t WHERE id IN (1, 2, 2)").unwrap().explain();
     assert!(!plan.contains("Filter"), "an exact key list needs no filter:\n{plan}");
 }
+
+// ---- Issue 16: one stored form, one count rule ----
+
+const UUID_CANONICAL: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+/// Spellings of [`UUID_CANONICAL`] a UUID field accepts.
+const UUID_SPELLINGS: [&str; 5] = [
+    "{67E55044-10B1-426F-9247-BB680E5FE0C8}",
+    "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+    "URN:UUID:67E55044-10B1-426F-9247-BB680E5FE0C8",
+    "67E5504410B1426F9247BB680E5FE0C8",
+    UUID_CANONICAL,
+];
+
+/// Issue 16: a UUID written as `'{67E5…}'` or `'urn:uuid:…'` was stored canonically, but
+/// `WHERE k = '{67E5…}'` found nothing, as a literal and as a parameter: writes, literals
+/// and parameters each had their own idea of the stored form. Now one function serves all
+/// three — checked on the primary key (a key get), a UNIQUE field (an index get), a plain
+/// field (a scan) and `IN`.
+#[test]
+fn a_uuid_in_any_spelling_finds_its_record_as_literal_and_parameter() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL k (id UUID PRIMARY KEY, u UUID UNIQUE, v UUID, n INT)", ()).unwrap();
+    db.execute(
+        "INSERT INTO k {id: $1, u: $2, v: $1, n: 1}",
+        params![UUID_SPELLINGS[0], UUID_SPELLINGS[1]],
+    )
+    .unwrap();
+    let stored = db.query("SELECT id, u, v FROM k", ()).unwrap();
+    assert_eq!(stored.rows, vec![vec![Value::String(UUID_CANONICAL.into()); 3]]);
+
+    let plan = |field: &str| {
+        db.execute(&format!("EXPLAIN SELECT n FROM k WHERE {field} = '{}'", UUID_SPELLINGS[0]), ())
+            .unwrap()
+            .to_string()
+    };
+    assert!(!plan("id").contains("full scan"), "{}", plan("id"));
+    assert!(!plan("u").contains("full scan"), "{}", plan("u"));
+
+    let one = vec![Value::Int(1)];
+    for field in ["id", "u", "v"] {
+        for spelling in UUID_SPELLINGS {
+            let literal = format!("SELECT n FROM k WHERE {field} = '{spelling}'");
+            assert_eq!(ids(&db, &literal, params![]), one, "{literal}");
+            let param = format!("SELECT n FROM k WHERE {field} = $1");
+            assert_eq!(ids(&db, &param, params![spelling]), one, "{param} with {spelling}");
+            let list = format!("SELECT n FROM k WHERE {field} IN ('x', '{spelling}')");
+            assert_eq!(ids(&db, &list, params![]), one, "{list}");
+            let count = format!("SELECT COUNT(*) FROM k WHERE {field} = $1");
+            assert_eq!(ids(&db, &count, params![spelling]), one, "{count} with {spelling}");
+        }
+    }
+    // Through an update's WHERE too, and the unique index refuses another spelling of it.
+    db.execute("UPDATE k SET n = 2 WHERE u = $1", params![UUID_SPELLINGS[3]]).unwrap();
+    assert_eq!(ids(&db, "SELECT n FROM k", params![]), vec![Value::Int(2)]);
+    let dup = db
+        .execute("INSERT INTO k {id: $1, u: $2}", params![UUID_SPELLINGS[2], UUID_SPELLINGS[0]])
+        .unwrap_err();
+    assert_eq!(dup.code(), "kvm.unique_violation", "{dup}");
+    // Not a UUID: it matches nothing (it is compared as given), and is no error.
+    assert!(ids(&db, "SELECT n FROM k WHERE v = 'nope'", params![]).is_empty());
+    assert!(ids(&db, "SELECT n FROM k WHERE v = $1", params!["nope"]).is_empty());
+}
+
+/// Issue 16: `INCLUDE comments (LIMIT $1)` with a `u64` parameter failed (`kvm.param`)
+/// while a top-level `LIMIT $1` took it; so did `ORDER BY … LIMIT $1 OFFSET $2` (the
+/// sort's `LIMIT + OFFSET`). One rule for every count now.
+#[test]
+fn include_limits_take_a_u64_parameter_like_the_query_limit() {
+    let db = Database::memory().unwrap();
+    db.execute(
+        "DEFINE MODEL posts (id INT PRIMARY KEY, RELATION comments HAS MANY comments (post_id))",
+        (),
+    )
+    .unwrap();
+    db.execute("DEFINE MODEL comments (id INT PRIMARY KEY, post_id INT NOT NULL, b INT)", ())
+        .unwrap();
+    db.execute("INSERT INTO posts [{id: 1}, {id: 2}]", ()).unwrap();
+    db.execute(
+        "INSERT INTO comments [{id: 1, post_id: 1, b: 3}, {id: 2, post_id: 1, b: 2}, \
+         {id: 3, post_id: 1, b: 1}, {id: 4, post_id: 2, b: 0}]",
+        (),
+    )
+    .unwrap();
+    let included = |kql: &str, p: kvm::Params| -> Vec<usize> {
+        let rows = db.query(kql, p).unwrap();
+        let at = rows.columns.iter().position(|c| c == "comments").unwrap();
+        rows.rows
+            .iter()
+            .map(|r| match &r[at] {
+                Value::Array(a) => a.len(),
+                other => panic!("comments: {other}"),
+            })
+            .collect()
+    };
+    assert_eq!(ids(&db, "SELECT id FROM posts LIMIT $1", params![1u64]), vec![Value::Int(1)]);
+    let q = "SELECT id FROM posts INCLUDE comments (LIMIT $1)";
+    assert_eq!(included(q, params![2u64]), vec![2, 1]);
+    assert_eq!(included(q, params![2i64]), vec![2, 1]);
+    let q = "SELECT id FROM posts INCLUDE comments (ORDER BY b LIMIT $1 OFFSET $2)";
+    assert_eq!(included(q, params![1u64, 1u64]), vec![1, 0]);
+    let q = "SELECT id FROM comments ORDER BY b LIMIT $1 OFFSET $2";
+    assert_eq!(ids(&db, q, params![2u64, 1u64]), vec![Value::Int(3), Value::Int(2)]);
+    assert_eq!(ids(&db, q, params![u64::MAX, 3u64]), vec![Value::Int(1)]);
+    // Negative counts and non-numbers stay refused on both paths.
+    for q in ["SELECT id FROM posts LIMIT $1", "SELECT id FROM posts INCLUDE comments (LIMIT $1)"] {
+        assert_eq!(db.query(q, params![-1i64]).unwrap_err().code(), "kvm.param", "{q}");
+        assert_eq!(db.query(q, params!["2"]).unwrap_err().code(), "kvm.param", "{q}");
+    }
+}

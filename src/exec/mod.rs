@@ -39,7 +39,7 @@ pub struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     pub fn env(&self, row: Option<&'a Row>) -> Env<'a> {
-        Env { params: self.params, ids: self.ids, row }
+        Env { params: self.params, ids: self.ids, row, catalog: Some(self.catalog) }
     }
 
     pub fn model(&self, name: &str) -> Result<&'a Model> {
