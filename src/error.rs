@@ -47,6 +47,10 @@ pub enum Error {
     TxnAborted(String),
     /// The database holds bytes this version cannot read.
     Corrupt(String),
+    /// The database's catalog was written in a format newer than this version of KVM reads
+    /// (`kvm.catalog_version`): a newer KVM wrote it. Nothing was read or written; open it
+    /// with that version (or newer).
+    CatalogFormat { found: u64, supported: u64 },
     /// [`crate::Interrupt::interrupt`] stopped the statement (the shell's Ctrl-C). Nothing
     /// was written.
     Interrupted,
@@ -66,6 +70,7 @@ impl Error {
             Error::Param(_) => "kvm.param",
             Error::Storage(e) => e.code(),
             Error::Corrupt(_) => "kvm.corrupt",
+            Error::CatalogFormat { .. } => "kvm.catalog_version",
             Error::Conflict { .. } => "kvm.conflict",
             Error::TxnAborted(_) => "kvm.txn_aborted",
             Error::TooLarge { .. } => "kvm.batch_too_large",
@@ -163,6 +168,10 @@ impl fmt::Display for Error {
             Error::Param(m) => write!(f, "parameter error: {m}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Corrupt(m) => write!(f, "corrupt data: {m}"),
+            Error::CatalogFormat { found, supported } => write!(
+                f,
+                "the database's catalog is in format {found}, and this version of KVM reads formats up to {supported}: it was written by a newer KVM; open it with that version"
+            ),
             Error::Conflict { attempts } => write!(
                 f,
                 "write conflict: data this statement or transaction read was changed by a concurrent commit ({attempts} attempt{}); nothing was written, retry",

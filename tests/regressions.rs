@@ -393,3 +393,152 @@ fn include_limits_take_a_u64_parameter_like_the_query_limit() {
         assert_eq!(db.query(q, params!["2"]).unwrap_err().code(), "kvm.param", "{q}");
     }
 }
+
+// ---- Issue 16: the catalog's format is stored ----
+
+/// Writes, through the storage API alone, exactly the keys a database written before the
+/// catalog format key existed holds (main at fd92d3f): a `users` model with a UNIQUE
+/// LOWERCASE field and a non-unique index, two records and their index entries. No
+/// `['__sys', 'catalog', 'format']` key.
+fn previous_format_fixture(engine: &dyn kvm_storage::Engine) {
+    use kvm_storage::tuple::{encode, KeyPart};
+    use kvm_storage::AtomicBatch;
+
+    let s = |x: &str| KeyPart::String(x.into());
+    let obj = |pairs: Vec<(&str, Value)>| {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    };
+    let kql = "DEFINE MODEL users (\n  id INT PRIMARY KEY,\n  email STRING UNIQUE LOWERCASE,\n  \
+               name STRING NOT NULL,\n  age INT,\n  INDEX by_age (age)\n)";
+    let def = obj(vec![("building", Value::Array(vec![])), ("kql", Value::String(kql.into()))]);
+    let mut batch = AtomicBatch::new()
+        .set(&encode(&[s("__sys"), s("catalog"), s("model"), s("users")]), &def.encode())
+        .set(&encode(&[s("__sys"), s("catalog"), s("version")]), &Value::encode_counter(1));
+    for (id, email, name, age) in [(1, "ann@x.com", "Ann", 31), (2, "bo@x.com", "Bo", 17)] {
+        let record = obj(vec![
+            ("age", Value::Int(age)),
+            ("email", Value::String(email.into())),
+            ("id", Value::Int(id)),
+            ("name", Value::String(name.into())),
+        ]);
+        batch = batch
+            .set(&encode(&[s("users"), KeyPart::Int(id)]), &record.encode())
+            .set(
+                &encode(&[s("users"), s("__idx"), s("email_unique"), s(email)]),
+                &Value::Int(id).encode(),
+            )
+            .set(
+                &encode(&[
+                    s("users"),
+                    s("__idx"),
+                    s("by_age"),
+                    KeyPart::Int(age),
+                    KeyPart::Int(id),
+                ]),
+                &Value::Null.encode(),
+            );
+    }
+    engine.commit(&batch).unwrap();
+}
+
+fn catalog_format_key() -> Vec<u8> {
+    use kvm_storage::tuple::{encode, KeyPart};
+    let s = |x: &str| KeyPart::String(x.into());
+    encode(&[s("__sys"), s("catalog"), s("format")])
+}
+
+fn stored_catalog_format(engine: &dyn kvm_storage::Engine) -> Option<u64> {
+    let snap = engine.snapshot().unwrap();
+    snap.get(&catalog_format_key()).unwrap().and_then(|e| Value::decode_counter(e.value()))
+}
+
+/// Issue 16 item 8: a catalog written by the previous format (no format key) opens as
+/// format 1 and answers queries — by key, through its unique and non-unique indexes, and
+/// CHECK DATABASE is clean — and gets the format key when opened for writing, or at its
+/// next catalog write when opened read-only.
+#[test]
+fn a_catalog_of_the_previous_format_opens_and_is_upgraded() {
+    use kvm_storage::{Engine, MemoryEngine};
+    use std::sync::Arc;
+
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    assert_eq!(stored_catalog_format(engine.as_ref()), None);
+
+    let answers = |db: &Database| {
+        assert_eq!(
+            ids(db, "SELECT id FROM users WHERE email = 'ANN@x.com'", params![]),
+            vec![Value::Int(1)]
+        );
+        assert_eq!(
+            ids(db, "SELECT name FROM users WHERE age < 20", params![]),
+            vec![Value::String("Bo".into())]
+        );
+        assert_eq!(ids(db, "SELECT id FROM users WHERE id = 2", params![]), vec![Value::Int(2)]);
+        let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+        assert!(check.starts_with("ok: 1 model(s)"), "{check}");
+    };
+
+    // Read-only: it answers, and nothing is written on open.
+    let read_only = kvm::Options { read_only: true, ..kvm::Options::default() };
+    let db = Database::with_engine(engine.clone(), read_only).unwrap();
+    answers(&db);
+    assert_eq!(stored_catalog_format(engine.as_ref()), None);
+    // (A memory engine does not enforce read-only: a catalog write records the format.)
+    db.execute("ALTER MODEL users ADD FIELD nick STRING", ()).unwrap();
+    assert_eq!(stored_catalog_format(engine.as_ref()), Some(1));
+    drop(db);
+
+    // Opened for writing, a catalog of the previous format gets the key at once.
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    assert_eq!(stored_catalog_format(engine.as_ref()), Some(1));
+    answers(&db);
+    db.execute("INSERT INTO users {id: 3, email: 'Cy@x.com', name: 'Cy', age: 40}", ()).unwrap();
+    assert_eq!(
+        ids(&db, "SELECT id FROM users WHERE email = 'cy@x.com'", params![]),
+        vec![Value::Int(3)]
+    );
+}
+
+/// Issue 16 item 8: a catalog in a format newer than this version reads is refused with
+/// `kvm.catalog_version` — on open, and when another (newer) process upgrades it while
+/// this one has it open — instead of being misread.
+#[test]
+fn a_catalog_in_a_newer_format_is_refused() {
+    use kvm_storage::{AtomicBatch, Engine, MemoryEngine};
+    use std::sync::Arc;
+
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    engine
+        .commit(&AtomicBatch::new().set(&catalog_format_key(), &Value::encode_counter(2)))
+        .unwrap();
+    let err = Database::with_engine(engine.clone(), kvm::Options::default()).err().unwrap();
+    assert_eq!(err.code(), "kvm.catalog_version", "{err}");
+    assert!(err.to_string().contains("format 2"), "{err}");
+    let read_only = kvm::Options { read_only: true, ..kvm::Options::default() };
+    let err = Database::with_engine(engine.clone(), read_only).err().unwrap();
+    assert_eq!(err.code(), "kvm.catalog_version", "{err}");
+
+    // Open in format 1; a newer process then rewrites the catalog in format 2.
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    assert_eq!(ids(&db, "SELECT id FROM users WHERE id = 1", params![]), vec![Value::Int(1)]);
+    let version = kvm_storage::tuple::encode(&[
+        kvm_storage::KeyPart::String("__sys".into()),
+        kvm_storage::KeyPart::String("catalog".into()),
+        kvm_storage::KeyPart::String("version".into()),
+    ]);
+    engine
+        .commit(
+            &AtomicBatch::new()
+                .set(&catalog_format_key(), &Value::encode_counter(2))
+                .sum(&version, 1),
+        )
+        .unwrap();
+    let err = db.query("SELECT id FROM users WHERE id = 1", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.catalog_version", "{err}");
+}
