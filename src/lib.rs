@@ -63,7 +63,7 @@ pub use kvm_storage as storage;
 pub use kvm_storage::Value;
 
 pub use database::{Database, Options, Prepared, Session, StatementOutcome, Transaction};
-pub use error::{Error, Result};
+pub use error::{CheckProblem, CheckProblemKind, CheckReport, Error, Result};
 pub use interrupt::Interrupt;
 pub use output::{Output, Rows};
 pub use params::{IntoParams, IntoValue, Params};

@@ -542,3 +542,106 @@ fn a_catalog_in_a_newer_format_is_refused() {
     let err = db.query("SELECT id FROM users WHERE id = 1", ()).unwrap_err();
     assert_eq!(err.code(), "kvm.catalog_version", "{err}");
 }
+
+// ---- Issue 16: CHECK DATABASE is an error when it finds problems ----
+
+/// Commits raw writes and deletes, below the engine (what a bug or a damaged file leaves).
+fn plant(
+    engine: &dyn kvm_storage::Engine,
+    set: &[Vec<kvm_storage::KeyPart>],
+    delete: &[Vec<kvm_storage::KeyPart>],
+) {
+    let mut batch = kvm_storage::AtomicBatch::new();
+    for k in set {
+        batch = batch.set(&kvm_storage::tuple::encode(k), &Value::Null.encode());
+    }
+    for k in delete {
+        batch = batch.delete(&kvm_storage::tuple::encode(k));
+    }
+    engine.commit(&batch).unwrap();
+}
+
+/// Issue 16 item 7: CHECK DATABASE returned `Ok("1 problem(s)…")`, so a script or CI job
+/// running it passed on a damaged database. Now it is `kvm.check_failed` with a typed report:
+/// a planted dangling index entry (its record missing), a missing entry (a record without
+/// it) and a unique entry naming another record are each found, with kind, model, index
+/// and key. A clean database still passes.
+#[test]
+fn check_database_fails_on_dangling_and_missing_index_entries() {
+    use kvm::{CheckProblemKind, Error};
+    use kvm_storage::{Engine, KeyPart, MemoryEngine};
+    use std::sync::Arc;
+
+    let s = |x: &str| KeyPart::String(x.into());
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    db.execute(
+        "DEFINE MODEL users (id INT PRIMARY KEY, age INT, email STRING UNIQUE, INDEX by_age (age))",
+        (),
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO users [{id: 1, age: 31, email: 'a@x'}, {id: 2, age: 17, email: 'b@x'}]",
+        (),
+    )
+    .unwrap();
+    let clean = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(clean.starts_with("ok: 1 model(s)"), "{clean}");
+
+    let dangling = vec![s("users"), s("__idx"), s("by_age"), KeyPart::Int(50), KeyPart::Int(9)];
+    let missing = vec![s("users"), s("__idx"), s("by_age"), KeyPart::Int(31), KeyPart::Int(1)];
+    plant(engine.as_ref(), &[dangling], &[missing]);
+    let err = db.execute("CHECK DATABASE", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.check_failed", "{err}");
+    let Error::Check(report) = &err else { panic!("{err:?}") };
+    assert_eq!((report.models, report.records), (1, 2));
+    let found: Vec<(CheckProblemKind, &str, Option<&str>, Option<&str>)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.model.as_str(), p.index.as_deref(), p.key.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                CheckProblemKind::DanglingEntry,
+                "users",
+                Some("by_age"),
+                Some("['users', '__idx', 'by_age', 50, 9]")
+            ),
+            (
+                CheckProblemKind::MissingEntry,
+                "users",
+                Some("by_age"),
+                Some("['users', '__idx', 'by_age', 31, 1]")
+            ),
+        ]
+    );
+    let message = err.to_string();
+    assert!(message.starts_with("CHECK found 2 problems:"), "{message}");
+    assert!(message.contains("[dangling_entry] users.by_age: entry ['users', '__idx', 'by_age', 50, 9] matches no record"), "{message}");
+    assert!(
+        message.contains(
+            "[missing_entry] users.by_age: missing index entry ['users', '__idx', 'by_age', 31, 1]"
+        ),
+        "{message}"
+    );
+    // CHECK MODEL fails the same way.
+    assert_eq!(db.execute("CHECK MODEL users", ()).unwrap_err().code(), "kvm.check_failed");
+
+    // A unique entry holding another record's key is dangling too.
+    let engine2: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    let db2 = Database::with_engine(engine2.clone(), kvm::Options::default()).unwrap();
+    db2.execute("DEFINE MODEL u (id INT PRIMARY KEY, email STRING UNIQUE)", ()).unwrap();
+    db2.execute("INSERT INTO u [{id: 1, email: 'a@x'}, {id: 2, email: 'b@x'}]", ()).unwrap();
+    let key = kvm_storage::tuple::encode(&[s("u"), s("__idx"), s("email_unique"), s("a@x")]);
+    engine2.commit(&kvm_storage::AtomicBatch::new().set(&key, &Value::Int(2).encode())).unwrap();
+    let err = db2.execute("CHECK DATABASE", ()).unwrap_err();
+    let Error::Check(report) = &err else { panic!("{err:?}") };
+    assert_eq!(report.problems.len(), 1, "{err}");
+    assert_eq!(report.problems[0].kind, CheckProblemKind::DanglingEntry);
+    assert!(
+        err.to_string().contains("holds key 2, but the record with these values is 1"),
+        "{err}"
+    );
+}

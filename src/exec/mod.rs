@@ -404,23 +404,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Some(m) => vec![cx.catalog.model(&m.name, m.span)?],
                 None => cx.catalog.models.values().collect(),
             };
-            let mut problems = Vec::new();
-            for m in &models {
-                problems.extend(check::check_model(cx, m)?);
-            }
-            if problems.is_empty() {
-                let fks = if cx.catalog.links.is_empty() {
-                    ""
-                } else {
-                    ", every foreign key points at a record"
-                };
-                Output::Message(format!(
-                    "ok: {} model(s), every index entry matches its record{fks}",
-                    models.len()
-                ))
-            } else {
-                Output::Message(format!("{} problem(s):\n{}", problems.len(), problems.join("\n")))
-            }
+            Output::Message(check::check(cx, &models)?)
         }
         other => {
             return Err(Error::unsupported(
