@@ -294,10 +294,13 @@ pub fn query_at(
 }
 
 /// What a query depends on: the models its plan reads, and — when it reads records by
-/// primary key only (`WHERE id = …` / `IN (…)`, no relation) — the record keys it reads.
+/// primary key only (`WHERE id = …` / `IN (…)`, no relation) — the record keys it reads;
+/// else, when its plan allows, the filter a changed record of its model must pass to
+/// matter ([`crate::watch::RecordFilter`]).
 pub struct Dependencies {
     pub models: Vec<String>,
     pub keys: Option<Vec<Vec<u8>>>,
+    pub filter: Option<crate::watch::RecordFilter>,
 }
 
 /// A query's [`Dependencies`] under the current catalog.
@@ -316,7 +319,11 @@ pub fn dependencies(host: &dyn Host, stmt: &Statement, params: &Params) -> Resul
         sort_budget: host.sort_budget(),
     };
     let keys = read::point_keys(&cx, &root)?;
-    Ok(Dependencies { models: root.models(), keys })
+    let filter = match keys {
+        Some(_) => None,
+        None => crate::watch::RecordFilter::for_plan(&catalog, &root, params),
+    };
+    Ok(Dependencies { models: root.models(), keys, filter })
 }
 
 /// Indexes a schema change added to models with records, to fill after its commit.
