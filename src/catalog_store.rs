@@ -3,19 +3,73 @@
 //! version counter under `['__sys', 'catalog', 'version']` that every DDL statement bumps.
 //! Every statement checks the version key at commit, so a statement planned against a
 //! schema another process has since changed conflicts and retries against the new one.
+//!
+//! The catalog is stored as KQL text, so a change of the grammar (or of the `{kql,
+//! building}` entry) would silently be a change of the on-disk format. The format is
+//! therefore stored too, under `['__sys', 'catalog', 'format']` ([`FORMAT`]): a catalog in
+//! a newer format is refused on open and on every reload (`kvm.catalog_version`), never
+//! misread. A catalog written before the key existed reads as format 1 and gets the key
+//! when the database is opened for writing, or at its next catalog write. A change that a
+//! format-1 reader would misread must bump [`FORMAT`] (and read the older formats, or
+//! upgrade them here on open).
 
 use std::collections::BTreeMap;
 
 use kvm_lang::Statement;
 use kvm_planner::{Catalog, Model};
-use kvm_storage::{KeyRange, Value};
+use kvm_storage::{Engine, KeyRange, Value};
 
 use crate::error::{Error, Result};
 use crate::keyspace::{Key, KeyPrefix};
 use crate::txn::Txn;
 
-/// Reads every model definition.
+/// The catalog format this version writes and the newest it reads: model definitions as
+/// `{kql, building}` objects holding canonical `DEFINE MODEL` text.
+pub const FORMAT: u64 = 1;
+
+/// The format of the stored catalog: 1 when the key is absent (a catalog written before it
+/// existed, or no catalog yet).
+fn stored_format(txn: &Txn) -> Result<u64> {
+    match txn.get(&Key::CatalogFormat.encode())? {
+        None => Ok(1),
+        Some(b) => Value::decode_counter(&b)
+            .ok_or_else(|| Error::Corrupt("the catalog format key does not hold a counter".into())),
+    }
+}
+
+/// Refuses a catalog in a format newer than [`FORMAT`].
+fn check_format(txn: &Txn) -> Result<()> {
+    match stored_format(txn)? {
+        found if found > FORMAT => Err(Error::CatalogFormat { found, supported: FORMAT }),
+        _ => Ok(()),
+    }
+}
+
+/// On open: refuses a catalog in a newer format, and — when `writable` — records the
+/// format of a catalog written before the format key existed (one small commit, once).
+pub fn open(engine: &dyn Engine, writable: bool) -> Result<()> {
+    let txn = Txn::new(engine)?;
+    check_format(&txn)?;
+    let format_key = Key::CatalogFormat.encode();
+    let unversioned = txn.get(&format_key)?.is_none();
+    let has_catalog = txn.get(&Key::CatalogVersion.encode())?.is_some();
+    if !(writable && unversioned && has_catalog) {
+        return Ok(());
+    }
+    txn.check_unchanged(&format_key)?;
+    txn.set(format_key, Value::encode_counter(FORMAT), None);
+    let batch = txn.into_batch();
+    match engine.commit(&batch) {
+        Ok(_) => Ok(()),
+        // Another process recorded it first (or changed it: the next load checks again).
+        Err(e) if e.is_retryable() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads every model definition (refusing a catalog in a newer format).
 pub fn load(txn: &Txn) -> Result<Catalog> {
+    check_format(txn)?;
     let mut models = Vec::new();
     let range = KeyRange::prefix(&KeyPrefix::ModelDefs.encode());
     for r in txn.scan(&range, false)? {
@@ -68,9 +122,16 @@ pub fn remove(txn: &Txn, name: &str) -> Result<()> {
     bump(txn)
 }
 
+/// Bumps the catalog version, and records the catalog's format when it is not recorded yet
+/// (a new database's first DDL, or a catalog written before the format key existed). A
+/// newer format never gets here: [`load`] refused it before any statement was planned.
 fn bump(txn: &Txn) -> Result<()> {
     let key = Key::CatalogVersion.encode();
     let n = txn.get(&key)?.and_then(|b| Value::decode_counter(&b)).unwrap_or(0);
     txn.set(key, Value::encode_counter(n + 1), None);
+    let format = Key::CatalogFormat.encode();
+    if txn.get(&format)?.is_none() {
+        txn.set(format, Value::encode_counter(FORMAT), None);
+    }
     Ok(())
 }

@@ -316,10 +316,12 @@ impl Database {
     }
 
     /// A database over any storage engine (a test wrapper, a future backend). Loads the
-    /// catalog.
+    /// catalog: one in a newer format than this version reads is refused
+    /// (`kvm.catalog_version`).
     pub fn with_engine(engine: Arc<dyn Engine>, options: Options) -> Result<Database> {
         let options_read_only = options.read_only;
         let db = Database::build(engine, options);
+        catalog_store::open(db.inner.engine.as_ref(), !options_read_only)?;
         {
             let mtx = ModelTxn::new(db.inner.engine.as_ref())?;
             db.inner.catalog(&mtx)?;

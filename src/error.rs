@@ -47,6 +47,13 @@ pub enum Error {
     TxnAborted(String),
     /// The database holds bytes this version cannot read.
     Corrupt(String),
+    /// The database's catalog was written in a format newer than this version of KVM reads
+    /// (`kvm.catalog_version`): a newer KVM wrote it. Nothing was read or written; open it
+    /// with that version (or newer).
+    CatalogFormat { found: u64, supported: u64 },
+    /// `CHECK DATABASE` / `CHECK MODEL` found problems (`kvm.check_failed`): the report lists
+    /// each (its kind, model, index and key). Nothing was changed; the message lists them.
+    Check(CheckReport),
     /// [`crate::Interrupt::interrupt`] stopped the statement (the shell's Ctrl-C). Nothing
     /// was written.
     Interrupted,
@@ -73,6 +80,8 @@ impl Error {
             Error::Param(_) => "kvm.param",
             Error::Storage(e) => e.code(),
             Error::Corrupt(_) => "kvm.corrupt",
+            Error::CatalogFormat { .. } => "kvm.catalog_version",
+            Error::Check(_) => "kvm.check_failed",
             Error::Conflict { .. } => "kvm.conflict",
             Error::TxnAborted(_) => "kvm.txn_aborted",
             Error::TooLarge { .. } => "kvm.batch_too_large",
@@ -173,12 +182,24 @@ impl fmt::Display for Error {
             Error::Param(m) => write!(f, "parameter error: {m}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Corrupt(m) => write!(f, "corrupt data: {m}"),
+            Error::CatalogFormat { found, supported } => write!(
+                f,
+                "the database's catalog is in format {found}, and this version of KVM reads formats up to {supported}: it was written by a newer KVM; open it with that version"
+            ),
             Error::Conflict { attempts } => write!(
                 f,
                 "write conflict: data this statement or transaction read was changed by a concurrent commit ({attempts} attempt{}); nothing was written, retry",
                 if *attempts == 1 { "" } else { "s" }
             ),
             Error::TxnAborted(m) => write!(f, "transaction aborted: {m}"),
+            Error::Check(report) => {
+                let n = report.problems.len();
+                write!(f, "CHECK found {n} problem{}:", if n == 1 { "" } else { "s" })?;
+                for p in &report.problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
             Error::Interrupted => f.write_str("interrupted; nothing was written"),
             Error::NoRows => f.write_str("the query returned no rows"),
             Error::Column { column, message, .. } => write!(f, "column `{column}`: {message}"),
@@ -192,6 +213,90 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What `CHECK DATABASE` / `CHECK MODEL` found. With any [`CheckReport::problems`] the
+/// statement fails with [`Error::Check`] (`kvm.check_failed`), so a script or CI job that runs
+/// it stops (kvmsh exits non-zero); a clean check returns a one-line `ok: …` message.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// How many models were checked.
+    pub models: usize,
+    /// How many records were read.
+    pub records: u64,
+    /// The inconsistencies found.
+    pub problems: Vec<CheckProblem>,
+    /// Indexes still being built, as `(model, index)`: not used by queries and not checked.
+    /// Not a problem: the backfill may be running (in this process, resumed on open, or in
+    /// another), and opening the database restarts an interrupted one.
+    pub building: Vec<(String, String)>,
+}
+
+/// One inconsistency [`CheckReport`] lists.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CheckProblem {
+    pub kind: CheckProblemKind,
+    /// The model whose data is inconsistent.
+    pub model: String,
+    /// The index involved (for a dangling reference: the relation, `model.relation`).
+    pub index: Option<String>,
+    /// The key involved, printed as a tuple (`['users', '__idx', 'by_age', 31, 1]`).
+    pub key: Option<String>,
+    /// What is wrong, in words, naming the model, index and key.
+    pub message: String,
+}
+
+/// The kinds of [`CheckProblem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckProblemKind {
+    /// An index entry with no record holding its values (the record is gone, or changed,
+    /// or a unique entry names another record).
+    DanglingEntry,
+    /// A record without the entry one of its model's indexes should hold for it.
+    MissingEntry,
+    /// A record whose primary key cannot be a key (null, or too long).
+    BadPrimaryKey,
+    /// A foreign key that points at no record.
+    DanglingReference,
+}
+
+impl CheckProblemKind {
+    /// A stable name: `dangling_entry`, `missing_entry`, `bad_primary_key`,
+    /// `dangling_reference`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckProblemKind::DanglingEntry => "dangling_entry",
+            CheckProblemKind::MissingEntry => "missing_entry",
+            CheckProblemKind::BadPrimaryKey => "bad_primary_key",
+            CheckProblemKind::DanglingReference => "dangling_reference",
+        }
+    }
+}
+
+impl fmt::Display for CheckProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl CheckReport {
+    /// The `ok: …` line of a clean check, and a note per index still building.
+    pub fn summary(&self, foreign_keys: bool) -> String {
+        let fks = if foreign_keys { ", every foreign key points at a record" } else { "" };
+        let mut out =
+            format!("ok: {} model(s), every index entry matches its record{fks}", self.models);
+        for (model, index) in &self.building {
+            out.push_str(&format!(
+                "\nnote: index `{model}.{index}` is still building (not used by queries, not \
+                 checked): its backfill was interrupted, or is running; opening the database or \
+                 the next ALTER MODEL {model} restarts it"
+            ));
+        }
+        out
+    }
+}
 
 impl From<kvm_storage::Error> for Error {
     fn from(e: kvm_storage::Error) -> Self {

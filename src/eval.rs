@@ -28,6 +28,10 @@ pub struct Env<'a> {
     pub params: &'a Params,
     pub ids: &'a dyn Ids,
     pub row: Option<&'a Row>,
+    /// The catalog the plan was made against: a parameter compared with a field is put in
+    /// that field's stored form (`__stored`). `None` where no plan is evaluated (a field's
+    /// CHECK, DEFAULT or computed expression).
+    pub catalog: Option<&'a kvm_planner::Catalog>,
 }
 
 fn err(msg: impl Into<String>, e: &Expr) -> Error {
@@ -253,20 +257,33 @@ impl Env<'_> {
             }),
             // The planner's `LIMIT + OFFSET` for a sort (not callable from KQL).
             kvm_planner::SAT_ADD => match args.as_slice() {
-                [Value::Int(a), Value::Int(b)] if *a >= 0 && *b >= 0 => {
-                    Ok(Value::Int(a.saturating_add(*b)))
-                }
-                [a, b] => Err(err(
-                    format!("LIMIT and OFFSET must be non-negative integers, got {a} and {b}"),
-                    e,
-                )),
+                [a, b] => match (count_of(a), count_of(b)) {
+                    (Some(a), Some(b)) => {
+                        Ok(Value::Int(i64::try_from(a.saturating_add(b)).unwrap_or(i64::MAX)))
+                    }
+                    _ => Err(err(
+                        format!("LIMIT and OFFSET must be non-negative integers, got {a} and {b}"),
+                        e,
+                    )),
+                },
                 _ => Err(err(format!("{name}() takes two arguments"), e)),
             },
-            // The planner's wrapper putting a parameter in a field's stored form.
+            // The planner's wrapper putting a parameter in a field's stored form, with the
+            // function writes use.
             kvm_planner::STORED => match args.as_slice() {
-                [Value::String(v), Value::String(steps)] => Ok(stored(v, steps)),
-                [v, _] => Ok(v.clone()),
-                _ => Err(err(format!("{name}() takes two arguments"), e)),
+                [v, Value::String(model), Value::String(field)] => {
+                    let f = self
+                        .catalog
+                        .and_then(|c| c.models.get(model))
+                        .and_then(|m| m.field(field))
+                        .ok_or_else(|| {
+                            Error::Corrupt(format!(
+                                "a plan compares with `{model}.{field}`, which its catalog lacks"
+                            ))
+                        })?;
+                    Ok(kvm_planner::compared_form(f, v.clone()))
+                }
+                _ => Err(err(format!("{name}() takes a value, a model and a field"), e)),
             },
             "coalesce" => {
                 Ok(args.into_iter().find(|v| !matches!(v, Value::Null)).unwrap_or(Value::Null))
@@ -430,38 +447,14 @@ fn between(v: &Value, lo: &Value, hi: &Value, negated: bool) -> Value {
     }
 }
 
-/// A string in a field's stored form, step by step (see `kvm_planner::STORED`); a string
-/// that is not a timestamp stays a string (it then matches no timestamp).
-fn stored(v: &str, steps: &str) -> Value {
-    let mut s = v.to_string();
-    for step in steps.split(',') {
-        match step {
-            "trim" => s = s.trim().to_string(),
-            "lower" => s = s.to_lowercase(),
-            "upper" => s = s.to_uppercase(),
-            "ulid" => s = s.to_ascii_uppercase(),
-            "uuid" => {
-                s = s.to_ascii_lowercase();
-                if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    s = format!(
-                        "{}-{}-{}-{}-{}",
-                        &s[..8],
-                        &s[8..12],
-                        &s[12..16],
-                        &s[16..20],
-                        &s[20..]
-                    );
-                }
-            }
-            "timestamp" => {
-                if let Some(t) = parse_timestamp(&s) {
-                    return Value::Timestamp(t);
-                }
-            }
-            _ => {}
-        }
+/// A count (`LIMIT`, `OFFSET`): a non-negative INT or any U64 — one rule for the query's
+/// and an `INCLUDE`'s, literal or parameter.
+pub(crate) fn count_of(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::Counter(c) => Some(*c),
+        _ => None,
     }
-    Value::String(s)
 }
 
 pub(crate) fn arith(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
@@ -561,7 +554,7 @@ mod tests {
 
     fn call(name: &str, args: Vec<Expr>) -> Result<Value> {
         let params = Params::none();
-        let env = Env { params: &params, ids: &Fixed, row: None };
+        let env = Env { params: &params, ids: &Fixed, row: None, catalog: None };
         env.eval(&Expr::new(ExprKind::Call { name: Ident::new(name), args: CallArgs::List(args) }))
     }
 
@@ -579,16 +572,37 @@ mod tests {
     }
 
     #[test]
-    fn parameters_take_the_stored_form() {
+    fn parameters_take_the_stored_form_of_their_field() {
+        let Ok(kvm_lang::Statement::DefineModel(d)) = kvm_lang::parse_statement(
+            "DEFINE MODEL u (id UUID PRIMARY KEY, e STRING TRIM LOWERCASE, at TIMESTAMP)",
+        ) else {
+            panic!("definition")
+        };
+        let catalog = kvm_planner::Catalog::new(
+            kvm_planner::Model::from_def(&d, &[]).map(|m| vec![m]).unwrap_or_default(),
+        );
+        let params = Params::none();
+        let env = Env { params: &params, ids: &Fixed, row: None, catalog: Some(&catalog) };
         let s = |v: &str| Expr::new(ExprKind::Literal(Literal::String(v.into())));
-        let stored = |v: &str, steps: &str| call(kvm_planner::STORED, vec![s(v), s(steps)]).ok();
-        assert_eq!(stored(" Ann@X ", "trim,lower"), Some(Value::String("ann@x".into())));
+        let stored = |v: &str, field: &str| {
+            env.eval(&Expr::new(ExprKind::Call {
+                name: Ident::new(kvm_planner::STORED),
+                args: CallArgs::List(vec![s(v), s("u"), s(field)]),
+            }))
+            .ok()
+        };
+        assert_eq!(stored(" Ann@X ", "e"), Some(Value::String("ann@x".into())));
         assert_eq!(
-            stored("2025-01-01 00:00:00", "timestamp"),
+            stored("{67E55044-10B1-426F-9247-BB680E5FE0C8}", "id"),
+            Some(Value::String("67e55044-10b1-426f-9247-bb680e5fe0c8".into()))
+        );
+        assert_eq!(
+            stored("2025-01-01 00:00:00", "at"),
             parse_timestamp("2025-01-01T00:00:00Z").map(Value::Timestamp)
         );
-        assert_eq!(stored("nope", "timestamp"), Some(Value::String("nope".into())));
-        assert_eq!(call(kvm_planner::STORED, vec![int(5), s("lower")]).ok(), Some(Value::Int(5)));
+        assert_eq!(stored("nope", "at"), Some(Value::String("nope".into())));
+        // Without the catalog the wrapper cannot know the field: an error, never a guess.
+        assert!(call(kvm_planner::STORED, vec![s("x"), s("u"), s("e")]).is_err());
     }
 
     #[test]

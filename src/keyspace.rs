@@ -7,6 +7,7 @@
 //! | unique index entry | `[model, '__idx', index, v1, …]` | the record's pk |
 //! | non-unique index entry | `[model, '__idx', index, v1, …, pk]` | null |
 //! | catalog version | `['__sys', 'catalog', 'version']` | a counter, bumped by every DDL |
+//! | catalog format | `['__sys', 'catalog', 'format']` | a counter: how the catalog is written (absent: 1) |
 //! | model definition | `['__sys', 'catalog', 'model', name]` | `{kql, building}` |
 //! | backfill progress | `['__sys', 'backfill', model]` | the last record key indexed |
 //! | queue definition | `['__sys', 'queues', q]` | its job defaults |
@@ -61,6 +62,8 @@ pub enum Key<'a> {
         pk: KeyPart,
     },
     CatalogVersion,
+    /// The format of the stored catalog (`catalog_store::FORMAT`).
+    CatalogFormat,
     ModelDef {
         name: &'a str,
     },
@@ -125,6 +128,7 @@ impl Key<'_> {
                 v
             }
             Key::CatalogVersion => vec![s(SYS), s("catalog"), s("version")],
+            Key::CatalogFormat => vec![s(SYS), s("catalog"), s("format")],
             Key::ModelDef { name } => vec![s(SYS), s("catalog"), s("model"), s(name)],
             Key::Backfill { model } => vec![s(SYS), s("backfill"), s(model)],
             Key::QueueDef { queue } => vec![s(SYS), s("queues"), s(queue)],

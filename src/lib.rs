@@ -79,7 +79,7 @@ pub use kvm_storage as storage;
 pub use kvm_storage::Value;
 
 pub use database::{Database, Options, Prepared, Session, StatementOutcome, Transaction, TxError};
-pub use error::{Error, Result};
+pub use error::{CheckProblem, CheckProblemKind, CheckReport, Error, Result};
 pub use interrupt::Interrupt;
 pub use json::to_value;
 pub use output::{Output, Rows};

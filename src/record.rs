@@ -2,12 +2,9 @@
 //! modifiers (LOWERCASE, UPPERCASE, TRIM), defaults, generated ULID keys, timestamps,
 //! ON UPDATE, IMMUTABLE, NOT NULL, CHECK, and virtual fields computed on read.
 //!
-//! Coercion rules (also in `docs/kql.md`): an INT accepts integers and integral floats; a
-//! FLOAT accepts floats and integers; a U64 accepts non-negative integers; a TIMESTAMP
-//! accepts timestamps and RFC 3339 strings; a DATE accepts `'YYYY-MM-DD'` strings, DATE
-//! literals and timestamps (their UTC date); a ULID or UUID accepts a string in its
-//! canonical form (ULIDs upper-cased, UUIDs lower-cased); an ENUM accepts one of its
-//! strings; `ARRAY<T>` coerces each element; nothing else converts (no number ⇄ string).
+//! Coercion to a field's type is its stored form, defined once in `kvm_planner::stored`
+//! (the rules are listed there and in `docs/kql.md`), shared with the literals and
+//! parameters compared with the field.
 
 use kvm_lang::ast::{AssignOp, Assignment, FieldType, TypeName};
 use kvm_planner::{Field, Model};
@@ -15,13 +12,15 @@ use kvm_storage::Value;
 
 use crate::error::{Error, Result};
 use crate::eval::{Env, Row};
-use crate::values::{compare, format_timestamp, parse_date, parse_timestamp};
+use crate::values::compare;
 
 fn type_name(t: &FieldType) -> String {
     t.to_string()
 }
 
-/// Coerces `v` to field `f`'s type and applies its string modifiers.
+/// Coerces `v` to field `f`'s type and applies its string modifiers: its stored form
+/// ([`kvm_planner::stored_form`], the one function literals and parameters compared with
+/// the field go through too), or a validation error naming the model, field and value.
 pub fn coerce(model: &str, f: &Field, v: Value) -> Result<Value> {
     // The record object adds a level: a field may nest one less than the codec can read.
     let depth = v.depth();
@@ -33,113 +32,13 @@ pub fn coerce(model: &str, f: &Field, v: Value) -> Result<Value> {
             format!("values may nest at most {} levels", kvm_storage::value::MAX_DEPTH - 1),
         ));
     }
-    let v = coerce_type(model, &f.name, &f.ty, v)?;
-    Ok(match v {
-        Value::String(s) if f.lowercase || f.uppercase || f.trim => Value::String(f.normalize(s)),
-        v => v,
-    })
-}
-
-/// Coerces `v` to type `ty` (see the module docs for the rules).
-pub fn coerce_type(model: &str, field: &str, ty: &FieldType, v: Value) -> Result<Value> {
-    let bad = |v: &Value| Error::validation(model, field, v, format!("expected {}", type_name(ty)));
-    if matches!(v, Value::Null) {
-        return Ok(Value::Null);
-    }
-    Ok(match (&ty.name, v) {
-        (TypeName::String, v @ Value::String(_)) => v,
-        (TypeName::Int, v @ Value::Int(_)) => v,
-        (TypeName::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
-            Value::Int(f as i64)
-        }
-        (TypeName::Int, Value::Counter(c)) if i64::try_from(c).is_ok() => Value::Int(c as i64),
-        // One zero (−0.0 is stored as 0.0, so keys, indexes and comparisons agree) and no
-        // NaN or infinities: they have no place in KVM's order and no JSON form.
-        (TypeName::Float, Value::Float(f)) if !f.is_finite() => {
-            return Err(Error::validation(
-                model,
-                field,
-                Value::Float(f),
-                "expected a finite number (NaN and infinities are not stored)",
-            ))
-        }
-        (TypeName::Float, Value::Float(f)) => Value::Float(f + 0.0),
-        (TypeName::Float, Value::Int(i)) => Value::Float(i as f64),
-        (TypeName::Float, Value::Counter(c)) => Value::Float(c as f64),
-        (TypeName::Bool, v @ Value::Bool(_)) => v,
-        (TypeName::U64, v @ Value::Counter(_)) => v,
-        (TypeName::U64, Value::Int(i)) if i >= 0 => Value::Counter(i as u64),
-        (TypeName::Timestamp, v @ Value::Timestamp(_)) => v,
-        (TypeName::Timestamp, Value::String(s)) => match parse_timestamp(&s) {
-            Some(t) => Value::Timestamp(t),
-            None => return Err(bad(&Value::String(s))),
-        },
-        (TypeName::Date, Value::String(s)) => match parse_date(&s) {
-            Some(_) => Value::String(s),
-            None => return Err(bad(&Value::String(s))),
-        },
-        (TypeName::Date, Value::Timestamp(t)) => {
-            Value::String(format_timestamp(t)[..10].to_string())
-        }
-        (TypeName::Bytes, v @ Value::Bytes(_)) => v,
-        // 26 base-32 characters hold 130 bits; a ULID has 128, so its first character is
-        // at most `7` (the `ulid` crate wraps larger ones onto other ULIDs).
-        (TypeName::Ulid, Value::String(s)) => match ulid::Ulid::from_string(&s) {
-            Ok(u) if s.as_bytes().first().is_some_and(|c| (b'0'..=b'7').contains(c)) => {
-                Value::String(u.to_string())
-            }
-            _ => {
-                return Err(Error::validation(
-                    model,
-                    field,
-                    Value::String(s),
-                    "expected a ULID (26 Crockford base-32 characters, the first 0-7)",
-                ))
-            }
-        },
-        (TypeName::Uuid, Value::String(s)) => match uuid::Uuid::parse_str(&s) {
-            Ok(u) => Value::String(u.hyphenated().to_string()),
-            Err(_) => {
-                return Err(Error::validation(model, field, Value::String(s), "expected a UUID"))
-            }
-        },
-        (TypeName::Object, v @ Value::Object(_)) => v,
-        (TypeName::Enum(variants), Value::String(s)) => {
-            if variants.iter().any(|x| x.value == s) {
-                Value::String(s)
-            } else {
-                let allowed: Vec<String> =
-                    variants.iter().map(|x| format!("'{}'", x.value)).collect();
-                return Err(Error::validation(
-                    model,
-                    field,
-                    Value::String(s),
-                    format!("expected one of {}", allowed.join(", ")),
-                ));
-            }
-        }
-        (TypeName::Array(elem), Value::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                if matches!(item, Value::Null) && !elem.optional {
-                    return Err(Error::validation(
-                        model,
-                        field,
-                        Value::Null,
-                        "array elements may not be null",
-                    ));
-                }
-                out.push(coerce_type(model, field, elem, item)?);
-            }
-            Value::Array(out)
-        }
-        (_, v) => return Err(bad(&v)),
-    })
+    kvm_planner::stored_form(f, v)
+        .map_err(|r| Error::validation(model, &f.name, r.value, r.message))
 }
 
 /// Checks NOT NULL and CHECK on a complete stored record.
 fn constraints(model: &Model, row: &Row, env: &Env) -> Result<()> {
-    let env = Env { params: env.params, ids: env.ids, row: Some(row) };
+    let env = Env { params: env.params, ids: env.ids, row: Some(row), catalog: env.catalog };
     for f in model.fields.iter().filter(|f| f.virtual_expr.is_none()) {
         let v = row.get(&f.name).unwrap_or(&Value::Null);
         if matches!(v, Value::Null) && !f.nullable() {
@@ -163,7 +62,8 @@ fn constraints(model: &Model, row: &Row, env: &Env) -> Result<()> {
 fn finish(model: &Model, mut row: Row, env: &Env) -> Result<Row> {
     for f in &model.fields {
         if let Some(e) = &f.stored_expr {
-            let v = Env { params: env.params, ids: env.ids, row: Some(&row) }.eval(e)?;
+            let v = Env { params: env.params, ids: env.ids, row: Some(&row), catalog: env.catalog }
+                .eval(e)?;
             let v = coerce(&model.name, f, v)?;
             row.insert(f.name.clone(), v);
         }
@@ -245,7 +145,7 @@ pub fn for_new_fields(model: &Model, mut row: Row, added: &[String], env: &Env) 
 
 /// Applies `SET` assignments (and ON UPDATE, `updated_at`) to a stored record.
 pub fn for_update(model: &Model, old: &Row, assignments: &[Assignment], env: &Env) -> Result<Row> {
-    let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
+    let old_env = Env { params: env.params, ids: env.ids, row: Some(old), catalog: env.catalog };
     let mut values = Vec::with_capacity(assignments.len());
     for a in assignments {
         let name = &a.target.segments[0].name;
@@ -268,7 +168,7 @@ pub fn apply(
     values: &[(String, AssignOp, Value)],
     env: &Env,
 ) -> Result<Row> {
-    let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
+    let old_env = Env { params: env.params, ids: env.ids, row: Some(old), catalog: env.catalog };
     let mut row = old.clone();
     let mut assigned = Vec::new();
     for (name, op, value) in values {
@@ -413,7 +313,8 @@ fn counter(
 pub fn materialize(model: &Model, mut row: Row, env: &Env) -> Result<Row> {
     for f in &model.fields {
         if let Some(e) = &f.virtual_expr {
-            let v = Env { params: env.params, ids: env.ids, row: Some(&row) }.eval(e)?;
+            let v = Env { params: env.params, ids: env.ids, row: Some(&row), catalog: env.catalog }
+                .eval(e)?;
             let v = coerce(&model.name, f, v).unwrap_or(Value::Null);
             row.insert(f.name.clone(), v);
         }

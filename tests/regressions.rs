@@ -284,3 +284,364 @@ fn primary_key_in_lists_are_linear() {
     let plan = db.prepare("SELECT id FROM t WHERE id IN (1, 2, 2)").unwrap().explain();
     assert!(!plan.contains("Filter"), "an exact key list needs no filter:\n{plan}");
 }
+
+// ---- Issue 16: one stored form, one count rule ----
+
+const UUID_CANONICAL: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+/// Spellings of [`UUID_CANONICAL`] a UUID field accepts.
+const UUID_SPELLINGS: [&str; 5] = [
+    "{67E55044-10B1-426F-9247-BB680E5FE0C8}",
+    "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+    "URN:UUID:67E55044-10B1-426F-9247-BB680E5FE0C8",
+    "67E5504410B1426F9247BB680E5FE0C8",
+    UUID_CANONICAL,
+];
+
+/// Issue 16: a UUID written as `'{67E5…}'` or `'urn:uuid:…'` was stored canonically, but
+/// `WHERE k = '{67E5…}'` found nothing, as a literal and as a parameter: writes, literals
+/// and parameters each had their own idea of the stored form. Now one function serves all
+/// three — checked on the primary key (a key get), a UNIQUE field (an index get), a plain
+/// field (a scan) and `IN`.
+#[test]
+fn a_uuid_in_any_spelling_finds_its_record_as_literal_and_parameter() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL k (id UUID PRIMARY KEY, u UUID UNIQUE, v UUID, n INT)", ()).unwrap();
+    db.execute(
+        "INSERT INTO k {id: $1, u: $2, v: $1, n: 1}",
+        params![UUID_SPELLINGS[0], UUID_SPELLINGS[1]],
+    )
+    .unwrap();
+    let stored = db.query("SELECT id, u, v FROM k", ()).unwrap();
+    assert_eq!(stored.rows, vec![vec![Value::String(UUID_CANONICAL.into()); 3]]);
+
+    let plan = |field: &str| {
+        db.execute(&format!("EXPLAIN SELECT n FROM k WHERE {field} = '{}'", UUID_SPELLINGS[0]), ())
+            .unwrap()
+            .to_string()
+    };
+    assert!(!plan("id").contains("full scan"), "{}", plan("id"));
+    assert!(!plan("u").contains("full scan"), "{}", plan("u"));
+
+    let one = vec![Value::Int(1)];
+    for field in ["id", "u", "v"] {
+        for spelling in UUID_SPELLINGS {
+            let literal = format!("SELECT n FROM k WHERE {field} = '{spelling}'");
+            assert_eq!(ids(&db, &literal, params![]), one, "{literal}");
+            let param = format!("SELECT n FROM k WHERE {field} = $1");
+            assert_eq!(ids(&db, &param, params![spelling]), one, "{param} with {spelling}");
+            let list = format!("SELECT n FROM k WHERE {field} IN ('x', '{spelling}')");
+            assert_eq!(ids(&db, &list, params![]), one, "{list}");
+            let count = format!("SELECT COUNT(*) FROM k WHERE {field} = $1");
+            assert_eq!(ids(&db, &count, params![spelling]), one, "{count} with {spelling}");
+        }
+    }
+    // Through an update's WHERE too, and the unique index refuses another spelling of it.
+    db.execute("UPDATE k SET n = 2 WHERE u = $1", params![UUID_SPELLINGS[3]]).unwrap();
+    assert_eq!(ids(&db, "SELECT n FROM k", params![]), vec![Value::Int(2)]);
+    let dup = db
+        .execute("INSERT INTO k {id: $1, u: $2}", params![UUID_SPELLINGS[2], UUID_SPELLINGS[0]])
+        .unwrap_err();
+    assert_eq!(dup.code(), "kvm.unique_violation", "{dup}");
+    // Not a UUID: it matches nothing (it is compared as given), and is no error.
+    assert!(ids(&db, "SELECT n FROM k WHERE v = 'nope'", params![]).is_empty());
+    assert!(ids(&db, "SELECT n FROM k WHERE v = $1", params!["nope"]).is_empty());
+}
+
+/// Issue 16: `INCLUDE comments (LIMIT $1)` with a `u64` parameter failed (`kvm.param`)
+/// while a top-level `LIMIT $1` took it; so did `ORDER BY … LIMIT $1 OFFSET $2` (the
+/// sort's `LIMIT + OFFSET`). One rule for every count now.
+#[test]
+fn include_limits_take_a_u64_parameter_like_the_query_limit() {
+    let db = Database::memory().unwrap();
+    db.execute(
+        "DEFINE MODEL posts (id INT PRIMARY KEY, RELATION comments HAS MANY comments (post_id))",
+        (),
+    )
+    .unwrap();
+    db.execute("DEFINE MODEL comments (id INT PRIMARY KEY, post_id INT NOT NULL, b INT)", ())
+        .unwrap();
+    db.execute("INSERT INTO posts [{id: 1}, {id: 2}]", ()).unwrap();
+    db.execute(
+        "INSERT INTO comments [{id: 1, post_id: 1, b: 3}, {id: 2, post_id: 1, b: 2}, \
+         {id: 3, post_id: 1, b: 1}, {id: 4, post_id: 2, b: 0}]",
+        (),
+    )
+    .unwrap();
+    let included = |kql: &str, p: kvm::Params| -> Vec<usize> {
+        let rows = db.query(kql, p).unwrap();
+        let at = rows.columns.iter().position(|c| c == "comments").unwrap();
+        rows.rows
+            .iter()
+            .map(|r| match &r[at] {
+                Value::Array(a) => a.len(),
+                other => panic!("comments: {other}"),
+            })
+            .collect()
+    };
+    assert_eq!(ids(&db, "SELECT id FROM posts LIMIT $1", params![1u64]), vec![Value::Int(1)]);
+    let q = "SELECT id FROM posts INCLUDE comments (LIMIT $1)";
+    assert_eq!(included(q, params![2u64]), vec![2, 1]);
+    assert_eq!(included(q, params![2i64]), vec![2, 1]);
+    let q = "SELECT id FROM posts INCLUDE comments (ORDER BY b LIMIT $1 OFFSET $2)";
+    assert_eq!(included(q, params![1u64, 1u64]), vec![1, 0]);
+    let q = "SELECT id FROM comments ORDER BY b LIMIT $1 OFFSET $2";
+    assert_eq!(ids(&db, q, params![2u64, 1u64]), vec![Value::Int(3), Value::Int(2)]);
+    assert_eq!(ids(&db, q, params![u64::MAX, 3u64]), vec![Value::Int(1)]);
+    // Negative counts and non-numbers stay refused on both paths.
+    for q in ["SELECT id FROM posts LIMIT $1", "SELECT id FROM posts INCLUDE comments (LIMIT $1)"] {
+        assert_eq!(db.query(q, params![-1i64]).unwrap_err().code(), "kvm.param", "{q}");
+        assert_eq!(db.query(q, params!["2"]).unwrap_err().code(), "kvm.param", "{q}");
+    }
+}
+
+// ---- Issue 16: the catalog's format is stored ----
+
+/// Writes, through the storage API alone, exactly the keys a database written before the
+/// catalog format key existed holds (main at fd92d3f): a `users` model with a UNIQUE
+/// LOWERCASE field and a non-unique index, two records and their index entries. No
+/// `['__sys', 'catalog', 'format']` key.
+fn previous_format_fixture(engine: &dyn kvm_storage::Engine) {
+    use kvm_storage::tuple::{encode, KeyPart};
+    use kvm_storage::AtomicBatch;
+
+    let s = |x: &str| KeyPart::String(x.into());
+    let obj = |pairs: Vec<(&str, Value)>| {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    };
+    let kql = "DEFINE MODEL users (\n  id INT PRIMARY KEY,\n  email STRING UNIQUE LOWERCASE,\n  \
+               name STRING NOT NULL,\n  age INT,\n  INDEX by_age (age)\n)";
+    let def = obj(vec![("building", Value::Array(vec![])), ("kql", Value::String(kql.into()))]);
+    let mut batch = AtomicBatch::new()
+        .set(&encode(&[s("__sys"), s("catalog"), s("model"), s("users")]), &def.encode())
+        .set(&encode(&[s("__sys"), s("catalog"), s("version")]), &Value::encode_counter(1));
+    for (id, email, name, age) in [(1, "ann@x.com", "Ann", 31), (2, "bo@x.com", "Bo", 17)] {
+        let record = obj(vec![
+            ("age", Value::Int(age)),
+            ("email", Value::String(email.into())),
+            ("id", Value::Int(id)),
+            ("name", Value::String(name.into())),
+        ]);
+        batch = batch
+            .set(&encode(&[s("users"), KeyPart::Int(id)]), &record.encode())
+            .set(
+                &encode(&[s("users"), s("__idx"), s("email_unique"), s(email)]),
+                &Value::Int(id).encode(),
+            )
+            .set(
+                &encode(&[
+                    s("users"),
+                    s("__idx"),
+                    s("by_age"),
+                    KeyPart::Int(age),
+                    KeyPart::Int(id),
+                ]),
+                &Value::Null.encode(),
+            );
+    }
+    engine.commit(&batch).unwrap();
+}
+
+fn catalog_format_key() -> Vec<u8> {
+    use kvm_storage::tuple::{encode, KeyPart};
+    let s = |x: &str| KeyPart::String(x.into());
+    encode(&[s("__sys"), s("catalog"), s("format")])
+}
+
+fn stored_catalog_format(engine: &dyn kvm_storage::Engine) -> Option<u64> {
+    let snap = engine.snapshot().unwrap();
+    snap.get(&catalog_format_key()).unwrap().and_then(|e| Value::decode_counter(e.value()))
+}
+
+/// Issue 16 item 8: a catalog written by the previous format (no format key) opens as
+/// format 1 and answers queries — by key, through its unique and non-unique indexes, and
+/// CHECK DATABASE is clean — and gets the format key when opened for writing, or at its
+/// next catalog write when opened read-only.
+#[test]
+fn a_catalog_of_the_previous_format_opens_and_is_upgraded() {
+    use kvm_storage::{Engine, MemoryEngine};
+    use std::sync::Arc;
+
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    assert_eq!(stored_catalog_format(engine.as_ref()), None);
+
+    let answers = |db: &Database| {
+        assert_eq!(
+            ids(db, "SELECT id FROM users WHERE email = 'ANN@x.com'", params![]),
+            vec![Value::Int(1)]
+        );
+        assert_eq!(
+            ids(db, "SELECT name FROM users WHERE age < 20", params![]),
+            vec![Value::String("Bo".into())]
+        );
+        assert_eq!(ids(db, "SELECT id FROM users WHERE id = 2", params![]), vec![Value::Int(2)]);
+        let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+        assert!(check.starts_with("ok: 1 model(s)"), "{check}");
+    };
+
+    // Read-only: it answers, and nothing is written on open.
+    let read_only = kvm::Options { read_only: true, ..kvm::Options::default() };
+    let db = Database::with_engine(engine.clone(), read_only).unwrap();
+    answers(&db);
+    assert_eq!(stored_catalog_format(engine.as_ref()), None);
+    // (A memory engine does not enforce read-only: a catalog write records the format.)
+    db.execute("ALTER MODEL users ADD FIELD nick STRING", ()).unwrap();
+    assert_eq!(stored_catalog_format(engine.as_ref()), Some(1));
+    drop(db);
+
+    // Opened for writing, a catalog of the previous format gets the key at once.
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    assert_eq!(stored_catalog_format(engine.as_ref()), Some(1));
+    answers(&db);
+    db.execute("INSERT INTO users {id: 3, email: 'Cy@x.com', name: 'Cy', age: 40}", ()).unwrap();
+    assert_eq!(
+        ids(&db, "SELECT id FROM users WHERE email = 'cy@x.com'", params![]),
+        vec![Value::Int(3)]
+    );
+}
+
+/// Issue 16 item 8: a catalog in a format newer than this version reads is refused with
+/// `kvm.catalog_version` — on open, and when another (newer) process upgrades it while
+/// this one has it open — instead of being misread.
+#[test]
+fn a_catalog_in_a_newer_format_is_refused() {
+    use kvm_storage::{AtomicBatch, Engine, MemoryEngine};
+    use std::sync::Arc;
+
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    engine
+        .commit(&AtomicBatch::new().set(&catalog_format_key(), &Value::encode_counter(2)))
+        .unwrap();
+    let err = Database::with_engine(engine.clone(), kvm::Options::default()).err().unwrap();
+    assert_eq!(err.code(), "kvm.catalog_version", "{err}");
+    assert!(err.to_string().contains("format 2"), "{err}");
+    let read_only = kvm::Options { read_only: true, ..kvm::Options::default() };
+    let err = Database::with_engine(engine.clone(), read_only).err().unwrap();
+    assert_eq!(err.code(), "kvm.catalog_version", "{err}");
+
+    // Open in format 1; a newer process then rewrites the catalog in format 2.
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    assert_eq!(ids(&db, "SELECT id FROM users WHERE id = 1", params![]), vec![Value::Int(1)]);
+    let version = kvm_storage::tuple::encode(&[
+        kvm_storage::KeyPart::String("__sys".into()),
+        kvm_storage::KeyPart::String("catalog".into()),
+        kvm_storage::KeyPart::String("version".into()),
+    ]);
+    engine
+        .commit(
+            &AtomicBatch::new()
+                .set(&catalog_format_key(), &Value::encode_counter(2))
+                .sum(&version, 1),
+        )
+        .unwrap();
+    let err = db.query("SELECT id FROM users WHERE id = 1", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.catalog_version", "{err}");
+}
+
+// ---- Issue 16: CHECK DATABASE is an error when it finds problems ----
+
+/// Commits raw writes and deletes, below the engine (what a bug or a damaged file leaves).
+fn plant(
+    engine: &dyn kvm_storage::Engine,
+    set: &[Vec<kvm_storage::KeyPart>],
+    delete: &[Vec<kvm_storage::KeyPart>],
+) {
+    let mut batch = kvm_storage::AtomicBatch::new();
+    for k in set {
+        batch = batch.set(&kvm_storage::tuple::encode(k), &Value::Null.encode());
+    }
+    for k in delete {
+        batch = batch.delete(&kvm_storage::tuple::encode(k));
+    }
+    engine.commit(&batch).unwrap();
+}
+
+/// Issue 16 item 7: CHECK DATABASE returned `Ok("1 problem(s)…")`, so a script or CI job
+/// running it passed on a damaged database. Now it is `kvm.check_failed` with a typed report:
+/// a planted dangling index entry (its record missing), a missing entry (a record without
+/// it) and a unique entry naming another record are each found, with kind, model, index
+/// and key. A clean database still passes.
+#[test]
+fn check_database_fails_on_dangling_and_missing_index_entries() {
+    use kvm::{CheckProblemKind, Error};
+    use kvm_storage::{Engine, KeyPart, MemoryEngine};
+    use std::sync::Arc;
+
+    let s = |x: &str| KeyPart::String(x.into());
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    db.execute(
+        "DEFINE MODEL users (id INT PRIMARY KEY, age INT, email STRING UNIQUE, INDEX by_age (age))",
+        (),
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO users [{id: 1, age: 31, email: 'a@x'}, {id: 2, age: 17, email: 'b@x'}]",
+        (),
+    )
+    .unwrap();
+    let clean = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(clean.starts_with("ok: 1 model(s)"), "{clean}");
+
+    let dangling = vec![s("users"), s("__idx"), s("by_age"), KeyPart::Int(50), KeyPart::Int(9)];
+    let missing = vec![s("users"), s("__idx"), s("by_age"), KeyPart::Int(31), KeyPart::Int(1)];
+    plant(engine.as_ref(), &[dangling], &[missing]);
+    let err = db.execute("CHECK DATABASE", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.check_failed", "{err}");
+    let Error::Check(report) = &err else { panic!("{err:?}") };
+    assert_eq!((report.models, report.records), (1, 2));
+    let found: Vec<(CheckProblemKind, &str, Option<&str>, Option<&str>)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.model.as_str(), p.index.as_deref(), p.key.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                CheckProblemKind::DanglingEntry,
+                "users",
+                Some("by_age"),
+                Some("['users', '__idx', 'by_age', 50, 9]")
+            ),
+            (
+                CheckProblemKind::MissingEntry,
+                "users",
+                Some("by_age"),
+                Some("['users', '__idx', 'by_age', 31, 1]")
+            ),
+        ]
+    );
+    let message = err.to_string();
+    assert!(message.starts_with("CHECK found 2 problems:"), "{message}");
+    assert!(message.contains("[dangling_entry] users.by_age: entry ['users', '__idx', 'by_age', 50, 9] matches no record"), "{message}");
+    assert!(
+        message.contains(
+            "[missing_entry] users.by_age: missing index entry ['users', '__idx', 'by_age', 31, 1]"
+        ),
+        "{message}"
+    );
+    // CHECK MODEL fails the same way.
+    assert_eq!(db.execute("CHECK MODEL users", ()).unwrap_err().code(), "kvm.check_failed");
+
+    // A unique entry holding another record's key is dangling too.
+    let engine2: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    let db2 = Database::with_engine(engine2.clone(), kvm::Options::default()).unwrap();
+    db2.execute("DEFINE MODEL u (id INT PRIMARY KEY, email STRING UNIQUE)", ()).unwrap();
+    db2.execute("INSERT INTO u [{id: 1, email: 'a@x'}, {id: 2, email: 'b@x'}]", ()).unwrap();
+    let key = kvm_storage::tuple::encode(&[s("u"), s("__idx"), s("email_unique"), s("a@x")]);
+    engine2.commit(&kvm_storage::AtomicBatch::new().set(&key, &Value::Int(2).encode())).unwrap();
+    let err = db2.execute("CHECK DATABASE", ()).unwrap_err();
+    let Error::Check(report) = &err else { panic!("{err:?}") };
+    assert_eq!(report.problems.len(), 1, "{err}");
+    assert_eq!(report.problems[0].kind, CheckProblemKind::DanglingEntry);
+    assert!(
+        err.to_string().contains("holds key 2, but the record with these values is 1"),
+        "{err}"
+    );
+}

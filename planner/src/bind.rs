@@ -5,6 +5,8 @@
 use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, TypeName};
 use kvm_lang::{Expr, ExprKind};
 
+use kvm_storage::Value;
+
 use crate::catalog::{Catalog, Model};
 use crate::error::PlanError;
 
@@ -25,21 +27,23 @@ pub const FUNCTIONS: &[&str] = &[
 ];
 
 /// The planner's own conversion of a parameter compared with a field into the field's
-/// stored form: `__stored($p, 'trim,lower')` (steps: `trim`, `lower`, `upper`, `timestamp`,
-/// `ulid`, `uuid`; only strings change). Users cannot call it.
+/// stored form when it is bound: `__stored($p, 'model', 'field')`, which the engine
+/// evaluates with [`crate::stored_form`] (the same function writes use). Users cannot call
+/// it.
 pub const STORED: &str = "__stored";
 
 /// The planner's own saturating addition of two non-negative integers (`LIMIT + OFFSET`
 /// for a sort); users cannot call it (it is not in [`FUNCTIONS`]).
 pub const SAT_ADD: &str = "__sat_add";
 
-/// Rewrites the literals a predicate compares with a field into the field's stored form, so
-/// that the filter and an index range (whose bounds the engine coerces to the field's type)
-/// agree: a string compared with a `LOWERCASE`/`UPPERCASE`/`TRIM` field gets the same
-/// normalization (`email = 'ANN@X.COM'` finds `'ann@x.com'`), a string or `DATE` compared
-/// with a `TIMESTAMP` field becomes a `TIMESTAMP` literal, a ULID is upper-cased and a UUID
-/// lower-cased and hyphenated. A parameter gets the same treatment at run time, wrapped in
-/// [`STORED`].
+/// Rewrites the literals a predicate compares with a field into the field's stored form
+/// ([`crate::stored::compared_form`], the function writes use too), so that the filter and
+/// an index range agree: a string compared with a `LOWERCASE`/`UPPERCASE`/`TRIM` field gets
+/// the same normalization (`email = 'ANN@X.COM'` finds `'ann@x.com'`), a string or `DATE`
+/// compared with a `TIMESTAMP` field becomes a `TIMESTAMP` literal, a ULID is upper-cased
+/// and a UUID written any way (`'{67E5…}'`, `'urn:uuid:…'`, no hyphens) becomes its
+/// canonical lower-case hyphenated form. A parameter gets the same treatment when it is
+/// bound, wrapped in [`STORED`].
 /// Paths through a single-record relation (`author.email`) are normalized for the related
 /// model's field when `catalog` is given.
 pub fn normalize(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Expr {
@@ -49,14 +53,16 @@ pub fn normalize(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Expr 
 }
 
 fn normalize_in(model: &Model, catalog: Option<&Catalog>, expr: &mut Expr) {
-    let field = |e: &Expr| {
+    // The field a side of a comparison names, with its model's name.
+    let field = |e: &Expr| -> Option<(&str, &crate::catalog::Field)> {
         let p = e.as_path()?;
         match p.segments.as_slice() {
-            [f] => model.field(&f.name),
+            [f] => Some((model.name.as_str(), model.field(&f.name)?)),
             [r, f] if model.field(&r.name).is_none() => {
                 let c = catalog?;
                 let rel = c.relation(model, &r.name, r.span).ok().filter(|r| r.single())?;
-                c.models.get(&rel.target)?.field(&f.name)
+                let target = c.models.get(&rel.target)?;
+                Some((target.name.as_str(), target.field(&f.name)?))
             }
             _ => None,
         }
@@ -78,85 +84,69 @@ fn normalize_in(model: &Model, catalog: Option<&Catalog>, expr: &mut Expr) {
             lhs,
             rhs,
         } => {
-            if let Some(f) = field(lhs) {
-                normalize_literal(f, rhs);
-            } else if let Some(f) = field(rhs) {
-                normalize_literal(f, lhs);
+            if let Some((m, f)) = field(lhs) {
+                normalize_literal(m, f, rhs);
+            } else if let Some((m, f)) = field(rhs) {
+                normalize_literal(m, f, lhs);
             }
         }
         ExprKind::In { expr, rhs: InRhs::List(list), .. } => {
-            if let Some(f) = field(expr) {
-                list.iter_mut().for_each(|x| normalize_literal(f, x));
+            if let Some((m, f)) = field(expr) {
+                list.iter_mut().for_each(|x| normalize_literal(m, f, x));
             }
         }
         ExprKind::Between { expr, low, high, .. } => {
-            if let Some(f) = field(expr) {
-                normalize_literal(f, low);
-                normalize_literal(f, high);
+            if let Some((m, f)) = field(expr) {
+                normalize_literal(m, f, low);
+                normalize_literal(m, f, high);
             }
         }
         _ => {}
     }
 }
 
-/// The [`STORED`] steps that put a string in `f`'s stored form (empty: none needed).
-fn stored_steps(f: &crate::catalog::Field) -> Vec<&'static str> {
+/// Whether a value compared with `f` may change on the way to its stored form (for the
+/// other types it is already the value stored: numbers compare exactly across types).
+fn has_stored_form(f: &crate::catalog::Field) -> bool {
     match &f.ty.name {
-        TypeName::String => {
-            let mut steps = Vec::new();
-            if f.trim {
-                steps.push("trim");
-            }
-            if f.lowercase {
-                steps.push("lower");
-            }
-            if f.uppercase {
-                steps.push("upper");
-            }
-            steps
-        }
-        TypeName::Timestamp => vec!["timestamp"],
-        TypeName::Ulid => vec!["ulid"],
-        TypeName::Uuid => vec!["uuid"],
-        _ => vec![],
+        TypeName::String => f.trim || f.lowercase || f.uppercase,
+        TypeName::Timestamp | TypeName::Ulid | TypeName::Uuid => true,
+        _ => false,
     }
 }
 
-fn normalize_literal(f: &crate::catalog::Field, e: &mut Expr) {
+/// Puts `e`, compared with field `f` of model `model`, in the field's stored form: a
+/// literal now (a constant), a parameter when it is bound (wrapped in [`STORED`]).
+fn normalize_literal(model: &str, f: &crate::catalog::Field, e: &mut Expr) {
+    if !has_stored_form(f) {
+        return;
+    }
     if let ExprKind::Param(_) = &e.kind {
-        let steps = stored_steps(f);
-        if !steps.is_empty() {
-            let span = e.span;
-            let param = std::mem::replace(e, Expr::new(ExprKind::Literal(Literal::Null)));
-            *e = Expr {
-                kind: ExprKind::Call {
-                    name: kvm_lang::ast::Ident::new(STORED),
-                    args: CallArgs::List(vec![
-                        param,
-                        Expr::new(ExprKind::Literal(Literal::String(steps.join(",")))),
-                    ]),
-                },
-                span,
-            };
-        }
+        let span = e.span;
+        let param = std::mem::replace(e, Expr::new(ExprKind::Literal(Literal::Null)));
+        let text = |s: &str| Expr::new(ExprKind::Literal(Literal::String(s.to_string())));
+        *e = Expr {
+            kind: ExprKind::Call {
+                name: kvm_lang::ast::Ident::new(STORED),
+                args: CallArgs::List(vec![param, text(model), text(&f.name)]),
+            },
+            span,
+        };
         return;
     }
     let ExprKind::Literal(lit) = &mut e.kind else { return };
-    match (&f.ty.name, &*lit) {
-        (TypeName::String, Literal::String(s)) => {
-            *lit = Literal::String(f.normalize(s.clone()));
-        }
-        (TypeName::Timestamp, Literal::String(s) | Literal::Date(s)) => {
-            *lit = Literal::Timestamp(s.clone());
-        }
-        (TypeName::Ulid, Literal::String(s)) => *lit = Literal::String(s.to_ascii_uppercase()),
-        (TypeName::Uuid, Literal::String(s)) => {
-            let mut s = s.to_ascii_lowercase();
-            if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                s = format!("{}-{}-{}-{}-{}", &s[..8], &s[8..12], &s[12..16], &s[16..20], &s[20..]);
-            }
-            *lit = Literal::String(s);
-        }
+    let given = match &*lit {
+        Literal::String(s) | Literal::Date(s) => s.clone(),
+        _ => return,
+    };
+    match crate::stored::compared_form(f, Value::String(given.clone())) {
+        Value::String(s) if s != given => *lit = Literal::String(s),
+        // The literal's own text, now read as a timestamp (the same parse the stored form
+        // made; `EXPLAIN` shows what was written).
+        Value::Timestamp(_) => *lit = Literal::Timestamp(given),
+        // Not a timestamp at all: as a TIMESTAMP literal it fails with `kvm.eval` naming the
+        // text, rather than silently matching nothing.
+        Value::String(_) if f.ty.name == TypeName::Timestamp => *lit = Literal::Timestamp(given),
         _ => {}
     }
 }

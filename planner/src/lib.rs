@@ -3,9 +3,11 @@
 //! index prefix + range, primary-key range, full scan with filter). The result is a
 //! [`Plan`], an operator tree whose `Display` is `EXPLAIN`. Pure: no I/O.
 //!
-//! Depends on `kvm-lang` (the AST) only; values are evaluated by the engine at run time, so
-//! a plan holds expressions (literals and parameters) and a prepared statement binds new
-//! parameters to the same plan.
+//! Depends on `kvm-lang` (the AST) and `kvm-storage` (for [`kvm_storage::Value`]); values
+//! are evaluated by the engine at run time, so a plan holds expressions (literals already in
+//! their field's stored form, and parameters) and a prepared statement binds new parameters
+//! to the same plan. A value's stored form is defined once, in [`stored`], for writes,
+//! literals and parameters alike.
 
 mod access;
 mod bind;
@@ -14,7 +16,9 @@ mod error;
 mod include;
 pub mod plan;
 pub mod relation;
+pub mod stored;
 mod suggest;
+pub mod time;
 mod via;
 
 use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update};
@@ -27,6 +31,7 @@ pub use error::PlanError;
 pub use include::plan_includes;
 pub use plan::{Access, Attach, AttachKind, Bound, Node, Plan, Range};
 pub use relation::{Link, Rel, RelPath};
+pub use stored::{compared_form, stored_form, Refused};
 pub use suggest::did_you_mean;
 
 /// The column name of a projected expression: its alias, its field name, or its KQL text.

@@ -259,3 +259,51 @@ fn the_blog_example_is_rerunnable_and_prints_its_golden_output() {
          (UPDATE_GOLDEN=1 cargo test -p kvmsh to rewrite it, then review the diff)"
     );
 }
+
+/// Issue 16 item 7: `CHECK DATABASE` that finds problems is an error, so a script (a CI
+/// job) running it fails: exit code 1 and each problem on stderr. Index entries are planted
+/// straight into the LMDB file: one whose record is missing, and a record's entry removed.
+#[test]
+fn check_database_finding_problems_fails_the_script() {
+    use kvm_storage::{tuple, AtomicBatch, Engine, KeyPart, LmdbEngine, LmdbOptions, Value};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.kvm");
+    let db = db.to_str().unwrap();
+    let schema = "DEFINE MODEL users (id INT PRIMARY KEY, age INT, INDEX by_age (age));";
+    let seed = "INSERT INTO users [{id: 1, age: 31}, {id: 2, age: 17}];";
+    let out = kvmsh(&[db, "-c", schema, "-c", seed, "-c", "CHECK DATABASE"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok: 1 model(s)"), "{}", text(&out.stdout));
+
+    {
+        let engine = LmdbEngine::open(db, LmdbOptions::default()).unwrap();
+        let s = |x: &str| KeyPart::String(x.into());
+        let entry = |age, id| {
+            tuple::encode(&[
+                s("users"),
+                s("__idx"),
+                s("by_age"),
+                KeyPart::Int(age),
+                KeyPart::Int(id),
+            ])
+        };
+        let batch =
+            AtomicBatch::new().set(&entry(50, 9), &Value::Null.encode()).delete(&entry(31, 1));
+        engine.commit(&batch).unwrap();
+    }
+
+    let out =
+        kvmsh(&[db, "-c", "CHECK DATABASE", "-c", "SELECT 1 AS not_reached FROM users"], None);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("[kvm.check_failed]"), "{stderr}");
+    assert!(stderr.contains("[dangling_entry] users.by_age: entry ['users', '__idx', 'by_age', 50, 9] matches no record"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "[missing_entry] users.by_age: missing index entry ['users', '__idx', 'by_age', 31, 1]"
+        ),
+        "{stderr}"
+    );
+    assert!(!text(&out.stdout).contains("not_reached"), "the run stopped at the failed CHECK");
+}

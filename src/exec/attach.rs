@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use kvm_lang::ast::OrderBy;
-use kvm_lang::Expr;
 use kvm_planner::{Attach, AttachKind, Model, RelPath};
 use kvm_storage::tuple::{self, KeyPart};
 use kvm_storage::{KeyRange, Value};
 
+use super::read::non_negative;
 use super::Cx;
 use crate::error::{Error, Result};
 use crate::eval::Row;
@@ -116,13 +116,6 @@ pub(super) fn related_pks(
     cx.mtx.index_pks_many(ix, &ranges, reverse, limit)
 }
 
-fn count(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
-    match cx.env(None).eval(e)? {
-        Value::Int(i) if i >= 0 => Ok(i as usize),
-        other => Err(Error::Param(format!("{what} must be a non-negative integer, got {other}"))),
-    }
-}
-
 /// Loads `items` into `rows` (records of `model`).
 pub fn attach(cx: &Cx, items: &[Attach], model: &Model, rows: &mut [Row]) -> Result<()> {
     for a in items {
@@ -157,8 +150,9 @@ fn attach_one(cx: &Cx, a: &Attach, model: &Model, rows: &mut [Row]) -> Result<()
             Ok(())
         }
         (AttachKind::Records { filter, order_by, limit, offset, index, ordered, nested }, _) => {
-            let limit = limit.as_ref().map(|l| count(cx, l, "LIMIT")).transpose()?;
-            let offset = offset.as_ref().map(|o| count(cx, o, "OFFSET")).transpose()?.unwrap_or(0);
+            let limit = limit.as_ref().map(|l| non_negative(cx, l, "LIMIT")).transpose()?;
+            let offset =
+                offset.as_ref().map(|o| non_negative(cx, o, "OFFSET")).transpose()?.unwrap_or(0);
             let early = match limit {
                 Some(l) if *ordered && filter.is_none() => Some(l.saturating_add(offset)),
                 _ => None,

@@ -39,7 +39,7 @@ pub struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     pub fn env(&self, row: Option<&'a Row>) -> Env<'a> {
-        Env { params: self.params, ids: self.ids, row }
+        Env { params: self.params, ids: self.ids, row, catalog: Some(self.catalog) }
     }
 
     pub fn model(&self, name: &str) -> Result<&'a Model> {
@@ -333,10 +333,13 @@ pub fn stream(
 }
 
 /// What a query depends on: the models its plan reads, and — when it reads records by
-/// primary key only (`WHERE id = …` / `IN (…)`, no relation) — the record keys it reads.
+/// primary key only (`WHERE id = …` / `IN (…)`, no relation) — the record keys it reads;
+/// else, when its plan allows, the filter a changed record of its model must pass to
+/// matter ([`crate::watch::RecordFilter`]).
 pub struct Dependencies {
     pub models: Vec<String>,
     pub keys: Option<Vec<Vec<u8>>>,
+    pub filter: Option<crate::watch::RecordFilter>,
 }
 
 /// A query's [`Dependencies`] under the current catalog.
@@ -355,7 +358,11 @@ pub fn dependencies(host: &dyn Host, stmt: &Statement, params: &Params) -> Resul
         sort_budget: host.sort_budget(),
     };
     let keys = read::point_keys(&cx, &root)?;
-    Ok(Dependencies { models: root.models(), keys })
+    let filter = match keys {
+        Some(_) => None,
+        None => crate::watch::RecordFilter::for_plan(&catalog, &root, params),
+    };
+    Ok(Dependencies { models: root.models(), keys, filter })
 }
 
 /// Indexes a schema change added to models with records, to fill after its commit.
@@ -443,23 +450,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Some(m) => vec![cx.catalog.model(&m.name, m.span)?],
                 None => cx.catalog.models.values().collect(),
             };
-            let mut problems = Vec::new();
-            for m in &models {
-                problems.extend(check::check_model(cx, m)?);
-            }
-            if problems.is_empty() {
-                let fks = if cx.catalog.links.is_empty() {
-                    ""
-                } else {
-                    ", every foreign key points at a record"
-                };
-                Output::Message(format!(
-                    "ok: {} model(s), every index entry matches its record{fks}",
-                    models.len()
-                ))
-            } else {
-                Output::Message(format!("{} problem(s):\n{}", problems.len(), problems.join("\n")))
-            }
+            Output::Message(check::check(cx, &models)?)
         }
         other => {
             return Err(Error::unsupported(

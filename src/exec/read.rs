@@ -213,12 +213,13 @@ fn scan<'a>(
     })))
 }
 
-fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
-    match cx.env(None).eval(e)? {
-        Value::Int(i) if i >= 0 => Ok(i as usize),
-        Value::Counter(c) => Ok(usize::try_from(c).unwrap_or(usize::MAX)),
-        other => Err(Error::Param(format!("{what} must be a non-negative integer, got {other}"))),
-    }
+/// A `LIMIT` or `OFFSET` (of the query or of an `INCLUDE`): a non-negative INT or a U64,
+/// literal or parameter; counts past `usize::MAX` saturate.
+pub(super) fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
+    let v = cx.env(None).eval(e)?;
+    crate::eval::count_of(&v)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .ok_or_else(|| Error::Param(format!("{what} must be a non-negative integer, got {v}")))
 }
 
 /// Whether the scan `node` reads exactly the records its bounds describe: every bound value

@@ -6,6 +6,10 @@
 //! found by polling the feed every [`POLL`] (one cheap read, 200 a second while watches
 //! exist; no busy loop).
 //!
+//! A watch over one model whose filter compares only stored fields with constants is routed
+//! finer still ([`super::route`]): a changed record of its model wakes it only when the
+//! record now passes the filter or was in the result last delivered.
+//!
 //! A woken watch only gets a dirty mark (plus the keys that expired); its consumer re-runs
 //! the query at the latest snapshot when it asks for the next event. So a slow consumer
 //! costs no memory and sees rapid changes coalesced into the latest state — never a lost
@@ -21,6 +25,7 @@ use kvm_storage::{
     Versionstamp,
 };
 
+use super::route::{Delivered, RecordFilter};
 use crate::exec::Dependencies;
 use crate::keyspace::{KeyPrefix, IDX, SYS};
 
@@ -48,11 +53,13 @@ pub struct Mark {
     pub closed: bool,
 }
 
-/// A watch's mailbox: a mark and a condition variable its consumer waits on.
+/// A watch's mailbox: a mark and a condition variable its consumer waits on, and the
+/// record keys it last delivered (for routing by record).
 #[derive(Default)]
 pub struct Slot {
     pub mark: Mutex<Mark>,
     pub cv: Condvar,
+    pub delivered: Mutex<Delivered>,
 }
 
 impl Slot {
@@ -76,6 +83,10 @@ struct Registry {
     by_key: HashMap<Vec<u8>, HashSet<u64>>,
     /// Each watch's registrations, to undo them.
     deps: HashMap<u64, (Vec<String>, Vec<Vec<u8>>)>,
+    /// The watches filed under a model that a changed record wakes only when it matters.
+    filters: HashMap<u64, RecordFilter>,
+    /// The commit each watch was registered at: earlier ones do not wake it.
+    since: HashMap<u64, Versionstamp>,
     /// The tailer thread is running.
     tailing: bool,
 }
@@ -123,10 +134,12 @@ impl Hub {
         let slot = Arc::new(Slot::default());
         reg.slots.insert(id, slot.clone());
         Self::index(&mut reg, id, deps);
+        // The watch's first evaluation reads a later snapshot than this one: the commits up
+        // to here (a running tailer may not have read them yet) cannot change what it
+        // delivers, so they do not wake it.
+        let from = self.engine.snapshot().map(|s| s.versionstamp()).unwrap_or(Versionstamp::ZERO);
+        reg.since.insert(id, from);
         if !reg.tailing {
-            let from =
-                self.engine.snapshot().map(|s| s.versionstamp()).unwrap_or(Versionstamp::ZERO);
-            reg.tailing = true;
             let hub = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("kvm-watch-tailer".into())
@@ -153,6 +166,9 @@ impl Hub {
             Some(keys) => (Vec::new(), keys),
             None => (deps.models, Vec::new()),
         };
+        if let Some(f) = deps.filter.filter(|_| keys.is_empty()) {
+            reg.filters.insert(id, f);
+        }
         for m in &models {
             reg.by_model.entry(m.clone()).or_default().insert(id);
         }
@@ -163,6 +179,7 @@ impl Hub {
     }
 
     fn forget(reg: &mut Registry, id: u64) {
+        reg.filters.remove(&id);
         if let Some((models, keys)) = reg.deps.remove(&id) {
             for m in models {
                 if let Some(set) = reg.by_model.get_mut(&m) {
@@ -188,6 +205,7 @@ impl Hub {
         let mut reg = lock(&self.reg);
         Self::forget(&mut reg, id);
         reg.slots.remove(&id);
+        reg.since.remove(&id);
         drop(reg);
         self.wake.notify_all();
     }
@@ -212,9 +230,13 @@ impl Hub {
             match self.engine.changes_since(from, FEED_BATCH) {
                 Ok(sets) if !sets.is_empty() => {
                     let full = sets.len() == FEED_BATCH;
+                    // Records are read (for routing by record) at one snapshot taken after
+                    // the feed: their latest state, which includes every commit read.
+                    let mut now = Latest::new(self.engine.as_ref());
                     for set in &sets {
-                        self.dispatch(set);
+                        self.dispatch(set, &mut now);
                     }
+                    drop(now);
                     if let Some(last) = sets.last() {
                         from = last.versionstamp;
                     }
@@ -254,7 +276,7 @@ impl Hub {
     }
 
     /// Wakes the watches one commit touched.
-    fn dispatch(&self, set: &ChangeSet) {
+    fn dispatch(&self, set: &ChangeSet, now: &mut Latest) {
         let reg = lock(&self.reg);
         let mut woken: HashSet<u64> = HashSet::new();
         for c in &set.changes {
@@ -273,7 +295,19 @@ impl Hub {
             }
             let expired = (c.kind == ChangeKind::Expire).then_some(c.key.as_slice());
             let mut wake = |id: &u64| {
+                if reg.since.get(id).is_some_and(|since| set.versionstamp <= *since) {
+                    return;
+                }
                 if let Some(slot) = reg.slots.get(id) {
+                    if let Some(filter) = reg.filters.get(id) {
+                        let d = lock(&slot.delivered);
+                        let matters = d.evaluating
+                            || d.keys.contains(&c.key)
+                            || now.record(&c.key).is_none_or(|r| filter.admits(r));
+                        if !matters {
+                            return;
+                        }
+                    }
                     if woken.insert(*id) || expired.is_some() {
                         slot.touch(expired);
                     }
@@ -286,6 +320,34 @@ impl Hub {
                 ids.iter().for_each(&mut wake);
             }
         }
+    }
+}
+
+/// The latest state of records, read at one snapshot taken when first needed, each record
+/// read once.
+struct Latest<'e> {
+    engine: &'e dyn Engine,
+    snap: Option<Box<dyn Snapshot + 'e>>,
+    read: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'e> Latest<'e> {
+    fn new(engine: &'e dyn Engine) -> Self {
+        Latest { engine, snap: None, read: HashMap::new() }
+    }
+
+    /// The stored bytes of the record at `key` (`Some(None)`: absent or expired), or `None`
+    /// when it could not be read.
+    fn record(&mut self, key: &[u8]) -> Option<Option<&[u8]>> {
+        if !self.read.contains_key(key) {
+            if self.snap.is_none() {
+                self.snap = Some(self.engine.snapshot().ok()?);
+            }
+            let snap = self.snap.as_ref()?;
+            let value = snap.get(key).ok()?.map(|e| e.value().to_vec());
+            self.read.insert(key.to_vec(), value);
+        }
+        self.read.get(key).map(|v| v.as_deref())
     }
 }
 

@@ -8,6 +8,7 @@
 //! Dropping the [`Watch`] unregisters it.
 
 mod hub;
+mod route;
 pub mod sse;
 #[cfg(feature = "async")]
 mod stream;
@@ -25,6 +26,7 @@ use kvm_planner::Catalog;
 use kvm_storage::Versionstamp;
 
 pub(crate) use hub::{Hub, Notifying};
+pub(crate) use route::RecordFilter;
 
 use crate::error::{Error, Result};
 use crate::keyspace::{key_part, Key};
@@ -106,6 +108,10 @@ enum Target {
 }
 
 const HIDDEN_KEY: &str = "__watch_key";
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn path(name: &str) -> Expr {
     Expr::new(ExprKind::Path(Path::single(Ident::new(name))))
@@ -275,7 +281,25 @@ impl Watch {
             self.hub.update(self.id, deps);
             self.catalog = catalog;
         }
-        let (out, vs) = crate::exec::query_at(self.db.host(), select, &self.params)?;
+        // While evaluating, the hub wakes this watch for any change of its models: the rows
+        // it delivered are about to change (see `route`).
+        lock(&self.slot.delivered).evaluating = true;
+        let evaluated = crate::exec::query_at(self.db.host(), select, &self.params);
+        let items = evaluated.and_then(|(out, vs)| Ok((self.items(out)?, vs)));
+        let mut delivered = lock(&self.slot.delivered);
+        delivered.evaluating = false;
+        if let (Ok((items, _)), Target::Query { key_model, .. }) = (&items, &self.target) {
+            delivered.keys = items
+                .iter()
+                .filter_map(|i| key_part(&i.key))
+                .map(|(pk, _)| Key::Record { model: key_model, pk }.encode())
+                .collect();
+        }
+        items
+    }
+
+    /// The items of an evaluated result.
+    fn items(&self, out: Output) -> Result<Vec<Item>> {
         let Output::Rows(rows) = out else {
             return Err(Error::Internal("a watched query returned no rows".into()));
         };
@@ -318,7 +342,7 @@ impl Watch {
                 }
             }
         }
-        Ok((items, vs))
+        Ok(items)
     }
 
     fn key_model(&self) -> &str {
