@@ -171,8 +171,23 @@ impl KeyPrefix<'_> {
 }
 
 /// The last part of a non-unique index entry: its pk.
-pub fn entry_pk(key: &[u8]) -> Option<KeyPart> {
-    tuple::decode(key).ok()?.pop()
+///
+/// The entry key's first `skip` bytes are whole parts already known
+/// (`[model, '__idx', index]`, [`index_entries_len`]): only the parts after them are decoded.
+pub fn entry_pk_past(key: &[u8], skip: usize) -> Option<KeyPart> {
+    let mut pos = skip;
+    let mut last = None;
+    while pos < key.len() {
+        let (part, next) = tuple::decode_part(key, pos).ok()?;
+        last = Some(part);
+        pos = next;
+    }
+    last
+}
+
+/// The length of the `[model, '__idx', index]` prefix every entry of `index` starts with.
+pub fn index_entries_len(model: &str, index: &str) -> usize {
+    KeyPrefix::Index { model, index, values: Vec::new() }.encode().len()
 }
 
 /// The prefix of every index entry of `model`, which record scans skip: `[model, '__idx']`

@@ -66,15 +66,15 @@ pub fn entry_key(model: &Model, index: &Index, row: &Row, pk: &KeyPart) -> Optio
 }
 
 /// The primary key an index entry points at: its value for a unique index, its last key
-/// part otherwise.
-fn entry_pk(unique: bool, key: &[u8], value: &[u8]) -> Result<KeyPart> {
+/// part otherwise (decoded past the `skip` bytes of the index's own prefix).
+fn entry_pk(unique: bool, key: &[u8], value: &[u8], skip: usize) -> Result<KeyPart> {
     let pk = if unique {
         match Value::decode(value) {
             Ok(v) => key_part(&v).map(|(p, _)| p),
             Err(_) => None,
         }
     } else {
-        keyspace::entry_pk(key)
+        keyspace::entry_pk_past(key, skip)
     };
     pk.ok_or_else(|| {
         Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(key)))
@@ -89,7 +89,7 @@ impl<'e> ModelTxn<'e> {
     /// The stored record with primary key `pk`.
     pub fn get(&self, model: &Model, pk: &KeyPart) -> Result<Option<Row>> {
         let key = Key::Record { model: &model.name, pk: pk.clone() }.encode();
-        self.txn.get(&key)?.map(|b| decode_record(model, &b)).transpose()
+        self.txn.get_with(&key, |b| decode_record(model, b))?.transpose()
     }
 
     /// The stored records with primary keys `pks`, read in one request.
@@ -109,16 +109,18 @@ impl<'e> ModelTxn<'e> {
     /// at most `limit` per range), read in one request.
     pub fn index_pks_many(
         &self,
+        model: &Model,
         index: &Index,
         ranges: &[KeyRange],
         reverse: bool,
         limit: Option<usize>,
     ) -> Result<Vec<Vec<KeyPart>>> {
+        let skip = keyspace::index_entries_len(&model.name, &index.name);
         self.txn
             .scan_many(ranges, reverse, limit)?
             .into_iter()
             .map(|entries| {
-                entries.into_iter().map(|(k, v)| entry_pk(index.unique, &k, &v)).collect()
+                entries.into_iter().map(|(k, v)| entry_pk(index.unique, &k, &v, skip)).collect()
             })
             .collect()
     }
@@ -154,14 +156,16 @@ impl<'e> ModelTxn<'e> {
     /// The primary keys of the entries of `index` in `range`, in index order.
     pub fn index_pks<'a>(
         &'a self,
+        model: &Model,
         index: &Index,
         range: &KeyRange,
         reverse: bool,
     ) -> Result<Box<dyn Iterator<Item = Result<KeyPart>> + 'a>> {
         let unique = index.unique;
+        let skip = keyspace::index_entries_len(&model.name, &index.name);
         Ok(Box::new(self.txn.scan(range, reverse)?.map(move |r| {
             let (k, v) = r?;
-            entry_pk(unique, &k, &v)
+            entry_pk(unique, &k, &v, skip)
         })))
     }
 
@@ -173,7 +177,7 @@ impl<'e> ModelTxn<'e> {
         range: &KeyRange,
         reverse: bool,
     ) -> Result<RowIter<'a>> {
-        let pks = self.index_pks(index, range, reverse)?;
+        let pks = self.index_pks(model, index, range, reverse)?;
         Ok(Box::new(pks.map(move |pk| {
             self.get(model, &pk?)?.ok_or_else(|| {
                 Error::Corrupt(format!("index entry of {} points at a missing record", model.name))

@@ -129,6 +129,16 @@ impl<'e> Txn<'e> {
         Ok(entry.map(|e| e.value().to_vec()))
     }
 
+    /// `read` applied to the value at `key` (own writes first), read in place: no copy.
+    pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        if let Some(w) = self.writes.borrow().get(key) {
+            return Ok(w.as_ref().map(|(v, _)| read(v)));
+        }
+        let entry = self.snap.get(key)?;
+        self.note(key, entry.as_ref().map(|e| e.versionstamp()));
+        Ok(entry.map(|e| read(e.value())))
+    }
+
     /// The values at several keys (own writes first), the snapshot's read in one request.
     pub fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];

@@ -113,7 +113,7 @@ pub(super) fn related_pks(
         .iter()
         .map(|p| KeyPrefix::Index { model: &model.name, index, values: vec![p.clone()] }.range())
         .collect();
-    cx.mtx.index_pks_many(ix, &ranges, reverse, limit)
+    cx.mtx.index_pks_many(model, ix, &ranges, reverse, limit)
 }
 
 /// Loads `items` into `rows` (records of `model`).

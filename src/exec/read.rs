@@ -170,10 +170,12 @@ fn scan<'a>(
             for k in keys {
                 cx.stop.check()?;
                 if let Some((p, true)) = part(cx, model, &model.pk().name, k)? {
-                    let mut enc = Vec::new();
-                    tuple::encode_part(&mut enc, &p);
-                    if !seen.insert(enc) {
-                        continue;
+                    if keys.len() > 1 {
+                        let mut enc = Vec::new();
+                        tuple::encode_part(&mut enc, &p);
+                        if !seen.insert(enc) {
+                            continue;
+                        }
                     }
                     if let Some(row) = m.get(model, &p)? {
                         rows.push(Ok(row));

@@ -117,6 +117,10 @@ struct Shared {
     readers_checked: AtomicU64,
     /// This process's writer turn (see `Engine::writer_turn`).
     turn: parking_lot::Mutex<()>,
+    /// What the last snapshot read about its state: LMDB's transaction id (the same id is
+    /// the same committed state, in every process), its versionstamp and whether anything
+    /// may expire. A snapshot of the same state reads neither again.
+    last_state: parking_lot::Mutex<Option<(usize, Versionstamp, bool)>>,
 }
 
 /// A database in one LMDB file (plus its `-lock` file).
@@ -285,6 +289,7 @@ impl LmdbEngine {
             reserve,
             readers_checked: AtomicU64::new(checked_at),
             turn: parking_lot::Mutex::new(()),
+            last_state: parking_lot::Mutex::new(None),
         });
         open.insert(path, Arc::downgrade(&shared));
         Ok(LmdbEngine { shared })
@@ -828,9 +833,19 @@ impl Engine for LmdbEngine {
             let gate = self.shared.gate.read_recursive();
             match self.shared.env.read_txn() {
                 Ok(txn) => {
-                    let vs = Versionstamp::from_seq(self.read_u64(&txn, SEQ)?.unwrap_or(0));
+                    let id = txn.id();
+                    let known = *self.shared.last_state.lock();
+                    let (vs, may_expire) = match known {
+                        Some((at, vs, may_expire)) if at == id => (vs, may_expire),
+                        _ => {
+                            let seq = self.read_u64(&txn, SEQ)?.unwrap_or(0);
+                            let state =
+                                (Versionstamp::from_seq(seq), !self.shared.expiry.is_empty(&txn)?);
+                            *self.shared.last_state.lock() = Some((id, state.0, state.1));
+                            state
+                        }
+                    };
                     let now = self.shared.clock.now_millis();
-                    let may_expire = !self.shared.expiry.is_empty(&txn)?;
                     return Ok(Box::new(LmdbSnapshot {
                         txn,
                         s: &self.shared,
