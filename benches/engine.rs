@@ -97,6 +97,19 @@ trait Store {
     /// `threads × per_thread` increments of one counter, each its own durable commit, each
     /// thread with its own handle; returns the final counter (must equal the total).
     fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64>;
+    /// `SELECT COUNT(*) … WHERE status = $1` (no index on status): every row tested.
+    fn count_unindexed(&mut self, _status: &str) -> Option<i64> {
+        None
+    }
+    /// `SELECT * … ORDER BY name LIMIT 5 OFFSET $1` (no index on name): a bounded top-k.
+    fn order_offset(&mut self, _offset: i64) -> Option<usize> {
+        None
+    }
+    /// `SELECT * FROM users` streamed: the time to the first row, then to the last, and the
+    /// row count.
+    fn stream_all(&mut self) -> Option<(Duration, Duration, u64)> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,6 +200,33 @@ mod kvm_store {
 
         fn age_range(&mut self, lo: i64, hi: i64) -> usize {
             self.range.query(params![lo, hi]).unwrap().rows.len()
+        }
+
+        fn count_unindexed(&mut self, status: &str) -> Option<i64> {
+            let rows =
+                self.db.query("SELECT COUNT(*) FROM users WHERE status = $1", params![status]);
+            match rows.unwrap().rows[0][0] {
+                Value::Int(n) => Some(n),
+                ref other => panic!("{other:?}"),
+            }
+        }
+
+        fn order_offset(&mut self, offset: i64) -> Option<usize> {
+            let q = "SELECT * FROM users ORDER BY name LIMIT 5 OFFSET $1";
+            Some(self.db.query(q, params![offset]).unwrap().rows.len())
+        }
+
+        fn stream_all(&mut self) -> Option<(Duration, Duration, u64)> {
+            let t = Instant::now();
+            let mut rows = self.db.query_iter("SELECT * FROM users", ()).unwrap();
+            black_box(rows.next().unwrap().unwrap());
+            let first = t.elapsed();
+            let mut n = 1;
+            for r in rows {
+                black_box(r.unwrap());
+                n += 1;
+            }
+            Some((first, t.elapsed(), n))
         }
 
         fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64> {
@@ -447,6 +487,51 @@ mod sqlite_store {
             n
         }
 
+        fn count_unindexed(&mut self, status: &str) -> Option<i64> {
+            let mut st =
+                self.conn.prepare_cached("SELECT COUNT(*) FROM users WHERE status = ?1").unwrap();
+            Some(st.query_row([status], |r| r.get(0)).unwrap())
+        }
+
+        fn order_offset(&mut self, offset: i64) -> Option<usize> {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, email, name, age, status FROM users ORDER BY name LIMIT 5 OFFSET ?1",
+                )
+                .unwrap();
+            let rows = st
+                .query_map([offset], |r| {
+                    let row: (i64, String, String, i64, String) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                    Ok(row)
+                })
+                .unwrap();
+            Some(rows.map(|r| black_box(r.unwrap())).count())
+        }
+
+        fn stream_all(&mut self) -> Option<(Duration, Duration, u64)> {
+            let t = Instant::now();
+            let mut st =
+                self.conn.prepare_cached("SELECT id, email, name, age, status FROM users").unwrap();
+            let mut rows = st.query([]).unwrap();
+            let mut first = None;
+            let mut n = 0;
+            while let Some(r) = rows.next().unwrap() {
+                let row: (i64, String, String, i64, String) = (
+                    r.get(0).unwrap(),
+                    r.get(1).unwrap(),
+                    r.get(2).unwrap(),
+                    r.get(3).unwrap(),
+                    r.get(4).unwrap(),
+                );
+                black_box(row);
+                first.get_or_insert_with(|| t.elapsed());
+                n += 1;
+            }
+            Some((first.unwrap_or_default(), t.elapsed(), n))
+        }
+
         fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64> {
             self.conn
                 .execute_batch(
@@ -556,6 +641,37 @@ fn bench(c: &mut Criterion) {
         }
     }
     g.finish();
+
+    // (f) whole-table work with no index: an unindexed COUNT(*) … WHERE, and an ORDER BY on
+    // an unindexed field under LIMIT 5 OFFSET 100,000 (half the rows on smaller runs).
+    let mut g = c.benchmark_group("engine_scan");
+    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6)).sample_size(10);
+    let offset = 100_000.min(n as i64 / 2);
+    for s in loaded.big.iter_mut() {
+        let Some(active) = s.count_unindexed("active") else { continue };
+        assert_eq!(active as u64, n / 4 + u64::from(n % 4 > 0), "{}", s.name());
+        g.bench_function(format!("count_unindexed/{}", s.name()), |b| {
+            b.iter(|| black_box(s.count_unindexed("banned")))
+        });
+        assert_eq!(s.order_offset(offset), Some(5), "{}", s.name());
+        g.bench_function(format!("order_offset_{offset}/{}", s.name()), |b| {
+            b.iter(|| black_box(s.order_offset(offset)))
+        });
+    }
+    g.finish();
+
+    // (g) streaming every row: time to the first row and to the last.
+    for s in loaded.big.iter_mut() {
+        if let Some((first, all, rows)) = s.stream_all() {
+            assert_eq!(rows, n, "{}", s.name());
+            println!(
+                "stream_all/{}: first row after {:.2} ms, {rows} rows in {:.2} s",
+                s.name(),
+                first.as_secs_f64() * 1e3,
+                all.as_secs_f64()
+            );
+        }
+    }
 
     // (e) 8 threads × per_thread increments of one counter, durable commits.
     let per = counter_per_thread();

@@ -133,6 +133,29 @@ impl<'e> ModelTxn<'e> {
         range: KeyRange,
         reverse: bool,
     ) -> Result<RowIter<'a>> {
+        let slots = model.slots.clone();
+        self.scan_with(model, range, reverse, move |v| Row::decode(&slots, v))
+    }
+
+    /// [`ModelTxn::scan`] decoding only the fields `wanted` (by slot).
+    pub fn scan_some<'a>(
+        &'a self,
+        model: &Model,
+        range: KeyRange,
+        reverse: bool,
+        wanted: Vec<bool>,
+    ) -> Result<RowIter<'a>> {
+        let slots = model.slots.clone();
+        self.scan_with(model, range, reverse, move |v| Row::decode_some(&slots, v, &wanted))
+    }
+
+    fn scan_with<'a>(
+        &'a self,
+        model: &Model,
+        range: KeyRange,
+        reverse: bool,
+        decode: impl Fn(&[u8]) -> Result<Row> + 'a,
+    ) -> Result<RowIter<'a>> {
         let area = KeyRange::prefix(&keyspace::index_area(&model.name));
         let mut ranges = subtract(range, &area);
         if reverse {
@@ -142,10 +165,7 @@ impl<'e> ModelTxn<'e> {
         for r in ranges {
             iters.push(self.txn.scan(&r, reverse)?);
         }
-        let slots = model.slots.clone();
-        Ok(Box::new(
-            iters.into_iter().flatten().map(move |r| r.and_then(|(_, v)| Row::decode(&slots, &v))),
-        ))
+        Ok(Box::new(iters.into_iter().flatten().map(move |r| r.and_then(|(_, v)| decode(&v)))))
     }
 
     /// Every record of `model`.

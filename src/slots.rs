@@ -48,6 +48,40 @@ impl Row {
         Ok(row)
     }
 
+    /// [`Row::decode`] of the fields `wanted` (by slot) only: the others stay absent, and
+    /// are stepped over without being built. For a plan step that reads only those.
+    pub fn decode_some(slots: &Arc<Slots>, bytes: &[u8], wanted: &[bool]) -> Result<Row> {
+        let mut row = Row::new(slots);
+        // The merge of `decode`: `next` walks the slots in name order as the stored fields
+        // come; `at` is the slot of the field just asked about, if wanted.
+        let next = std::cell::Cell::new(0);
+        let at = std::cell::Cell::new(None);
+        let by_name = &slots.by_name;
+        Value::decode_some_fields(
+            bytes,
+            |name| {
+                let mut n = next.get();
+                while n < by_name.len() && slots.names[by_name[n]].as_str() < name {
+                    n += 1;
+                }
+                next.set(n);
+                let slot = by_name
+                    .get(n)
+                    .copied()
+                    .filter(|i| slots.names[*i] == name && wanted.get(*i) == Some(&true));
+                at.set(slot);
+                slot.is_some()
+            },
+            |_, v| {
+                if let Some(i) = at.get() {
+                    row.vals[i] = v;
+                }
+            },
+        )
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+        Ok(row)
+    }
+
     /// The stored form: the encoded object of its non-null fields (attached values are
     /// never stored).
     pub fn encode(&self) -> Vec<u8> {

@@ -589,7 +589,11 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
         }
         Node::Count { source, .. } => {
             let mut n: i64 = 0;
-            for r in rows(cx, source)? {
+            let input = match counted(cx, source)? {
+                Some(rows) => rows,
+                None => rows(cx, source)?,
+            };
+            for r in input {
                 r?;
                 n += 1;
             }
@@ -620,6 +624,63 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
             }
             Ok(None)
         }
+    }
+}
+
+/// The rows `COUNT(*)` counts when they come from a scan of the records (no index), each
+/// decoded only as far as the filter reads it: the fields it names, the others stepped
+/// over. `None` for other shapes, or a filter that reads more than stored fields.
+fn counted<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<Option<RowIter<'a>>> {
+    let (scan, predicate) = match node {
+        Node::Filter { source, predicate, .. } => (source.as_ref(), Some(predicate)),
+        other => (other, None),
+    };
+    let Node::Scan { model, access } = scan else { return Ok(None) };
+    let model = cx.model(model)?;
+    let mut wanted = vec![false; model.fields.len()];
+    if predicate.is_some_and(|p| !stored_fields(model, p, &mut wanted)) {
+        return Ok(None);
+    }
+    let prefix = KeyPrefix::Model(&model.name).encode();
+    let (range, reverse) = match access {
+        Access::FullScan { reverse, .. } => (KeyRange::prefix(&prefix), *reverse),
+        Access::PkRange { range, reverse } => {
+            let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
+            (bounds(prefix, lower, upper), *reverse)
+        }
+        _ => return Ok(None),
+    };
+    let input = cx.mtx.scan_some(model, range, reverse, wanted)?;
+    Ok(Some(Box::new(input.filter_map(move |r| {
+        if let Err(e) = cx.stop.check() {
+            return Some(Err(e));
+        }
+        match (r, predicate) {
+            (Err(e), _) => Some(Err(e)),
+            (Ok(row), None) => Some(Ok(row)),
+            (Ok(row), Some(p)) => match cx.env(Some(&row)).test(p) {
+                Ok(true) => Some(Ok(row)),
+                Ok(false) => None,
+                Err(e) => Some(Err(e)),
+            },
+        }
+    }))))
+}
+
+/// Marks in `wanted` the stored fields `e` reads; false when it reads anything else (a
+/// virtual field, a relation, `EXISTS`, `COUNT(relation)`).
+fn stored_fields(model: &Model, e: &Expr, wanted: &mut [bool]) -> bool {
+    match &e.kind {
+        kvm_lang::ExprKind::Path(p) => match model.slots.slot(&p.segments[0].name) {
+            Some(i) if model.fields[i].virtual_expr.is_none() => {
+                wanted[i] = true;
+                true
+            }
+            _ => false,
+        },
+        kvm_lang::ExprKind::Exists { .. } => false,
+        _ if kvm_planner::count_relation(e).is_some() => false,
+        _ => e.children().into_iter().all(|c| stored_fields(model, c, wanted)),
     }
 }
 

@@ -236,8 +236,15 @@ impl Value {
     /// Decodes an encoded object field by field, without building a map: `field` gets
     /// each field's name and value in stored (name) order. Anything but an object is an
     /// error.
-    pub fn decode_fields(
+    pub fn decode_fields(bytes: &[u8], field: impl FnMut(&str, Value)) -> Result<(), ValueError> {
+        Value::decode_some_fields(bytes, |_| true, field)
+    }
+
+    /// [`Value::decode_fields`] for the fields `wanted` says yes to; the others are stepped
+    /// over without being built.
+    pub fn decode_some_fields(
         bytes: &[u8],
+        mut wanted: impl FnMut(&str) -> bool,
         mut field: impl FnMut(&str, Value),
     ) -> Result<(), ValueError> {
         match bytes.first() {
@@ -261,8 +268,12 @@ impl Value {
                 return Err(ValueError { offset: at, message: "object fields out of order" });
             }
             last = Some(name);
-            let v = r.value(1)?;
-            field(name, v);
+            if wanted(name) {
+                let v = r.value(1)?;
+                field(name, v);
+            } else {
+                r.skip(1)?;
+            }
         }
         if r.pos != bytes.len() {
             return Err(r.err("trailing bytes after the value"));
@@ -431,6 +442,44 @@ impl<'a> Reader<'a> {
             }
         })
     }
+
+    /// Steps over one value without building it (checked as [`Reader::value`] checks it,
+    /// strings' UTF-8 aside).
+    fn skip(&mut self, depth: usize) -> Result<(), ValueError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("value nests too deeply"));
+        }
+        match self.byte()? {
+            T_NULL | T_FALSE | T_TRUE => {}
+            T_INT | T_TIMESTAMP => {
+                self.varint()?;
+            }
+            T_FLOAT | T_COUNTER => {
+                self.take(8)?;
+            }
+            T_STRING | T_BYTES => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            T_ARRAY => {
+                for _ in 0..self.len()? {
+                    self.skip(depth + 1)?;
+                }
+            }
+            T_OBJECT => {
+                for _ in 0..self.len()? {
+                    let n = self.len()?;
+                    self.take(n)?;
+                    self.skip(depth + 1)?;
+                }
+            }
+            _ => {
+                self.pos -= 1;
+                return Err(self.err("unknown value tag"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn fixed8(s: &[u8]) -> [u8; 8] {
@@ -478,6 +527,44 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn some_fields_decode_and_the_others_are_stepped_over() {
+        let mut nested = BTreeMap::new();
+        nested
+            .insert("x".to_string(), Value::Array(vec![Value::Int(1), Value::String("s".into())]));
+        let mut fields = BTreeMap::new();
+        fields.insert("a".to_string(), Value::Object(nested));
+        fields.insert("b".to_string(), Value::Float(1.5));
+        fields.insert("c".to_string(), Value::Bytes(vec![1, 2]));
+        fields.insert("d".to_string(), Value::Counter(7));
+        fields.insert("e".to_string(), Value::Timestamp(-3));
+        fields.insert("f".to_string(), Value::String("last".into()));
+        let bytes = Value::Object(fields.clone()).encode();
+        let mut got = Vec::new();
+        Value::decode_some_fields(
+            &bytes,
+            |n| n == "b" || n == "f",
+            |n, v| got.push((n.to_string(), v)),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![("b".into(), Value::Float(1.5)), ("f".into(), Value::String("last".into()))]
+        );
+        let mut all = BTreeMap::new();
+        Value::decode_fields(&bytes, |n, v| {
+            all.insert(n.to_string(), v);
+        })
+        .unwrap();
+        assert_eq!(all, fields);
+        // Truncated input is an error whether the field is decoded or stepped over.
+        for cut in 1..bytes.len() {
+            assert!(Value::decode_some_fields(&bytes[..cut], |_| false, |_, _| {}).is_err());
+        }
+        // Not an object.
+        assert!(Value::decode_fields(&Value::Int(1).encode(), |_, _| {}).is_err());
+    }
 
     #[test]
     fn counter_fast_path_matches_the_codec() {
