@@ -287,7 +287,7 @@ mod kvm_side {
     /// Opens a KVM database in `dir`, defines the models and loads `data`.
     pub fn load(dir: &Path, data: &Data) -> Database {
         let db = Database::open(dir.join("relations.kvm")).unwrap();
-        db.execute(SCHEMA, ()).unwrap_or_else(|e| setup_failed(e));
+        db.execute_batch(SCHEMA).unwrap_or_else(|e| setup_failed(e));
         let t = Instant::now();
         let users = data.users.iter().map(|u| {
             object([

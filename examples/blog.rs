@@ -103,7 +103,7 @@ fn main() -> Result<()> {
     let db = Database::open(dir.path().join("blog.kvm"))?;
 
     // `execute` runs every statement of the text in order, each its own commit.
-    db.execute(SCHEMA, ())?;
+    db.execute_batch(SCHEMA)?;
     let models: Vec<String> = db.catalog()?.models.keys().cloned().collect();
     println!("== models: {}", models.join(", "));
 

@@ -148,6 +148,42 @@ fn fault_child() {
                 grew / 1_000_000
             );
         }
+        "stream" => {
+            // Every record streamed: the time to the first row, and the heap it took.
+            let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sampler = {
+                let (peak, done) = (peak.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        peak.fetch_max(rss_anon(), std::sync::atomic::Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            };
+            let before = rss_anon();
+            let t = Instant::now();
+            let mut rows = db.query_iter("SELECT * FROM m", ()).unwrap();
+            rows.next().unwrap().unwrap();
+            let first = t.elapsed();
+            let mut n = 1u64;
+            for r in rows {
+                r.unwrap();
+                n += 1;
+            }
+            let took = t.elapsed();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            sampler.join().unwrap();
+            let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
+            println!(
+                "\nKVM-RESULT {n} rows, first after {:.1} ms, all in {:.1} s, peak heap +{} MB",
+                first.as_secs_f64() * 1e3,
+                took.as_secs_f64(),
+                grew >> 20
+            );
+            assert_eq!(n, 1_000_000);
+            assert!(grew < 64 << 20, "streaming took {} MB of heap", grew >> 20);
+        }
         "snapshot" => {
             // An open transaction holds its snapshot until it ends.
             let mut session = db.session();
@@ -418,4 +454,12 @@ fn growth(path: &Path) {
     println!(
         "  after the UPDATE (no other snapshot): file apparent {apparent} MB, on disk (du) {du} MB"
     );
+    // SELECT * of every record through query_iter, in a fresh process.
+    let (mut child, lines) = spawn("stream", path, "");
+    for l in lines.map_while(Result::ok) {
+        if let Some(r) = l.strip_prefix("KVM-RESULT ") {
+            println!("  query_iter(SELECT * FROM m): {r}");
+        }
+    }
+    assert!(child.wait().unwrap().success(), "the streaming child failed");
 }
