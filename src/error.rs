@@ -139,13 +139,13 @@ impl Error {
     pub(crate) fn validation(
         model: &str,
         field: &str,
-        value: impl fmt::Display,
+        value: impl Shown,
         message: impl Into<String>,
     ) -> Error {
         Error::Validation {
             model: model.to_string(),
             field: field.to_string(),
-            value: value.to_string(),
+            value: value.shown(),
             message: message.into(),
         }
     }
@@ -213,6 +213,36 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A value as an error message shows it: in KQL form (`'text'`, `5`, `'2026-01-01T00:00:00Z'`),
+/// never the codec's debug spellings (`5u64`, `timestamp(…)`).
+pub(crate) trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for kvm_storage::Value {
+    fn shown(&self) -> String {
+        crate::values::kql(self)
+    }
+}
+
+impl Shown for &kvm_storage::Value {
+    fn shown(&self) -> String {
+        crate::values::kql(self)
+    }
+}
+
+impl Shown for &str {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Shown for String {
+    fn shown(&self) -> String {
+        self.clone()
+    }
+}
 
 /// What `CHECK DATABASE` / `CHECK MODEL` found. With any [`CheckReport::problems`] the
 /// statement fails with [`Error::Check`] (`kvm.check_failed`), so a script or CI job that runs

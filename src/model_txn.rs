@@ -244,7 +244,7 @@ impl<'e> ModelTxn<'e> {
                             let vals: Vec<String> = index
                                 .fields
                                 .iter()
-                                .map(|f| new.get(f).map(|v| v.to_string()).unwrap_or_default())
+                                .map(|f| new.get(f).map(crate::values::kql).unwrap_or_default())
                                 .collect();
                             let value = if vals.len() == 1 {
                                 vals[0].clone()
@@ -289,7 +289,7 @@ impl<'e> ModelTxn<'e> {
             return Err(Error::UniqueViolation {
                 model: model.name.clone(),
                 index: "PRIMARY KEY".into(),
-                value: keyspace::part_value(&pk).to_string(),
+                value: crate::values::kql(&keyspace::part_value(&pk)),
             });
         }
         self.txn.check_unchanged(&key)?;

@@ -12,7 +12,7 @@ use kvm_storage::Value;
 
 use crate::error::{Error, Result};
 use crate::eval::{Env, Row};
-use crate::values::compare;
+use crate::values::{compare, kql};
 
 fn type_name(t: &FieldType) -> String {
     t.to_string()
@@ -280,12 +280,13 @@ fn counter(
             (i128::from(i64::MIN), i128::from(i64::MAX))
         };
         if r < lo || r > hi {
+            let (current, delta) = (kql(&current), kql(delta));
             let why = if r < lo && f.ty.name == TypeName::U64 {
                 format!("U64 counter would go below zero ({current} {sign} {delta})")
             } else {
                 format!("{} counter would overflow ({current} {sign} {delta})", type_name(&f.ty))
             };
-            return Err(Error::validation(&model.name, &f.name, current, why));
+            return Err(Error::validation(&model.name, &f.name, current.as_str(), why));
         }
         return Ok(if f.ty.name == TypeName::U64 {
             Value::Counter(r as u64)
@@ -303,7 +304,7 @@ fn counter(
             &model.name,
             &f.name,
             delta,
-            format!("cannot apply {sign} to {current}"),
+            format!("cannot apply {sign} to {}", kql(&current)),
         )),
         Some(v) => Ok(v),
     }

@@ -306,3 +306,24 @@ fn values_have_typed_accessors() {
     assert_eq!(Value::Int(1).as_str(), None);
     assert_eq!(Value::Counter(1).type_name(), "U64");
 }
+
+/// Issue 16 item 7: values in messages are KQL (`5`, not `5u64`), and an error in a batch
+/// says which record it was.
+#[test]
+fn errors_show_kql_values_and_the_record_of_a_batch() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL c (id INT PRIMARY KEY, n U64, email STRING UNIQUE)", ()).unwrap();
+    db.execute("INSERT INTO c {id: 1, n: 5}", ()).unwrap();
+    let err = db.execute("UPDATE c SET n -= 6 WHERE id = 1", ()).unwrap_err();
+    assert!(matches!(&err, Error::Validation { value, .. } if value == "5"), "{err:?}");
+    assert!(!err.to_string().contains("u64"), "{err}");
+    let err = db
+        .execute("INSERT INTO c [{id: 2, email: 'a'}, {id: 3, email: 'a'}, {id: 4}]", ())
+        .unwrap_err();
+    assert_eq!(err.code(), "kvm.unique_violation");
+    assert!(err.to_string().contains("record 2 of 3 in the batch"), "{err}");
+    let err = db.execute("INSERT INTO c [{id: 5}, {id: 6}, {id: 7, n: -1}]", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.validation");
+    assert!(err.to_string().contains("record 3 of 3 in the batch"), "{err}");
+    assert_eq!(db.query("SELECT id FROM c", ()).unwrap().len(), 1, "nothing of a failed batch");
+}

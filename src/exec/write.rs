@@ -3,7 +3,7 @@
 //! writes), then written through the model transaction; the caller commits once.
 
 use kvm_lang::ast::{AssignOp, Assignment, Upsert};
-use kvm_lang::{Expr, ExprKind};
+use kvm_lang::Expr;
 use kvm_planner::Node;
 use kvm_storage::Value;
 
@@ -41,6 +41,25 @@ fn stored(model: &kvm_planner::Model, mut row: Row) -> Row {
     row
 }
 
+/// An error of record `i` (0-based) of a batch of `n`: a validation or reference error says
+/// which record it was (1-based), so a 10,000-record INSERT's failure can be found.
+fn in_batch(e: Error, i: usize, n: usize) -> Error {
+    if n < 2 {
+        return e;
+    }
+    let which = format!(" (record {} of {n} in the batch)", i + 1);
+    match e {
+        Error::Validation { model, field, value, message } => {
+            Error::Validation { model, field, value, message: message + &which }
+        }
+        Error::Reference { code, message } => Error::Reference { code, message: message + &which },
+        Error::UniqueViolation { model, index, value } => {
+            Error::UniqueViolation { model, index, value: value + &which }
+        }
+        other => other,
+    }
+}
+
 pub fn insert(
     cx: &Cx,
     model: &str,
@@ -54,24 +73,26 @@ pub fn insert(
     };
     let model = cx.model(model)?;
     let mut written = Vec::new();
-    for e in records {
+    for (i, e) in records.iter().enumerate() {
+        let n = records.len();
         let input = match cx.env(None).eval(e)? {
             Value::Object(m) => m,
             other => {
                 return Err(Error::Invalid {
                     code: "kvm.type_mismatch",
-                    message: format!("INSERT INTO {} needs an object, got {other}", model.name),
+                    message: format!(
+                        "INSERT INTO {} needs an object, got {}",
+                        model.name,
+                        crate::values::kql(&other)
+                    ),
                     span: (!e.span.is_empty()).then_some(e.span),
                     help: None,
                 })
             }
         };
-        if let ExprKind::Param(_) = e.kind {
-            // Fields of a bound object are checked by validation (no span to point at).
-        }
-        let row = record::for_insert(model, input, &cx.env(None))?;
-        cx.mtx.insert(model, &row, expire_at)?;
-        refs::check_parents(cx, model, None, &row)?;
+        let row = record::for_insert(model, input, &cx.env(None)).map_err(|e| in_batch(e, i, n))?;
+        cx.mtx.insert(model, &row, expire_at).map_err(|e| in_batch(e, i, n))?;
+        refs::check_parents(cx, model, None, &row).map_err(|e| in_batch(e, i, n))?;
         written.push(row);
     }
     returning(cx, model, ret, &written, "inserted")
@@ -211,7 +232,11 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
         other => {
             return Err(Error::Invalid {
                 code: "kvm.type_mismatch",
-                message: format!("UPSERT INTO {} needs an object, got {other}", model.name),
+                message: format!(
+                    "UPSERT INTO {} needs an object, got {}",
+                    model.name,
+                    crate::values::kql(&other)
+                ),
                 span: (!u.value.span.is_empty()).then_some(u.value.span),
                 help: None,
             })
