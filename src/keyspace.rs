@@ -34,7 +34,7 @@
 //! against the record.
 
 use kvm_storage::tuple::{self, KeyPart};
-use kvm_storage::Value;
+use kvm_storage::{KeyRange, Value};
 
 /// The part that separates a model's index entries from its records.
 pub const IDX: &str = "__idx";
@@ -248,6 +248,102 @@ pub fn part_value(p: &KeyPart) -> Value {
         KeyPart::Float(f) => Value::Float(*f),
         KeyPart::Bool(b) => Value::Bool(*b),
     }
+}
+
+/// The bytes of one key part: what identifies a key value (to de-duplicate keys).
+pub fn part_bytes(p: &KeyPart) -> Vec<u8> {
+    let mut k = Vec::new();
+    tuple::encode_part(&mut k, p);
+    k
+}
+
+/// One end of a range on the part after a prefix: the part, whether it is included, and
+/// whether it is exact (a truncated long value bounds nothing: that end stays open).
+pub type PartBound = (KeyPart, bool, bool);
+
+/// The keys under `prefix` whose next part lies between `lower` and `upper` (either open).
+pub fn part_range(prefix: Vec<u8>, lower: Option<PartBound>, upper: Option<PartBound>) -> KeyRange {
+    use std::ops::Bound::*;
+    let end_of = |k: &[u8]| tuple::prefix_end(k).map_or(Unbounded, Excluded);
+    let with = |p: &KeyPart| {
+        let mut k = prefix.clone();
+        tuple::encode_part(&mut k, p);
+        k
+    };
+    let start = match lower {
+        Some((p, incl, true)) => {
+            let k = with(&p);
+            if incl {
+                Included(k)
+            } else {
+                // Past every key that starts with the bound (the bound's own suffixes).
+                match end_of(&k) {
+                    Excluded(e) => Included(e),
+                    other => other,
+                }
+            }
+        }
+        _ => Included(prefix.clone()),
+    };
+    let end = match upper {
+        Some((p, incl, true)) => {
+            let k = with(&p);
+            if incl {
+                end_of(&k)
+            } else {
+                Excluded(k)
+            }
+        }
+        _ => end_of(&prefix),
+    };
+    KeyRange { start, end }
+}
+
+/// What a changed key is, as a change-feed reader routes it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// A record of `model`.
+    Record { model: String },
+    /// The catalog (a schema change).
+    Catalog,
+    /// Anything else: an index entry (it changes with its record), a queue, a system key.
+    Other,
+}
+
+/// Classifies a changed key.
+pub fn changed(key: &[u8]) -> Changed {
+    let Ok(parts) = tuple::decode(key) else { return Changed::Other };
+    match parts.as_slice() {
+        [KeyPart::String(s), KeyPart::String(c), ..] if s == SYS && c == "catalog" => {
+            Changed::Catalog
+        }
+        [KeyPart::String(s), ..] if s == SYS => Changed::Other,
+        [KeyPart::String(model), _] => Changed::Record { model: model.clone() },
+        _ => Changed::Other,
+    }
+}
+
+/// The last part of a key when it is a string (a queue's name in its definition key, a
+/// job's id in a state-area entry).
+pub fn last_string(key: &[u8]) -> Option<String> {
+    match tuple::decode(key).ok()?.pop()? {
+        KeyPart::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The order value of a queue state-area entry (`['__sys', 'queue', q, area, order, id]`).
+pub fn job_order(key: &[u8]) -> Option<i64> {
+    match tuple::decode(key).ok()?.get(4)? {
+        KeyPart::Int(t) => Some(*t),
+        _ => None,
+    }
+}
+
+/// The entries of a queue's state area whose order value is at most `upto`.
+pub fn queue_area_upto(queue: &str, area: &'static str, upto: i64) -> KeyRange {
+    let prefix = KeyPrefix::QueueArea { queue, area }.encode();
+    part_range(prefix, None, Some((KeyPart::Int(upto), true, true)))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use kvm_lang::ast::OrderBy;
 use kvm_planner::{Attach, AttachKind, Model, RelPath};
-use kvm_storage::tuple::{self, KeyPart};
+use kvm_storage::tuple::KeyPart;
 use kvm_storage::{KeyRange, Value};
 
 use super::read::non_negative;
@@ -22,9 +22,7 @@ use crate::values::total_cmp;
 pub const ATTACH_BATCH: usize = 1000;
 
 pub(super) fn enc(p: &KeyPart) -> Vec<u8> {
-    let mut k = Vec::new();
-    tuple::encode_part(&mut k, p);
-    k
+    crate::keyspace::part_bytes(p)
 }
 
 /// The key part of `v` as `model`'s primary key (a foreign key's value is coerced to the

@@ -6,13 +6,13 @@ use std::cmp::Ordering;
 use kvm_lang::ast::OrderBy;
 use kvm_lang::Expr;
 use kvm_planner::{Access, Model, Node, Range};
-use kvm_storage::tuple::{self, KeyPart};
+use kvm_storage::tuple::KeyPart;
 use kvm_storage::{KeyRange, Value};
 
 use super::Cx;
 use crate::error::{Error, Result};
 use crate::eval::Row;
-use crate::keyspace::{key_part, Key, KeyPrefix};
+use crate::keyspace::{key_part, part_bytes, part_range, Key, KeyPrefix};
 use crate::model_txn::RowIter;
 use crate::record;
 use crate::values::total_cmp;
@@ -28,47 +28,6 @@ fn part(cx: &Cx, model: &Model, field: &str, e: &Expr) -> Result<Option<(KeyPart
         Ok(v) => Ok(key_part(&v)),
         Err(_) => Ok(None),
     }
-}
-
-fn bounds(
-    prefix: Vec<u8>,
-    lower: Option<(KeyPart, bool, bool)>,
-    upper: Option<(KeyPart, bool, bool)>,
-) -> KeyRange {
-    use std::ops::Bound::*;
-    let end_of = |k: &[u8]| tuple::prefix_end(k).map_or(Unbounded, Excluded);
-    let with = |p: &KeyPart| {
-        let mut k = prefix.clone();
-        tuple::encode_part(&mut k, p);
-        k
-    };
-    let start = match lower {
-        Some((p, incl, true)) => {
-            let k = with(&p);
-            if incl {
-                Included(k)
-            } else {
-                end_of(&k).map(|e| e)
-            }
-        }
-        _ => Included(prefix.clone()),
-    };
-    let start = match start {
-        Excluded(k) => Included(k),
-        other => other,
-    };
-    let end = match upper {
-        Some((p, incl, true)) => {
-            let k = with(&p);
-            if incl {
-                end_of(&k)
-            } else {
-                Excluded(k)
-            }
-        }
-        _ => end_of(&prefix),
-    };
-    KeyRange { start, end }
 }
 
 fn range_parts(
@@ -124,7 +83,7 @@ pub fn index_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<(Ke
         // The unique entry key itself (a prefix range of one key).
         return Ok(Some((KeyRange::prefix(&prefix), exact)));
     }
-    Ok(Some((bounds(prefix, lower, upper), exact)))
+    Ok(Some((part_range(prefix, lower, upper), exact)))
 }
 
 /// Where a page resumes: rows of the access path's range strictly past this key (in the
@@ -170,12 +129,8 @@ fn scan<'a>(
             for k in keys {
                 cx.stop.check()?;
                 if let Some((p, true)) = part(cx, model, &model.pk().name, k)? {
-                    if keys.len() > 1 {
-                        let mut enc = Vec::new();
-                        tuple::encode_part(&mut enc, &p);
-                        if !seen.insert(enc) {
-                            continue;
-                        }
+                    if keys.len() > 1 && !seen.insert(part_bytes(&p)) {
+                        continue;
                     }
                     if let Some(row) = m.get(model, &p)? {
                         rows.push(Ok(row));
@@ -199,7 +154,7 @@ fn scan<'a>(
         Access::PkRange { range, reverse } => {
             let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
             let prefix = KeyPrefix::Model(&model.name).encode();
-            m.scan(model, past(bounds(prefix, lower, upper), seek, *reverse), *reverse)?
+            m.scan(model, past(part_range(prefix, lower, upper), seek, *reverse), *reverse)?
         }
         Access::FullScan { reverse, .. } => {
             let all = KeyRange::prefix(&KeyPrefix::Model(&model.name).encode());
@@ -646,7 +601,7 @@ fn counted<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<Option<RowIter<'a>>> {
         Access::FullScan { reverse, .. } => (KeyRange::prefix(&prefix), *reverse),
         Access::PkRange { range, reverse } => {
             let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
-            (bounds(prefix, lower, upper), *reverse)
+            (part_range(prefix, lower, upper), *reverse)
         }
         _ => return Ok(None),
     };

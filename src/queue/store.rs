@@ -152,10 +152,8 @@ pub fn names(txn: &Txn) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for r in txn.scan(&KeyRange::prefix(&prefix), false)? {
         let (k, _) = r?;
-        if let Ok(parts) = kvm_storage::tuple::decode(&k) {
-            if let Some(kvm_storage::tuple::KeyPart::String(q)) = parts.last() {
-                out.push(q.clone());
-            }
+        if let Some(q) = crate::keyspace::last_string(&k) {
+            out.push(q);
         }
     }
     Ok(out)
@@ -255,10 +253,7 @@ fn get(txn: &Txn, queue: &str, id: &str) -> Result<Option<Value>> {
 
 /// The id part of a state-area entry key (its last part).
 fn entry_id(key: &[u8]) -> Option<String> {
-    match kvm_storage::tuple::decode(key).ok()?.pop()? {
-        kvm_storage::tuple::KeyPart::String(s) => Some(s),
-        _ => None,
-    }
+    crate::keyspace::last_string(key)
 }
 
 /// Up to `limit` ids in `area` whose order value is at most `upto` (all when `None`).
@@ -269,16 +264,9 @@ fn due_ids(
     upto: Option<i64>,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, String)>> {
-    let prefix = KeyPrefix::QueueArea { queue, area }.encode();
     let range = match upto {
-        None => KeyRange::prefix(&prefix),
-        Some(t) => {
-            let mut end = prefix.clone();
-            kvm_storage::tuple::encode_part(&mut end, &kvm_storage::tuple::KeyPart::Int(t));
-            let end = kvm_storage::tuple::prefix_end(&end)
-                .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-            KeyRange { start: std::ops::Bound::Included(prefix), end }
-        }
+        None => KeyPrefix::QueueArea { queue, area }.range(),
+        Some(t) => crate::keyspace::queue_area_upto(queue, area, t),
     };
     let mut out = Vec::new();
     // Each entry read is checked at commit, and so is the job record read next: two
@@ -661,10 +649,7 @@ pub fn next_due(txn: &Txn, queue: &str) -> Result<Option<u64>> {
     let first = |area: &'static str| -> Result<Option<u64>> {
         let range = KeyPrefix::QueueArea { queue, area }.range();
         let next = txn.scan(&range, false)?.next().transpose()?;
-        Ok(next.and_then(|(k, _)| match kvm_storage::tuple::decode(&k).ok()?.get(4)? {
-            kvm_storage::tuple::KeyPart::Int(t) => Some((*t).max(0) as u64),
-            _ => None,
-        }))
+        Ok(next.and_then(|(k, _)| crate::keyspace::job_order(&k)).map(|t| t.max(0) as u64))
     };
     let a = first("delayed")?;
     let b = first("leased")?;

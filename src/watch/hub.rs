@@ -19,7 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use kvm_storage::tuple::{self, KeyPart};
 use kvm_storage::{
     AtomicBatch, ChangeKind, ChangeSet, CommitLimits, Engine, Result as StorageResult, Snapshot,
     Versionstamp,
@@ -27,7 +26,7 @@ use kvm_storage::{
 
 use super::route::{Delivered, RecordFilter};
 use crate::exec::Dependencies;
-use crate::keyspace::{KeyPrefix, IDX, SYS};
+use crate::keyspace::{self, Changed, KeyPrefix};
 
 /// How often the tailer looks for commits of other processes when nothing woke it.
 pub const POLL: Duration = Duration::from_millis(5);
@@ -280,19 +279,17 @@ impl Hub {
         let reg = lock(&self.reg);
         let mut woken: HashSet<u64> = HashSet::new();
         for c in &set.changes {
-            let Ok(parts) = tuple::decode(&c.key) else { continue };
-            let Some(KeyPart::String(model)) = parts.first() else { continue };
-            if model == SYS {
-                // A schema change: every watch re-plans and evaluates again.
-                if matches!(parts.get(1), Some(KeyPart::String(s)) if s == "catalog") {
+            let model = match keyspace::changed(&c.key) {
+                Changed::Record { model } => model,
+                Changed::Catalog => {
+                    // A schema change: every watch re-plans and evaluates again.
                     reg.slots.values().for_each(|s| s.touch(None));
+                    continue;
                 }
-                continue;
-            }
-            let is_entry = parts.len() > 2 && matches!(&parts[1], KeyPart::String(s) if s == IDX);
-            if is_entry || parts.len() != 2 {
-                continue; // index entries change with their records
-            }
+                // Index entries change with their records; queues and system keys are
+                // not watched.
+                Changed::Other => continue,
+            };
             let expired = (c.kind == ChangeKind::Expire).then_some(c.key.as_slice());
             let mut wake = |id: &u64| {
                 if reg.since.get(id).is_some_and(|since| set.versionstamp <= *since) {
@@ -313,7 +310,7 @@ impl Hub {
                     }
                 }
             };
-            if let Some(ids) = reg.by_model.get(model) {
+            if let Some(ids) = reg.by_model.get(&model) {
                 ids.iter().for_each(&mut wake);
             }
             if let Some(ids) = reg.by_key.get(&c.key) {

@@ -1,0 +1,50 @@
+//! Architecture rules checked on the source (issue 16): key bytes are built and decoded only
+//! in `src/keyspace.rs` — no other engine module calls the tuple codec — and the public API
+//! does not re-export the planner or the engine's internals.
+
+use std::path::Path;
+
+fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).expect("source dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("source");
+            out.push((path.display().to_string(), text));
+        }
+    }
+}
+
+#[test]
+fn only_the_keyspace_module_builds_or_decodes_keys() {
+    let mut files = Vec::new();
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    assert!(files.len() > 20, "found the engine's sources");
+    let codec = ["tuple::encode", "tuple::decode", "encode_part", "decode_part", "prefix_end"];
+    let mut found = Vec::new();
+    for (path, text) in &files {
+        if path.ends_with("src/keyspace.rs") {
+            assert!(codec.iter().any(|c| text.contains(c)), "the keyspace uses the codec");
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            if let Some(c) = codec.iter().find(|c| line.contains(*c)) {
+                found.push(format!("{path}:{}: {c}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "key bytes handled outside src/keyspace.rs:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_public_api_does_not_export_the_implementation() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("lib.rs");
+    for private in ["pub mod keyspace", "pub mod model_txn", "pub use kvm_planner as"] {
+        assert!(!lib.contains(private), "src/lib.rs: `{private}`");
+    }
+}
