@@ -189,21 +189,21 @@ impl Host for Inner {
     }
     fn catalog(&self, mtx: &ModelTxn) -> Result<Arc<Catalog>> {
         let key = Key::CatalogVersion.encode();
-        let at = mtx.txn.read_versionstamp();
+        let at = mtx.txn().read_versionstamp();
         {
             // A snapshot of the same commit as the one the cache was checked at: the catalog
             // version key cannot have moved (no read at all).
             let cached = self.catalog.read().unwrap_or_else(|p| p.into_inner());
             if cached.checked_at == Some(at) {
-                mtx.txn.check_unchanged_as(&key, cached.version);
+                mtx.txn().check_unchanged_as(&key, cached.version);
                 return Ok(cached.catalog.clone());
             }
         }
-        let vs = mtx.txn.snapshot_versionstamp(&key)?;
-        mtx.txn.check_unchanged_as(&key, vs);
+        let vs = mtx.txn().snapshot_versionstamp(&key)?;
+        mtx.txn().check_unchanged_as(&key, vs);
         let mut cached = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         if cached.version != vs || cached.checked_at.is_none() {
-            cached.catalog = Arc::new(catalog_store::load(&mtx.txn)?);
+            cached.catalog = Arc::new(catalog_store::load(mtx.txn())?);
             cached.version = vs;
         }
         // Only ever forward: an older snapshot (a long transaction) must not make newer
@@ -781,13 +781,13 @@ pub struct Transaction<'d> {
 impl<'d> Transaction<'d> {
     fn begin(db: &'d Database) -> Result<Transaction<'d>> {
         let mtx = ModelTxn::new(db.inner.engine.as_ref())?;
-        mtx.txn.track_reads(true);
+        mtx.txn().track_reads(true);
         Ok(Transaction { db, mtx })
     }
 
     /// The raw transaction underneath (queue operations write through it).
     pub(crate) fn txn(&self) -> &crate::txn::Txn<'d> {
-        &self.mtx.txn
+        self.mtx.txn()
     }
 
     /// Runs one statement inside the transaction (several are refused, as by
@@ -841,10 +841,10 @@ impl<'d> Transaction<'d> {
     /// Commits the buffered writes as one batch, checking every key read is unchanged.
     fn commit(self) -> Result<()> {
         let Transaction { db, mtx } = self;
-        if mtx.txn.is_dirty() {
+        if mtx.txn().is_dirty() {
             // The snapshot closes here: a commit that must grow the map waits for this
             // process's snapshots, its own included.
-            let batch = mtx.txn.into_batch();
+            let batch = mtx.into_batch();
             exec::within_limits(db.inner.engine.as_ref(), &batch)?;
             db.inner.engine.commit(&batch)?;
         }

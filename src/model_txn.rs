@@ -29,7 +29,7 @@ pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
 /// Records and indexes of one statement (or transaction), committed as one batch.
 pub struct ModelTxn<'e> {
-    pub txn: Txn<'e>,
+    txn: Txn<'e>,
 }
 
 /// Decodes a stored record of `model` into its slots.
@@ -84,6 +84,19 @@ fn entry_pk(unique: bool, key: &[u8], value: &[u8], skip: usize) -> Result<KeyPa
 impl<'e> ModelTxn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<ModelTxn<'e>> {
         Ok(ModelTxn { txn: Txn::new(engine)? })
+    }
+
+    /// The raw transaction, for the stores that own keys of their own — the catalog
+    /// (`catalog_store`) and queues (`queue::store`) — and for the statement's bookkeeping
+    /// (read tracking, its snapshot's versionstamp). Records and index entries are written
+    /// only through this type's own verbs.
+    pub fn txn(&self) -> &Txn<'e> {
+        &self.txn
+    }
+
+    /// The buffered writes and checks, as one batch to commit (closing the snapshot).
+    pub fn into_batch(self) -> kvm_storage::AtomicBatch {
+        self.txn.into_batch()
     }
 
     /// The stored record with primary key `pk`.
@@ -236,36 +249,122 @@ impl<'e> ModelTxn<'e> {
                 self.txn.delete(k);
             }
             if let Some(k) = new_key {
-                if index.unique {
-                    if let Some(held) = self.txn.get(&k)? {
-                        let holder =
-                            Value::decode(&held).ok().and_then(|v| key_part(&v)).map(|(p, _)| p);
-                        if holder.as_ref() != Some(pk) {
-                            let vals: Vec<String> = index
-                                .fields
-                                .iter()
-                                .map(|f| new.get(f).map(crate::values::kql).unwrap_or_default())
-                                .collect();
-                            let value = if vals.len() == 1 {
-                                vals[0].clone()
-                            } else {
-                                format!("({})", vals.join(", "))
-                            };
-                            return Err(Error::UniqueViolation {
-                                model: model.name.clone(),
-                                index: index.name.clone(),
-                                value,
-                            });
-                        }
-                    }
-                    self.txn.check_unchanged(&k)?;
-                    self.txn.set(k, keyspace::part_value(pk).encode(), expire_at);
-                } else {
-                    self.txn.set(k, Value::Null.encode(), expire_at);
-                }
+                self.put_entry(model, index, new, pk, k, expire_at)?;
             }
         }
         Ok(())
+    }
+
+    /// Writes `row`'s entry `key` in `index`: a unique entry holds the primary key and is
+    /// refused (`UniqueViolation`, nothing written) when another record holds it.
+    fn put_entry(
+        &self,
+        model: &Model,
+        index: &Index,
+        row: &Row,
+        pk: &KeyPart,
+        key: Vec<u8>,
+        expire_at: Option<u64>,
+    ) -> Result<()> {
+        if !index.unique {
+            self.txn.set(key, Value::Null.encode(), expire_at);
+            return Ok(());
+        }
+        if let Some(held) = self.txn.get(&key)? {
+            let holder = Value::decode(&held).ok().and_then(|v| key_part(&v)).map(|(p, _)| p);
+            if holder.as_ref() != Some(pk) {
+                let vals: Vec<String> = index
+                    .fields
+                    .iter()
+                    .map(|f| row.get(f).map(crate::values::kql).unwrap_or_default())
+                    .collect();
+                let value = if vals.len() == 1 {
+                    vals[0].clone()
+                } else {
+                    format!("({})", vals.join(", "))
+                };
+                return Err(Error::UniqueViolation {
+                    model: model.name.clone(),
+                    index: index.name.clone(),
+                    value,
+                });
+            }
+        }
+        self.txn.check_unchanged(&key)?;
+        self.txn.set(key, keyspace::part_value(pk).encode(), expire_at);
+        Ok(())
+    }
+
+    /// Adds a stored record's entries in the indexes named `indexes` (a backfill), expiring
+    /// with the record.
+    pub fn index_record(&self, model: &Model, row: &Row, indexes: &[String]) -> Result<()> {
+        let pk = pk_part(model, row.get(&model.pk().name).unwrap_or(&Value::Null))?;
+        let expire_at = self.txn.expire_at(&Self::record_key(model, &pk)?)?;
+        for ix in model.indexes.iter().filter(|i| indexes.contains(&i.name)) {
+            if let Some(k) = entry_key(model, ix, row, &pk) {
+                self.put_entry(model, ix, row, &pk, k, expire_at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The record a unique index's entry for `row`'s values points at (an `UPSERT … ON`
+    /// lookup), if there is one.
+    pub fn unique_holder(&self, model: &Model, index: &Index, row: &Row) -> Result<Option<Row>> {
+        // Unique entries hold the primary key as their value, not in the key.
+        let unused = KeyPart::Bool(false);
+        let Some(k) = entry_key(model, index, row, &unused) else { return Ok(None) };
+        let Some(held) = self.txn.get(&k)? else { return Ok(None) };
+        let pk = entry_pk(true, &k, &held, 0)?;
+        self.get(model, &pk)
+    }
+
+    /// Deletes every entry of `index` of `model` (the index is being dropped).
+    pub fn drop_index_entries(&self, model: &str, index: &str) -> Result<()> {
+        self.delete_range(&KeyPrefix::Index { model, index, values: vec![] }.range())
+    }
+
+    /// Deletes every record and index entry of `model` (the model is being dropped).
+    pub fn drop_model_data(&self, model: &str) -> Result<()> {
+        self.delete_range(&KeyPrefix::Model(model).range())
+    }
+
+    fn delete_range(&self, range: &KeyRange) -> Result<()> {
+        let mut keys = Vec::new();
+        for r in self.txn.scan(range, false)? {
+            keys.push(r?.0);
+        }
+        for k in keys {
+            self.txn.delete(k);
+        }
+        Ok(())
+    }
+
+    /// The raw entries of `index` of `model`, in key order (`CHECK` compares them with the
+    /// records).
+    pub fn index_entries<'a>(
+        &'a self,
+        model: &str,
+        index: &str,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a> {
+        self.txn.scan(&KeyPrefix::Index { model, index, values: vec![] }.range(), false)
+    }
+
+    /// Where `model`'s backfill stopped: the last record key it indexed (checked unchanged
+    /// at commit, so two backfillers of one model conflict and one redoes its batch).
+    pub fn backfill_progress(&self, model: &str) -> Result<Option<Vec<u8>>> {
+        let key = Key::Backfill { model }.encode();
+        self.txn.check_unchanged(&key)?;
+        self.txn.get(&key)
+    }
+
+    /// Records where `model`'s backfill stopped (`None`: it is done, or starts over).
+    pub fn set_backfill_progress(&self, model: &str, last: Option<Vec<u8>>) {
+        let key = Key::Backfill { model }.encode();
+        match last {
+            Some(last) => self.txn.set(key, last, None),
+            None => self.txn.delete(key),
+        }
     }
 
     fn record_key(model: &Model, pk: &KeyPart) -> Result<Vec<u8>> {

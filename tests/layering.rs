@@ -41,6 +41,30 @@ fn only_the_keyspace_module_builds_or_decodes_keys() {
 }
 
 #[test]
+fn only_the_model_transaction_and_the_key_owning_stores_write_keys() {
+    let mut files = Vec::new();
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let owners = ["src/model_txn.rs", "src/txn.rs", "src/catalog_store.rs", "/src/queue/"];
+    let writes = ["txn.set(", "txn.delete(", "txn().set(", "txn().delete("];
+    let mut found = Vec::new();
+    for (path, text) in &files {
+        if owners.iter().any(|o| path.ends_with(o) || path.contains(o)) {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if let Some(w) = writes.iter().find(|w| line.contains(*w)) {
+                found.push(format!("{path}:{}: {w}", n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "keys written around ModelTxn (records and index entries belong to it):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn the_public_api_does_not_export_the_implementation() {
     let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
         .expect("lib.rs");

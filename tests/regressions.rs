@@ -645,3 +645,35 @@ fn check_database_fails_on_dangling_and_missing_index_entries() {
         "{err}"
     );
 }
+
+/// Issue 16 item 4: a backfill writes index entries through `ModelTxn`, so an entry of a
+/// record with a time to live expires with it. Before, backfilled entries never expired:
+/// once the record was swept its entry dangled and CHECK DATABASE failed.
+#[test]
+fn backfilled_index_entries_expire_with_their_records() {
+    let clock = kvm::storage::ManualClock::new(1_000_000);
+    let db = Database::memory_with(kvm::Options {
+        clock: std::sync::Arc::new(clock.clone()),
+        sweep_interval: None,
+        ..kvm::Options::default()
+    })
+    .unwrap();
+    db.execute("DEFINE MODEL s (id INT PRIMARY KEY, tag STRING, code STRING)", ()).unwrap();
+    db.execute(
+        "INSERT INTO s [{id: 1, tag: 'a', code: 'x'}, {id: 2, tag: 'b', code: 'y'}] EXPIRE IN '5s'",
+        (),
+    )
+    .unwrap();
+    db.execute("INSERT INTO s {id: 3, tag: 'a', code: 'z'}", ()).unwrap();
+    db.execute("ALTER MODEL s ADD INDEX by_tag (tag)", ()).unwrap();
+    db.execute("ALTER MODEL s ADD UNIQUE INDEX by_code (code)", ()).unwrap();
+    db.finish_backfills().unwrap();
+    clock.advance(6_000);
+    assert!(db.sweep_expired().unwrap() > 0);
+    let ok = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(ok.starts_with("ok:"), "{ok}");
+    let ids = db.query("SELECT id FROM s WHERE tag = 'a'", ()).unwrap().rows;
+    assert_eq!(ids, vec![vec![Value::Int(3)]]);
+    // The expired code is free again.
+    db.execute("INSERT INTO s {id: 4, code: 'x'}", ()).unwrap();
+}

@@ -13,7 +13,7 @@ use kvm_storage::Value;
 
 use super::Cx;
 use crate::error::{CheckProblem, CheckProblemKind, CheckReport, Error, Result};
-use crate::keyspace::{key_part, Key, KeyPrefix};
+use crate::keyspace::{key_part, Key};
 use crate::model_txn::{entry_key, pk_part};
 
 /// Checks `models`: the `ok: …` message when all is consistent, else [`Error::Check`].
@@ -83,8 +83,7 @@ fn check_model(cx: &Cx, model: &Model, report: &mut CheckReport) -> Result<()> {
         }
     }
     for ix in model.indexes.iter().filter(|i| i.ready) {
-        let range = KeyPrefix::Index { model: &model.name, index: &ix.name, values: vec![] };
-        for r in cx.mtx.txn.scan(&range.range(), false)? {
+        for r in cx.mtx.index_entries(&model.name, &ix.name)? {
             cx.stop.check()?;
             let (k, v) = r?;
             let why = match expected.remove(&k) {

@@ -11,11 +11,10 @@ use kvm_lang::ast::{
 };
 use kvm_planner::catalog::index_from_def;
 use kvm_planner::{Catalog, Model};
-use kvm_storage::{KeyRange, Value};
+use kvm_storage::Value;
 
 use super::{Backfill, Cx};
 use crate::error::{Error, Result};
-use crate::keyspace::{Key, KeyPrefix};
 use crate::{catalog_store, Output, Rows};
 
 pub fn define(cx: &Cx, def: &DefineModel) -> Result<(Output, Backfill)> {
@@ -104,7 +103,7 @@ fn settle(
         let mut backfill = Vec::new();
         for name in &changed {
             let m = &models[name];
-            catalog_store::save(&cx.mtx.txn, m)?;
+            catalog_store::save(cx.mtx.txn(), m)?;
             let building: Vec<String> =
                 m.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
             if !building.is_empty() {
@@ -113,9 +112,8 @@ fn settle(
                 let was_building = |ix: &String| {
                     cx.catalog.models.get(name).and_then(|o| o.index(ix)).is_some_and(|i| !i.ready)
                 };
-                let progress = Key::Backfill { model: name }.encode();
-                if !building.iter().all(was_building) && cx.mtx.txn.get(&progress)?.is_some() {
-                    cx.mtx.txn.delete(progress);
+                if !building.iter().all(was_building) && cx.mtx.backfill_progress(name)?.is_some() {
+                    cx.mtx.set_backfill_progress(name, None);
                 }
                 backfill.push((name.clone(), building));
             }
@@ -183,7 +181,7 @@ pub fn drop(cx: &Cx, d: &Drop) -> Result<Output> {
     }
     for n in std::iter::once(name).chain(joins.iter()) {
         drop_data(cx, n)?;
-        catalog_store::remove(&cx.mtx.txn, n)?;
+        catalog_store::remove(cx.mtx.txn(), n)?;
     }
     Ok(Output::Message(format!("dropped model {name}")))
 }
@@ -201,15 +199,7 @@ fn own_joins(catalog: &Catalog, model: &Model) -> Vec<String> {
 
 /// Deletes every key of a model (records and index entries).
 fn drop_data(cx: &Cx, name: &str) -> Result<()> {
-    let range = KeyRange::prefix(&KeyPrefix::Model(name).encode());
-    let mut keys = Vec::new();
-    for r in cx.mtx.txn.scan(&range, false)? {
-        keys.push(r?.0);
-    }
-    for k in keys {
-        cx.mtx.txn.delete(k);
-    }
-    Ok(())
+    cx.mtx.drop_model_data(name)
 }
 
 /// Applies an `ALTER MODEL` to the catalog; returns the new model and the indexes that need
@@ -218,7 +208,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
     let model = cx.catalog.model(&a.name.name, a.name.span)?;
     // The records it reads and rewrites (backfilled or dropped fields, an emptiness test)
     // must not change under it: a concurrent insert makes it retry.
-    cx.mtx.txn.track_reads(true);
+    cx.mtx.txn().track_reads(true);
     let mut def = model.def.clone();
     let mut building: Vec<String> =
         model.indexes.iter().filter(|i| !i.ready).map(|i| i.name.clone()).collect();
@@ -337,17 +327,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                 building.retain(|b| b != &id.name);
                 dropped_indexes.push(id.name.clone());
                 // Its entries go with it.
-                let range = KeyRange::prefix(
-                    &KeyPrefix::Index { model: &model.name, index: &id.name, values: vec![] }
-                        .encode(),
-                );
-                let mut keys = Vec::new();
-                for r in cx.mtx.txn.scan(&range, false)? {
-                    keys.push(r?.0);
-                }
-                for k in keys {
-                    cx.mtx.txn.delete(k);
-                }
+                cx.mtx.drop_index_entries(&model.name, &id.name)?;
             }
             AlterAction::RenameField { from, .. } => {
                 return Err(Error::unsupported("RENAME FIELD", from.span))
@@ -423,7 +403,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
     for j in &dropped_joins {
         models.remove(j);
         drop_data(cx, j)?;
-        catalog_store::remove(&cx.mtx.txn, j)?;
+        catalog_store::remove(cx.mtx.txn(), j)?;
     }
     models.insert(new_model.name.clone(), new_model);
     let (mut settled, _, backfill) = settle(cx, models, vec![a.name.name.clone()])?;

@@ -21,7 +21,7 @@ use kvm_storage::{Engine, KeyRange, Value};
 use crate::error::{Error, Result};
 use crate::eval::{Env, Ids, Row};
 use crate::keyspace::{Key, KeyPrefix};
-use crate::model_txn::{entry_key, pk_part, ModelTxn, Ttl};
+use crate::model_txn::{pk_part, ModelTxn, Ttl};
 use crate::params::Params;
 use crate::{catalog_store, Output};
 
@@ -216,7 +216,7 @@ pub fn run(
         let (out, backfill, batch) = {
             let mtx = ModelTxn::new(host.engine())?;
             let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
-            (out, backfill, mtx.txn.is_dirty().then(|| mtx.txn.into_batch()))
+            (out, backfill, mtx.txn().is_dirty().then(|| mtx.into_batch()))
         };
         // The statement's snapshot is closed before it commits (and before a backfill
         // starts): LMDB can grow its map, and reuse freed pages, only when no transaction
@@ -291,7 +291,7 @@ pub fn query_at(
 ) -> Result<(Output, kvm_storage::Versionstamp)> {
     let mtx = ModelTxn::new(host.engine())?;
     let (out, _) = run_in(host, &mtx, stmt, params, None)?;
-    Ok((out, mtx.txn.read_versionstamp()))
+    Ok((out, mtx.txn().read_versionstamp()))
 }
 
 /// Runs a `SELECT` on a fresh snapshot, streaming: its column names go to `head` before the
@@ -384,7 +384,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 }
             };
             if !matches!(stmt, Statement::Select(_)) {
-                cx.mtx.txn.track_reads(true);
+                cx.mtx.txn().track_reads(true);
             }
             let ttl = match stmt {
                 Statement::Insert(i) => ttl(cx, &i.expire)?,
@@ -411,7 +411,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             }
         },
         Statement::Upsert(u) => {
-            cx.mtx.txn.track_reads(true);
+            cx.mtx.txn().track_reads(true);
             write::upsert(cx, u, ttl(cx, &u.expire)?)?
         }
         Statement::DefineModel(d) => return ddl::define(cx, d),
@@ -421,11 +421,11 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             return Ok((Output::Message(format!("altered model {}", model.name)), backfill));
         }
         Statement::Relate(r) => {
-            cx.mtx.txn.track_reads(true);
+            cx.mtx.txn().track_reads(true);
             refs::relate(cx, r, true)?
         }
         Statement::Unrelate(r) => {
-            cx.mtx.txn.track_reads(true);
+            cx.mtx.txn().track_reads(true);
             refs::relate(cx, r, false)?
         }
         Statement::Show(kvm_lang::ast::Show { what: kvm_lang::ast::ShowWhat::Queues, .. })
@@ -469,7 +469,7 @@ pub fn ttl(cx: &Cx, expire: &Option<kvm_lang::ast::DurationValue>) -> Result<Ttl
     let Some(d) = expire else { return Ok(Ttl::Keep) };
     Ok(match duration_ms(cx.params, d, "EXPIRE IN", true)? {
         None => Ttl::Clear,
-        Some(ms) => Ttl::At(cx.mtx.txn.now_millis().saturating_add(ms)),
+        Some(ms) => Ttl::At(cx.mtx.txn().now_millis().saturating_add(ms)),
     })
 }
 
@@ -570,13 +570,11 @@ pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> R
         if indexes.is_empty() {
             return Ok(Step::Done);
         }
-        let progress = Key::Backfill { model: model_name }.encode();
-        // Two backfillers of one model (two processes) conflict here; one redoes its batch.
-        mtx.txn.check_unchanged(&progress)?;
-        let after = mtx.txn.get(&progress)?;
+        // Two backfillers of one model (two processes) conflict on it; one redoes its batch.
+        let after = mtx.backfill_progress(model_name)?;
         let resumed = after.is_some();
-        mtx.txn.track_reads(true);
-        mtx.txn.track_ranges(false);
+        mtx.txn().track_reads(true);
+        mtx.txn().track_ranges(false);
         let prefix = KeyPrefix::Model(model_name).encode();
         let mut range = KeyRange::prefix(&prefix);
         if let Some(a) = after {
@@ -587,35 +585,16 @@ pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> R
         let done = rows.len() < BACKFILL_BATCH;
         let mut last = None;
         let mut failure = None;
-        'rows: for row in &rows {
+        for row in &rows {
             let pk = pk_part(model, row.get(&model.pk().name).unwrap_or(&Value::Null))?;
-            last = Some(Key::Record { model: model_name, pk: pk.clone() }.encode());
-            for ix in model.indexes.iter().filter(|i| indexes.contains(&i.name)) {
-                let Some(k) = entry_key(model, ix, row, &pk) else { continue };
-                if !ix.unique {
-                    mtx.txn.set(k, Value::Null.encode(), None);
-                    continue;
+            last = Some(Key::Record { model: model_name, pk }.encode());
+            match mtx.index_record(model, row, &indexes) {
+                Ok(()) => {}
+                Err(e @ Error::UniqueViolation { .. }) => {
+                    failure = Some(e);
+                    break;
                 }
-                if let Some(held) = mtx.txn.get(&k)? {
-                    let holder = Value::decode(&held)
-                        .ok()
-                        .and_then(|v| crate::keyspace::key_part(&v))
-                        .map(|(p, _)| p);
-                    if holder.as_ref() != Some(&pk) {
-                        let vals: Vec<String> = ix
-                            .fields
-                            .iter()
-                            .map(|f| row.get(f).map(|v| v.to_string()).unwrap_or_default())
-                            .collect();
-                        failure = Some(Error::UniqueViolation {
-                            model: model.name.clone(),
-                            index: ix.name.clone(),
-                            value: vals.join(", "),
-                        });
-                        break 'rows;
-                    }
-                }
-                mtx.txn.set(k, crate::keyspace::part_value(&pk).encode(), None);
+                Err(e) => return Err(e),
             }
         }
         if let Some(e) = failure {
@@ -629,14 +608,14 @@ pub fn backfill_step(host: &dyn Host, model_name: &str, indexes: &[String]) -> R
                     ix.ready = true;
                 }
             }
-            catalog_store::save(&mtx.txn, &m)?;
+            catalog_store::save(mtx.txn(), &m)?;
             if resumed {
-                mtx.txn.delete(progress);
+                mtx.set_backfill_progress(model_name, None);
             }
-        } else if let Some(last) = last {
-            mtx.txn.set(progress, last, None);
+        } else if last.is_some() {
+            mtx.set_backfill_progress(model_name, last);
         }
-        let batch = mtx.txn.into_batch();
+        let batch = mtx.into_batch();
         match host.engine().commit(&batch) {
             Ok(_) => return Ok(if done { Step::Done } else { Step::More }),
             // Redo this batch from a fresh snapshot (the progress key says where).

@@ -21,7 +21,7 @@ pub fn run(cx: &Cx, stmt: &Statement) -> Result<Output> {
         Statement::QueueStats(q) => stats(cx, &q.queue),
         Statement::Describe(d) => stats(cx, &d.name),
         moving => {
-            cx.mtx.txn.track_reads(true);
+            cx.mtx.txn().track_reads(true);
             match moving {
                 Statement::Enqueue(e) => enqueue(cx, e),
                 Statement::Dequeue(d) => dequeue(cx, d),
@@ -83,7 +83,7 @@ fn given(cx: &Cx, o: &JobOptions) -> Result<Given> {
 fn define(cx: &Cx, d: &DefineQueue) -> Result<Output> {
     let q = &d.name.name;
     queue::check_name(q)?;
-    let txn = &cx.mtx.txn;
+    let txn = cx.mtx.txn();
     if queue::definition(txn, q)?.is_some() && d.if_not_exists {
         return Ok(Output::Message(format!("queue {q} exists")));
     }
@@ -94,14 +94,14 @@ fn define(cx: &Cx, d: &DefineQueue) -> Result<Output> {
 
 fn drop(cx: &Cx, d: &kvm_lang::ast::Drop) -> Result<Output> {
     let q = &d.name.name;
-    if !queue::drop_queue(&cx.mtx.txn, q)? && !d.if_exists {
+    if !queue::drop_queue(cx.mtx.txn(), q)? && !d.if_exists {
         return Err(Error::catalog("kvm.unknown_queue", format!("queue `{q}` does not exist")));
     }
     Ok(Output::Message(format!("dropped queue {q}")))
 }
 
 fn enqueue(cx: &Cx, e: &Enqueue) -> Result<Output> {
-    let txn = &cx.mtx.txn;
+    let txn = cx.mtx.txn();
     let now = txn.now_millis();
     let payload = cx.env(None).eval(&e.value)?;
     let due_ms = match &e.schedule {
@@ -140,7 +140,7 @@ fn dequeue(cx: &Cx, d: &Dequeue) -> Result<Output> {
     let limit = d.limit.as_ref().map(|l| int(cx, l, "LIMIT")).transpose()?.unwrap_or(1);
     let limit = usize::try_from(limit)
         .map_err(|_| Error::Param(format!("LIMIT must be 0 or more, got {limit}")))?;
-    let txn = &cx.mtx.txn;
+    let txn = cx.mtx.txn();
     let jobs = queue::dequeue(txn, &d.queue.name, limit, txn.now_millis(), None)?;
     let columns = ["job", "id", "queue", "payload", "attempt", "priority", "lease_until", "errors"];
     Ok(Output::Rows(Rows {
@@ -168,7 +168,7 @@ fn dequeue(cx: &Cx, d: &Dequeue) -> Result<Output> {
 
 fn settle(cx: &Cx, job: &Expr, ack: bool) -> Result<Output> {
     let lease = text(cx, job, if ack { "ACK" } else { "NACK" })?;
-    let txn = &cx.mtx.txn;
+    let txn = cx.mtx.txn();
     let q = queue::find_queue(txn, &lease)?.ok_or_else(|| Error::Invalid {
         code: "kvm.lease_lost",
         message: format!("no job holds lease '{lease}'"),
@@ -186,7 +186,7 @@ fn settle(cx: &Cx, job: &Expr, ack: bool) -> Result<Output> {
 }
 
 fn stats_row(cx: &Cx, q: &str) -> Result<Vec<Value>> {
-    let txn = &cx.mtx.txn;
+    let txn = cx.mtx.txn();
     let s = queue::stats(txn, q, txn.now_millis())?;
     let n = |x: u64| Value::Int(i64::try_from(x).unwrap_or(i64::MAX));
     Ok(vec![
@@ -204,7 +204,7 @@ const STATS: [&str; 7] = ["queue", "ready", "delayed", "leased", "dead", "done",
 
 fn show(cx: &Cx) -> Result<Output> {
     let mut rows = Vec::new();
-    for q in queue::names(&cx.mtx.txn)? {
+    for q in queue::names(cx.mtx.txn())? {
         rows.push(stats_row(cx, &q)?);
     }
     Ok(Output::Rows(Rows {
@@ -215,7 +215,7 @@ fn show(cx: &Cx) -> Result<Output> {
 }
 
 fn stats(cx: &Cx, q: &kvm_lang::ast::Ident) -> Result<Output> {
-    let o = queue::definition(&cx.mtx.txn, &q.name)?.ok_or_else(|| {
+    let o = queue::definition(cx.mtx.txn(), &q.name)?.ok_or_else(|| {
         Error::catalog("kvm.unknown_queue", format!("queue `{}` does not exist", q.name))
     })?;
     let mut row = stats_row(cx, &q.name)?;
@@ -231,12 +231,12 @@ fn stats(cx: &Cx, q: &kvm_lang::ast::Ident) -> Result<Output> {
 }
 
 fn retry_dead(cx: &Cx, q: &str) -> Result<Output> {
-    let txn = &cx.mtx.txn;
+    let txn = cx.mtx.txn();
     let n = queue::retry_dead(txn, q, txn.now_millis())?;
     Ok(Output::Message(format!("retried {n} dead job{}", if n == 1 { "" } else { "s" })))
 }
 
 fn purge(cx: &Cx, q: &str) -> Result<Output> {
-    let n = queue::purge(&cx.mtx.txn, q)?;
+    let n = queue::purge(cx.mtx.txn(), q)?;
     Ok(Output::Message(format!("purged {n} job{}", if n == 1 { "" } else { "s" })))
 }

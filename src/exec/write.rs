@@ -10,7 +10,7 @@ use kvm_storage::Value;
 use super::{read, refs, Cx};
 use crate::error::{Error, Result};
 use crate::eval::Row;
-use crate::model_txn::{entry_key, pk_part, Ttl};
+use crate::model_txn::{pk_part, Ttl};
 use crate::{record, Output, Rows};
 
 fn returning(
@@ -264,29 +264,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             let pk = pk_part(model, key_row.get(&pk_name).unwrap_or(&Value::Null))?;
             cx.mtx.get(model, &pk)?
         }
-        Some(ix) => {
-            // Unique entries hold the primary key as their value, not in the key.
-            let unused = kvm_storage::tuple::KeyPart::Bool(false);
-            match entry_key(model, ix, &key_row, &unused) {
-                None => None,
-                Some(k) => match cx.mtx.txn.get(&k)? {
-                    None => None,
-                    Some(held) => {
-                        let pk = Value::decode(&held)
-                            .ok()
-                            .and_then(|v| crate::keyspace::key_part(&v))
-                            .map(|(p, _)| p)
-                            .ok_or_else(|| {
-                                Error::Corrupt(format!(
-                                    "bad unique entry in {}.{}",
-                                    model.name, ix.name
-                                ))
-                            })?;
-                        cx.mtx.get(model, &pk)?
-                    }
-                },
-            }
-        }
+        Some(ix) => cx.mtx.unique_holder(model, ix, &key_row)?,
     };
     let ret = kvm_planner::returning(model, &u.returning)?;
     match existing {
