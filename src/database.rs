@@ -741,18 +741,7 @@ fn one_query(kql: &str) -> Result<Statement> {
 
 /// Whether a statement's output is a table of rows.
 fn yields_rows(stmt: &Statement) -> bool {
-    match stmt {
-        Statement::Select(_)
-        | Statement::Show(_)
-        | Statement::Dequeue(_)
-        | Statement::QueueStats(_)
-        | Statement::Kv(_) => true,
-        Statement::Insert(s) => s.returning.is_some(),
-        Statement::Upsert(s) => s.returning.is_some(),
-        Statement::Update(s) => s.returning.is_some(),
-        Statement::Delete(s) => s.returning.is_some(),
-        _ => false,
-    }
+    crate::statement::kind_of(stmt).rows
 }
 
 fn rows_of(out: Output) -> Result<Rows> {
@@ -853,24 +842,7 @@ impl<'d> Transaction<'d> {
 }
 
 fn in_transaction_allowed(stmt: &Statement) -> bool {
-    matches!(
-        stmt,
-        Statement::Select(_)
-            | Statement::Insert(_)
-            | Statement::Update(_)
-            | Statement::Delete(_)
-            | Statement::Upsert(_)
-            | Statement::Relate(_)
-            | Statement::Unrelate(_)
-            | Statement::Enqueue(_)
-            | Statement::Dequeue(_)
-            | Statement::Ack(_)
-            | Statement::Nack(_)
-            | Statement::QueueStats(_)
-            | Statement::Explain(_)
-            | Statement::Show(_)
-            | Statement::Describe(_)
-    )
+    crate::statement::kind_of(stmt).in_transaction
 }
 
 enum TxnState<'d> {

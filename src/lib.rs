@@ -63,6 +63,7 @@ pub mod queue;
 mod record;
 mod row;
 mod slots;
+mod statement;
 mod stream;
 mod txn;
 mod values;

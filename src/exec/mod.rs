@@ -64,6 +64,9 @@ impl<'a> Cx<'a> {
 
 /// Plans a data statement against `catalog`.
 pub fn plan(catalog: &Catalog, stmt: &Statement) -> Result<Option<Plan>> {
+    if !crate::statement::kind_of(stmt).planned {
+        return Ok(None);
+    }
     Ok(Some(match stmt {
         Statement::Select(s) => kvm_planner::plan_select(catalog, s)?,
         Statement::Insert(s) => kvm_planner::plan_insert(catalog, s)?,
@@ -191,14 +194,7 @@ pub fn run(
     prepared: Option<(&Arc<Catalog>, &Plan)>,
 ) -> Result<Output> {
     let mut attempt = 0;
-    let writes = !matches!(
-        stmt,
-        Statement::Select(_)
-            | Statement::Explain(_)
-            | Statement::Show(_)
-            | Statement::Describe(_)
-            | Statement::Check(_)
-    );
+    let writes = crate::statement::kind_of(stmt).writes;
     if let Statement::Check(_) = stmt {
         // The storage's own structures first, walked safely, before any tree is read
         // through LMDB (which trusts its pages): damage is `storage.corrupt`, not a crash.
