@@ -33,7 +33,7 @@ pub fn kind_of(stmt: &Statement) -> Kind {
         S::Insert(s) => kind(true, true, s.returning.is_some(), true),
         S::Update(s) => kind(true, true, s.returning.is_some(), true),
         S::Delete(s) => kind(true, true, s.returning.is_some(), true),
-        S::Upsert(s) => kind(true, true, s.returning.is_some(), false),
+        S::Upsert(s) => kind(true, true, s.returning.is_some(), true),
         S::Relate(_) | S::Unrelate(_) => kind(true, true, false, false),
         // Schema changes commit on their own (a backfill may follow), never in a transaction.
         S::DefineModel(_) | S::AlterModel(_) | S::DropModel(_) => kind(true, false, false, false),

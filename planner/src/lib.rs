@@ -21,7 +21,7 @@ mod suggest;
 pub mod time;
 mod via;
 
-use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update};
+use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update, Upsert};
 use kvm_lang::{Expr, ExprKind};
 
 pub use access::conjuncts;
@@ -458,6 +458,76 @@ pub fn plan_delete(catalog: &Catalog, s: &Delete) -> Result<Plan, PlanError> {
     Ok(Plan::Delete {
         model: model.name.clone(),
         source,
+        returning: returning(model, &s.returning)?,
+    })
+}
+
+/// Plans an `UPSERT`: the key it finds the record by — the primary key (no `ON`, or `ON`
+/// the primary key) or the unique index whose fields `ON` names, in any order.
+pub fn plan_upsert(catalog: &Catalog, s: &Upsert) -> Result<Plan, PlanError> {
+    let model = catalog.model(&s.model.name, s.model.span)?;
+    let pk = model.pk().name.clone();
+    for id in &s.on {
+        if model.field(&id.name).is_none() {
+            let mut e = PlanError::new(
+                "kvm.unknown_field",
+                format!("model `{}` has no field `{}`", model.name, id.name),
+            )
+            .at(id.span);
+            if let Some(d) = did_you_mean(&id.name, model.fields.iter().map(|f| &f.name)) {
+                e = e.help(format!("did you mean `{d}`?"));
+            }
+            return Err(e);
+        }
+    }
+    let on: Vec<String> = if s.on.is_empty() {
+        vec![pk.clone()]
+    } else {
+        s.on.iter().map(|i| i.name.clone()).collect()
+    };
+    let mut sorted: Vec<&str> = on.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let index = if sorted == [pk.as_str()] {
+        None
+    } else {
+        let found = model.indexes.iter().find(|ix| {
+            let mut f: Vec<&str> = ix.fields.iter().map(String::as_str).collect();
+            f.sort_unstable();
+            ix.unique && ix.ready && f == sorted
+        });
+        match found {
+            Some(ix) => Some(ix),
+            None => {
+                let mut keys = vec![format!("({pk})")];
+                keys.extend(
+                    model
+                        .indexes
+                        .iter()
+                        .filter(|ix| ix.unique && ix.ready)
+                        .map(|ix| format!("({})", ix.fields.join(", "))),
+                );
+                let mut e = PlanError::new(
+                    "kvm.invalid_upsert",
+                    format!(
+                        "UPSERT INTO {} ON ({}): the ON fields must be the primary key or the fields of a unique index",
+                        model.name,
+                        on.join(", ")
+                    ),
+                )
+                .help(format!("unique keys of {}: {}", model.name, keys.join(", ")));
+                if let Some(f) = s.on.first() {
+                    e = e.at(f.span);
+                }
+                return Err(e);
+            }
+        }
+    };
+    Ok(Plan::Upsert {
+        model: model.name.clone(),
+        // In key order: the index's fields.
+        on: index.map_or(on, |ix| ix.fields.clone()),
+        index: index.map(|ix| ix.name.clone()),
         returning: returning(model, &s.returning)?,
     })
 }

@@ -147,6 +147,14 @@ pub enum Plan {
         source: Node,
         returning: Option<Vec<(String, Expr)>>,
     },
+    /// `UPSERT`: one record found by the primary key (`index` none) or by the unique index
+    /// whose fields are `on` (in key order), then updated, or inserted when absent.
+    Upsert {
+        model: String,
+        on: Vec<String>,
+        index: Option<String>,
+        returning: Option<Vec<(String, Expr)>>,
+    },
 }
 
 fn exprs(list: &[Expr]) -> String {
@@ -406,6 +414,25 @@ impl fmt::Display for Plan {
                 }
                 let _ = writeln!(s, "Delete {model}");
                 source.write(&mut s, 1);
+            }
+            Plan::Upsert { model, on, index, returning } => {
+                if let Some(r) = returning {
+                    let _ = writeln!(s, "Returning {}", columns(r));
+                }
+                let _ = writeln!(
+                    s,
+                    "Upsert {model} ON ({}): update the record found, or insert",
+                    on.join(", ")
+                );
+                let values: Vec<String> = on.iter().map(|f| format!("value.{f}")).collect();
+                let _ = match index {
+                    None => writeln!(s, "  Get {model} key ['{model}', {}]", values.join(", ")),
+                    Some(ix) => writeln!(
+                        s,
+                        "  IndexGet {model}.{ix} key ['{model}', '__idx', '{ix}', {}]",
+                        values.join(", ")
+                    ),
+                };
             }
         }
         f.write_str(s.trim_end())

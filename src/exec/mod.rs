@@ -72,6 +72,7 @@ pub fn plan(catalog: &Catalog, stmt: &Statement) -> Result<Option<Plan>> {
         Statement::Insert(s) => kvm_planner::plan_insert(catalog, s)?,
         Statement::Update(s) => kvm_planner::plan_update(catalog, s)?,
         Statement::Delete(s) => kvm_planner::plan_delete(catalog, s)?,
+        Statement::Upsert(s) => kvm_planner::plan_upsert(catalog, s)?,
         _ => return Ok(None),
     }))
 }
@@ -369,13 +370,14 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
         Statement::Select(_)
         | Statement::Insert(_)
         | Statement::Update(_)
-        | Statement::Delete(_) => {
+        | Statement::Delete(_)
+        | Statement::Upsert(_) => {
             let owned;
             let plan = match prepared {
                 Some(p) => p,
                 None => {
                     owned =
-                        plan(cx.catalog, stmt)?.ok_or_else(|| Error::Corrupt("no plan".into()))?;
+                        plan(cx.catalog, stmt)?.ok_or_else(|| Error::Internal("no plan".into()))?;
                     &owned
                 }
             };
@@ -385,6 +387,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             let ttl = match stmt {
                 Statement::Insert(i) => ttl(cx, &i.expire)?,
                 Statement::Update(u) => ttl(cx, &u.expire)?,
+                Statement::Upsert(u) => ttl(cx, &u.expire)?,
                 _ => Ttl::Keep,
             };
             match plan {
@@ -398,6 +401,12 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Plan::Delete { model, source, returning } => {
                     write::delete(cx, model, source, returning)?
                 }
+                Plan::Upsert { model, on, index, returning } => {
+                    let Statement::Upsert(u) = stmt else {
+                        return Err(Error::Internal("an upsert plan for another statement".into()));
+                    };
+                    write::upsert(cx, u, model, on, index.as_deref(), returning, ttl)?
+                }
             }
         }
         Statement::Explain(e) => match plan(cx.catalog, &e.statement)? {
@@ -406,10 +415,6 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Output::Plan(format!("{} (runs directly, no access path)", e.statement.kind_name()))
             }
         },
-        Statement::Upsert(u) => {
-            cx.mtx.txn().track_reads(true);
-            write::upsert(cx, u, ttl(cx, &u.expire)?)?
-        }
         Statement::DefineModel(d) => return ddl::define(cx, d),
         Statement::DropModel(d) => ddl::drop(cx, d)?,
         Statement::AlterModel(a) => {

@@ -179,53 +179,24 @@ pub fn delete(
 /// updates the fields the value gives when found (the rules of `UPDATE … SET`, fields
 /// equal to the stored value skipped), inserts it otherwise. The lookup is a checked read,
 /// so two racing upserts of one key conflict and the retry updates: one record, never two.
-pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
-    let model = cx.model(&u.model.name)?;
+pub fn upsert(
+    cx: &Cx,
+    u: &Upsert,
+    model: &str,
+    on: &[String],
+    index: Option<&str>,
+    ret: &Option<Vec<(String, Expr)>>,
+    ttl: Ttl,
+) -> Result<Output> {
+    let model = cx.model(model)?;
     let pk_name = model.pk().name.clone();
-    for id in &u.on {
-        if model.field(&id.name).is_none() {
-            return Err(cx.unknown_field(model, id));
-        }
-    }
-    let on: Vec<&str> = if u.on.is_empty() {
-        vec![pk_name.as_str()]
-    } else {
-        u.on.iter().map(|i| i.name.as_str()).collect()
-    };
-    let mut sorted = on.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let index = if sorted == [pk_name.as_str()] {
-        None
-    } else {
-        let found = model.indexes.iter().find(|ix| {
-            let mut f: Vec<&str> = ix.fields.iter().map(String::as_str).collect();
-            f.sort_unstable();
-            ix.unique && ix.ready && f == sorted
-        });
-        match found {
-            Some(ix) => Some(ix),
-            None => {
-                let mut keys = vec![format!("({pk_name})")];
-                keys.extend(
-                    model
-                        .indexes
-                        .iter()
-                        .filter(|ix| ix.unique && ix.ready)
-                        .map(|ix| format!("({})", ix.fields.join(", "))),
-                );
-                return Err(Error::Invalid {
-                    code: "kvm.invalid_upsert",
-                    message: format!(
-                        "UPSERT INTO {} ON ({}): the ON fields must be the primary key or the fields of a unique index",
-                        model.name,
-                        on.join(", ")
-                    ),
-                    span: u.on.first().map(|f| f.span),
-                    help: Some(format!("unique keys of {}: {}", model.name, keys.join(", "))),
-                });
-            }
-        }
+    let index = match index {
+        None => None,
+        Some(name) => Some(
+            model
+                .index(name)
+                .ok_or_else(|| Error::Internal(format!("plan names missing index {name}")))?,
+        ),
     };
     let input = match cx.env(None).eval(&u.value)? {
         Value::Object(m) => m,
@@ -242,8 +213,8 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             })
         }
     };
-    for f in &on {
-        if input.get(*f).is_none_or(|v| matches!(v, Value::Null)) {
+    for f in on {
+        if input.get(f).is_none_or(|v| matches!(v, Value::Null)) {
             return Err(Error::validation(
                 &model.name,
                 f,
@@ -255,9 +226,9 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
     // The lookup key: just the ON fields, coerced as they are stored (the full record is
     // only built, defaults and NOT NULL included, when it is inserted).
     let mut key_row = Row::new(&model.slots);
-    for f in &on {
-        let (Some(field), Some(v)) = (model.field(f), input.get(*f)) else { continue };
-        key_row.insert((*f).to_string(), record::coerce(&model.name, field, v.clone())?);
+    for f in on {
+        let (Some(field), Some(v)) = (model.field(f), input.get(f)) else { continue };
+        key_row.insert(f.clone(), record::coerce(&model.name, field, v.clone())?);
     }
     let existing = match index {
         None => {
@@ -266,7 +237,6 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
         }
         Some(ix) => cx.mtx.unique_holder(model, ix, &key_row)?,
     };
-    let ret = kvm_planner::returning(model, &u.returning)?;
     match existing {
         None => {
             let expire_at = match ttl {
@@ -276,7 +246,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             let candidate = record::for_insert(model, input, &cx.env(None))?;
             cx.mtx.insert(model, &candidate, expire_at)?;
             refs::check_parents(cx, model, None, &candidate)?;
-            returning(cx, model, &ret, &[candidate], "inserted")
+            returning(cx, model, ret, &[candidate], "inserted")
         }
         Some(old) => {
             if let Some(given) = input.get(&pk_name) {
@@ -306,7 +276,7 @@ pub fn upsert(cx: &Cx, u: &Upsert, ttl: Ttl) -> Result<Output> {
             let new = record::apply(model, &old, &values, &cx.env(None))?;
             cx.mtx.update(model, &old, &new, ttl)?;
             refs::check_parents(cx, model, Some(&old), &new)?;
-            returning(cx, model, &ret, &[new], "updated")
+            returning(cx, model, ret, &[new], "updated")
         }
     }
 }
