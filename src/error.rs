@@ -21,7 +21,9 @@ pub enum Error {
     Invalid { code: &'static str, message: String, span: Option<Span>, help: Option<String> },
     /// A record breaks its model's rules (type, NOT NULL, CHECK, ENUM, IMMUTABLE, unknown
     /// field). Nothing was written.
-    Validation { model: String, field: String, value: String, message: String },
+    /// `span`: where the offending value is in the statement text, when it is there (a
+    /// literal record's field, a `SET` value, a parameter).
+    Validation { model: String, field: String, value: String, message: String, span: Option<Span> },
     /// A unique index already holds the value. Nothing was written.
     UniqueViolation { model: String, index: String, value: String },
     /// A write would break a relation: a foreign key that points at no record
@@ -103,7 +105,7 @@ impl Error {
     pub fn span(&self) -> Option<Span> {
         match self {
             Error::Parse(d) => Some(d.span),
-            Error::Invalid { span, .. } => *span,
+            Error::Invalid { span, .. } | Error::Validation { span, .. } => *span,
             _ => None,
         }
     }
@@ -119,6 +121,9 @@ impl Error {
                     d = d.with_help(h.clone());
                 }
                 d.render(file, source)
+            }
+            Error::Validation { span: Some(span), .. } => {
+                Diagnostic::new(*span, format!("{self} [{}]", self.code())).render(file, source)
             }
             other => format!("error: {other} [{}]", other.code()),
         }
@@ -147,6 +152,18 @@ impl Error {
             field: field.to_string(),
             value: value.shown(),
             message: message.into(),
+            span: None,
+        }
+    }
+
+    /// A validation error pointed at `span` (unless it points somewhere already); other
+    /// errors unchanged.
+    pub(crate) fn at(self, at: Span) -> Error {
+        match self {
+            Error::Validation { model, field, value, message, span: None } if !at.is_empty() => {
+                Error::Validation { model, field, value, message, span: Some(at) }
+            }
+            other => other,
         }
     }
 
@@ -170,7 +187,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Validation { model, field, value, message } => {
+            Error::Validation { model, field, value, message, .. } => {
                 write!(f, "{model}.{field}: {message} (value: {value})")
             }
             Error::UniqueViolation { model, index, value } => {

@@ -326,4 +326,12 @@ fn errors_show_kql_values_and_the_record_of_a_batch() {
     assert_eq!(err.code(), "kvm.validation");
     assert!(err.to_string().contains("record 3 of 3 in the batch"), "{err}");
     assert_eq!(db.query("SELECT id FROM c", ()).unwrap().len(), 1, "nothing of a failed batch");
+    // The caret goes on the offending value, not the whole statement.
+    let text = "INSERT INTO c {id: 8, n: -1}";
+    let err = db.execute(text, ()).unwrap_err();
+    let span = err.span().expect("a validation error of a literal points at the value");
+    assert_eq!(&text[span.start as usize..span.end as usize], "-1");
+    let text = "UPDATE c SET n -= 9 WHERE id = 1";
+    let span = db.execute(text, ()).unwrap_err().span().expect("points at the SET value");
+    assert_eq!(&text[span.start as usize..span.end as usize], "9");
 }

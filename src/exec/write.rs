@@ -41,6 +41,28 @@ fn stored(model: &kvm_planner::Model, mut row: Row) -> Row {
     row
 }
 
+/// Where in the statement the value of `field` of the record `e` is: the field's value in a
+/// literal object, its key when the field is unknown there, else the whole record (`$1`).
+fn value_span(e: &Expr, field: &str) -> kvm_lang::Span {
+    if let kvm_lang::ExprKind::Object(fields) = &e.kind {
+        if let Some(f) = fields.iter().find(|f| f.key.name == field) {
+            return f.value.span;
+        }
+    }
+    e.span
+}
+
+/// A validation error of record `e`, pointed at the offending value.
+fn at_value(err: Error, e: &Expr) -> Error {
+    match &err {
+        Error::Validation { field, .. } => {
+            let span = value_span(e, field);
+            err.at(span)
+        }
+        _ => err,
+    }
+}
+
 /// An error of record `i` (0-based) of a batch of `n`: a validation or reference error says
 /// which record it was (1-based), so a 10,000-record INSERT's failure can be found.
 fn in_batch(e: Error, i: usize, n: usize) -> Error {
@@ -49,8 +71,8 @@ fn in_batch(e: Error, i: usize, n: usize) -> Error {
     }
     let which = format!(" (record {} of {n} in the batch)", i + 1);
     match e {
-        Error::Validation { model, field, value, message } => {
-            Error::Validation { model, field, value, message: message + &which }
+        Error::Validation { model, field, value, message, span } => {
+            Error::Validation { model, field, value, message: message + &which, span }
         }
         Error::Reference { code, message } => Error::Reference { code, message: message + &which },
         Error::UniqueViolation { model, index, value } => {
@@ -90,8 +112,9 @@ pub fn insert(
                 })
             }
         };
-        let row = record::for_insert(model, input, &cx.env(None)).map_err(|e| in_batch(e, i, n))?;
-        cx.mtx.insert(model, &row, expire_at).map_err(|e| in_batch(e, i, n))?;
+        let row = record::for_insert(model, input, &cx.env(None))
+            .map_err(|err| in_batch(at_value(err, e), i, n))?;
+        cx.mtx.insert(model, &row, expire_at).map_err(|err| in_batch(at_value(err, e), i, n))?;
         refs::check_parents(cx, model, None, &row).map_err(|e| in_batch(e, i, n))?;
         written.push(row);
     }
@@ -113,7 +136,19 @@ pub fn update(
     let mut written = Written::new(ret);
     for old in read::rows(cx, source)? {
         let old = stored(model, old?);
-        let new = record::for_update(model, &old, assignments, &cx.env(None))?;
+        let new = record::for_update(model, &old, assignments, &cx.env(None)).map_err(|err| {
+            let at = match &err {
+                Error::Validation { field, .. } => assignments
+                    .iter()
+                    .find(|a| a.target.segments[0].name == *field)
+                    .map(|a| a.value.span),
+                _ => None,
+            };
+            match at {
+                Some(span) => err.at(span),
+                None => err,
+            }
+        })?;
         cx.mtx.update(model, &old, &new, ttl)?;
         refs::check_parents(cx, model, Some(&old), &new)?;
         written.push(new);
@@ -243,7 +278,8 @@ pub fn upsert(
                 Ttl::At(t) => Some(t),
                 Ttl::Keep | Ttl::Clear => None,
             };
-            let candidate = record::for_insert(model, input, &cx.env(None))?;
+            let candidate = record::for_insert(model, input, &cx.env(None))
+                .map_err(|e| at_value(e, &u.value))?;
             cx.mtx.insert(model, &candidate, expire_at)?;
             refs::check_parents(cx, model, None, &candidate)?;
             returning(cx, model, ret, &[candidate], "inserted")
@@ -273,7 +309,8 @@ pub fn upsert(
                 }
                 values.push((name, AssignOp::Set, v));
             }
-            let new = record::apply(model, &old, &values, &cx.env(None))?;
+            let new = record::apply(model, &old, &values, &cx.env(None))
+                .map_err(|e| at_value(e, &u.value))?;
             cx.mtx.update(model, &old, &new, ttl)?;
             refs::check_parents(cx, model, Some(&old), &new)?;
             returning(cx, model, ret, &[new], "updated")
