@@ -223,7 +223,9 @@ impl Env<'_> {
         let one = |f: &dyn Fn(&Value) -> Option<Value>| -> Result<Value> {
             match args.as_slice() {
                 [Value::Null] => Ok(Value::Null),
-                [v] => f(v).ok_or_else(|| err(format!("{name}() cannot take {v}"), e)),
+                [v] => f(v).ok_or_else(|| {
+                    err(format!("{name}() cannot take {}", crate::values::kql(v)), e)
+                }),
                 _ => Err(err(format!("{name}() takes one argument"), e)),
             }
         };
@@ -262,7 +264,11 @@ impl Env<'_> {
                         Ok(Value::Int(i64::try_from(a.saturating_add(b)).unwrap_or(i64::MAX)))
                     }
                     _ => Err(err(
-                        format!("LIMIT and OFFSET must be non-negative integers, got {a} and {b}"),
+                        format!(
+                            "LIMIT and OFFSET must be non-negative integers, got {} and {}",
+                            crate::values::kql(a),
+                            crate::values::kql(b)
+                        ),
                         e,
                     )),
                 },
@@ -344,7 +350,7 @@ fn unary(op: UnaryOp, v: Value, e: &Expr) -> Result<Value> {
             i.checked_neg().map(Value::Int).ok_or_else(|| err("integer overflow", e))
         }
         (UnaryOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
-        (op, v) => Err(err(format!("cannot apply {op:?} to {v}"), e)),
+        (op, v) => Err(err(format!("cannot apply {op:?} to {}", crate::values::kql(&v)), e)),
     }
 }
 
@@ -369,7 +375,15 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Expr) -> Result<Value> {
             (Or, Value::Null, Value::Bool(true)) => Value::Bool(true),
             (_, Value::Null, Value::Bool(_) | Value::Null) => Value::Null,
             (_, l, r) => {
-                return Err(err(format!("{} needs booleans, got {l} and {r}", op.as_str()), e))
+                return Err(err(
+                    format!(
+                        "{} needs booleans, got {} and {}",
+                        op.as_str(),
+                        crate::values::kql(&l),
+                        crate::values::kql(&r)
+                    ),
+                    e,
+                ))
             }
         });
     }
@@ -404,8 +418,17 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Expr) -> Result<Value> {
             };
             Value::Bool(found == (op == Contains))
         }
-        Add | Sub | Mul | Div | Rem => arith(op, &l, &r)
-            .ok_or_else(|| err(format!("cannot compute {l} {} {r}", op.as_str()), e))?,
+        Add | Sub | Mul | Div | Rem => arith(op, &l, &r).ok_or_else(|| {
+            err(
+                format!(
+                    "cannot compute {} {} {}",
+                    crate::values::kql(&l),
+                    op.as_str(),
+                    crate::values::kql(&r)
+                ),
+                e,
+            )
+        })?,
         And | Or => Value::Null,
     })
 }
@@ -422,7 +445,7 @@ fn in_list(v: Value, list: Value, negated: bool, e: &Expr) -> Result<Value> {
                 ExprKind::In { rhs: InRhs::Expr(x), .. } => x,
                 _ => e,
             };
-            return Err(err(format!("IN needs a list, got {other}"), at));
+            return Err(err(format!("IN needs a list, got {}", crate::values::kql(&other)), at));
         }
     };
     if matches!(v, Value::Null) {

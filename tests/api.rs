@@ -335,3 +335,15 @@ fn errors_show_kql_values_and_the_record_of_a_batch() {
     let span = db.execute(text, ()).unwrap_err().span().expect("points at the SET value");
     assert_eq!(&text[span.start as usize..span.end as usize], "9");
 }
+
+/// Issue 16 item 7: evaluation errors print values as KQL too.
+#[test]
+fn evaluation_errors_print_values_as_kql() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, n U64, at TIMESTAMP)", ()).unwrap();
+    db.execute("INSERT INTO t {id: 1, n: 5, at: '2026-01-01T00:00:00Z'}", ()).unwrap();
+    let err = db.query("SELECT n + at AS x FROM t", ()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("5 + '2026-01-01T00:00:00Z'"), "{text}");
+    assert!(!text.contains("u64") && !text.contains("timestamp("), "{text}");
+}

@@ -503,7 +503,10 @@ pub fn duration_ms(
         Value::String(text) => kvm_lang::parse_duration(text)
             .map(Some)
             .map_err(|why| bad(format!("{clause} {p}: invalid duration '{text}': {why}"))),
-        other => Err(bad(format!("{clause} {p}: expected a duration string, got {other}"))),
+        other => Err(bad(format!(
+            "{clause} {p}: expected a duration string, got {}",
+            crate::values::kql(other)
+        ))),
     }
 }
 

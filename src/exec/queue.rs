@@ -48,7 +48,7 @@ fn int(cx: &Cx, e: &Expr, what: &str) -> Result<i64> {
         Value::Counter(c) => Ok(i64::try_from(c).unwrap_or(i64::MAX)),
         other => Err(Error::Invalid {
             code: "kvm.type_mismatch",
-            message: format!("{what} must be an integer, got {other}"),
+            message: format!("{what} must be an integer, got {}", crate::values::kql(&other)),
             span: Some(e.span),
             help: None,
         }),
@@ -60,7 +60,7 @@ fn text(cx: &Cx, e: &Expr, what: &str) -> Result<String> {
         Value::String(s) => Ok(s),
         other => Err(Error::Invalid {
             code: "kvm.type_mismatch",
-            message: format!("{what} must be a string, got {other}"),
+            message: format!("{what} must be a string, got {}", crate::values::kql(&other)),
             span: Some(e.span),
             help: None,
         }),
@@ -115,7 +115,12 @@ fn enqueue(cx: &Cx, e: &Enqueue) -> Result<Output> {
                 Some(us) => (us / 1000).max(0) as u64,
                 None => return Err(Error::Param(format!("AT: '{s}' is not a timestamp"))),
             },
-            other => return Err(Error::Param(format!("AT expects a timestamp, got {other}"))),
+            other => {
+                return Err(Error::Param(format!(
+                    "AT expects a timestamp, got {}",
+                    crate::values::kql(&other)
+                )))
+            }
         }),
     };
     let priority = e.priority.as_ref().map(|p| int(cx, p, "PRIORITY")).transpose()?.unwrap_or(0);

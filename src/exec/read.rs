@@ -174,9 +174,12 @@ fn scan<'a>(
 /// literal or parameter; counts past `usize::MAX` saturate.
 pub(super) fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
     let v = cx.env(None).eval(e)?;
-    crate::eval::count_of(&v)
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-        .ok_or_else(|| Error::Param(format!("{what} must be a non-negative integer, got {v}")))
+    crate::eval::count_of(&v).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(|| {
+        Error::Param(format!(
+            "{what} must be a non-negative integer, got {}",
+            crate::values::kql(&v)
+        ))
+    })
 }
 
 /// Whether the scan `node` reads exactly the records its bounds describe: every bound value
@@ -675,7 +678,12 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
         Some(e) => match cx.env(None).eval(e)? {
             Value::Null => None,
             Value::String(c) => Some(decode_cursor(&c, *query, keys.len())?),
-            other => return Err(bad_cursor(format!("a cursor is a string, got {other}"))),
+            other => {
+                return Err(bad_cursor(format!(
+                    "a cursor is a string, got {}",
+                    crate::values::kql(&other)
+                )))
+            }
         },
     };
     let seek = match (&after, sorted) {
