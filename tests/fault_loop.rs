@@ -122,25 +122,9 @@ fn fault_child() {
             }
         }
         "update" => {
-            // Heap only: a write map counts the file's pages in the resident set too.
-            let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let sampler = {
-                let (peak, done) = (peak.clone(), done.clone());
-                std::thread::spawn(move || {
-                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        peak.fetch_max(rss_anon(), std::sync::atomic::Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-            };
-            let before = rss_anon();
             let t = Instant::now();
-            let out = db.execute("UPDATE m SET a += 1", ()).unwrap();
+            let (out, grew) = peak_heap_during(|| db.execute("UPDATE m SET a += 1", ()).unwrap());
             let took = t.elapsed();
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            sampler.join().unwrap();
-            let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
             println!(
                 "\nKVM-RESULT {out} in {:.1} s, peak heap +{} MB ({} bytes a record)",
                 took.as_secs_f64(),
@@ -150,31 +134,19 @@ fn fault_child() {
         }
         "stream" => {
             // Every record streamed: the time to the first row, and the heap it took.
-            let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let sampler = {
-                let (peak, done) = (peak.clone(), done.clone());
-                std::thread::spawn(move || {
-                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        peak.fetch_max(rss_anon(), std::sync::atomic::Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-            };
-            let before = rss_anon();
             let t = Instant::now();
-            let mut rows = db.query_iter("SELECT * FROM m", ()).unwrap();
-            rows.next().unwrap().unwrap();
-            let first = t.elapsed();
-            let mut n = 1u64;
-            for r in rows {
-                r.unwrap();
-                n += 1;
-            }
+            let ((first, n), grew) = peak_heap_during(|| {
+                let mut rows = db.query_iter("SELECT * FROM m", ()).unwrap();
+                rows.next().unwrap().unwrap();
+                let first = t.elapsed();
+                let mut n = 1u64;
+                for r in rows {
+                    r.unwrap();
+                    n += 1;
+                }
+                (first, n)
+            });
             let took = t.elapsed();
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            sampler.join().unwrap();
-            let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
             println!(
                 "\nKVM-RESULT {n} rows, first after {:.1} ms, all in {:.1} s, peak heap +{} MB",
                 first.as_secs_f64() * 1e3,
@@ -193,6 +165,29 @@ fn fault_child() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// `f`'s result and how far the heap grew while it ran (the peak of `RssAnon`, sampled
+/// every 5 ms, over its value before). Heap only: a write map counts the file's pages in
+/// the resident set too.
+fn peak_heap_during<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let peak = std::sync::Arc::new(AtomicU64::new(0));
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_anon(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let before = rss_anon();
+    let out = f();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    (out, peak.load(Ordering::Relaxed).saturating_sub(before))
 }
 
 /// The process's anonymous resident memory (its heap), in bytes (`RssAnon`).

@@ -38,6 +38,24 @@ pub struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
+    /// A statement's context: its transaction, the catalog of its snapshot, its parameters,
+    /// and the database's ids, interrupt and sort budget.
+    pub fn new(
+        host: &'a dyn Host,
+        mtx: &'a ModelTxn<'a>,
+        catalog: &'a Catalog,
+        params: &'a Params,
+    ) -> Cx<'a> {
+        Cx {
+            mtx,
+            catalog,
+            params,
+            ids: host.ids(),
+            stop: host.interrupt().watch(),
+            sort_budget: host.sort_budget(),
+        }
+    }
+
     pub fn env(&self, row: Option<&'a Row>) -> Env<'a> {
         Env { params: self.params, ids: self.ids, row, catalog: Some(self.catalog) }
     }
@@ -268,14 +286,7 @@ pub fn run_in(
 ) -> Result<(Output, Backfill)> {
     // (Checked at commit: a schema change since the snapshot conflicts.)
     let catalog = host.catalog(mtx)?;
-    let cx = Cx {
-        mtx,
-        catalog: &catalog,
-        params,
-        ids: host.ids(),
-        stop: host.interrupt().watch(),
-        sort_budget: host.sort_budget(),
-    };
+    let cx = Cx::new(host, mtx, &catalog, params);
     let plan_ref = prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)).map(|(_, p)| p);
     once(&cx, stmt, plan_ref)
 }
@@ -304,14 +315,7 @@ pub fn stream(
 ) -> Result<Option<String>> {
     let mtx = ModelTxn::new(host.engine())?;
     let catalog = host.catalog(&mtx)?;
-    let cx = Cx {
-        mtx: &mtx,
-        catalog: &catalog,
-        params,
-        ids: host.ids(),
-        stop: host.interrupt().watch(),
-        sort_budget: host.sort_budget(),
-    };
+    let cx = Cx::new(host, &mtx, &catalog, params);
     let owned;
     let plan = match prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)) {
         Some((_, p)) => p,
@@ -346,14 +350,7 @@ pub fn dependencies(host: &dyn Host, stmt: &Statement, params: &Params) -> Resul
     let Some(Plan::Select { root }) = plan(&catalog, stmt)? else {
         return Err(Error::Internal("a watch of a statement that is not a query".into()));
     };
-    let cx = Cx {
-        mtx: &mtx,
-        catalog: &catalog,
-        params,
-        ids: host.ids(),
-        stop: host.interrupt().watch(),
-        sort_budget: host.sort_budget(),
-    };
+    let cx = Cx::new(host, &mtx, &catalog, params);
     let keys = read::point_keys(&cx, &root)?;
     let filter = match keys {
         Some(_) => None,

@@ -151,14 +151,9 @@ fn scan<'a>(
                 }
             }
         }
-        Access::PkRange { range, reverse } => {
-            let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
-            let prefix = KeyPrefix::Model(&model.name).encode();
-            m.scan(model, past(part_range(prefix, lower, upper), seek, *reverse), *reverse)?
-        }
-        Access::FullScan { reverse, .. } => {
-            let all = KeyRange::prefix(&KeyPrefix::Model(&model.name).encode());
-            m.scan(model, past(all, seek, *reverse), *reverse)?
+        Access::PkRange { reverse, .. } | Access::FullScan { reverse, .. } => {
+            let range = record_range(cx, model, access)?.unwrap_or_else(KeyRange::all);
+            m.scan(model, past(range, seek, *reverse), *reverse)?
         }
         Access::Via { rel, index, inner } => {
             super::via::rows(cx, model, rel, index.as_deref(), inner)?
@@ -599,16 +594,12 @@ fn counted<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<Option<RowIter<'a>>> {
     if predicate.is_some_and(|p| !stored_fields(model, p, &mut wanted)) {
         return Ok(None);
     }
-    let prefix = KeyPrefix::Model(&model.name).encode();
-    let (range, reverse) = match access {
-        Access::FullScan { reverse, .. } => (KeyRange::prefix(&prefix), *reverse),
-        Access::PkRange { range, reverse } => {
-            let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
-            (part_range(prefix, lower, upper), *reverse)
-        }
-        _ => return Ok(None),
+    let (Some(range), Access::FullScan { reverse, .. } | Access::PkRange { reverse, .. }) =
+        (record_range(cx, model, access)?, access)
+    else {
+        return Ok(None);
     };
-    let input = cx.mtx.scan_some(model, range, reverse, wanted)?;
+    let input = cx.mtx.scan_some(model, range, *reverse, wanted)?;
     Ok(Some(Box::new(input.filter_map(move |r| {
         if let Err(e) = cx.stop.check() {
             return Some(Err(e));
@@ -623,6 +614,20 @@ fn counted<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<Option<RowIter<'a>>> {
             },
         }
     }))))
+}
+
+/// The record keys a scan of the records reads (`FullScan`, `PkRange`); `None` for the
+/// other access paths.
+fn record_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<KeyRange>> {
+    let prefix = KeyPrefix::Model(&model.name).encode();
+    Ok(match access {
+        Access::FullScan { .. } => Some(KeyRange::prefix(&prefix)),
+        Access::PkRange { range, .. } => {
+            let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
+            Some(part_range(prefix, lower, upper))
+        }
+        _ => None,
+    })
 }
 
 /// Marks in `wanted` the stored fields `e` reads; false when it reads anything else (a
