@@ -5,13 +5,13 @@
 
 use std::cmp::Ordering;
 
-use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, UnaryOp};
-use kvm_lang::{Expr, ExprKind};
+use kvm_lang::ast::{BinaryOp, UnaryOp};
+use kvm_planner::{Func, Scalar, ScalarKind};
 use kvm_storage::Value;
 
 use crate::error::{Error, Result};
 use crate::params::Params;
-use crate::values::{compare, parse_date, parse_timestamp, truthy};
+use crate::values::{compare, parse_date, truthy};
 
 pub use crate::slots::Row;
 
@@ -28,13 +28,9 @@ pub struct Env<'a> {
     pub params: &'a Params,
     pub ids: &'a dyn Ids,
     pub row: Option<&'a Row>,
-    /// The catalog the plan was made against: a parameter compared with a field is put in
-    /// that field's stored form (`__stored`). `None` where no plan is evaluated (a field's
-    /// CHECK, DEFAULT or computed expression).
-    pub catalog: Option<&'a kvm_planner::Catalog>,
 }
 
-fn err(msg: impl Into<String>, e: &Expr) -> Error {
+fn err(msg: impl Into<String>, e: &Scalar) -> Error {
     Error::Invalid {
         code: "kvm.eval",
         message: msg.into(),
@@ -43,27 +39,9 @@ fn err(msg: impl Into<String>, e: &Expr) -> Error {
     }
 }
 
-/// A literal's value.
-pub fn literal(l: &Literal, e: &Expr) -> Result<Value> {
-    Ok(match l {
-        Literal::Null => Value::Null,
-        Literal::Bool(b) => Value::Bool(*b),
-        Literal::Int(i) => Value::Int(*i),
-        Literal::Float(f) => Value::Float(*f),
-        Literal::String(s) => Value::String(s.clone()),
-        Literal::Date(d) => {
-            parse_date(d).ok_or_else(|| err(format!("bad date '{d}'"), e))?;
-            Value::String(d.clone())
-        }
-        Literal::Timestamp(t) => Value::Timestamp(
-            parse_timestamp(t).ok_or_else(|| err(format!("bad timestamp '{t}'"), e))?,
-        ),
-    })
-}
-
 impl Env<'_> {
     /// Evaluates `e`.
-    pub fn eval(&self, e: &Expr) -> Result<Value> {
+    pub fn eval(&self, e: &Scalar) -> Result<Value> {
         // Leaves, the most common case, need no operand stack.
         if is_leaf(e) {
             return self.leaf(e);
@@ -74,7 +52,7 @@ impl Env<'_> {
     }
 
     /// Whether a predicate holds.
-    pub fn test(&self, e: &Expr) -> Result<bool> {
+    pub fn test(&self, e: &Scalar) -> Result<bool> {
         Ok(truthy(&self.eval(e)?))
     }
 
@@ -85,12 +63,12 @@ impl Env<'_> {
     /// stack once per level, so it holds no values and builds no messages: both live in
     /// `apply`, which runs after the operands are done. Its error is boxed because an
     /// unoptimized build gives every `?` its own copies of the (large) error.
-    fn walk(&self, e: &Expr, operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+    fn walk(&self, e: &Scalar, operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
         match &e.kind {
-            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => {
+            ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => {
                 self.walk(expr, operands)?
             }
-            ExprKind::Binary { op, lhs, rhs } => {
+            ScalarKind::Binary { op, lhs, rhs } => {
                 self.walk(lhs, operands)?;
                 if decided(*op, operands) {
                     // The left side's value is the result; the right side is not evaluated.
@@ -98,33 +76,37 @@ impl Env<'_> {
                 }
                 self.walk(rhs, operands)?;
             }
-            ExprKind::In { expr, rhs, .. } => {
+            ScalarKind::InList { expr, items, .. } => {
                 self.walk(expr, operands)?;
-                match rhs {
-                    InRhs::List(items) => self.walk_all(items, operands)?,
-                    InRhs::Expr(x) => self.walk(x, operands)?,
-                }
+                self.walk_all(items, operands)?;
             }
-            ExprKind::Between { expr, low, high, .. } => {
+            ScalarKind::InValue { expr, list, .. } => {
+                self.walk(expr, operands)?;
+                self.walk(list, operands)?;
+            }
+            ScalarKind::Between { expr, low, high, .. } => {
                 self.walk(expr, operands)?;
                 self.walk(low, operands)?;
                 self.walk(high, operands)?;
             }
-            ExprKind::Call { args: CallArgs::List(args), .. } if !self.computed(e) => {
+            ScalarKind::Call { args, .. } | ScalarKind::Array(args) => {
                 self.walk_all(args, operands)?
             }
-            ExprKind::Array(items) => self.walk_all(items, operands)?,
-            ExprKind::Object(fields) => {
-                for f in fields {
-                    self.walk(&f.value, operands)?;
+            ScalarKind::Object(fields) => {
+                for (_, v) in fields {
+                    self.walk(v, operands)?;
                 }
             }
-            _ => {}
+            ScalarKind::Const { .. }
+            | ScalarKind::Param { .. }
+            | ScalarKind::Field { .. }
+            | ScalarKind::Related { .. }
+            | ScalarKind::Computed { .. } => {}
         }
         self.apply(e, operands).map_err(Box::new)
     }
 
-    fn walk_all(&self, items: &[Expr], operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+    fn walk_all(&self, items: &[Scalar], operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
         for x in items {
             self.walk(x, operands)?;
         }
@@ -132,46 +114,42 @@ impl Env<'_> {
     }
 
     /// Replaces the values of `e`'s operands, on top of `operands`, with `e`'s value.
-    fn apply(&self, e: &Expr, operands: &mut Vec<Value>) -> Result<()> {
+    fn apply(&self, e: &Scalar, operands: &mut Vec<Value>) -> Result<()> {
         let v = match &e.kind {
-            _ if is_leaf(e) || self.computed(e) => self.leaf(e)?,
-            ExprKind::Unary { op, .. } => {
+            _ if is_leaf(e) => self.leaf(e)?,
+            ScalarKind::Unary { op, .. } => {
                 let [v] = top(operands, e)?;
                 unary(*op, v, e)?
             }
-            ExprKind::IsNull { negated, .. } => {
+            ScalarKind::IsNull { negated, .. } => {
                 let [v] = top(operands, e)?;
                 Value::Bool(matches!(v, Value::Null) != *negated)
             }
             // (Not reached when the left side decided: `walk` left it as the value.)
-            ExprKind::Binary { op, .. } => {
+            ScalarKind::Binary { op, .. } => {
                 let [l, r] = top(operands, e)?;
                 binary(*op, l, r, e)?
             }
-            ExprKind::In { rhs: InRhs::List(items), negated, .. } => {
+            ScalarKind::InList { items, negated, .. } => {
                 let list = Value::Array(take(operands, items.len(), e)?);
                 let [v] = top(operands, e)?;
                 in_list(v, list, *negated, e)?
             }
-            ExprKind::In { rhs: InRhs::Expr(_), negated, .. } => {
+            ScalarKind::InValue { list: at, negated, .. } => {
                 let [v, list] = top(operands, e)?;
-                in_list(v, list, *negated, e)?
+                in_list(v, list, *negated, at)?
             }
-            ExprKind::Between { negated, .. } => {
+            ScalarKind::Between { negated, .. } => {
                 let [v, lo, hi] = top(operands, e)?;
                 between(&v, &lo, &hi, *negated)
             }
-            ExprKind::Call { name, args: CallArgs::List(args) } => {
-                self.call(&name.name, take(operands, args.len(), e)?, e)?
+            ScalarKind::Call { func, name, args } => {
+                self.call(*func, name, take(operands, args.len(), e)?, e)?
             }
-            ExprKind::Call { name, args: CallArgs::Star } => {
-                let message = format!("{}(*) is only allowed as a lone SELECT COUNT(*)", name.name);
-                return Err(err(message, e));
-            }
-            ExprKind::Array(items) => Value::Array(take(operands, items.len(), e)?),
-            ExprKind::Object(fields) => {
+            ScalarKind::Array(items) => Value::Array(take(operands, items.len(), e)?),
+            ScalarKind::Object(fields) => {
                 let values = take(operands, fields.len(), e)?;
-                Value::Object(fields.iter().map(|f| f.key.name.clone()).zip(values).collect())
+                Value::Object(fields.iter().map(|(k, _)| k.clone()).zip(values).collect())
             }
             _ => return Err(underflow(e)),
         };
@@ -179,47 +157,45 @@ impl Env<'_> {
         Ok(())
     }
 
-    /// A literal, a parameter, a field, or an `EXISTS` or `COUNT(relation)` computed for the
-    /// row beforehand (an `Attach` step) under its own text.
-    fn leaf(&self, e: &Expr) -> Result<Value> {
+    /// A constant, a parameter (in the stored form of the field it is compared with), a
+    /// field of the row, or a value an `Attach` step computed for the row.
+    fn leaf(&self, e: &Scalar) -> Result<Value> {
         match &e.kind {
-            ExprKind::Literal(l) => literal(l, e),
-            ExprKind::Param(p) => self.params.get(p).cloned(),
-            ExprKind::Path(path) => {
+            ScalarKind::Const { value, .. } => Ok(value.clone()),
+            ScalarKind::Param { param, form } => {
+                let v = self.params.get(param)?;
+                Ok(match form {
+                    Some(f) => kvm_planner::compared_form(f, v.clone()),
+                    None => v.clone(),
+                })
+            }
+            ScalarKind::Field { slot, path } => {
                 let Some(row) = self.row else {
                     return Err(err(
                         format!("`{path}` names a field, but there is no record here"),
                         e,
                     ));
                 };
-                let mut v = row.get(&path.segments[0].name).cloned().unwrap_or(Value::Null);
-                for seg in &path.segments[1..] {
-                    v = match v {
-                        Value::Object(mut m) => m.remove(&seg.name).unwrap_or(Value::Null),
-                        _ => Value::Null,
-                    };
+                let v = row.slot(*slot);
+                if path.segments.len() == 1 {
+                    return Ok(v.clone());
                 }
-                Ok(v)
+                Ok(members(v, &path.segments[1..]))
             }
-            ExprKind::Exists { relation, .. } => match self.row.and_then(|r| r.get(&e.to_string()))
-            {
+            ScalarKind::Related { path } => {
+                let v = self.row.and_then(|r| r.get(&path.segments[0].name));
+                Ok(members(v.unwrap_or(&Value::Null), &path.segments[1..]))
+            }
+            ScalarKind::Computed { column } => match self.row.and_then(|r| r.get(column)) {
                 Some(v) => Ok(v.clone()),
-                None => Err(Error::unsupported("EXISTS here", relation.span)),
+                None => Err(Error::unsupported(&format!("{column} here"), e.span)),
             },
-            // A `COUNT(relation)` that `computed` found in the row.
-            _ => self.row.and_then(|r| r.get(&e.to_string())).cloned().ok_or_else(|| underflow(e)),
+            _ => Err(underflow(e)),
         }
     }
 
-    /// Whether `e` is a `COUNT(relation)` computed for the row beforehand.
-    fn computed(&self, e: &Expr) -> bool {
-        kvm_planner::count_relation(e).is_some()
-            && self.row.is_some_and(|r| r.contains_key(&e.to_string()))
-    }
-
     /// A function applied to its evaluated arguments.
-    fn call(&self, name: &str, args: Vec<Value>, e: &Expr) -> Result<Value> {
-        let lname = name.to_ascii_lowercase();
+    fn call(&self, func: Func, name: &str, args: Vec<Value>, e: &Scalar) -> Result<Value> {
         let one = |f: &dyn Fn(&Value) -> Option<Value>| -> Result<Value> {
             match args.as_slice() {
                 [Value::Null] => Ok(Value::Null),
@@ -229,72 +205,38 @@ impl Env<'_> {
                 _ => Err(err(format!("{name}() takes one argument"), e)),
             }
         };
-        match lname.as_str() {
-            "now" => Ok(Value::Timestamp(self.ids.now_micros())),
-            "ulid" => Ok(Value::String(self.ids.ulid())),
-            "uuid" => Ok(Value::String(self.ids.uuid())),
-            "lower" => one(&|v| match v {
+        match func {
+            Func::Now => Ok(Value::Timestamp(self.ids.now_micros())),
+            Func::Ulid => Ok(Value::String(self.ids.ulid())),
+            Func::Uuid => Ok(Value::String(self.ids.uuid())),
+            Func::Lower => one(&|v| match v {
                 Value::String(s) => Some(Value::String(s.to_lowercase())),
                 _ => None,
             }),
-            "upper" => one(&|v| match v {
+            Func::Upper => one(&|v| match v {
                 Value::String(s) => Some(Value::String(s.to_uppercase())),
                 _ => None,
             }),
-            "trim" => one(&|v| match v {
+            Func::Trim => one(&|v| match v {
                 Value::String(s) => Some(Value::String(s.trim().to_string())),
                 _ => None,
             }),
-            "length" | "len" => one(&|v| match v {
+            Func::Length => one(&|v| match v {
                 Value::String(s) => Some(Value::Int(s.chars().count() as i64)),
                 Value::Array(a) => Some(Value::Int(a.len() as i64)),
                 Value::Bytes(b) => Some(Value::Int(b.len() as i64)),
                 _ => None,
             }),
-            "abs" => one(&|v| match v {
+            Func::Abs => one(&|v| match v {
                 Value::Int(i) => i.checked_abs().map(Value::Int),
                 Value::Float(f) => Some(Value::Float(f.abs())),
                 Value::Counter(c) => Some(Value::Counter(*c)),
                 _ => None,
             }),
-            // The planner's `LIMIT + OFFSET` for a sort (not callable from KQL).
-            kvm_planner::SAT_ADD => match args.as_slice() {
-                [a, b] => match (count_of(a), count_of(b)) {
-                    (Some(a), Some(b)) => {
-                        Ok(Value::Int(i64::try_from(a.saturating_add(b)).unwrap_or(i64::MAX)))
-                    }
-                    _ => Err(err(
-                        format!(
-                            "LIMIT and OFFSET must be non-negative integers, got {} and {}",
-                            crate::values::kql(a),
-                            crate::values::kql(b)
-                        ),
-                        e,
-                    )),
-                },
-                _ => Err(err(format!("{name}() takes two arguments"), e)),
-            },
-            // The planner's wrapper putting a parameter in a field's stored form, with the
-            // function writes use.
-            kvm_planner::STORED => match args.as_slice() {
-                [v, Value::String(model), Value::String(field)] => {
-                    let f = self
-                        .catalog
-                        .and_then(|c| c.models.get(model))
-                        .and_then(|m| m.field(field))
-                        .ok_or_else(|| {
-                            Error::Corrupt(format!(
-                                "a plan compares with `{model}.{field}`, which its catalog lacks"
-                            ))
-                        })?;
-                    Ok(kvm_planner::compared_form(f, v.clone()))
-                }
-                _ => Err(err(format!("{name}() takes a value, a model and a field"), e)),
-            },
-            "coalesce" => {
+            Func::Coalesce => {
                 Ok(args.into_iter().find(|v| !matches!(v, Value::Null)).unwrap_or(Value::Null))
             }
-            "years_since" => {
+            Func::YearsSince => {
                 let now_days = self.ids.now_micros().div_euclid(86_400_000_000);
                 one(&|v| {
                     let days = match v {
@@ -311,38 +253,56 @@ impl Env<'_> {
                     Some(Value::Int(years))
                 })
             }
-            _ => Err(err(format!("unknown function `{name}`"), e)),
         }
     }
 }
 
-/// Literals, parameters, paths and `EXISTS`: what has no operands to evaluate.
-fn is_leaf(e: &Expr) -> bool {
+/// The members `path` names inside `v` (`meta.a.b`): null where one is missing.
+fn members(v: &Value, path: &[kvm_lang::ast::Ident]) -> Value {
+    let mut v = v;
+    for seg in path {
+        v = match v {
+            Value::Object(m) => match m.get(&seg.name) {
+                Some(x) => x,
+                None => return Value::Null,
+            },
+            _ => return Value::Null,
+        };
+    }
+    v.clone()
+}
+
+/// Constants, parameters, fields and attached values: what has no operands to evaluate.
+fn is_leaf(e: &Scalar) -> bool {
     matches!(
         e.kind,
-        ExprKind::Literal(_) | ExprKind::Param(_) | ExprKind::Path(_) | ExprKind::Exists { .. }
+        ScalarKind::Const { .. }
+            | ScalarKind::Param { .. }
+            | ScalarKind::Field { .. }
+            | ScalarKind::Related { .. }
+            | ScalarKind::Computed { .. }
     )
 }
 
 /// An operand missing on the stack: a bug of [`Env::walk`], reported rather than panicking.
-fn underflow(e: &Expr) -> Error {
+fn underflow(e: &Scalar) -> Error {
     err("internal error: an operand is missing", e)
 }
 
 /// The top `N` operands, in the order they were pushed.
-fn top<const N: usize>(operands: &mut Vec<Value>, e: &Expr) -> Result<[Value; N]> {
+fn top<const N: usize>(operands: &mut Vec<Value>, e: &Scalar) -> Result<[Value; N]> {
     let at = operands.len().checked_sub(N).ok_or_else(|| underflow(e))?;
     let mut values = operands.drain(at..);
     Ok(std::array::from_fn(|_| values.next().unwrap_or(Value::Null)))
 }
 
 /// The top `n` operands, in the order they were pushed.
-fn take(operands: &mut Vec<Value>, n: usize, e: &Expr) -> Result<Vec<Value>> {
+fn take(operands: &mut Vec<Value>, n: usize, e: &Scalar) -> Result<Vec<Value>> {
     let at = operands.len().checked_sub(n).ok_or_else(|| underflow(e))?;
     Ok(operands.split_off(at))
 }
 
-fn unary(op: UnaryOp, v: Value, e: &Expr) -> Result<Value> {
+fn unary(op: UnaryOp, v: Value, e: &Scalar) -> Result<Value> {
     match (op, v) {
         (_, Value::Null) => Ok(Value::Null),
         (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
@@ -365,7 +325,7 @@ fn decided(op: BinaryOp, operands: &[Value]) -> bool {
 }
 
 /// A binary operator applied to its operands' values.
-fn binary(op: BinaryOp, l: Value, r: Value, e: &Expr) -> Result<Value> {
+fn binary(op: BinaryOp, l: Value, r: Value, e: &Scalar) -> Result<Value> {
     use BinaryOp::*;
     if matches!(op, And | Or) {
         return Ok(match (op, l, r) {
@@ -435,17 +395,14 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Expr) -> Result<Value> {
 
 /// `v [NOT] IN list`, three-valued as in SQL: true when an item equals `v`, else null when
 /// an item is null (it might have), else false; `NOT IN` negates that (null stays null).
-/// `list` is the evaluated `(…)` list as an array, or the value of `IN expr`.
-fn in_list(v: Value, list: Value, negated: bool, e: &Expr) -> Result<Value> {
+/// `list` is the evaluated `(…)` list as an array, or the value of `IN expr` (then `e`, where
+/// an error points, is that expression).
+fn in_list(v: Value, list: Value, negated: bool, e: &Scalar) -> Result<Value> {
     let list = match list {
         Value::Array(a) => a,
         Value::Null => return Ok(Value::Null),
         other => {
-            let at = match &e.kind {
-                ExprKind::In { rhs: InRhs::Expr(x), .. } => x,
-                _ => e,
-            };
-            return Err(err(format!("IN needs a list, got {}", crate::values::kql(&other)), at));
+            return Err(err(format!("IN needs a list, got {}", crate::values::kql(&other)), e));
         }
     };
     if matches!(v, Value::Null) {
@@ -560,7 +517,7 @@ pub fn like(s: &str, pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kvm_lang::ast::Ident;
+    use kvm_planner::{Model, Scope};
 
     struct Fixed;
     impl Ids for Fixed {
@@ -575,66 +532,63 @@ mod tests {
         }
     }
 
-    fn call(name: &str, args: Vec<Expr>) -> Result<Value> {
-        let params = Params::none();
-        let env = Env { params: &params, ids: &Fixed, row: None, catalog: None };
-        env.eval(&Expr::new(ExprKind::Call { name: Ident::new(name), args: CallArgs::List(args) }))
-    }
-
-    fn int(i: i64) -> Expr {
-        Expr::new(ExprKind::Literal(Literal::Int(i)))
-    }
-
-    #[test]
-    fn every_function_the_planner_accepts_is_implemented() {
-        for f in kvm_planner::FUNCTIONS {
-            let r = call(f, vec![int(1)]);
-            let unknown = matches!(&r, Err(Error::Invalid { message, .. }) if message.contains("unknown function"));
-            assert!(!unknown, "{f}: {r:?}");
-        }
-    }
-
-    #[test]
-    fn parameters_take_the_stored_form_of_their_field() {
-        let Ok(kvm_lang::Statement::DefineModel(d)) = kvm_lang::parse_statement(
-            "DEFINE MODEL u (id UUID PRIMARY KEY, e STRING TRIM LOWERCASE, at TIMESTAMP)",
-        ) else {
+    fn model(def: &str) -> Model {
+        let Ok(kvm_lang::Statement::DefineModel(d)) = kvm_lang::parse_statement(def) else {
             panic!("definition")
         };
-        let catalog = kvm_planner::Catalog::new(
-            kvm_planner::Model::from_def(&d, &[]).map(|m| vec![m]).unwrap_or_default(),
-        );
-        let params = Params::none();
-        let env = Env { params: &params, ids: &Fixed, row: None, catalog: Some(&catalog) };
-        let s = |v: &str| Expr::new(ExprKind::Literal(Literal::String(v.into())));
-        let stored = |v: &str, field: &str| {
-            env.eval(&Expr::new(ExprKind::Call {
-                name: Ident::new(kvm_planner::STORED),
-                args: CallArgs::List(vec![s(v), s("u"), s(field)]),
-            }))
-            .ok()
+        Model::from_def(&d, &[]).expect("model")
+    }
+
+    /// `text` (a `WHERE` clause of `SELECT * FROM u`) lowered against `m`.
+    fn lowered(m: &Model, text: &str) -> Scalar {
+        let Ok(kvm_lang::Statement::Select(s)) =
+            kvm_lang::parse_statement(&format!("SELECT * FROM u WHERE {text}"))
+        else {
+            panic!("query")
         };
-        assert_eq!(stored(" Ann@X ", "e"), Some(Value::String("ann@x".into())));
+        Scope::row(m).lower(s.filter.as_ref().expect("filter")).expect("lowered")
+    }
+
+    #[test]
+    fn parameters_take_the_stored_form_of_the_field_they_are_compared_with() {
+        let m =
+            model("DEFINE MODEL u (id UUID PRIMARY KEY, e STRING TRIM LOWERCASE, at TIMESTAMP)");
+        // The value side of `field = $v`, evaluated with `v` bound.
+        let stored = |text: &str, v: &str| {
+            let ScalarKind::Binary { rhs, .. } = lowered(&m, text).kind else {
+                panic!("comparison")
+            };
+            let params = Params::none().with("v", v);
+            Env { params: &params, ids: &Fixed, row: None }.eval(&rhs).ok()
+        };
+        assert_eq!(stored("e = $v", " Ann@X "), Some(Value::String("ann@x".into())));
         assert_eq!(
-            stored("{67E55044-10B1-426F-9247-BB680E5FE0C8}", "id"),
+            stored("id = $v", "{67E55044-10B1-426F-9247-BB680E5FE0C8}"),
             Some(Value::String("67e55044-10b1-426f-9247-bb680e5fe0c8".into()))
         );
         assert_eq!(
-            stored("2025-01-01 00:00:00", "at"),
-            parse_timestamp("2025-01-01T00:00:00Z").map(Value::Timestamp)
+            stored("at = $v", "2025-01-01 00:00:00"),
+            crate::values::parse_timestamp("2025-01-01T00:00:00Z").map(Value::Timestamp)
         );
-        assert_eq!(stored("nope", "at"), Some(Value::String("nope".into())));
-        // Without the catalog the wrapper cannot know the field: an error, never a guess.
-        assert!(call(kvm_planner::STORED, vec![s("x"), s("u"), s("e")]).is_err());
+        // A value that cannot take the stored form is compared as itself (it equals nothing).
+        assert_eq!(stored("at = $v", "nope"), Some(Value::String("nope".into())));
+        // Not compared with a field: the value as given.
+        assert_eq!(stored("$v = $v", " X "), Some(Value::String(" X ".into())));
     }
 
     #[test]
-    fn limit_plus_offset_saturates() {
-        assert_eq!(
-            call(kvm_planner::SAT_ADD, vec![int(i64::MAX), int(1)]).ok(),
-            Some(Value::Int(i64::MAX))
-        );
-        assert_eq!(call(kvm_planner::SAT_ADD, vec![int(2), int(3)]).ok(), Some(Value::Int(5)));
-        assert!(call(kvm_planner::SAT_ADD, vec![int(-1), int(3)]).is_err());
+    fn fields_are_read_by_slot_and_literals_are_constants_in_stored_form() {
+        let m = model("DEFINE MODEL u (id INT PRIMARY KEY, e STRING LOWERCASE, n INT)");
+        let e = lowered(&m, "e = 'ANN' AND n > 1");
+        assert_eq!(e.to_string(), "e = 'ann' AND n > 1");
+        let mut row = Row::new(&m.slots);
+        row.insert("e".into(), Value::String("ann".into()));
+        row.insert("n".into(), Value::Int(2));
+        let params = Params::none();
+        let env = Env { params: &params, ids: &Fixed, row: Some(&row) };
+        assert_eq!(env.test(&e).ok(), Some(true));
+        // Without a row, a field is an error naming it, not a null.
+        let none = Env { params: &params, ids: &Fixed, row: None };
+        assert!(none.eval(&e).is_err());
     }
 }

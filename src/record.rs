@@ -6,8 +6,9 @@
 //! (the rules are listed there and in `docs/kql.md`), shared with the literals and
 //! parameters compared with the field.
 
-use kvm_lang::ast::{AssignOp, Assignment, FieldType, TypeName};
-use kvm_planner::{Field, Model};
+use kvm_lang::ast::{AssignOp, FieldType, TypeName};
+use kvm_planner::catalog::Lowered;
+use kvm_planner::{Field, Model, Scalar, Set};
 use kvm_storage::Value;
 
 use crate::error::{Error, Result};
@@ -36,21 +37,36 @@ pub fn coerce(model: &str, f: &Field, v: Value) -> Result<Value> {
         .map_err(|r| Error::validation(model, &f.name, r.value, r.message))
 }
 
+/// A field's expression as the plan IR holds it (an expression stored by an earlier
+/// version that no longer lowers is an error when it is needed).
+fn bound(x: &Option<Lowered>) -> Result<Option<&Scalar>> {
+    match x {
+        None => Ok(None),
+        Some(Ok(e)) => Ok(Some(e)),
+        Some(Err(e)) => Err(e.clone().into()),
+    }
+}
+
+/// The fields of `model` with their lowered expressions.
+fn fields(model: &Model) -> impl Iterator<Item = (&Field, &kvm_planner::FieldExprs)> {
+    model.fields.iter().zip(model.exprs.iter())
+}
+
 /// Checks NOT NULL and CHECK on a complete stored record.
 fn constraints(model: &Model, row: &Row, env: &Env) -> Result<()> {
-    let env = Env { params: env.params, ids: env.ids, row: Some(row), catalog: env.catalog };
-    for f in model.fields.iter().filter(|f| f.virtual_expr.is_none()) {
+    let env = Env { params: env.params, ids: env.ids, row: Some(row) };
+    for (f, x) in fields(model).filter(|(f, _)| f.virtual_expr.is_none()) {
         let v = row.get(&f.name).unwrap_or(&Value::Null);
         if matches!(v, Value::Null) && !f.nullable() {
             return Err(Error::validation(&model.name, &f.name, v, "may not be null"));
         }
-        if let Some(check) = &f.check {
+        if let (Some(check), Some(shown)) = (bound(&x.check)?, &f.check) {
             if matches!(env.eval(check)?, Value::Bool(false)) {
                 return Err(Error::validation(
                     &model.name,
                     &f.name,
                     v,
-                    format!("violates CHECK ({check})"),
+                    format!("violates CHECK ({shown})"),
                 ));
             }
         }
@@ -60,10 +76,9 @@ fn constraints(model: &Model, row: &Row, env: &Env) -> Result<()> {
 
 /// Computes STORED fields, drops nulls (absent means null), checks constraints.
 fn finish(model: &Model, mut row: Row, env: &Env) -> Result<Row> {
-    for f in &model.fields {
-        if let Some(e) = &f.stored_expr {
-            let v = Env { params: env.params, ids: env.ids, row: Some(&row), catalog: env.catalog }
-                .eval(e)?;
+    for (f, x) in fields(model) {
+        if let Some(e) = bound(&x.stored_expr)? {
+            let v = Env { params: env.params, ids: env.ids, row: Some(&row) }.eval(e)?;
             let v = coerce(&model.name, f, v)?;
             row.insert(f.name.clone(), v);
         }
@@ -104,14 +119,14 @@ pub fn for_insert(
     let mut input = input;
     let mut row = Row::new(&model.slots);
     let now = Value::Timestamp(env.ids.now_micros());
-    for f in &model.fields {
+    for (f, x) in fields(model) {
         if f.virtual_expr.is_some() || f.stored_expr.is_some() {
             continue;
         }
         let v = match input.remove(&f.name) {
             Some(v) => v,
             None if f.implicit => now.clone(),
-            None => match &f.default {
+            None => match bound(&x.default)? {
                 Some(d) => env.eval(d)?,
                 None if f.primary_key && f.ty.name == TypeName::Ulid => {
                     Value::String(env.ids.ulid())
@@ -131,11 +146,11 @@ pub fn for_insert(
 /// record: a DEFAULT is evaluated as an INSERT would; STORED fields are recomputed; the
 /// record must then meet every constraint.
 pub fn for_new_fields(model: &Model, mut row: Row, added: &[String], env: &Env) -> Result<Row> {
-    for f in model.fields.iter().filter(|f| added.contains(&f.name)) {
+    for (f, x) in fields(model).filter(|(f, _)| added.contains(&f.name)) {
         if f.virtual_expr.is_some() || f.stored_expr.is_some() || row.contains_key(&f.name) {
             continue;
         }
-        if let Some(d) = &f.default {
+        if let Some(d) = bound(&x.default)? {
             let v = env.eval(d)?;
             row.insert(f.name.clone(), coerce(&model.name, f, v)?);
         }
@@ -144,17 +159,11 @@ pub fn for_new_fields(model: &Model, mut row: Row, added: &[String], env: &Env) 
 }
 
 /// Applies `SET` assignments (and ON UPDATE, `updated_at`) to a stored record.
-pub fn for_update(model: &Model, old: &Row, assignments: &[Assignment], env: &Env) -> Result<Row> {
-    let old_env = Env { params: env.params, ids: env.ids, row: Some(old), catalog: env.catalog };
+pub fn for_update(model: &Model, old: &Row, assignments: &[Set], env: &Env) -> Result<Row> {
+    let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
     let mut values = Vec::with_capacity(assignments.len());
     for a in assignments {
-        let name = &a.target.segments[0].name;
-        if model.field(name).is_none() {
-            return Err(Error::validation(&model.name, name, "", "no such field"));
-        }
-        if a.target.segments.len() > 1 {
-            return Err(Error::unsupported("assigning to a nested path", a.target.span));
-        }
+        let name = &model.slots.names[a.slot];
         values.push((name.clone(), a.op, old_env.eval(&a.value)?));
     }
     apply(model, old, &values, env)
@@ -168,7 +177,7 @@ pub fn apply(
     values: &[(String, AssignOp, Value)],
     env: &Env,
 ) -> Result<Row> {
-    let old_env = Env { params: env.params, ids: env.ids, row: Some(old), catalog: env.catalog };
+    let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
     let mut row = old.clone();
     let mut assigned = Vec::new();
     for (name, op, value) in values {
@@ -214,11 +223,11 @@ pub fn apply(
         row.insert(name.clone(), coerce(&model.name, f, new)?);
         assigned.push(name.clone());
     }
-    for f in &model.fields {
+    for (f, x) in fields(model) {
         if assigned.contains(&f.name) {
             continue;
         }
-        if let Some(e) = &f.on_update {
+        if let Some(e) = bound(&x.on_update)? {
             let v = old_env.eval(e)?;
             row.insert(f.name.clone(), coerce(&model.name, f, v)?);
         } else if f.implicit && f.name == kvm_planner::catalog::UPDATED_AT {
@@ -312,10 +321,9 @@ fn counter(
 
 /// A stored record with its virtual fields computed.
 pub fn materialize(model: &Model, mut row: Row, env: &Env) -> Result<Row> {
-    for f in &model.fields {
-        if let Some(e) = &f.virtual_expr {
-            let v = Env { params: env.params, ids: env.ids, row: Some(&row), catalog: env.catalog }
-                .eval(e)?;
+    for (f, x) in fields(model) {
+        if let Some(e) = bound(&x.virtual_expr)? {
+            let v = Env { params: env.params, ids: env.ids, row: Some(&row) }.eval(e)?;
             let v = coerce(&model.name, f, v).unwrap_or(Value::Null);
             row.insert(f.name.clone(), v);
         }

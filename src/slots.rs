@@ -98,6 +98,30 @@ impl Row {
         Value::Object(self.to_object()).encode()
     }
 
+    /// This row in the slots of another version of its model (after `ALTER MODEL`): fields
+    /// move by name; a field the new version lacks is kept by name, as `decode` keeps it.
+    pub fn reslot(self, slots: &Arc<Slots>) -> Row {
+        if Arc::ptr_eq(&self.slots, slots) {
+            return self;
+        }
+        let mut row = Row::new(slots);
+        for (i, v) in self.vals.into_iter().enumerate() {
+            if !v.is_null() {
+                row.insert(self.slots.names[i].clone(), v);
+            }
+        }
+        for (name, v) in self.extra {
+            row.insert(name, v);
+        }
+        row
+    }
+
+    /// The value in slot `i` (null when absent, or when `i` is not a slot of this row: a
+    /// plan only asks for slots of the model it was bound to).
+    pub fn slot(&self, i: usize) -> &Value {
+        self.vals.get(i).unwrap_or(&Value::Null)
+    }
+
     /// The value of field or attached name `name`; `None` when absent (or null).
     pub fn get(&self, name: &str) -> Option<&Value> {
         let v = match self.slots.slot(name) {

@@ -72,3 +72,35 @@ fn the_public_api_does_not_export_the_implementation() {
         assert!(!lib.contains(private), "src/lib.rs: `{private}`");
     }
 }
+
+/// The executor evaluates the bound plan IR only: it does not look at the AST's expression
+/// kinds (outside the statements that are not planned, whose operands it lowers first), and
+/// no normalization travels as a magic function name.
+#[test]
+fn the_executor_evaluates_the_plan_ir_not_the_ast() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    sources(&root.join("planner/src"), &mut files);
+    let mut found = Vec::new();
+    for (path, text) in &files {
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            let magic = ["\"__stored\"", "\"__sat_add\"", "__stored(", "__sat_add("];
+            let ast_eval =
+                path.contains("/src/") && !path.contains("planner/") && code.contains("ExprKind::");
+            // Building a statement's AST is not evaluating it: the query builder, the
+            // statements `Database` writes for its helpers, and the queries a watch runs.
+            let allowed = ["src/builder.rs", "src/database.rs", "src/watch/mod.rs"]
+                .iter()
+                .any(|f| path.ends_with(f));
+            if magic.iter().any(|m| code.contains(m)) || (ast_eval && !allowed) {
+                found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "evaluation outside the plan IR:\n{}", found.join("\n"));
+}

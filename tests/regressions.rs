@@ -50,6 +50,10 @@ fn limit_and_offset_parameters_saturate() {
     db.execute("INSERT INTO t [{id: 1, b: 3}, {id: 2, b: 2}, {id: 3, b: 1}]", ()).unwrap();
     let got = ids(&db, "SELECT id FROM t ORDER BY b LIMIT $1 OFFSET $2", params![i64::MAX, 1i64]);
     assert_eq!(got, vec![Value::Int(2), Value::Int(1)]);
+    // The sort keeps LIMIT + OFFSET rows, added when they are bound (a typed plan node, not
+    // a magic function call).
+    let plan = db.execute("EXPLAIN SELECT id FROM t ORDER BY b LIMIT $1 OFFSET $2", ()).unwrap();
+    assert!(plan.to_string().contains("Sort b (keeps top $1 + $2)"), "{plan}");
 }
 
 /// QA bug 4: a value nested deeper than the codec can read back is refused on write, so it

@@ -20,8 +20,9 @@
 //! order of that field (nor of the fields after it): values sharing their first 96 bytes are
 //! in hash order.
 
-use kvm_lang::ast::{BinaryOp, InRhs, Literal, OrderBy, TypeName};
-use kvm_lang::{Expr, ExprKind};
+use kvm_lang::ast::{BinaryOp, Literal, TypeName};
+
+use crate::ir::{Scalar, ScalarKind, SortKey};
 
 use crate::catalog::{Index, Model};
 use crate::plan::{Access, Bound, Range};
@@ -29,8 +30,8 @@ use crate::plan::{Access, Bound, Range};
 /// A condition usable by an access path: `field op constant`.
 #[derive(Debug, Clone)]
 enum Cond {
-    Eq(String, Expr),
-    In(String, Vec<Expr>),
+    Eq(String, Scalar),
+    In(String, Vec<Scalar>),
     Lower(String, Bound),
     Upper(String, Bound),
 }
@@ -43,50 +44,20 @@ struct Src {
     conjunct: usize,
 }
 
-/// True when `e` is known before any record is read (literals, parameters, and arithmetic
-/// or calls over them).
-pub(crate) fn constant(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Param(_) => true,
-        ExprKind::Unary { expr, .. } => constant(expr),
-        // A parameter in a field's stored form (see `bind::normalize`).
-        ExprKind::Call { name, args: kvm_lang::ast::CallArgs::List(args) }
-            if name.name == crate::bind::STORED =>
-        {
-            args.iter().all(constant)
-        }
-        ExprKind::Array(items) => items.iter().all(constant),
-        _ => false,
-    }
+fn field_of(model: &Model, e: &Scalar) -> Option<String> {
+    e.as_field().map(|slot| model.slots.names[slot].clone())
 }
 
-fn field_of(e: &Expr) -> Option<String> {
-    let p = e.as_path()?;
-    (p.segments.len() == 1).then(|| p.segments[0].name.clone())
-}
-
-/// Splits `a AND b AND …` into its conjuncts.
-pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
-    match &e.kind {
-        ExprKind::Binary { op: BinaryOp::And, lhs, rhs } => {
-            let mut v = conjuncts(lhs);
-            v.extend(conjuncts(rhs));
-            v
-        }
-        _ => vec![e],
-    }
-}
-
-fn conds(filter: Option<&Expr>) -> Vec<Src> {
+fn conds(model: &Model, filter: Option<&Scalar>) -> Vec<Src> {
     let mut out = Vec::new();
     let Some(filter) = filter else { return out };
-    for (i, c) in conjuncts(filter).into_iter().enumerate() {
+    for (i, c) in filter.conjuncts().into_iter().enumerate() {
         let mut push = |cond| out.push(Src { cond, conjunct: i });
         match &c.kind {
-            ExprKind::Binary { op, lhs, rhs } => {
-                let (field, value, op) = match (field_of(lhs), field_of(rhs)) {
-                    (Some(f), _) if constant(rhs) => (f, (**rhs).clone(), *op),
-                    (_, Some(f)) if constant(lhs) => (f, (**lhs).clone(), flip(*op)),
+            ScalarKind::Binary { op, lhs, rhs } => {
+                let (field, value, op) = match (field_of(model, lhs), field_of(model, rhs)) {
+                    (Some(f), _) if rhs.is_constant() => (f, (**rhs).clone(), *op),
+                    (_, Some(f)) if lhs.is_constant() => (f, (**lhs).clone(), flip(*op)),
                     _ => continue,
                 };
                 let b = |inclusive| Bound { value: value.clone(), inclusive };
@@ -99,16 +70,16 @@ fn conds(filter: Option<&Expr>) -> Vec<Src> {
                     _ => {}
                 }
             }
-            ExprKind::In { expr, rhs: InRhs::List(list), negated: false } => {
-                if let Some(f) = field_of(expr) {
-                    if list.iter().all(constant) {
-                        push(Cond::In(f, list.clone()));
+            ScalarKind::InList { expr, items, negated: false } => {
+                if let Some(f) = field_of(model, expr) {
+                    if items.iter().all(Scalar::is_constant) {
+                        push(Cond::In(f, items.clone()));
                     }
                 }
             }
-            ExprKind::Between { expr, low, high, negated: false } => {
-                if let Some(f) = field_of(expr) {
-                    if constant(low) && constant(high) {
+            ScalarKind::Between { expr, low, high, negated: false } => {
+                if let Some(f) = field_of(model, expr) {
+                    if low.is_constant() && high.is_constant() {
                         push(Cond::Lower(
                             f.clone(),
                             Bound { value: (**low).clone(), inclusive: true },
@@ -126,18 +97,19 @@ fn conds(filter: Option<&Expr>) -> Vec<Src> {
 /// The fields every row kept by `filter` has non-null: those a top-level conjunct compares
 /// (a comparison with null is null, so the row is dropped), tests with `IN` or `BETWEEN`,
 /// or tests with `IS NOT NULL`.
-fn non_null_fields(filter: Option<&Expr>) -> Vec<String> {
+fn non_null_fields(model: &Model, filter: Option<&Scalar>) -> Vec<String> {
     let mut out = Vec::new();
     let Some(filter) = filter else { return out };
-    for c in conjuncts(filter) {
+    for c in filter.conjuncts() {
         match &c.kind {
-            ExprKind::Binary { op, lhs, rhs } if !matches!(op, BinaryOp::And | BinaryOp::Or) => {
-                out.extend(field_of(lhs));
-                out.extend(field_of(rhs));
+            ScalarKind::Binary { op, lhs, rhs } if !matches!(op, BinaryOp::And | BinaryOp::Or) => {
+                out.extend(field_of(model, lhs));
+                out.extend(field_of(model, rhs));
             }
-            ExprKind::In { expr, .. }
-            | ExprKind::Between { expr, .. }
-            | ExprKind::IsNull { expr, negated: true } => out.extend(field_of(expr)),
+            ScalarKind::InList { expr, .. }
+            | ScalarKind::InValue { expr, .. }
+            | ScalarKind::Between { expr, .. }
+            | ScalarKind::IsNull { expr, negated: true } => out.extend(field_of(model, expr)),
             _ => {}
         }
     }
@@ -179,9 +151,9 @@ fn provided_order(model: &Model, fields: &[String]) -> Vec<String> {
 /// Whether a bound (or equality) value reaches the index as itself: a literal of the field's
 /// own type, so the engine's coercion can neither fail (an unusable bound is dropped, which
 /// only a re-checking filter makes right) nor change it. Parameters are unknown here.
-fn exact_value(model: &Model, field: &str, e: &Expr) -> bool {
+fn exact_value(model: &Model, field: &str, e: &Scalar) -> bool {
     let Some(f) = model.field(field) else { return false };
-    let ExprKind::Literal(lit) = &e.kind else { return false };
+    let ScalarKind::Const { shown: lit, .. } = &e.kind else { return false };
     match (&f.ty.name, lit) {
         (TypeName::Int, Literal::Int(_)) => true,
         (TypeName::U64, Literal::Int(i)) => *i >= 0,
@@ -218,7 +190,7 @@ fn flip(op: BinaryOp) -> BinaryOp {
 }
 
 /// The first equality on `field`, as its condition index and value.
-fn eq_on<'a>(conds: &'a [Src], field: &str) -> Option<(usize, &'a Expr)> {
+fn eq_on<'a>(conds: &'a [Src], field: &str) -> Option<(usize, &'a Scalar)> {
     conds.iter().enumerate().find_map(|(i, c)| match &c.cond {
         Cond::Eq(f, v) if f == field => Some((i, v)),
         _ => None,
@@ -265,14 +237,14 @@ fn exactly(model: &Model, conds: &[Src], used: &[usize], n: usize) -> bool {
 }
 
 /// The order an access path yields, as (field, descending) keys, for sort elimination.
-fn order_matches(provided: &[String], order_by: &[OrderBy]) -> Option<bool> {
+fn order_matches(model: &Model, provided: &[String], order_by: &[SortKey]) -> Option<bool> {
     let first = order_by.first()?;
     let desc = first.descending;
     if order_by.len() > provided.len() {
         return None;
     }
     for (o, p) in order_by.iter().zip(provided) {
-        if o.descending != desc || field_of(&o.expr).as_deref() != Some(p.as_str()) {
+        if o.descending != desc || field_of(model, &o.expr).as_deref() != Some(p.as_str()) {
             return None;
         }
     }
@@ -291,12 +263,12 @@ pub struct Chosen {
 }
 
 /// Chooses the access path for `model` under `filter` and `order_by`.
-pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Chosen {
-    let conds = conds(filter);
-    let n_conjuncts = filter.map(|f| conjuncts(f).len()).unwrap_or(0);
+pub fn choose(model: &Model, filter: Option<&Scalar>, order_by: &[SortKey]) -> Chosen {
+    let conds = conds(model, filter);
+    let n_conjuncts = filter.map(|f| f.conjuncts().len()).unwrap_or(0);
     let pk = model.pk().name.clone();
-    let pk_order = order_matches(std::slice::from_ref(&pk), order_by);
-    let non_null = non_null_fields(filter);
+    let pk_order = order_matches(model, std::slice::from_ref(&pk), order_by);
+    let non_null = non_null_fields(model, filter);
 
     // 1. Primary-key get / multi-get.
     if let Some((i, v)) = eq_on(&conds, &pk) {
@@ -325,7 +297,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
     // 2. Unique-index get.
     for ix in &ready {
         if ix.unique {
-            let found: Option<Vec<(usize, &Expr)>> =
+            let found: Option<Vec<(usize, &Scalar)>> =
                 ix.fields.iter().map(|f| eq_on(&conds, f)).collect();
             if let Some(found) = found {
                 let used: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
@@ -363,7 +335,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
             continue;
         }
         let provided = provided_order(model, &ix.fields[eq.len()..]);
-        let order = order_matches(&provided, order_by);
+        let order = order_matches(model, &provided, order_by);
         let score = score * 2 + usize::from(order.is_some() || order_by.is_empty());
         let chosen = Chosen {
             access: Access::IndexScan {
@@ -397,7 +369,7 @@ pub fn choose(model: &Model, filter: Option<&Expr>, order_by: &[OrderBy]) -> Cho
     if pk_order.is_none() && !order_by.is_empty() {
         for ix in &ready {
             let provided = provided_order(model, &ix.fields);
-            if let Some(desc) = order_matches(&provided, order_by) {
+            if let Some(desc) = order_matches(model, &provided, order_by) {
                 return Chosen {
                     access: Access::IndexScan {
                         index: ix.name.clone(),

@@ -5,151 +5,8 @@
 use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, TypeName};
 use kvm_lang::{Expr, ExprKind};
 
-use kvm_storage::Value;
-
 use crate::catalog::{Catalog, Model};
 use crate::error::PlanError;
-
-/// The functions an expression may call (the engine's `eval` implements each; names are
-/// case-insensitive). `COUNT(*)` is a projection, not a function.
-pub const FUNCTIONS: &[&str] = &[
-    "now",
-    "ulid",
-    "uuid",
-    "lower",
-    "upper",
-    "trim",
-    "length",
-    "len",
-    "abs",
-    "coalesce",
-    "years_since",
-];
-
-/// The planner's own conversion of a parameter compared with a field into the field's
-/// stored form when it is bound: `__stored($p, 'model', 'field')`, which the engine
-/// evaluates with [`crate::stored_form`] (the same function writes use). Users cannot call
-/// it.
-pub const STORED: &str = "__stored";
-
-/// The planner's own saturating addition of two non-negative integers (`LIMIT + OFFSET`
-/// for a sort); users cannot call it (it is not in [`FUNCTIONS`]).
-pub const SAT_ADD: &str = "__sat_add";
-
-/// Rewrites the literals a predicate compares with a field into the field's stored form
-/// ([`crate::stored::compared_form`], the function writes use too), so that the filter and
-/// an index range agree: a string compared with a `LOWERCASE`/`UPPERCASE`/`TRIM` field gets
-/// the same normalization (`email = 'ANN@X.COM'` finds `'ann@x.com'`), a string or `DATE`
-/// compared with a `TIMESTAMP` field becomes a `TIMESTAMP` literal, a ULID is upper-cased
-/// and a UUID written any way (`'{67E5…}'`, `'urn:uuid:…'`, no hyphens) becomes its
-/// canonical lower-case hyphenated form. A parameter gets the same treatment when it is
-/// bound, wrapped in [`STORED`].
-/// Paths through a single-record relation (`author.email`) are normalized for the related
-/// model's field when `catalog` is given.
-pub fn normalize(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Expr {
-    let mut e = expr.clone();
-    normalize_in(model, catalog, &mut e);
-    e
-}
-
-fn normalize_in(model: &Model, catalog: Option<&Catalog>, expr: &mut Expr) {
-    // The field a side of a comparison names, with its model's name.
-    let field = |e: &Expr| -> Option<(&str, &crate::catalog::Field)> {
-        let p = e.as_path()?;
-        match p.segments.as_slice() {
-            [f] => Some((model.name.as_str(), model.field(&f.name)?)),
-            [r, f] if model.field(&r.name).is_none() => {
-                let c = catalog?;
-                let rel = c.relation(model, &r.name, r.span).ok().filter(|r| r.single())?;
-                let target = c.models.get(&rel.target)?;
-                Some((target.name.as_str(), target.field(&f.name)?))
-            }
-            _ => None,
-        }
-    };
-    match &mut expr.kind {
-        ExprKind::Binary { op: BinaryOp::And | BinaryOp::Or, lhs, rhs } => {
-            normalize_in(model, catalog, lhs);
-            normalize_in(model, catalog, rhs);
-        }
-        ExprKind::Unary { expr, .. } => normalize_in(model, catalog, expr),
-        ExprKind::Binary {
-            op:
-                BinaryOp::Eq
-                | BinaryOp::NotEq
-                | BinaryOp::Lt
-                | BinaryOp::LtEq
-                | BinaryOp::Gt
-                | BinaryOp::GtEq,
-            lhs,
-            rhs,
-        } => {
-            if let Some((m, f)) = field(lhs) {
-                normalize_literal(m, f, rhs);
-            } else if let Some((m, f)) = field(rhs) {
-                normalize_literal(m, f, lhs);
-            }
-        }
-        ExprKind::In { expr, rhs: InRhs::List(list), .. } => {
-            if let Some((m, f)) = field(expr) {
-                list.iter_mut().for_each(|x| normalize_literal(m, f, x));
-            }
-        }
-        ExprKind::Between { expr, low, high, .. } => {
-            if let Some((m, f)) = field(expr) {
-                normalize_literal(m, f, low);
-                normalize_literal(m, f, high);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Whether a value compared with `f` may change on the way to its stored form (for the
-/// other types it is already the value stored: numbers compare exactly across types).
-fn has_stored_form(f: &crate::catalog::Field) -> bool {
-    match &f.ty.name {
-        TypeName::String => f.trim || f.lowercase || f.uppercase,
-        TypeName::Timestamp | TypeName::Ulid | TypeName::Uuid => true,
-        _ => false,
-    }
-}
-
-/// Puts `e`, compared with field `f` of model `model`, in the field's stored form: a
-/// literal now (a constant), a parameter when it is bound (wrapped in [`STORED`]).
-fn normalize_literal(model: &str, f: &crate::catalog::Field, e: &mut Expr) {
-    if !has_stored_form(f) {
-        return;
-    }
-    if let ExprKind::Param(_) = &e.kind {
-        let span = e.span;
-        let param = std::mem::replace(e, Expr::new(ExprKind::Literal(Literal::Null)));
-        let text = |s: &str| Expr::new(ExprKind::Literal(Literal::String(s.to_string())));
-        *e = Expr {
-            kind: ExprKind::Call {
-                name: kvm_lang::ast::Ident::new(STORED),
-                args: CallArgs::List(vec![param, text(model), text(&f.name)]),
-            },
-            span,
-        };
-        return;
-    }
-    let ExprKind::Literal(lit) = &mut e.kind else { return };
-    let given = match &*lit {
-        Literal::String(s) | Literal::Date(s) => s.clone(),
-        _ => return,
-    };
-    match crate::stored::compared_form(f, Value::String(given.clone())) {
-        Value::String(s) if s != given => *lit = Literal::String(s),
-        // The literal's own text, now read as a timestamp (the same parse the stored form
-        // made; `EXPLAIN` shows what was written).
-        Value::Timestamp(_) => *lit = Literal::Timestamp(given),
-        // Not a timestamp at all: as a TIMESTAMP literal it fails with `kvm.eval` naming the
-        // text, rather than silently matching nothing.
-        Value::String(_) if f.ty.name == TypeName::Timestamp => *lit = Literal::Timestamp(given),
-        _ => {}
-    }
-}
 
 /// Checks every path in `expr` against `model`'s fields and literal comparisons against
 /// field types (no relations: definitions such as CHECK and DEFAULT see one record).
@@ -362,11 +219,13 @@ fn bind_call(
         .help("use COUNT(*) with `WHERE expr IS NOT NULL`")
         .into());
     }
-    if !FUNCTIONS.contains(&lower.as_str()) {
+    if crate::ir::Func::named(&lower).is_none() {
         let mut e =
             PlanError::new("kvm.unknown_function", format!("unknown function `{}`", name.name))
                 .at(name.span);
-        if let Some(s) = crate::suggest::did_you_mean(&lower, FUNCTIONS.iter()) {
+        if let Some(s) =
+            crate::suggest::did_you_mean(&lower, crate::ir::Func::ALL.iter().map(|(n, _)| n))
+        {
             e = e.help(format!("did you mean `{s}`?"));
         }
         return Err(e.into());

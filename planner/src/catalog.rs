@@ -108,6 +108,38 @@ pub struct Model {
     pub def: DefineModel,
     /// Where each field sits in a row: its slot is its position in `fields`.
     pub slots: std::sync::Arc<Slots>,
+    /// Each field's DEFAULT, CHECK, ON UPDATE and computed expressions lowered to the plan
+    /// IR (by slot): what writes and reads evaluate.
+    pub exprs: std::sync::Arc<Vec<FieldExprs>>,
+}
+
+/// A field's expressions as the engine evaluates them. A definition stored by an earlier
+/// version that no longer lowers keeps its error, raised when the expression is needed (so
+/// the catalog still loads); `DEFINE` and `ALTER` refuse such a definition up front.
+#[derive(Debug, Clone, Default)]
+pub struct FieldExprs {
+    pub default: Option<Lowered>,
+    pub check: Option<Lowered>,
+    pub on_update: Option<Lowered>,
+    pub virtual_expr: Option<Lowered>,
+    pub stored_expr: Option<Lowered>,
+}
+
+/// An expression of a definition, lowered.
+pub type Lowered = Result<crate::ir::Scalar, PlanError>;
+
+impl FieldExprs {
+    fn new(model: &Model, f: &Field) -> FieldExprs {
+        let scope = crate::ir::Scope::row(model);
+        let lower = |e: &Option<Expr>| e.as_ref().map(|e| scope.lower(e));
+        FieldExprs {
+            default: lower(&f.default),
+            check: lower(&f.check),
+            on_update: lower(&f.on_update),
+            virtual_expr: lower(&f.virtual_expr),
+            stored_expr: lower(&f.stored_expr),
+        }
+    }
 }
 
 /// The slots of a model's rows: field `i` of the model is slot `i`. Rows are vectors in
@@ -235,9 +267,10 @@ impl Model {
         }
         let slots =
             std::sync::Arc::new(Slots::new(fields.iter().map(|f| f.name.clone()).collect()));
-        let model = Model {
+        let mut model = Model {
             name,
             slots,
+            exprs: Default::default(),
             fields,
             primary_key,
             indexes,
@@ -255,6 +288,8 @@ impl Model {
                 .at(def.span));
             }
         }
+        let exprs = model.fields.iter().map(|f| FieldExprs::new(&model, f)).collect();
+        model.exprs = std::sync::Arc::new(exprs);
         Ok(model)
     }
 
@@ -297,6 +332,14 @@ impl Model {
                     .at(e.span)
                     .help("use `AS (…) STORED` for a value computed from other fields"));
                 }
+            }
+        }
+        for (f, x) in self.fields.iter().zip(self.exprs.iter()) {
+            let all = [&x.default, &x.check, &x.on_update, &x.virtual_expr, &x.stored_expr];
+            if let Some(Err(e)) = all.into_iter().flatten().find(|l| l.is_err()) {
+                let mut e = e.clone();
+                e.message = format!("field `{}.{}`: {}", self.name, f.name, e.message);
+                return Err(e);
             }
         }
         Ok(())

@@ -3,11 +3,12 @@
 //! expression uses (`author.status`, `EXISTS comments (…)`, `COUNT(comments)`) become the
 //! attachments that load them before the expression is evaluated.
 
-use kvm_lang::ast::{Include, OrderBy};
+use kvm_lang::ast::Include;
 use kvm_lang::{Expr, ExprKind, Span};
 
 use crate::catalog::{Catalog, Model};
 use crate::error::PlanError;
+use crate::ir::{Scope, SortKey};
 use crate::plan::{Attach, AttachKind};
 use crate::relation::{Rel, RelPath};
 
@@ -81,7 +82,7 @@ fn plan_step(
     let rel = catalog.relation(model, &step.name, step.span)?;
     let target = &catalog.models[&rel.target];
     let mut filter = None;
-    let mut order_by: Vec<OrderBy> = Vec::new();
+    let mut order_by: Vec<SortKey> = Vec::new();
     let (mut limit, mut offset) = (None, None);
     let mut nested = Vec::new();
     for c in &step.children {
@@ -90,14 +91,17 @@ fn plan_step(
     if let Some(inc) = step.options {
         if let Some(f) = &inc.filter {
             crate::bind::bind_expr(target, f)?;
-            filter = Some(crate::bind::normalize(target, None, f));
+            filter = Some(Scope::row(target).lower(f)?);
         }
         for o in &inc.order_by {
             crate::bind::bind_expr(target, &o.expr)?;
+            order_by.push(SortKey {
+                expr: Scope::row(target).lower(&o.expr)?,
+                descending: o.descending,
+            });
         }
-        order_by = inc.order_by.clone();
-        limit = inc.limit.clone();
-        offset = inc.offset.clone();
+        limit = inc.limit.as_ref().map(|e| Scope::none().lower(e)).transpose()?;
+        offset = inc.offset.as_ref().map(|e| Scope::none().lower(e)).transpose()?;
         if rel.single() && (!order_by.is_empty() || limit.is_some() || offset.is_some()) {
             return Err(PlanError::new(
                 "kvm.invalid_include",
@@ -133,14 +137,12 @@ fn plan_step(
 fn records_access(
     catalog: &Catalog,
     rel: &Rel,
-    order_by: &[OrderBy],
+    order_by: &[SortKey],
 ) -> (Option<(String, bool)>, bool) {
     let RelPath::Reverse { fk, index } = &rel.path else { return (None, false) };
     let target = &catalog.models[&rel.target];
     let pk = &target.pk().name;
-    let field = |o: &OrderBy| {
-        o.expr.as_path().filter(|p| p.segments.len() == 1).map(|p| p.segments[0].name.clone())
-    };
+    let field = |o: &SortKey| o.expr.as_field().map(|slot| target.slots.names[slot].clone());
     match order_by {
         [] => {
             let ordered = target.index(index).is_some_and(|i| i.fields.len() == 1);
@@ -247,7 +249,7 @@ fn attach_for(
         ExprKind::Exists { relation, filter } => {
             let rel = catalog.relation(model, &relation.segments[0].name, relation.span)?;
             let target = &catalog.models[&rel.target];
-            let filter = filter.as_ref().map(|f| crate::bind::normalize(target, None, f));
+            let filter = filter.as_ref().map(|f| Scope::row(target).lower(f)).transpose()?;
             add(out, Attach { column: e.to_string(), rel, what: AttachKind::Exists { filter } });
             Ok(true)
         }

@@ -14,6 +14,7 @@ mod bind;
 pub mod catalog;
 mod error;
 mod include;
+pub mod ir;
 pub mod plan;
 pub mod relation;
 pub mod stored;
@@ -23,13 +24,14 @@ mod via;
 
 use kvm_lang::ast::{CallArgs, Delete, Insert, InsertSource, Projection, Select, Update, Upsert};
 use kvm_lang::{Expr, ExprKind};
+use kvm_storage::Value;
 
-pub use access::conjuncts;
-pub use bind::{count_relation, uses_field, FUNCTIONS, SAT_ADD, STORED};
-pub use catalog::{Catalog, Field, Index, Model, Slots};
+pub use bind::{count_relation, uses_field};
+pub use catalog::{Catalog, Field, FieldExprs, Index, Model, Slots};
 pub use error::PlanError;
 pub use include::plan_includes;
-pub use plan::{Access, Attach, AttachKind, Bound, Node, Plan, Range};
+pub use ir::{Func, Scalar, ScalarKind, Scope, SortKey};
+pub use plan::{Access, Attach, AttachKind, Bound, Keep, Node, Plan, Range, Set};
 pub use relation::{Link, Rel, RelPath};
 pub use stored::{compared_form, stored_form, Refused};
 pub use suggest::did_you_mean;
@@ -105,19 +107,28 @@ fn projection(
     }
 }
 
-fn all_columns(model: &Model) -> Vec<(String, Expr)> {
-    model
-        .fields
-        .iter()
-        .map(|f| {
-            (
-                f.name.clone(),
-                Expr::new(ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
-                    f.name.clone(),
-                )))),
-            )
-        })
+/// Every field, in model order (`*`).
+fn all_columns(model: &Model) -> Vec<(String, Scalar)> {
+    (0..model.fields.len())
+        .map(|i| (model.fields[i].name.clone(), Scalar::field(model, i)))
         .collect()
+}
+
+/// Projected columns lowered in `scope`.
+fn lower_columns(
+    scope: Scope,
+    columns: Vec<(String, Expr)>,
+) -> Result<Vec<(String, Scalar)>, PlanError> {
+    columns.into_iter().map(|(name, e)| Ok((name, scope.lower(&e)?))).collect()
+}
+
+/// What [`source`] plans: the node, whether it yields the `ORDER BY` order, whether its
+/// access path alone decides which records match, and the lowered `ORDER BY` keys.
+struct Source {
+    node: Node,
+    ordered: bool,
+    exact: bool,
+    keys: Vec<SortKey>,
 }
 
 /// The access path and filter for a `WHERE` clause, with the relations the filter and the
@@ -127,16 +138,20 @@ fn source(
     model: &Model,
     filter: Option<&Expr>,
     order_by: &[kvm_lang::ast::OrderBy],
-) -> Result<(Node, bool, bool), PlanError> {
+) -> Result<Source, PlanError> {
     if let Some(f) = filter {
         bind::bind_query(catalog, model, f)?;
     }
     for o in order_by {
         bind::bind_query(catalog, model, &o.expr)?;
     }
-    let normalized = filter.map(|f| bind::normalize(model, Some(catalog), f));
-    let filter = normalized.as_ref();
-    let mut chosen = access::choose(model, filter, order_by);
+    let scope = Scope::query(catalog, model);
+    let lowered = filter.map(|f| scope.lower(f)).transpose()?;
+    let keys = order_by
+        .iter()
+        .map(|o| Ok(SortKey { expr: scope.lower(&o.expr)?, descending: o.descending }))
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    let mut chosen = access::choose(model, lowered.as_ref(), &keys);
     if let (Access::FullScan { .. }, Some(f)) = (&chosen.access, filter) {
         if let Some(via) = via::via(catalog, model, f) {
             // Rows come in the related side's order: a sort is needed for any ORDER BY.
@@ -161,11 +176,11 @@ fn source(
     // would cost (keys × keys).
     let keys_decide =
         chosen.exact && matches!(node, Node::Scan { access: Access::PkGet { .. }, .. });
-    if let Some(f) = filter.filter(|_| !keys_decide) {
+    if let Some(predicate) = lowered.filter(|_| !keys_decide) {
         let covered = chosen.covered && matches!(node, Node::Scan { .. });
-        node = Node::Filter { source: Box::new(node), predicate: f.clone(), covered };
+        node = Node::Filter { source: Box::new(node), predicate, covered };
     }
-    Ok((node, chosen.ordered, chosen.exact))
+    Ok(Source { node, ordered: chosen.ordered, exact: chosen.exact, keys })
 }
 
 /// Adds the includes, and the relations the projection uses, above `node` (so they are
@@ -177,10 +192,15 @@ fn attach_outputs(
     node: Node,
     columns: Option<Vec<(String, Expr)>>,
 ) -> Result<Node, PlanError> {
-    let mut columns = columns.unwrap_or_else(|| all_columns(model));
     let mut items = Vec::new();
-    let exprs: Vec<&Expr> = columns.iter().map(|(_, e)| e).collect();
-    include::uses(catalog, model, &exprs, &mut items)?;
+    let mut columns = match columns {
+        Some(columns) => {
+            let exprs: Vec<&Expr> = columns.iter().map(|(_, e)| e).collect();
+            include::uses(catalog, model, &exprs, &mut items)?;
+            lower_columns(Scope::query(catalog, model), columns)?
+        }
+        None => all_columns(model),
+    };
     for a in include::plan_includes(catalog, model, &s.include)? {
         if columns.iter().any(|(n, _)| *n == a.column) {
             return Err(PlanError::new(
@@ -189,12 +209,10 @@ fn attach_outputs(
             )
             .at(s.span));
         }
-        columns.push((
-            a.column.clone(),
-            Expr::new(ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
-                a.column.clone(),
-            )))),
-        ));
+        let path = kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(a.column.clone()));
+        let related =
+            Scalar { kind: ScalarKind::Related { path }, span: kvm_lang::Span::default() };
+        columns.push((a.column.clone(), related));
         items.retain(|x| x.column != a.column);
         items.push(a);
     }
@@ -217,7 +235,8 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
         )
         .at(i.span));
     }
-    let (mut node, ordered, exact) = source(catalog, model, s.filter.as_ref(), &s.order_by)?;
+    let Source { mut node, ordered, exact, keys } =
+        source(catalog, model, s.filter.as_ref(), &s.order_by)?;
     if let Some(column) = count {
         if exact {
             let scan = match &node {
@@ -245,23 +264,17 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
         return Ok(Plan::Select { root: Node::Count { source: Box::new(node), column } });
     }
     if s.after.is_some() || (s.limit.is_some() && s.offset.is_none()) {
-        return page(catalog, model, s, node, columns);
+        return page(catalog, model, s, node, keys, columns);
     }
-    if !s.order_by.is_empty() && !ordered {
+    let limit = s.limit.as_ref().map(|e| Scope::none().lower(e)).transpose()?;
+    let offset = s.offset.as_ref().map(|e| Scope::none().lower(e)).transpose()?;
+    if !keys.is_empty() && !ordered {
         // A sort under LIMIT keeps only LIMIT + OFFSET rows.
-        let keep = match (&s.limit, &s.offset) {
-            (Some(l), None) => Some(l.clone()),
-            (Some(l), Some(o)) => Some(limit_plus_offset(l, o)),
-            _ => None,
-        };
-        node = Node::Sort { source: Box::new(node), keys: s.order_by.clone(), limit: keep };
+        let keep = limit.clone().map(|l| keep(l, offset.clone()));
+        node = Node::Sort { source: Box::new(node), keys, keep };
     }
-    if s.limit.is_some() || s.offset.is_some() {
-        node = Node::Limit {
-            source: Box::new(node),
-            limit: s.limit.clone(),
-            offset: s.offset.clone(),
-        };
+    if limit.is_some() || offset.is_some() {
+        node = Node::Limit { source: Box::new(node), limit, offset };
     }
     Ok(Plan::Select { root: attach_outputs(catalog, model, s, node, columns)? })
 }
@@ -274,6 +287,7 @@ fn page(
     model: &Model,
     s: &Select,
     node: Node,
+    order_by: Vec<SortKey>,
     columns: Option<Vec<(String, Expr)>>,
 ) -> Result<Plan, PlanError> {
     if let (Some(a), Some(_)) = (&s.after, &s.offset) {
@@ -282,28 +296,24 @@ fn page(
             a.span,
         ));
     }
-    let Some(limit) = s.limit.clone() else {
+    let Some(limit) = &s.limit else {
         let span = s.after.as_ref().map(|a| a.span).unwrap_or(s.span);
         return Err(
             PlanError::new("kvm.invalid_cursor", "AFTER needs a LIMIT (the page size)").at(span)
         );
     };
+    let limit = Scope::none().lower(limit)?;
     let pk = model.pk().name.clone();
-    let desc = s.order_by.last().is_some_and(|k| k.descending);
-    let mut keys = s.order_by.clone();
-    keys.push(kvm_lang::ast::OrderBy {
-        expr: Expr::new(ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
-            pk.clone(),
-        )))),
-        descending: desc,
-    });
+    let desc = order_by.last().is_some_and(|k| k.descending);
+    let mut keys = order_by;
+    keys.push(SortKey { expr: Scalar::field(model, model.primary_key), descending: desc });
     let access = leaf_access(&node);
-    let field_of = |e: &Expr| match &e.kind {
-        ExprKind::Path(p) if p.segments.len() == 1 => Some(p.segments[0].name.clone()),
-        _ => None,
-    };
-    let order: Vec<Option<String>> = s.order_by.iter().map(|o| field_of(&o.expr)).collect();
-    let same_dir = s.order_by.iter().all(|o| o.descending == desc);
+    let order_by = &keys[..keys.len() - 1];
+    let order: Vec<Option<String>> = order_by
+        .iter()
+        .map(|o| o.expr.as_field().map(|slot| model.slots.names[slot].clone()))
+        .collect();
+    let same_dir = order_by.iter().all(|o| o.descending == desc);
     let sorted = same_dir
         && match access {
             Some(Access::FullScan { reverse, .. }) | Some(Access::PkRange { reverse, .. }) => {
@@ -322,13 +332,10 @@ fn page(
             }
             _ => false,
         };
-    let text: Vec<String> = keys
-        .iter()
-        .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
-        .collect();
+    let text: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let query = fnv(&format!("{}|{}", model.name, text.join(",")));
-    let node =
-        Node::Page { source: Box::new(node), keys, after: s.after.clone(), limit, sorted, query };
+    let after = s.after.as_ref().map(|e| Scope::none().lower(e)).transpose()?;
+    let node = Node::Page { source: Box::new(node), keys, after, limit, sorted, query };
     Ok(Plan::Select { root: attach_outputs(catalog, model, s, node, columns)? })
 }
 
@@ -374,31 +381,31 @@ fn count_limits(s: &Select) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// How many rows a sort under `LIMIT l OFFSET o` keeps: `l + o`, saturating (folded when
-/// both are literals, else the engine's internal saturating `__sat_add`).
-fn limit_plus_offset(l: &Expr, o: &Expr) -> Expr {
+/// How many rows a sort under `LIMIT limit OFFSET offset` keeps: folded into one constant
+/// when both are non-negative integer literals; the engine adds them (saturating) otherwise.
+fn keep(limit: Scalar, offset: Option<Scalar>) -> Keep {
     use kvm_lang::ast::Literal;
-    if let (ExprKind::Literal(Literal::Int(a)), ExprKind::Literal(Literal::Int(b))) =
-        (&l.kind, &o.kind)
-    {
+    let Some(offset) = offset else { return Keep { limit, offset: None } };
+    if let (Some(Value::Int(a)), Some(Value::Int(b))) = (limit.as_const(), offset.as_const()) {
         if *a >= 0 && *b >= 0 {
-            return Expr::new(ExprKind::Literal(Literal::Int(a.saturating_add(*b))));
+            let n = a.saturating_add(*b);
+            return Keep { limit: Scalar::constant(Value::Int(n), Literal::Int(n)), offset: None };
         }
     }
-    Expr::new(ExprKind::Call {
-        name: kvm_lang::ast::Ident::new(bind::SAT_ADD),
-        args: CallArgs::List(vec![l.clone(), o.clone()]),
-    })
+    Keep { limit, offset: Some(offset) }
 }
 
 /// Binds a `RETURNING` projection (`*` is every field).
 pub fn returning(
     model: &Model,
     r: &Option<Projection>,
-) -> Result<Option<Vec<(String, Expr)>>, PlanError> {
+) -> Result<Option<Vec<(String, Scalar)>>, PlanError> {
     match r {
         None => Ok(None),
-        Some(p) => Ok(Some(projection(None, model, p)?.unwrap_or_else(|| all_columns(model)))),
+        Some(p) => Ok(Some(match projection(None, model, p)? {
+            Some(columns) => lower_columns(Scope::row(model), columns)?,
+            None => all_columns(model),
+        })),
     }
 }
 
@@ -427,6 +434,7 @@ pub fn plan_insert(catalog: &Catalog, s: &Insert) -> Result<Plan, PlanError> {
             }
         }
     }
+    let records = records.iter().map(|r| Scope::none().lower(r)).collect::<Result<Vec<_>, _>>()?;
     Ok(Plan::Insert {
         model: model.name.clone(),
         records,
@@ -437,16 +445,29 @@ pub fn plan_insert(catalog: &Catalog, s: &Insert) -> Result<Plan, PlanError> {
 /// Plans an `UPDATE`.
 pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.model.name, s.model.span)?;
+    let mut assignments = Vec::with_capacity(s.assignments.len());
     for a in &s.assignments {
         let target = kvm_lang::Expr { kind: ExprKind::Path(a.target.clone()), span: a.target.span };
         bind::bind_expr(model, &target)?;
         bind::bind_expr(model, &a.value)?;
+        if a.target.segments.len() > 1 {
+            return Err(PlanError::unsupported("assigning to a nested path", a.target.span));
+        }
+        let slot = model.slots.slot(&a.target.segments[0].name).ok_or_else(|| {
+            PlanError::new(
+                "kvm.unknown_field",
+                format!("model `{}` has no field `{}`", model.name, a.target),
+            )
+            .at(a.target.span)
+        })?;
+        let value = Scope::row(model).lower(&a.value)?;
+        assignments.push(Set { slot, target: a.target.clone(), op: a.op, value });
     }
-    let (source, _, _) = source(catalog, model, s.filter.as_ref(), &[])?;
+    let source = source(catalog, model, s.filter.as_ref(), &[])?.node;
     Ok(Plan::Update {
         model: model.name.clone(),
         source,
-        assignments: s.assignments.clone(),
+        assignments,
         returning: returning(model, &s.returning)?,
     })
 }
@@ -454,7 +475,7 @@ pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
 /// Plans a `DELETE`.
 pub fn plan_delete(catalog: &Catalog, s: &Delete) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.model.name, s.model.span)?;
-    let (source, _, _) = source(catalog, model, s.filter.as_ref(), &[])?;
+    let source = source(catalog, model, s.filter.as_ref(), &[])?.node;
     Ok(Plan::Delete {
         model: model.name.clone(),
         source,
@@ -528,6 +549,7 @@ pub fn plan_upsert(catalog: &Catalog, s: &Upsert) -> Result<Plan, PlanError> {
         // In key order: the index's fields.
         on: index.map_or(on, |ix| ix.fields.clone()),
         index: index.map(|ix| ix.name.clone()),
+        value: Scope::none().lower(&s.value)?,
         returning: returning(model, &s.returning)?,
     })
 }

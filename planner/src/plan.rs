@@ -1,18 +1,20 @@
 //! The plan: a tree of operators whose `Display` is `EXPLAIN`. Leaves say how records are
 //! reached (primary-key get, index get or range, primary-key range, full scan) and which key
-//! range they read; inner nodes filter, sort, limit, count and project. Values a plan
-//! compares with are kept as expressions (literals or parameters), so a prepared plan is
-//! bound to new parameters without planning again.
+//! range they read; inner nodes filter, sort, limit, count and project. Expressions are the
+//! bound IR ([`crate::ir`]): fields are slots, literals constants in their stored form, and
+//! parameters stay parameters, so a prepared plan is bound to new parameters without
+//! planning again.
 
 use std::fmt::{self, Write as _};
 
-use kvm_lang::ast::{Assignment, OrderBy};
-use kvm_lang::Expr;
+use kvm_lang::ast::{AssignOp, Path};
+
+pub use crate::ir::{Scalar, SortKey};
 
 /// One end of a range: the value and whether it is included.
 #[derive(Debug, Clone)]
 pub struct Bound {
-    pub value: Expr,
+    pub value: Scalar,
     pub inclusive: bool,
 }
 
@@ -33,11 +35,11 @@ impl Range {
 #[derive(Debug, Clone)]
 pub enum Access {
     /// `pk = v` or `pk IN (…)`: point reads of `[model, pk]`.
-    PkGet { keys: Vec<Expr> },
+    PkGet { keys: Vec<Scalar> },
     /// Equality on every field of a unique index: one index read, then one record read.
-    IndexGet { index: String, values: Vec<Expr> },
+    IndexGet { index: String, values: Vec<Scalar> },
     /// Equality on a prefix of an index's fields, then an optional range on the next one.
-    IndexScan { index: String, eq: Vec<Expr>, range: Range, reverse: bool },
+    IndexScan { index: String, eq: Vec<Scalar>, range: Range, reverse: bool },
     /// A range of primary keys.
     PkRange { range: Range, reverse: bool },
     /// Every record of the model, in key order; `reason` says why no index applied.
@@ -69,10 +71,10 @@ pub enum AttachKind {
     /// otherwise (filtered, ordered — by the target's primary key when no `ORDER BY` —
     /// offset and limited per row), each with its own nested attachments.
     Records {
-        filter: Option<Expr>,
-        order_by: Vec<OrderBy>,
-        limit: Option<Expr>,
-        offset: Option<Expr>,
+        filter: Option<Scalar>,
+        order_by: Vec<SortKey>,
+        limit: Option<Scalar>,
+        offset: Option<Scalar>,
         /// For `HAS …`: the target index read (its first field is the foreign key) and its
         /// direction.
         index: Option<(String, bool)>,
@@ -82,7 +84,7 @@ pub enum AttachKind {
         nested: Vec<Attach>,
     },
     /// Whether a related record (matching the filter) exists.
-    Exists { filter: Option<Expr> },
+    Exists { filter: Option<Scalar> },
     /// How many related records there are (counted from index entries).
     Count,
 }
@@ -95,18 +97,19 @@ pub enum Node {
     /// Keeps the rows for which `predicate` is true. `covered`: the scan below applies
     /// every condition of the predicate, so when each value bounding it is held exactly in
     /// its key (known once parameters are bound) the filter passes every row untested.
-    Filter { source: Box<Node>, predicate: Expr, covered: bool },
-    /// Sorts by the keys; with `limit`, keeps only the first `limit` rows while sorting.
-    Sort { source: Box<Node>, keys: Vec<OrderBy>, limit: Option<Expr> },
+    Filter { source: Box<Node>, predicate: Scalar, covered: bool },
+    /// Sorts by the keys; with `keep`, keeps only the first `limit + offset` rows while
+    /// sorting (the `Limit` above skips the offset).
+    Sort { source: Box<Node>, keys: Vec<SortKey>, keep: Option<Keep> },
     /// Skips `offset` rows then stops after `limit`.
-    Limit { source: Box<Node>, limit: Option<Expr>, offset: Option<Expr> },
+    Limit { source: Box<Node>, limit: Option<Scalar>, offset: Option<Scalar> },
     /// `COUNT(*)` of the source's rows.
     Count { source: Box<Node>, column: String },
     /// `COUNT(*)` answered from index entries alone (no record is read), unless a bound
     /// value was too long to be held in the index exactly; then `fallback` runs.
     IndexCount { model: String, access: Access, column: String, fallback: Box<Node> },
     /// Evaluates the projected expressions.
-    Project { source: Box<Node>, columns: Vec<(String, Expr)> },
+    Project { source: Box<Node>, columns: Vec<(String, Scalar)> },
     /// Loads related data into the source's rows, a batch of rows at a time.
     Attach { source: Box<Node>, items: Vec<Attach> },
     /// Keyset pagination (`LIMIT n [AFTER cursor]`): rows strictly after the cursor in
@@ -117,9 +120,9 @@ pub enum Node {
     /// that a cursor from another query is refused.
     Page {
         source: Box<Node>,
-        keys: Vec<OrderBy>,
-        after: Option<Expr>,
-        limit: Expr,
+        keys: Vec<SortKey>,
+        after: Option<Scalar>,
+        limit: Scalar,
         sorted: bool,
         query: u64,
     },
@@ -133,19 +136,19 @@ pub enum Plan {
     },
     Insert {
         model: String,
-        records: Vec<Expr>,
-        returning: Option<Vec<(String, Expr)>>,
+        records: Vec<Scalar>,
+        returning: Option<Vec<(String, Scalar)>>,
     },
     Update {
         model: String,
         source: Node,
-        assignments: Vec<Assignment>,
-        returning: Option<Vec<(String, Expr)>>,
+        assignments: Vec<Set>,
+        returning: Option<Vec<(String, Scalar)>>,
     },
     Delete {
         model: String,
         source: Node,
-        returning: Option<Vec<(String, Expr)>>,
+        returning: Option<Vec<(String, Scalar)>>,
     },
     /// `UPSERT`: one record found by the primary key (`index` none) or by the unique index
     /// whose fields are `on` (in key order), then updated, or inserted when absent.
@@ -153,15 +156,48 @@ pub enum Plan {
         model: String,
         on: Vec<String>,
         index: Option<String>,
-        returning: Option<Vec<(String, Expr)>>,
+        /// The record given (an object, or a parameter holding one).
+        value: Scalar,
+        returning: Option<Vec<(String, Scalar)>>,
     },
 }
 
-fn exprs(list: &[Expr]) -> String {
+/// How many rows a sort under `LIMIT limit OFFSET offset` keeps: `limit + offset`,
+/// saturating (folded into `limit` when both are literals).
+#[derive(Debug, Clone)]
+pub struct Keep {
+    pub limit: Scalar,
+    pub offset: Option<Scalar>,
+}
+
+/// One `SET` assignment of an `UPDATE`: field `slot` (written `target`) combined with the
+/// value by `op`.
+#[derive(Debug, Clone)]
+pub struct Set {
+    pub slot: usize,
+    pub target: Path,
+    pub op: AssignOp,
+    pub value: Scalar,
+}
+
+impl fmt::Display for Set {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (t, v) = (&self.target, &self.value);
+        match self.op {
+            AssignOp::Set => write!(f, "{t} = {v}"),
+            AssignOp::Add => write!(f, "{t} += {v}"),
+            AssignOp::Sub => write!(f, "{t} -= {v}"),
+            AssignOp::Min => write!(f, "{t} = MIN({t}, {v})"),
+            AssignOp::Max => write!(f, "{t} = MAX({t}, {v})"),
+        }
+    }
+}
+
+fn exprs(list: &[Scalar]) -> String {
     list.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn columns(list: &[(String, Expr)]) -> String {
+fn columns(list: &[(String, Scalar)]) -> String {
     list.iter()
         .map(|(name, e)| {
             let printed = e.to_string();
@@ -246,12 +282,13 @@ impl Node {
                 source.write(out, depth + 1);
                 Ok(())
             }
-            Node::Sort { source, keys, limit } => {
-                let ks: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
-                    .collect();
-                let top = limit.as_ref().map(|l| format!(" (keeps top {l})")).unwrap_or_default();
+            Node::Sort { source, keys, keep } => {
+                let ks: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                let top = match keep {
+                    Some(Keep { limit, offset: None }) => format!(" (keeps top {limit})"),
+                    Some(Keep { limit, offset: Some(o) }) => format!(" (keeps top {limit} + {o})"),
+                    None => String::new(),
+                };
                 let _ = writeln!(out, "{pad}Sort {}{top}", ks.join(", "));
                 source.write(out, depth + 1);
                 Ok(())
@@ -269,9 +306,7 @@ impl Node {
                 Ok(())
             }
             Node::Page { source, keys, after, limit, sorted, .. } => {
-                let key =
-                    |k: &OrderBy| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" });
-                let all: Vec<String> = keys.iter().map(key).collect();
+                let all: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
                 let after = after.as_ref().map(|a| format!(" after {a}")).unwrap_or_default();
                 if *sorted {
                     let _ =
@@ -340,10 +375,7 @@ impl Attach {
                     let _ = writeln!(out, "{pad}  Filter {f}");
                 }
                 if !order_by.is_empty() {
-                    let ks: Vec<String> = order_by
-                        .iter()
-                        .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
-                        .collect();
+                    let ks: Vec<String> = order_by.iter().map(|k| k.to_string()).collect();
                     let how = if *ordered { "in index order" } else { "sorted" };
                     let _ = writeln!(out, "{pad}  Order {} ({how})", ks.join(", "));
                 }
@@ -415,7 +447,7 @@ impl fmt::Display for Plan {
                 let _ = writeln!(s, "Delete {model}");
                 source.write(&mut s, 1);
             }
-            Plan::Upsert { model, on, index, returning } => {
+            Plan::Upsert { model, on, index, returning, .. } => {
                 if let Some(r) = returning {
                     let _ = writeln!(s, "Returning {}", columns(r));
                 }

@@ -1,9 +1,9 @@
 //! The stored form of a value: what a field holds once a value is written to it, and what a
 //! value compared with the field becomes before the comparison. One function,
 //! [`stored_form`], serves the three places a value meets a field — writes (the engine's
-//! `record::coerce`), literals (the binder turns them into constants in stored form at plan
-//! time) and parameters (the engine's `__stored` wrapper, when they are bound) — so they
-//! cannot drift apart. (They did: a UUID written as `'{67E55044-…}'` was stored
+//! `record::coerce`), literals (lowering turns them into constants in stored form at plan
+//! time) and parameters (tagged with the field in the plan IR, converted when bound) — so
+//! they cannot drift apart. (They did: a UUID written as `'{67E55044-…}'` was stored
 //! canonically, while the same literal in a `WHERE` was only lower-cased and found nothing.)
 //!
 //! The rules (also in `docs/kql.md`, "Coercion rules"): an INT accepts integers and

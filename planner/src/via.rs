@@ -11,10 +11,33 @@
 use kvm_lang::ast::{BinaryOp, InRhs, Path};
 use kvm_lang::{Expr, ExprKind};
 
-use crate::access::{self, conjuncts};
+use crate::access;
 use crate::catalog::{Catalog, Model};
+use crate::ir::Scope;
 use crate::plan::{Access, Node};
 use crate::relation::{Rel, RelPath};
+
+/// Splits `a AND b AND …` into its conjuncts.
+fn conjuncts(e: &Expr) -> Vec<&Expr> {
+    match &e.kind {
+        ExprKind::Binary { op: BinaryOp::And, lhs, rhs } => {
+            let mut v = conjuncts(lhs);
+            v.extend(conjuncts(rhs));
+            v
+        }
+        _ => vec![e],
+    }
+}
+
+/// Whether `e` is known before any record is read.
+fn constant(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Literal(_) | ExprKind::Param(_) => true,
+        ExprKind::Unary { expr, .. } => constant(expr),
+        ExprKind::Array(items) => items.iter().all(constant),
+        _ => false,
+    }
+}
 
 /// `rel.field` in `e` when `e` is a two-segment path through a relation of `model`.
 fn related_field<'e>(model: &Model, e: &'e Expr) -> Option<(&'e str, &'e str)> {
@@ -39,12 +62,11 @@ fn strip(model: &Model, c: &Expr) -> Option<(String, Expr)> {
             lhs,
             rhs,
         } => {
-            if let (Some((r, f)), true) = (related_field(model, lhs), access::constant(rhs)) {
+            if let (Some((r, f)), true) = (related_field(model, lhs), constant(rhs)) {
                 let (r, l) = (r.to_string(), local(lhs, f));
                 **lhs = l;
                 r
-            } else if let (Some((r, f)), true) = (related_field(model, rhs), access::constant(lhs))
-            {
+            } else if let (Some((r, f)), true) = (related_field(model, rhs), constant(lhs)) {
                 let (r, l) = (r.to_string(), local(rhs, f));
                 **rhs = l;
                 r
@@ -53,7 +75,7 @@ fn strip(model: &Model, c: &Expr) -> Option<(String, Expr)> {
             }
         }
         ExprKind::In { expr, rhs: InRhs::List(list), negated: false }
-            if list.iter().all(access::constant) =>
+            if list.iter().all(constant) =>
         {
             let (r, f) = related_field(model, expr)?;
             let (r, l) = (r.to_string(), local(expr, f));
@@ -61,7 +83,7 @@ fn strip(model: &Model, c: &Expr) -> Option<(String, Expr)> {
             r
         }
         ExprKind::Between { expr, low, high, negated: false }
-            if access::constant(low) && access::constant(high) =>
+            if constant(low) && constant(high) =>
         {
             let (r, f) = related_field(model, expr)?;
             let (r, l) = (r.to_string(), local(expr, f));
@@ -121,7 +143,8 @@ pub fn via(catalog: &Catalog, model: &Model, filter: &Expr) -> Option<Access> {
                     rhs: Box::new(b),
                 })
             })
-            .map(|f| crate::bind::normalize(target, None, &f))?;
+            .map(|f| Scope::row(target).lower(&f))?
+            .ok()?;
         let chosen = access::choose(target, Some(&inner), &[]);
         if matches!(chosen.access, Access::FullScan { .. }) {
             return None;

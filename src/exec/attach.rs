@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use kvm_lang::ast::OrderBy;
+use kvm_planner::SortKey;
 use kvm_planner::{Attach, AttachKind, Model, RelPath};
 use kvm_storage::tuple::KeyPart;
 use kvm_storage::{KeyRange, Value};
@@ -326,7 +326,7 @@ fn related(
 }
 
 /// Sorts related records by `order_by`, or by primary key when it is empty.
-fn sort(cx: &Cx, model: &Model, order_by: &[OrderBy], rows: &mut Vec<Row>) -> Result<()> {
+fn sort(cx: &Cx, model: &Model, order_by: &[SortKey], rows: &mut Vec<Row>) -> Result<()> {
     if order_by.is_empty() {
         let pk = &model.pk().name;
         rows.sort_by(|a, b| {

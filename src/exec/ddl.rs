@@ -386,14 +386,15 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
         let rows: Vec<_> = cx.mtx.scan_all(model, false)?.collect::<Result<_>>()?;
         let env = cx.env(None);
         for old in rows {
-            let mut new = old.clone();
+            let mut new = old.clone().reslot(&new_model.slots);
             for f in &dropped_fields {
                 new.remove(f);
             }
             if !added_fields.is_empty() {
                 new = crate::record::for_new_fields(&new_model, new, &added_fields, &env)?;
             }
-            if new != old {
+            // (Compared as stored: the rows are in different versions' slots.)
+            if new.encode() != old.encode() {
                 cx.mtx.update(&new_model, &old, &new, crate::model_txn::Ttl::Keep)?;
             }
         }

@@ -57,7 +57,13 @@ impl<'a> Cx<'a> {
     }
 
     pub fn env(&self, row: Option<&'a Row>) -> Env<'a> {
-        Env { params: self.params, ids: self.ids, row, catalog: Some(self.catalog) }
+        Env { params: self.params, ids: self.ids, row }
+    }
+
+    /// The value of `e`, an operand of a statement that is not planned (queues, `LINK`):
+    /// lowered here, as the planner lowers a plan's values, and evaluated with no row.
+    pub fn value(&self, e: &kvm_lang::Expr) -> Result<Value> {
+        self.env(None).eval(&kvm_planner::Scope::none().lower(e)?)
     }
 
     pub fn model(&self, name: &str) -> Result<&'a Model> {
@@ -398,11 +404,8 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Plan::Delete { model, source, returning } => {
                     write::delete(cx, model, source, returning)?
                 }
-                Plan::Upsert { model, on, index, returning } => {
-                    let Statement::Upsert(u) = stmt else {
-                        return Err(Error::Internal("an upsert plan for another statement".into()));
-                    };
-                    write::upsert(cx, u, model, on, index.as_deref(), returning, ttl)?
+                Plan::Upsert { model, on, index, value, returning } => {
+                    write::upsert(cx, value, model, on, index.as_deref(), returning, ttl)?
                 }
             }
         }

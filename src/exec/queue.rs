@@ -43,7 +43,7 @@ fn duration_ms(cx: &Cx, d: &DurationValue, what: &str) -> Result<i64> {
 }
 
 fn int(cx: &Cx, e: &Expr, what: &str) -> Result<i64> {
-    match cx.env(None).eval(e)? {
+    match cx.value(e)? {
         Value::Int(i) => Ok(i),
         Value::Counter(c) => Ok(i64::try_from(c).unwrap_or(i64::MAX)),
         other => Err(Error::Invalid {
@@ -56,7 +56,7 @@ fn int(cx: &Cx, e: &Expr, what: &str) -> Result<i64> {
 }
 
 fn text(cx: &Cx, e: &Expr, what: &str) -> Result<String> {
-    match cx.env(None).eval(e)? {
+    match cx.value(e)? {
         Value::String(s) => Ok(s),
         other => Err(Error::Invalid {
             code: "kvm.type_mismatch",
@@ -103,13 +103,13 @@ fn drop(cx: &Cx, d: &kvm_lang::ast::Drop) -> Result<Output> {
 fn enqueue(cx: &Cx, e: &Enqueue) -> Result<Output> {
     let txn = cx.mtx.txn();
     let now = txn.now_millis();
-    let payload = cx.env(None).eval(&e.value)?;
+    let payload = cx.value(&e.value)?;
     let due_ms = match &e.schedule {
         None => None,
         Some(Schedule::Delay(d)) => {
             Some(now.saturating_add(duration_ms(cx, d, "DELAY")?.max(0) as u64))
         }
-        Some(Schedule::At(t)) => Some(match cx.env(None).eval(t)? {
+        Some(Schedule::At(t)) => Some(match cx.value(t)? {
             Value::Timestamp(us) => (us / 1000).max(0) as u64,
             Value::String(s) => match crate::values::parse_timestamp(&s) {
                 Some(us) => (us / 1000).max(0) as u64,

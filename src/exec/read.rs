@@ -3,8 +3,8 @@
 
 use std::cmp::Ordering;
 
-use kvm_lang::ast::OrderBy;
-use kvm_lang::Expr;
+use kvm_planner::Scalar;
+use kvm_planner::SortKey;
 use kvm_planner::{Access, Model, Node, Range};
 use kvm_storage::tuple::KeyPart;
 use kvm_storage::{KeyRange, Value};
@@ -21,7 +21,7 @@ use crate::values::total_cmp;
 type End = (KeyPart, bool, bool);
 
 /// A bound value as a key part of field `field`'s type: `None` when it cannot match.
-fn part(cx: &Cx, model: &Model, field: &str, e: &Expr) -> Result<Option<(KeyPart, bool)>> {
+fn part(cx: &Cx, model: &Model, field: &str, e: &Scalar) -> Result<Option<(KeyPart, bool)>> {
     let v = cx.env(None).eval(e)?;
     let Some(f) = model.field(field) else { return Ok(None) };
     match record::coerce(&model.name, f, v) {
@@ -165,9 +165,16 @@ fn scan<'a>(
     })))
 }
 
+/// How many rows a sort under `LIMIT … OFFSET …` keeps: their sum, saturating.
+fn kept(cx: &Cx, keep: &kvm_planner::Keep) -> Result<usize> {
+    let limit = non_negative(cx, &keep.limit, "LIMIT")?;
+    let offset = keep.offset.as_ref().map(|o| non_negative(cx, o, "OFFSET")).transpose()?;
+    Ok(limit.saturating_add(offset.unwrap_or(0)))
+}
+
 /// A `LIMIT` or `OFFSET` (of the query or of an `INCLUDE`): a non-negative INT or a U64,
 /// literal or parameter; counts past `usize::MAX` saturate.
-pub(super) fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
+pub(super) fn non_negative(cx: &Cx, e: &Scalar, what: &str) -> Result<usize> {
     let v = cx.env(None).eval(e)?;
     crate::eval::count_of(&v).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(|| {
         Error::Param(format!(
@@ -183,7 +190,7 @@ pub(super) fn non_negative(cx: &Cx, e: &Expr, what: &str) -> Result<usize> {
 fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
     let Node::Scan { model, access } = node else { return Ok(false) };
     let model = cx.model(model)?;
-    let exact = |field: &str, e: &Expr| -> Result<bool> {
+    let exact = |field: &str, e: &Scalar| -> Result<bool> {
         let Some(f) = model.field(field) else { return Ok(false) };
         let v = cx.env(None).eval(e)?;
         Ok(match record::coerce(&model.name, f, v.clone()) {
@@ -227,7 +234,7 @@ fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
 }
 
 /// Compares two rows' `ORDER BY` key values (nulls and types in KVM's total order).
-pub(super) fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
+pub(super) fn sort_cmp(keys: &[SortKey], a: &[Value], b: &[Value]) -> Ordering {
     for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
         let o = total_cmp(x, y);
         let o = if k.descending { o.reverse() } else { o };
@@ -243,7 +250,7 @@ pub(super) fn sort_cmp(keys: &[OrderBy], a: &[Value], b: &[Value]) -> Ordering {
 /// their input order. Past `budget` bytes of held rows it refuses (`kvm.sort_too_large`)
 /// rather than take memory without bound.
 struct Sorter<'k> {
-    keys: &'k [OrderBy],
+    keys: &'k [SortKey],
     keep: Option<usize>,
     budget: usize,
     held: usize,
@@ -254,7 +261,7 @@ struct Sorter<'k> {
 
 /// A row with its sort key and arrival number (the tie-break that makes the sort stable).
 struct Sorted<'k> {
-    keys: &'k [OrderBy],
+    keys: &'k [SortKey],
     key: Vec<Value>,
     seq: u64,
     row: Row,
@@ -279,7 +286,7 @@ impl PartialEq for Sorted<'_> {
 impl Eq for Sorted<'_> {}
 
 impl<'k> Sorter<'k> {
-    fn new(keys: &'k [OrderBy], keep: Option<usize>, budget: usize) -> Self {
+    fn new(keys: &'k [SortKey], keep: Option<usize>, budget: usize) -> Self {
         Sorter {
             keys,
             keep,
@@ -379,8 +386,8 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
                 },
             })))
         }
-        Node::Sort { source, keys, limit } => {
-            let keep = limit.as_ref().map(|l| non_negative(cx, l, "LIMIT")).transpose()?;
+        Node::Sort { source, keys, keep } => {
+            let keep = keep.as_ref().map(|k| kept(cx, k)).transpose()?;
             let mut sorter = Sorter::new(keys, keep, cx.sort_budget);
             for r in rows(cx, source)? {
                 let row = r?;
@@ -632,28 +639,20 @@ fn record_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<KeyRan
 
 /// Marks in `wanted` the stored fields `e` reads; false when it reads anything else (a
 /// virtual field, a relation, `EXISTS`, `COUNT(relation)`).
-fn stored_fields(model: &Model, e: &Expr, wanted: &mut [bool]) -> bool {
-    match &e.kind {
-        kvm_lang::ExprKind::Path(p) => match model.slots.slot(&p.segments[0].name) {
-            Some(i) if model.fields[i].virtual_expr.is_none() => {
-                wanted[i] = true;
-                true
-            }
-            _ => false,
-        },
-        kvm_lang::ExprKind::Exists { .. } => false,
-        _ if kvm_planner::count_relation(e).is_some() => false,
-        _ => e.children().into_iter().all(|c| stored_fields(model, c, wanted)),
-    }
+fn stored_fields(model: &Model, e: &Scalar, wanted: &mut [bool]) -> bool {
+    let mut stored = true;
+    let only_fields = e.fields(&mut |i| match model.fields.get(i) {
+        Some(f) if f.virtual_expr.is_none() => wanted[i] = true,
+        _ => stored = false,
+    });
+    only_fields && stored
 }
 
 /// Whether `columns` are the model's fields, each under its own name, in slot order.
-fn every_field(model: &Model, columns: &[(String, Expr)]) -> bool {
+fn every_field(model: &Model, columns: &[(String, Scalar)]) -> bool {
     columns.len() == model.fields.len()
         && columns.iter().zip(&model.fields).all(|((name, e), f)| {
-            *name == f.name
-                && matches!(&e.kind, kvm_lang::ExprKind::Path(p)
-                    if p.segments.len() == 1 && p.segments[0].name == f.name)
+            *name == f.name && e.as_field().is_some_and(|slot| model.fields[slot].name == f.name)
         })
 }
 

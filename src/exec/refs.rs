@@ -224,7 +224,7 @@ pub fn relate(cx: &Cx, r: &Relate, link: bool) -> Result<Output> {
     let (src_ref, dst_ref) = if flipped { (&r.to, &r.from) } else { (&r.from, &r.to) };
     let target = cx.model(&rel.target)?;
     let key = |m: &Model, e: &kvm_lang::Expr| -> Result<(Value, KeyPart)> {
-        let v = cx.env(None).eval(e)?;
+        let v = cx.value(e)?;
         let coerced = record::coerce(&m.name, m.pk(), v.clone())?;
         match key_of(m, &coerced) {
             Some(k) => Ok((coerced, k)),

@@ -2,9 +2,10 @@
 //! `RETURNING`. Targets are read first (the whole set, so an update never sees its own
 //! writes), then written through the model transaction; the caller commits once.
 
-use kvm_lang::ast::{AssignOp, Assignment, Upsert};
-use kvm_lang::Expr;
+use kvm_lang::ast::AssignOp;
 use kvm_planner::Node;
+use kvm_planner::Scalar;
+use kvm_planner::{ScalarKind, Set};
 use kvm_storage::Value;
 
 use super::{read, refs, Cx};
@@ -16,7 +17,7 @@ use crate::{record, Output, Rows};
 fn returning(
     cx: &Cx,
     model: &kvm_planner::Model,
-    cols: &Option<Vec<(String, Expr)>>,
+    cols: &Option<Vec<(String, Scalar)>>,
     rows: &[Row],
     verb: &'static str,
 ) -> Result<Output> {
@@ -43,17 +44,17 @@ fn stored(model: &kvm_planner::Model, mut row: Row) -> Row {
 
 /// Where in the statement the value of `field` of the record `e` is: the field's value in a
 /// literal object, its key when the field is unknown there, else the whole record (`$1`).
-fn value_span(e: &Expr, field: &str) -> kvm_lang::Span {
-    if let kvm_lang::ExprKind::Object(fields) = &e.kind {
-        if let Some(f) = fields.iter().find(|f| f.key.name == field) {
-            return f.value.span;
+fn value_span(e: &Scalar, field: &str) -> kvm_lang::Span {
+    if let ScalarKind::Object(fields) = &e.kind {
+        if let Some((_, v)) = fields.iter().find(|(k, _)| k == field) {
+            return v.span;
         }
     }
     e.span
 }
 
 /// A validation error of record `e`, pointed at the offending value.
-fn at_value(err: Error, e: &Expr) -> Error {
+fn at_value(err: Error, e: &Scalar) -> Error {
     match &err {
         Error::Validation { field, .. } => {
             let span = value_span(e, field);
@@ -85,8 +86,8 @@ fn in_batch(e: Error, i: usize, n: usize) -> Error {
 pub fn insert(
     cx: &Cx,
     model: &str,
-    records: &[Expr],
-    ret: &Option<Vec<(String, Expr)>>,
+    records: &[Scalar],
+    ret: &Option<Vec<(String, Scalar)>>,
     ttl: Ttl,
 ) -> Result<Output> {
     let expire_at = match ttl {
@@ -125,8 +126,8 @@ pub fn update(
     cx: &Cx,
     model: &str,
     source: &Node,
-    assignments: &[Assignment],
-    ret: &Option<Vec<(String, Expr)>>,
+    assignments: &[Set],
+    ret: &Option<Vec<(String, Scalar)>>,
     ttl: Ttl,
 ) -> Result<Output> {
     let model = cx.model(model)?;
@@ -164,7 +165,7 @@ struct Written {
 }
 
 impl Written {
-    fn new(ret: &Option<Vec<(String, Expr)>>) -> Self {
+    fn new(ret: &Option<Vec<(String, Scalar)>>) -> Self {
         Written { rows: ret.as_ref().map(|_| Vec::new()), count: 0 }
     }
 
@@ -179,7 +180,7 @@ impl Written {
         self,
         cx: &Cx,
         model: &kvm_planner::Model,
-        ret: &Option<Vec<(String, Expr)>>,
+        ret: &Option<Vec<(String, Scalar)>>,
         verb: &'static str,
     ) -> Result<Output> {
         match self.rows {
@@ -193,7 +194,7 @@ pub fn delete(
     cx: &Cx,
     model: &str,
     source: &Node,
-    ret: &Option<Vec<(String, Expr)>>,
+    ret: &Option<Vec<(String, Scalar)>>,
 ) -> Result<Output> {
     let model = cx.model(model)?;
     let mut gone = Written::new(ret);
@@ -216,11 +217,11 @@ pub fn delete(
 /// so two racing upserts of one key conflict and the retry updates: one record, never two.
 pub fn upsert(
     cx: &Cx,
-    u: &Upsert,
+    value: &Scalar,
     model: &str,
     on: &[String],
     index: Option<&str>,
-    ret: &Option<Vec<(String, Expr)>>,
+    ret: &Option<Vec<(String, Scalar)>>,
     ttl: Ttl,
 ) -> Result<Output> {
     let model = cx.model(model)?;
@@ -233,7 +234,7 @@ pub fn upsert(
                 .ok_or_else(|| Error::Internal(format!("plan names missing index {name}")))?,
         ),
     };
-    let input = match cx.env(None).eval(&u.value)? {
+    let input = match cx.env(None).eval(value)? {
         Value::Object(m) => m,
         other => {
             return Err(Error::Invalid {
@@ -243,7 +244,7 @@ pub fn upsert(
                     model.name,
                     crate::values::kql(&other)
                 ),
-                span: (!u.value.span.is_empty()).then_some(u.value.span),
+                span: (!value.span.is_empty()).then_some(value.span),
                 help: None,
             })
         }
@@ -278,8 +279,8 @@ pub fn upsert(
                 Ttl::At(t) => Some(t),
                 Ttl::Keep | Ttl::Clear => None,
             };
-            let candidate = record::for_insert(model, input, &cx.env(None))
-                .map_err(|e| at_value(e, &u.value))?;
+            let candidate =
+                record::for_insert(model, input, &cx.env(None)).map_err(|e| at_value(e, value))?;
             cx.mtx.insert(model, &candidate, expire_at)?;
             refs::check_parents(cx, model, None, &candidate)?;
             returning(cx, model, ret, &[candidate], "inserted")
@@ -310,7 +311,7 @@ pub fn upsert(
                 values.push((name, AssignOp::Set, v));
             }
             let new = record::apply(model, &old, &values, &cx.env(None))
-                .map_err(|e| at_value(e, &u.value))?;
+                .map_err(|e| at_value(e, value))?;
             cx.mtx.update(model, &old, &new, ttl)?;
             refs::check_parents(cx, model, Some(&old), &new)?;
             returning(cx, model, ret, &[new], "updated")

@@ -13,8 +13,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kvm_lang::{Expr, ExprKind};
-use kvm_planner::{Access, Catalog, Model, Node};
+use kvm_planner::{Access, Catalog, Model, Node, Scalar, ScalarKind};
 
 use crate::eval::{Env, Ids};
 use crate::model_txn::decode_record;
@@ -24,8 +23,8 @@ use crate::Params;
 pub struct RecordFilter {
     /// The model watched.
     model: String,
-    /// The normalized `WHERE` clause (parameters in stored form); `None`: every record.
-    predicate: Option<Expr>,
+    /// The plan's `WHERE` clause (parameters take their stored form); `None`: every record.
+    predicate: Option<Scalar>,
     params: Params,
     catalog: Arc<Catalog>,
 }
@@ -79,19 +78,14 @@ impl RecordFilter {
         let Some(predicate) = &self.predicate else { return true };
         let Some(model) = self.catalog.models.get(&self.model) else { return true };
         let Ok(row) = decode_record(model, bytes) else { return true };
-        let env = Env {
-            params: &self.params,
-            ids: &NoIds,
-            row: Some(&row),
-            catalog: Some(&self.catalog),
-        };
+        let env = Env { params: &self.params, ids: &NoIds, row: Some(&row) };
         env.test(predicate).unwrap_or(true)
     }
 }
 
 /// The model a plan reads, and its filter, when the plan is a filter over one model under
 /// projections, sorts and limits without an offset or cursor.
-fn shape<'p>(node: &'p Node, predicate: &mut Option<&'p Expr>) -> Option<&'p str> {
+fn shape<'p>(node: &'p Node, predicate: &mut Option<&'p Scalar>) -> Option<&'p str> {
     match node {
         Node::Project { source, .. } | Node::Sort { source, .. } => shape(source, predicate),
         Node::Limit { source, offset: None, .. } => shape(source, predicate),
@@ -106,16 +100,16 @@ fn shape<'p>(node: &'p Node, predicate: &mut Option<&'p Expr>) -> Option<&'p str
 }
 
 /// Whether `e` depends only on the record's stored fields, literals and parameters.
-fn simple(e: &Expr, model: &Model) -> bool {
-    match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Param(_) => true,
-        ExprKind::Path(p) => {
-            model.field(&p.segments[0].name).is_some_and(|f| f.virtual_expr.is_none())
+fn simple(e: &Scalar, model: &Model) -> bool {
+    let mut simple = true;
+    e.walk(&mut |x| match &x.kind {
+        ScalarKind::Field { slot, .. } => {
+            simple &= model.fields.get(*slot).is_some_and(|f| f.virtual_expr.is_none())
         }
-        ExprKind::Call { name, .. } if name.name == kvm_planner::STORED => {
-            e.children().into_iter().all(|c| simple(c, model))
+        ScalarKind::Call { .. } | ScalarKind::Related { .. } | ScalarKind::Computed { .. } => {
+            simple = false
         }
-        ExprKind::Call { .. } | ExprKind::Exists { .. } => false,
-        _ => e.children().into_iter().all(|c| simple(c, model)),
-    }
+        _ => {}
+    });
+    simple
 }

@@ -111,12 +111,20 @@ fn write_kind(f: &mut Formatter<'_>, kind: &ExprKind) -> fmt::Result {
 
 impl Display for ObjectField {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        if is_bare_word(&self.key.name) {
-            f.write_str(&self.key.name)?;
+        write!(f, "{}: {}", ObjectKey(&self.key.name), self.value)
+    }
+}
+
+/// An object's key as KQL writes it: bare when it is a word, else a quoted string.
+pub struct ObjectKey<'a>(pub &'a str);
+
+impl Display for ObjectKey<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if is_bare_word(self.0) {
+            f.write_str(self.0)
         } else {
-            write_string(f, &self.key.name)?;
+            write_string(f, self.0)
         }
-        write!(f, ": {}", self.value)
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod admin;
 mod expr;
+pub use expr::ObjectKey;
 mod query;
 mod schema;
 

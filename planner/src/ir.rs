@@ -1,0 +1,659 @@
+//! The bound plan IR: the expressions a [`crate::Plan`] holds, lowered from the AST once, when
+//! the statement is planned. A field is a slot of its model's rows (not a name looked up per
+//! row); a literal is a constant already in the stored form of the field it is compared with;
+//! a parameter carries the field whose stored form it must take when it is bound (the same
+//! [`crate::stored_form`] writes use); a function is a [`Func`], not a name; a relation's
+//! value (`author.name`, `EXISTS …`, `COUNT(…)`) is read from the column the plan's `Attach`
+//! step fills. The engine evaluates only this, and never calls back into the planner.
+//!
+//! `Display` prints KQL, with parentheses exactly where precedence needs them — what
+//! `EXPLAIN` shows — so a literal keeps the spelling it was written with (normalized where
+//! the stored form changed it) and a parameter prints as written.
+
+use std::fmt::{self, Display, Formatter};
+
+use kvm_lang::ast::{
+    precedence, BinaryOp, CallArgs, InRhs, Literal, Param, Path, TypeName, UnaryOp,
+};
+use kvm_lang::{Expr, ExprKind, Span};
+use kvm_storage::Value;
+
+use crate::catalog::{Catalog, Field, Model};
+use crate::error::PlanError;
+use crate::time::{parse_date, parse_timestamp};
+
+/// A bound scalar expression and where it was written.
+#[derive(Debug, Clone)]
+pub struct Scalar {
+    pub kind: ScalarKind,
+    pub span: Span,
+}
+
+/// What a [`Scalar`] is.
+#[derive(Debug, Clone)]
+pub enum ScalarKind {
+    /// A constant in its final form; `shown` is the literal as `EXPLAIN` prints it.
+    Const {
+        value: Value,
+        shown: Literal,
+    },
+    /// A parameter; `form`: the field whose stored form the value takes when it is bound.
+    Param {
+        param: Param,
+        form: Option<Box<Field>>,
+    },
+    /// Field `slot` of the row's model; `path` is how it was written (members after the
+    /// first segment reach into an object value).
+    Field {
+        slot: usize,
+        path: Path,
+    },
+    /// The value an `Attach` step put in column `path`'s first segment (a single-record
+    /// relation: an object or null), then its members.
+    Related {
+        path: Path,
+    },
+    /// An `EXISTS …` or `COUNT(relation)` an `Attach` step computed into column `column`
+    /// (its KQL text).
+    Computed {
+        column: String,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Scalar>,
+    },
+    IsNull {
+        expr: Box<Scalar>,
+        negated: bool,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Scalar>,
+        rhs: Box<Scalar>,
+    },
+    /// `expr [NOT] IN (items)`.
+    InList {
+        expr: Box<Scalar>,
+        items: Vec<Scalar>,
+        negated: bool,
+    },
+    /// `expr [NOT] IN list` (a parameter or field holding an array).
+    InValue {
+        expr: Box<Scalar>,
+        list: Box<Scalar>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Scalar>,
+        low: Box<Scalar>,
+        high: Box<Scalar>,
+        negated: bool,
+    },
+    /// A built-in function; `name` is the spelling it was called with.
+    Call {
+        func: Func,
+        name: String,
+        args: Vec<Scalar>,
+    },
+    Array(Vec<Scalar>),
+    /// An object literal: keys and values, in the order written.
+    Object(Vec<(String, Scalar)>),
+}
+
+/// The built-in functions (names are case-insensitive in KQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Now,
+    Ulid,
+    Uuid,
+    Lower,
+    Upper,
+    Trim,
+    Length,
+    Abs,
+    Coalesce,
+    YearsSince,
+}
+
+impl Func {
+    /// Every function, with the names it answers to.
+    pub const ALL: &'static [(&'static str, Func)] = &[
+        ("now", Func::Now),
+        ("ulid", Func::Ulid),
+        ("uuid", Func::Uuid),
+        ("lower", Func::Lower),
+        ("upper", Func::Upper),
+        ("trim", Func::Trim),
+        ("length", Func::Length),
+        ("len", Func::Length),
+        ("abs", Func::Abs),
+        ("coalesce", Func::Coalesce),
+        ("years_since", Func::YearsSince),
+    ];
+
+    /// The function called `name` (any case).
+    pub fn named(name: &str) -> Option<Func> {
+        Func::ALL.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, f)| *f)
+    }
+}
+
+/// What names in an expression may refer to while it is lowered.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    /// The model whose rows the expression sees; `None` where there is no row (values,
+    /// `LIMIT`, queue statements).
+    pub model: Option<&'a Model>,
+    /// Present where relations may be used (queries, not definitions).
+    pub catalog: Option<&'a Catalog>,
+}
+
+impl<'a> Scope<'a> {
+    /// No row: constants, parameters and functions only.
+    pub fn none() -> Scope<'static> {
+        Scope { model: None, catalog: None }
+    }
+
+    /// A row of `model`, without relations (definitions, `RETURNING`, `SET`).
+    pub fn row(model: &'a Model) -> Scope<'a> {
+        Scope { model: Some(model), catalog: None }
+    }
+
+    /// A row of `model`, with its relations.
+    pub fn query(catalog: &'a Catalog, model: &'a Model) -> Scope<'a> {
+        Scope { model: Some(model), catalog: Some(catalog) }
+    }
+
+    /// Lowers `e` (already bound: names checked by [`crate::bind`]).
+    pub fn lower(&self, e: &Expr) -> Result<Scalar, PlanError> {
+        self.lower_as(e, None)
+    }
+
+    /// Lowers `e`, a value compared with or stored in `form` (when given): a literal becomes
+    /// the constant in `form`'s stored form, a parameter is tagged to take it.
+    pub fn lower_as(&self, e: &Expr, form: Option<&Field>) -> Result<Scalar, PlanError> {
+        lower(self, e, form.filter(|f| has_stored_form(f))).map_err(|e| *e)
+    }
+
+    /// The field `e` names, when it is a path to one (of the model, or through a
+    /// single-record relation): what a value compared with it is normalized for.
+    pub fn field_of(&self, e: &Expr) -> Option<&'a Field> {
+        let p = e.as_path()?;
+        let model = self.model?;
+        match p.segments.as_slice() {
+            [f] => model.field(&f.name),
+            [r, f] if model.field(&r.name).is_none() => {
+                let c = self.catalog?;
+                let rel = c.relation(model, &r.name, r.span).ok().filter(|r| r.single())?;
+                c.models.get(&rel.target)?.field(&f.name)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether a value compared with `f` may change on the way to its stored form (for the
+/// other types it is already the value stored: numbers compare exactly across types).
+fn has_stored_form(f: &Field) -> bool {
+    match &f.ty.name {
+        TypeName::String => f.trim || f.lowercase || f.uppercase,
+        TypeName::Timestamp | TypeName::Ulid | TypeName::Uuid => true,
+        _ => false,
+    }
+}
+
+type Lowered = Result<Scalar, Box<PlanError>>;
+
+fn eval_error(message: String, span: Span) -> Box<PlanError> {
+    Box::new(PlanError::new("kvm.eval", message).at(span))
+}
+
+/// A literal's value, or the error that names it.
+pub fn literal_value(l: &Literal, span: Span) -> Result<Value, PlanError> {
+    Ok(match l {
+        Literal::Null => Value::Null,
+        Literal::Bool(b) => Value::Bool(*b),
+        Literal::Int(i) => Value::Int(*i),
+        Literal::Float(f) => Value::Float(*f),
+        Literal::String(s) => Value::String(s.clone()),
+        Literal::Date(d) => {
+            if parse_date(d).is_none() {
+                return Err(*eval_error(format!("bad date '{d}'"), span));
+            }
+            Value::String(d.clone())
+        }
+        Literal::Timestamp(t) => match parse_timestamp(t) {
+            Some(micros) => Value::Timestamp(micros),
+            None => return Err(*eval_error(format!("bad timestamp '{t}'"), span)),
+        },
+    })
+}
+
+/// A literal compared with (or stored in) `form`, as the constant the plan holds.
+fn constant(l: &Literal, span: Span, form: Option<&Field>) -> Lowered {
+    let mut shown = l.clone();
+    let mut value = literal_value(l, span).map_err(Box::new)?;
+    if let (Some(f), Literal::String(given) | Literal::Date(given)) = (form, l) {
+        match crate::stored::compared_form(f, value.clone()) {
+            Value::String(s) if s != *given => {
+                shown = Literal::String(s.clone());
+                value = Value::String(s);
+            }
+            // The literal's own text read as a timestamp (`EXPLAIN` shows what was written).
+            v @ Value::Timestamp(_) => {
+                shown = Literal::Timestamp(given.clone());
+                value = v;
+            }
+            // Not a timestamp at all: an error naming the text, rather than silently
+            // matching nothing.
+            Value::String(_) if f.ty.name == TypeName::Timestamp => {
+                return Err(eval_error(format!("bad timestamp '{given}'"), span));
+            }
+            _ => {}
+        }
+    }
+    Ok(Scalar { kind: ScalarKind::Const { value, shown }, span })
+}
+
+/// The lowering walk. An expression tree may be [`kvm_lang::MAX_EXPR_DEPTH`] deep and a
+/// 2 MiB thread must lower it in a debug build, so this frame only dispatches: each kind is
+/// lowered by a function of its own, with few locals, that calls back here for operands.
+/// The error is boxed (an unoptimized build copies it at every `?`).
+fn lower(scope: &Scope, e: &Expr, form: Option<&Field>) -> Lowered {
+    match &e.kind {
+        ExprKind::Binary { .. } => lower_binary(scope, e),
+        ExprKind::In { .. } | ExprKind::Between { .. } => lower_test(scope, e),
+        ExprKind::Unary { .. } | ExprKind::IsNull { .. } => lower_unary(scope, e),
+        ExprKind::Call { .. } => lower_call(scope, e),
+        ExprKind::Array(_) | ExprKind::Object(_) => lower_items(scope, e),
+        _ => lower_leaf(scope, e, form),
+    }
+}
+
+/// A value compared with the field `field_side` names takes that field's stored form.
+fn lower_compared(
+    scope: &Scope,
+    field_side: &Expr,
+    other: &Expr,
+) -> Result<Box<Scalar>, Box<PlanError>> {
+    let f = scope.field_of(field_side).filter(|f| has_stored_form(f));
+    lower(scope, other, f).map(Box::new)
+}
+
+fn lower_boxed(scope: &Scope, e: &Expr) -> Result<Box<Scalar>, Box<PlanError>> {
+    lower(scope, e, None).map(Box::new)
+}
+
+fn lower_binary(scope: &Scope, e: &Expr) -> Lowered {
+    let ExprKind::Binary { op, lhs, rhs } = &e.kind else { return Err(misplaced(e)) };
+    let comparison = matches!(
+        op,
+        BinaryOp::Eq
+            | BinaryOp::NotEq
+            | BinaryOp::Lt
+            | BinaryOp::LtEq
+            | BinaryOp::Gt
+            | BinaryOp::GtEq
+    );
+    let (lhs, rhs) = if comparison {
+        (lower_compared(scope, rhs, lhs)?, lower_compared(scope, lhs, rhs)?)
+    } else {
+        (lower_boxed(scope, lhs)?, lower_boxed(scope, rhs)?)
+    };
+    Ok(Scalar { kind: ScalarKind::Binary { op: *op, lhs, rhs }, span: e.span })
+}
+
+fn lower_test(scope: &Scope, e: &Expr) -> Lowered {
+    let kind = match &e.kind {
+        ExprKind::In { expr, rhs: InRhs::List(items), negated } => ScalarKind::InList {
+            expr: lower_boxed(scope, expr)?,
+            items: items
+                .iter()
+                .map(|x| lower_compared(scope, expr, x).map(|b| *b))
+                .collect::<Result<_, _>>()?,
+            negated: *negated,
+        },
+        ExprKind::In { expr, rhs: InRhs::Expr(list), negated } => ScalarKind::InValue {
+            expr: lower_boxed(scope, expr)?,
+            list: lower_boxed(scope, list)?,
+            negated: *negated,
+        },
+        ExprKind::Between { expr, low, high, negated } => ScalarKind::Between {
+            expr: lower_boxed(scope, expr)?,
+            low: lower_compared(scope, expr, low)?,
+            high: lower_compared(scope, expr, high)?,
+            negated: *negated,
+        },
+        _ => return Err(misplaced(e)),
+    };
+    Ok(Scalar { kind, span: e.span })
+}
+
+fn lower_unary(scope: &Scope, e: &Expr) -> Lowered {
+    let kind = match &e.kind {
+        ExprKind::Unary { op, expr } => {
+            ScalarKind::Unary { op: *op, expr: lower_boxed(scope, expr)? }
+        }
+        ExprKind::IsNull { expr, negated } => {
+            ScalarKind::IsNull { expr: lower_boxed(scope, expr)?, negated: *negated }
+        }
+        _ => return Err(misplaced(e)),
+    };
+    Ok(Scalar { kind, span: e.span })
+}
+
+fn lower_call(scope: &Scope, e: &Expr) -> Lowered {
+    let ExprKind::Call { name, args } = &e.kind else { return Err(misplaced(e)) };
+    let CallArgs::List(args) = args else {
+        return Err(eval_error(
+            format!("{}(*) is only allowed as a lone SELECT COUNT(*)", name.name),
+            e.span,
+        ));
+    };
+    let counts_relation = scope.catalog.is_some()
+        && crate::count_relation(e)
+            .is_some_and(|p| scope.model.is_some_and(|m| m.field(&p.segments[0].name).is_none()));
+    let kind = if counts_relation {
+        ScalarKind::Computed { column: e.to_string() }
+    } else {
+        let func = Func::named(&name.name)
+            .ok_or_else(|| eval_error(format!("unknown function `{}`", name.name), name.span))?;
+        let args = args.iter().map(|a| lower(scope, a, None)).collect::<Result<_, _>>()?;
+        ScalarKind::Call { func, name: name.name.clone(), args }
+    };
+    Ok(Scalar { kind, span: e.span })
+}
+
+fn lower_items(scope: &Scope, e: &Expr) -> Lowered {
+    let kind = match &e.kind {
+        ExprKind::Array(items) => ScalarKind::Array(
+            items.iter().map(|x| lower(scope, x, None)).collect::<Result<_, _>>()?,
+        ),
+        ExprKind::Object(fields) => ScalarKind::Object(
+            fields
+                .iter()
+                .map(|f| Ok((f.key.name.clone(), lower(scope, &f.value, None)?)))
+                .collect::<Result<_, Box<PlanError>>>()?,
+        ),
+        _ => return Err(misplaced(e)),
+    };
+    Ok(Scalar { kind, span: e.span })
+}
+
+fn lower_leaf(scope: &Scope, e: &Expr, form: Option<&Field>) -> Lowered {
+    let kind = match &e.kind {
+        ExprKind::Literal(l) => return constant(l, e.span, form),
+        ExprKind::Param(p) => {
+            ScalarKind::Param { param: p.clone(), form: form.map(|f| Box::new(f.clone())) }
+        }
+        ExprKind::Path(path) => path_kind(scope, path, e.span)?,
+        ExprKind::Exists { .. } => {
+            if scope.catalog.is_none() {
+                return Err(Box::new(PlanError::unsupported("EXISTS here", e.span)));
+            }
+            ScalarKind::Computed { column: e.to_string() }
+        }
+        _ => return Err(misplaced(e)),
+    };
+    Ok(Scalar { kind, span: e.span })
+}
+
+/// A kind sent to the wrong lowering function: a bug, reported rather than panicking.
+fn misplaced(e: &Expr) -> Box<PlanError> {
+    Box::new(
+        PlanError::new("kvm.internal", "internal error: an expression was misrouted").at(e.span),
+    )
+}
+
+fn path_kind(scope: &Scope, path: &Path, span: Span) -> Result<ScalarKind, Box<PlanError>> {
+    let Some(model) = scope.model else {
+        return Err(eval_error(
+            format!("`{path}` names a field, but there is no record here"),
+            span,
+        ));
+    };
+    let first = &path.segments[0].name;
+    if let Some(slot) = model.slots.slot(first) {
+        return Ok(ScalarKind::Field { slot, path: path.clone() });
+    }
+    if scope.catalog.is_some() && model.relations.iter().any(|r| r.name.name == *first) {
+        return Ok(ScalarKind::Related { path: path.clone() });
+    }
+    Err(Box::new(
+        PlanError::new(
+            "kvm.unknown_field",
+            format!("model `{}` has no field `{first}`", model.name),
+        )
+        .at(path.segments[0].span),
+    ))
+}
+
+impl Scalar {
+    /// A constant, shown as `shown`.
+    pub fn constant(value: Value, shown: Literal) -> Scalar {
+        Scalar { kind: ScalarKind::Const { value, shown }, span: Span::default() }
+    }
+
+    /// Field `slot` of `model`, written as its name.
+    pub fn field(model: &Model, slot: usize) -> Scalar {
+        let name = model.slots.names[slot].clone();
+        Scalar {
+            kind: ScalarKind::Field { slot, path: Path::single(kvm_lang::ast::Ident::new(name)) },
+            span: Span::default(),
+        }
+    }
+
+    /// The constant's value, when this is one.
+    pub fn as_const(&self) -> Option<&Value> {
+        match &self.kind {
+            ScalarKind::Const { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The slot of the field this is, when it is one (a whole field, no members).
+    pub fn as_field(&self) -> Option<usize> {
+        match &self.kind {
+            ScalarKind::Field { slot, path } if path.segments.len() == 1 => Some(*slot),
+            _ => None,
+        }
+    }
+
+    /// Whether the value is known before any record is read (constants, parameters, and
+    /// operators and calls over them).
+    pub fn is_constant(&self) -> bool {
+        match &self.kind {
+            ScalarKind::Const { .. } | ScalarKind::Param { .. } => true,
+            ScalarKind::Unary { expr, .. } => expr.is_constant(),
+            ScalarKind::Array(items) => items.iter().all(Scalar::is_constant),
+            _ => false,
+        }
+    }
+
+    /// Calls `f` with every field slot this expression reads; false when it reads anything
+    /// an `Attach` step computes (a relation's value).
+    pub fn fields(&self, f: &mut dyn FnMut(usize)) -> bool {
+        let mut all = true;
+        self.walk(&mut |s| match &s.kind {
+            ScalarKind::Field { slot, .. } => f(*slot),
+            ScalarKind::Related { .. } | ScalarKind::Computed { .. } => all = false,
+            _ => {}
+        });
+        all
+    }
+
+    /// Visits this expression and every expression under it, parents first.
+    pub fn walk(&self, f: &mut dyn FnMut(&Scalar)) {
+        f(self);
+        match &self.kind {
+            ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => expr.walk(f),
+            ScalarKind::Binary { lhs, rhs, .. } => {
+                lhs.walk(f);
+                rhs.walk(f);
+            }
+            ScalarKind::InList { expr, items, .. } => {
+                expr.walk(f);
+                items.iter().for_each(|x| x.walk(f));
+            }
+            ScalarKind::InValue { expr, list, .. } => {
+                expr.walk(f);
+                list.walk(f);
+            }
+            ScalarKind::Between { expr, low, high, .. } => {
+                expr.walk(f);
+                low.walk(f);
+                high.walk(f);
+            }
+            ScalarKind::Call { args, .. } | ScalarKind::Array(args) => {
+                args.iter().for_each(|x| x.walk(f))
+            }
+            ScalarKind::Object(fields) => fields.iter().for_each(|(_, x)| x.walk(f)),
+            ScalarKind::Const { .. }
+            | ScalarKind::Param { .. }
+            | ScalarKind::Field { .. }
+            | ScalarKind::Related { .. }
+            | ScalarKind::Computed { .. } => {}
+        }
+    }
+
+    /// The `AND`-ed conditions of a predicate.
+    pub fn conjuncts(&self) -> Vec<&Scalar> {
+        match &self.kind {
+            ScalarKind::Binary { op: BinaryOp::And, lhs, rhs } => {
+                let mut out = lhs.conjuncts();
+                out.extend(rhs.conjuncts());
+                out
+            }
+            _ => vec![self],
+        }
+    }
+
+    fn precedence(&self) -> u8 {
+        match &self.kind {
+            ScalarKind::Binary { op, .. } => op.precedence(),
+            ScalarKind::InList { .. }
+            | ScalarKind::InValue { .. }
+            | ScalarKind::Between { .. }
+            | ScalarKind::IsNull { .. } => precedence::CMP,
+            ScalarKind::Unary { op: UnaryOp::Not, .. } => precedence::NOT,
+            ScalarKind::Unary { op: UnaryOp::Neg, .. } => precedence::NEG,
+            _ => precedence::ATOM,
+        }
+    }
+}
+
+/// One key of a sort or a keyset page: an expression and its direction.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub expr: Scalar,
+    pub descending: bool,
+}
+
+impl Display for SortKey {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.expr, if self.descending { " DESC" } else { "" })
+    }
+}
+
+impl Display for Scalar {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write_scalar(f, self, 0)
+    }
+}
+
+fn write_scalar(f: &mut Formatter<'_>, e: &Scalar, min: u8) -> fmt::Result {
+    if e.precedence() < min {
+        f.write_str("(")?;
+        write_kind(f, e)?;
+        f.write_str(")")
+    } else {
+        write_kind(f, e)
+    }
+}
+
+fn list(f: &mut Formatter<'_>, items: &[Scalar]) -> fmt::Result {
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{x}")?;
+    }
+    Ok(())
+}
+
+fn write_kind(f: &mut Formatter<'_>, e: &Scalar) -> fmt::Result {
+    match &e.kind {
+        ScalarKind::Const { shown, .. } => shown.fmt(f),
+        ScalarKind::Param { param, .. } => param.fmt(f),
+        ScalarKind::Field { path, .. } | ScalarKind::Related { path } => path.fmt(f),
+        ScalarKind::Computed { column } => f.write_str(column),
+        ScalarKind::Call { name, args, .. } => {
+            write!(f, "{name}(")?;
+            list(f, args)?;
+            f.write_str(")")
+        }
+        ScalarKind::Unary { op: UnaryOp::Not, expr } => {
+            f.write_str("NOT ")?;
+            write_scalar(f, expr, precedence::NOT)
+        }
+        ScalarKind::Unary { op: UnaryOp::Neg, expr } => {
+            f.write_str("-")?;
+            // `-(5)` stays a negation of a literal; `-(-x)` must not print as a `--` comment.
+            let needs_parens = matches!(
+                expr.kind,
+                ScalarKind::Const { shown: Literal::Int(_) | Literal::Float(_), .. }
+                    | ScalarKind::Unary { op: UnaryOp::Neg, .. }
+            );
+            if needs_parens {
+                write!(f, "({expr})")
+            } else {
+                write_scalar(f, expr, precedence::NEG)
+            }
+        }
+        ScalarKind::Binary { op, lhs, rhs } => {
+            let prec = op.precedence();
+            write_scalar(f, lhs, prec)?;
+            write!(f, " {} ", op.as_str())?;
+            write_scalar(f, rhs, prec + 1)
+        }
+        ScalarKind::InList { expr, items, negated } => {
+            write_scalar(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " NOT IN (" } else { " IN (" })?;
+            list(f, items)?;
+            f.write_str(")")
+        }
+        ScalarKind::InValue { expr, list, negated } => {
+            write_scalar(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " NOT IN " } else { " IN " })?;
+            write_scalar(f, list, precedence::ATOM)
+        }
+        ScalarKind::Between { expr, low, high, negated } => {
+            write_scalar(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " NOT BETWEEN " } else { " BETWEEN " })?;
+            write_scalar(f, low, precedence::ADD)?;
+            f.write_str(" AND ")?;
+            write_scalar(f, high, precedence::ADD)
+        }
+        ScalarKind::IsNull { expr, negated } => {
+            write_scalar(f, expr, precedence::CMP)?;
+            f.write_str(if *negated { " IS NOT NULL" } else { " IS NULL" })
+        }
+        ScalarKind::Array(items) => {
+            f.write_str("[")?;
+            list(f, items)?;
+            f.write_str("]")
+        }
+        ScalarKind::Object(fields) => {
+            if fields.is_empty() {
+                return f.write_str("{}");
+            }
+            f.write_str("{ ")?;
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{}: {v}", kvm_lang::ObjectKey(k))?;
+            }
+            f.write_str(" }")
+        }
+    }
+}
