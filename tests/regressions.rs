@@ -52,8 +52,11 @@ fn limit_and_offset_parameters_saturate() {
     assert_eq!(got, vec![Value::Int(2), Value::Int(1)]);
     // The sort keeps LIMIT + OFFSET rows, added when they are bound (a typed plan node, not
     // a magic function call).
-    let plan = db.execute("EXPLAIN SELECT id FROM t ORDER BY b LIMIT $1 OFFSET $2", ()).unwrap();
-    assert!(plan.to_string().contains("Sort b (keeps top $1 + $2)"), "{plan}");
+    let explain = "EXPLAIN SELECT id FROM t ORDER BY b LIMIT $1 OFFSET $2";
+    let kvm::Output::Plan(plan) = db.execute(explain, params![1i64, 2i64]).unwrap() else {
+        panic!("a plan")
+    };
+    assert!(plan.contains("Sort b (keeps top $1 + $2)"), "{plan}");
 }
 
 /// QA bug 4: a value nested deeper than the codec can read back is refused on write, so it
