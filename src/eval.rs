@@ -3,6 +3,7 @@
 //! `upper`, `trim`, `length`, `abs`, `coalesce`, `years_since`). Comparisons with null are
 //! null; a filter keeps a row only when its predicate is `true`.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use kvm_lang::ast::{BinaryOp, UnaryOp};
@@ -56,6 +57,38 @@ impl Env<'_> {
         Ok(truthy(&self.eval(e)?))
     }
 
+    /// [`Env::eval`], borrowing the value when it is a constant, a plain parameter or a
+    /// whole field of the row (a sort key: copied only when the row is kept).
+    pub fn eval_ref<'v>(&'v self, e: &'v Scalar) -> Result<Cow<'v, Value>> {
+        match self.leaf_ref(e) {
+            Some(v) => Ok(Cow::Borrowed(v)),
+            None => self.eval(e).map(Cow::Owned),
+        }
+    }
+
+    /// The value of a leaf that needs no conversion, borrowed: a constant, a parameter not
+    /// compared with a field, or a whole field of the row.
+    fn leaf_ref<'v>(&'v self, e: &'v Scalar) -> Option<&'v Value> {
+        match &e.kind {
+            ScalarKind::Const { value, .. } => Some(value),
+            ScalarKind::Param { param, form: None } => self.params.get(param).ok(),
+            ScalarKind::Field { slot, path } if path.segments.len() == 1 => {
+                self.row.map(|r| r.slot(*slot))
+            }
+            _ => None,
+        }
+    }
+
+    /// A comparison of two borrowed leaves (`field = $1`, `a < 5`), without copying either:
+    /// the common predicate, evaluated once per record a scan reads.
+    fn compare_leaves(&self, e: &Scalar) -> Option<Value> {
+        let ScalarKind::Binary { op, lhs, rhs } = &e.kind else { return None };
+        if !is_comparison(*op) {
+            return None;
+        }
+        Some(comparison(*op, self.leaf_ref(lhs)?, self.leaf_ref(rhs)?))
+    }
+
     /// Evaluates `e` onto `operands`: pushes the values of its operands, in order, then
     /// [`Env::apply`] replaces them with its value.
     ///
@@ -64,6 +97,10 @@ impl Env<'_> {
     /// `apply`, which runs after the operands are done. Its error is boxed because an
     /// unoptimized build gives every `?` its own copies of the (large) error.
     fn walk(&self, e: &Scalar, operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+        if let Some(v) = self.compare_leaves(e) {
+            operands.push(v);
+            return Ok(());
+        }
         match &e.kind {
             ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => {
                 self.walk(expr, operands)?
@@ -350,16 +387,8 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Scalar) -> Result<Value> {
     if matches!(l, Value::Null) || matches!(r, Value::Null) {
         return Ok(Value::Null);
     }
-    let cmp = |want: &dyn Fn(Ordering) -> bool| -> Value {
-        compare(&l, &r).map_or(Value::Null, |o| Value::Bool(want(o)))
-    };
     Ok(match op {
-        Eq => cmp(&|o| o == Ordering::Equal),
-        NotEq => cmp(&|o| o != Ordering::Equal),
-        Lt => cmp(&|o| o == Ordering::Less),
-        LtEq => cmp(&|o| o != Ordering::Greater),
-        Gt => cmp(&|o| o == Ordering::Greater),
-        GtEq => cmp(&|o| o != Ordering::Less),
+        Eq | NotEq | Lt | LtEq | Gt | GtEq => comparison(op, &l, &r),
         Like | NotLike => match (&l, &r) {
             (Value::String(s), Value::String(p)) => Value::Bool(like(s, p) == (op == Like)),
             _ => return Err(err("LIKE needs strings", e)),
@@ -390,6 +419,30 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Scalar) -> Result<Value> {
             )
         })?,
         And | Or => Value::Null,
+    })
+}
+
+fn is_comparison(op: BinaryOp) -> bool {
+    use BinaryOp::*;
+    matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)
+}
+
+/// `l op r` for a comparison operator: null when either side is null or they do not
+/// compare (values of unrelated types).
+fn comparison(op: BinaryOp, l: &Value, r: &Value) -> Value {
+    use BinaryOp::*;
+    if matches!(l, Value::Null) || matches!(r, Value::Null) {
+        return Value::Null;
+    }
+    let Some(o) = compare(l, r) else { return Value::Null };
+    Value::Bool(match op {
+        Eq => o == Ordering::Equal,
+        NotEq => o != Ordering::Equal,
+        Lt => o == Ordering::Less,
+        LtEq => o != Ordering::Greater,
+        Gt => o == Ordering::Greater,
+        GtEq => o != Ordering::Less,
+        _ => return Value::Null,
     })
 }
 

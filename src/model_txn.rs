@@ -4,6 +4,8 @@
 //! entries, an update removes the old ones and adds the new, a delete removes them; a
 //! unique entry held by another record is a [`Error::UniqueViolation`].
 
+use std::borrow::Cow;
+
 use kvm_planner::{Index, Model};
 use kvm_storage::tuple::KeyPart;
 use kvm_storage::{Engine, KeyRange, Value, MAX_KEY_LEN};
@@ -36,6 +38,9 @@ pub struct ModelTxn<'e> {
 pub fn decode_record(model: &Model, bytes: &[u8]) -> Result<Row> {
     Row::decode(&model.slots, bytes)
 }
+
+/// Stored records, borrowed from the snapshot where they can be.
+pub type Records<'a> = Box<dyn Iterator<Item = Result<Cow<'a, [u8]>>> + 'a>;
 
 /// The key part of a primary-key value (which must fit in a key).
 pub fn pk_part(model: &Model, pk: &Value) -> Result<KeyPart> {
@@ -150,18 +155,6 @@ impl<'e> ModelTxn<'e> {
         self.scan_with(model, range, reverse, move |v| Row::decode(&slots, v))
     }
 
-    /// [`ModelTxn::scan`] decoding only the fields `wanted` (by slot).
-    pub fn scan_some<'a>(
-        &'a self,
-        model: &Model,
-        range: KeyRange,
-        reverse: bool,
-        wanted: Vec<bool>,
-    ) -> Result<RowIter<'a>> {
-        let slots = model.slots.clone();
-        self.scan_with(model, range, reverse, move |v| Row::decode_some(&slots, v, &wanted))
-    }
-
     fn scan_with<'a>(
         &'a self,
         model: &Model,
@@ -169,6 +162,18 @@ impl<'e> ModelTxn<'e> {
         reverse: bool,
         decode: impl Fn(&[u8]) -> Result<Row> + 'a,
     ) -> Result<RowIter<'a>> {
+        Ok(Box::new(self.records(model, range, reverse)?.map(move |r| r.and_then(|v| decode(&v)))))
+    }
+
+    /// The stored bytes of the records whose key lies in `range`, index entries skipped,
+    /// borrowed from the snapshot: for a step that decodes only what it needs of each
+    /// record, and keeps the bytes of the few it returns (a sort under `LIMIT`, a count).
+    pub fn records<'a>(
+        &'a self,
+        model: &Model,
+        range: KeyRange,
+        reverse: bool,
+    ) -> Result<Records<'a>> {
         let area = KeyRange::prefix(&keyspace::index_area(&model.name));
         let mut ranges = subtract(range, &area);
         if reverse {
@@ -178,7 +183,7 @@ impl<'e> ModelTxn<'e> {
         for r in ranges {
             iters.push(self.txn.scan(&r, reverse)?);
         }
-        Ok(Box::new(iters.into_iter().flatten().map(move |r| r.and_then(|(_, v)| decode(&v)))))
+        Ok(Box::new(iters.into_iter().flatten().map(|r| r.map(|(_, v)| v))))
     }
 
     /// Every record of `model`.
@@ -332,7 +337,7 @@ impl<'e> ModelTxn<'e> {
     fn delete_range(&self, range: &KeyRange) -> Result<()> {
         let mut keys = Vec::new();
         for r in self.txn.scan(range, false)? {
-            keys.push(r?.0);
+            keys.push(r?.0.into_owned());
         }
         for k in keys {
             self.txn.delete(k);
@@ -342,11 +347,7 @@ impl<'e> ModelTxn<'e> {
 
     /// The raw entries of `index` of `model`, in key order (`CHECK` compares them with the
     /// records).
-    pub fn index_entries<'a>(
-        &'a self,
-        model: &str,
-        index: &str,
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a> {
+    pub fn index_entries<'a>(&'a self, model: &str, index: &str) -> Result<crate::txn::KvIter<'a>> {
         self.txn.scan(&KeyPrefix::Index { model, index, values: vec![] }.range(), false)
     }
 

@@ -48,10 +48,19 @@ impl Row {
         Ok(row)
     }
 
-    /// [`Row::decode`] of the fields `wanted` (by slot) only: the others stay absent, and
-    /// are stepped over without being built. For a plan step that reads only those.
-    pub fn decode_some(slots: &Arc<Slots>, bytes: &[u8], wanted: &[bool]) -> Result<Row> {
-        let mut row = Row::new(slots);
+    /// [`Row::decode`] of the fields `wanted` (by slot) only, into this row: the others
+    /// stay absent and are stepped over without being built. The row is reused (a scan that
+    /// tests each record and keeps few allocates one row, not one per record): the fields of
+    /// the previous record are cleared first.
+    pub fn decode_some_into(&mut self, bytes: &[u8], wanted: &[bool]) -> Result<()> {
+        for (v, w) in self.vals.iter_mut().zip(wanted) {
+            if *w {
+                *v = Value::Null;
+            }
+        }
+        self.extra.clear();
+        let slots = &self.slots;
+        let vals = &mut self.vals;
         // The merge of `decode`: `next` walks the slots in name order as the stored fields
         // come; `at` is the slot of the field just asked about, if wanted.
         let next = std::cell::Cell::new(0);
@@ -61,25 +70,30 @@ impl Row {
             bytes,
             |name| {
                 let mut n = next.get();
-                while n < by_name.len() && slots.names[by_name[n]].as_str() < name {
-                    n += 1;
+                // One comparison per slot passed: stored fields and slots are both in
+                // name order, so this is a merge.
+                let mut slot = None;
+                while let Some(&i) = by_name.get(n) {
+                    match slots.names[i].as_bytes().cmp(name) {
+                        std::cmp::Ordering::Less => n += 1,
+                        std::cmp::Ordering::Equal => {
+                            slot = (wanted.get(i) == Some(&true)).then_some(i);
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
                 }
                 next.set(n);
-                let slot = by_name
-                    .get(n)
-                    .copied()
-                    .filter(|i| slots.names[*i] == name && wanted.get(*i) == Some(&true));
                 at.set(slot);
                 slot.is_some()
             },
             |_, v| {
                 if let Some(i) = at.get() {
-                    row.vals[i] = v;
+                    vals[i] = v;
                 }
             },
         )
-        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
-        Ok(row)
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
     }
 
     /// The stored form: the encoded object of its non-null fields (attached values are

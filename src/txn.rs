@@ -3,6 +3,7 @@
 //! key whose value decided a write is checked to be unchanged at commit). One `commit` is
 //! one `AtomicBatch`.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -11,8 +12,12 @@ use kvm_storage::{AtomicBatch, Engine, KeyRange, Mutation, ScanOptions, Snapshot
 
 use crate::error::Result;
 
-/// Owned key-value pairs, pulled one at a time.
-pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+/// A key and its value: borrowed from the snapshot (no copy per row read), or owned when
+/// it is this transaction's own write.
+pub type Kv<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// Key-value pairs, pulled one at a time.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<Kv<'a>>> + 'a>;
 
 /// Owned key-value pairs of one range.
 pub type KvList = Vec<(Vec<u8>, Vec<u8>)>;
@@ -179,7 +184,9 @@ impl<'e> Txn<'e> {
             let touched = self.writes.borrow().range::<[u8], _>(r.as_slices()).next().is_some();
             if touched {
                 // Own writes may add or hide entries: merge them the ordinary way.
-                let it = self.scan(r, reverse)?;
+                let it = self
+                    .scan(r, reverse)?
+                    .map(|r| r.map(|(k, v)| (k.into_owned(), v.into_owned())));
                 out[i] = match limit {
                     Some(n) => it.take(n).collect::<Result<_>>()?,
                     None => it.collect::<Result<_>>()?,
@@ -223,6 +230,13 @@ impl<'e> Txn<'e> {
             buffered.reverse();
         }
         let opts = if reverse { ScanOptions::reverse() } else { ScanOptions::forward() };
+        if buffered.is_empty() && !self.track.get() {
+            // A query's read (nothing to check at commit, nothing of its own to merge in):
+            // the snapshot's entries as they are, borrowed.
+            return Ok(Box::new(self.snap.scan(range, opts)?.map(|r| {
+                r.map(|(k, e)| (Cow::Borrowed(k), Cow::Borrowed(e.value()))).map_err(Into::into)
+            })));
+        }
         let slot = (self.track.get() && self.track_ranges.get()).then(|| {
             let mut scanned = self.scanned.borrow_mut();
             scanned.push(Scanned { range: range.clone(), reverse, last: None, complete: false });
@@ -239,7 +253,7 @@ impl<'e> Txn<'e> {
                             s.last = Some(k.to_vec());
                         }
                     }
-                    (k.to_vec(), e.value().to_vec())
+                    (Cow::Borrowed(k), Cow::Borrowed(e.value()))
                 })
                 .map_err(Into::into)
             })
@@ -297,18 +311,18 @@ impl<'e> Txn<'e> {
 }
 
 /// Merges the snapshot's rows with the buffered writes (which win, and may delete).
-struct Merge<I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>, B: Iterator<Item = (Vec<u8>, Write)>> {
+struct Merge<'a, I: Iterator<Item = Result<Kv<'a>>>, B: Iterator<Item = (Vec<u8>, Write)>> {
     inner: std::iter::Peekable<I>,
     buffered: std::iter::Peekable<B>,
     reverse: bool,
 }
 
-impl<I, B> Iterator for Merge<I, B>
+impl<'a, I, B> Iterator for Merge<'a, I, B>
 where
-    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    I: Iterator<Item = Result<Kv<'a>>>,
     B: Iterator<Item = (Vec<u8>, Write)>,
 {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
+    type Item = Result<Kv<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -318,17 +332,17 @@ where
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
                 (Some(Ok((k, _))), Some((bk, _))) => {
-                    if k == bk {
+                    if k.as_ref() == bk.as_slice() {
                         self.inner.next();
                         true
                     } else {
-                        (bk < k) != self.reverse
+                        (bk.as_slice() < k.as_ref()) != self.reverse
                     }
                 }
             };
             if take_buffer {
                 match self.buffered.next() {
-                    Some((k, Some((v, _)))) => return Some(Ok((k, v))),
+                    Some((k, Some((v, _)))) => return Some(Ok((Cow::Owned(k), Cow::Owned(v)))),
                     Some((_, None)) => continue,
                     None => return None,
                 }

@@ -86,7 +86,7 @@ fn check_model(cx: &Cx, model: &Model, report: &mut CheckReport) -> Result<()> {
         for r in cx.mtx.index_entries(&model.name, &ix.name)? {
             cx.stop.check()?;
             let (k, v) = r?;
-            let why = match expected.remove(&k) {
+            let why = match expected.remove(k.as_ref()) {
                 None => "matches no record".to_string(),
                 Some((_, Some(pk))) => {
                     let held = Value::decode(&v).ok().and_then(|v| key_part(&v)).map(|(p, _)| p);

@@ -1,6 +1,7 @@
 //! Read operators: each plan node becomes an iterator of rows pulled by its parent. Only a
 //! sort materializes its input, and a sort under `LIMIT n` keeps at most n rows.
 
+use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
 
 use kvm_planner::Scalar;
@@ -165,6 +166,50 @@ fn scan<'a>(
     })))
 }
 
+/// A sort over a narrow scan: each record decoded only as far as the filter and the sort
+/// keys read; under `LIMIT` most are refused by one comparison, and the few kept are held
+/// as their stored bytes, decoded whole once the sort is done.
+fn sorted_records<'a>(
+    cx: &'a Cx<'a>,
+    scan: &Narrow<'a>,
+    keys: &'a [SortKey],
+    keep: Option<usize>,
+) -> Result<RowIter<'a>> {
+    let mut sorter: Sorter<Vec<u8>> = Sorter::new(keys, keep, cx.sort_budget);
+    scan.for_each(cx, |row, bytes| {
+        let env = cx.env(Some(row));
+        // Borrowed from the row: only a key that is kept is copied.
+        let key = keys.iter().map(|o| env.eval_ref(&o.expr)).collect::<Result<Vec<_>>>()?;
+        if sorter.wants(&key) {
+            sorter.push(key.into_iter().map(Cow::into_owned).collect(), bytes.into_owned())?;
+        }
+        Ok(())
+    })?;
+    Ok(Box::new(Kept { cx, model: scan.model, records: sorter.finish().into_iter() }))
+}
+
+/// The records a sort kept, decoded as they are taken: the rows an `OFFSET` skips
+/// (`nth`) are never decoded.
+struct Kept<'a> {
+    cx: &'a Cx<'a>,
+    model: &'a Model,
+    records: std::vec::IntoIter<(Vec<Value>, Vec<u8>)>,
+}
+
+impl Iterator for Kept<'_> {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        self.nth(0)
+    }
+
+    fn nth(&mut self, n: usize) -> Option<Result<Row>> {
+        let (_, bytes) = self.records.nth(n)?;
+        let row = Row::decode(&self.model.slots, &bytes);
+        Some(row.and_then(|row| record::materialize(self.model, row, &self.cx.env(None))))
+    }
+}
+
 /// How many rows a sort under `LIMIT … OFFSET …` keeps: their sum, saturating.
 fn kept(cx: &Cx, keep: &kvm_planner::Keep) -> Result<usize> {
     let limit = non_negative(cx, &keep.limit, "LIMIT")?;
@@ -234,9 +279,13 @@ fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
 }
 
 /// Compares two rows' `ORDER BY` key values (nulls and types in KVM's total order).
-pub(super) fn sort_cmp(keys: &[SortKey], a: &[Value], b: &[Value]) -> Ordering {
+pub(super) fn sort_cmp<A: Borrow<Value>, B: Borrow<Value>>(
+    keys: &[SortKey],
+    a: &[A],
+    b: &[B],
+) -> Ordering {
     for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
-        let o = total_cmp(x, y);
+        let o = total_cmp(x.borrow(), y.borrow());
         let o = if k.descending { o.reverse() } else { o };
         if o != Ordering::Equal {
             return o;
@@ -246,75 +295,95 @@ pub(super) fn sort_cmp(keys: &[SortKey], a: &[Value], b: &[Value]) -> Ordering {
 }
 
 /// An `ORDER BY` in memory: all rows sorted at the end (n·log n), or under `LIMIT k` the
-/// k first kept in a heap as they come (n·log k, k rows held). Stable: equal keys keep
-/// their input order. Past `budget` bytes of held rows it refuses (`kvm.sort_too_large`)
-/// rather than take memory without bound.
-struct Sorter<'k> {
+/// k first kept as they come: candidates gather in a buffer of up to 2k, which is cut back
+/// to its k first (a selection, linear) each time it fills; the k-th key is then the bar a
+/// later row must beat, so most rows of a large input are refused with one comparison
+/// (n + k·log k overall, at most 2k rows held). Stable: equal keys keep their input order.
+/// Past `budget` bytes of held rows it refuses (`kvm.sort_too_large`) rather than take
+/// memory without bound.
+struct Sorter<'k, T = Row> {
     keys: &'k [SortKey],
     keep: Option<usize>,
     budget: usize,
     held: usize,
     seq: u64,
-    all: Vec<Sorted<'k>>,
-    top: std::collections::BinaryHeap<Sorted<'k>>,
+    rows: Vec<Sorted<'k, T>>,
+    /// Under `LIMIT k`, once cut back: the key of the k-th row kept.
+    bar: Option<Vec<Value>>,
+}
+
+/// What a sort holds per row: a decoded row, or a record's stored bytes (decoded once it
+/// is known to be among the rows returned).
+trait Held {
+    /// About how many bytes it takes in memory (what the sort budget counts).
+    fn size(&self) -> usize;
+}
+
+impl Held for Row {
+    fn size(&self) -> usize {
+        row_size(self)
+    }
+}
+
+impl Held for Vec<u8> {
+    fn size(&self) -> usize {
+        24 + self.len()
+    }
 }
 
 /// A row with its sort key and arrival number (the tie-break that makes the sort stable).
-struct Sorted<'k> {
+struct Sorted<'k, T> {
     keys: &'k [SortKey],
     key: Vec<Value>,
     seq: u64,
-    row: Row,
+    row: T,
     size: usize,
 }
 
-impl Ord for Sorted<'_> {
+impl<T> Ord for Sorted<'_, T> {
     fn cmp(&self, other: &Self) -> Ordering {
         sort_cmp(self.keys, &self.key, &other.key).then(self.seq.cmp(&other.seq))
     }
 }
-impl PartialOrd for Sorted<'_> {
+impl<T> PartialOrd for Sorted<'_, T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl PartialEq for Sorted<'_> {
+impl<T> PartialEq for Sorted<'_, T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Sorted<'_> {}
+impl<T> Eq for Sorted<'_, T> {}
 
-impl<'k> Sorter<'k> {
-    fn new(keys: &'k [SortKey], keep: Option<usize>, budget: usize) -> Self {
-        Sorter {
-            keys,
-            keep,
-            budget,
-            held: 0,
-            seq: 0,
-            all: Vec::new(),
-            top: std::collections::BinaryHeap::new(),
+impl<'k, T: Held> Sorter<'k, T> {
+    /// Whether a row with sort key `key`, arriving now, may be among those kept: under
+    /// `LIMIT k`, once the buffer has been cut back, only a key that sorts strictly before
+    /// the bar (a later arrival with an equal key sorts after it).
+    fn wants(&self, key: &[impl Borrow<Value>]) -> bool {
+        match (&self.keep, &self.bar) {
+            (Some(0), _) => false,
+            (_, Some(bar)) => sort_cmp(self.keys, key, bar) == Ordering::Less,
+            _ => true,
         }
     }
 
-    fn push(&mut self, key: Vec<Value>, row: Row) -> Result<()> {
-        if self.keep == Some(0) {
+    fn new(keys: &'k [SortKey], keep: Option<usize>, budget: usize) -> Self {
+        Sorter { keys, keep, budget, held: 0, seq: 0, rows: Vec::new(), bar: None }
+    }
+
+    fn push(&mut self, key: Vec<Value>, row: T) -> Result<()> {
+        if !self.wants(&key) {
             return Ok(());
         }
-        let size = row_size(&row) + key.iter().map(value_size).sum::<usize>();
-        let item = Sorted { keys: self.keys, key, seq: self.seq, row, size };
+        let size = row.size() + key.iter().map(value_size).sum::<usize>();
+        self.rows.push(Sorted { keys: self.keys, key, seq: self.seq, row, size });
         self.seq += 1;
         self.held += size;
-        match self.keep {
-            None => self.all.push(item),
-            Some(k) => {
-                self.top.push(item);
-                if self.top.len() > k {
-                    if let Some(out) = self.top.pop() {
-                        self.held -= out.size;
-                    }
-                }
+        if let Some(k) = self.keep {
+            if self.rows.len() >= k.saturating_mul(2).max(64) {
+                self.cut(k);
             }
         }
         if self.held > self.budget {
@@ -323,7 +392,7 @@ impl<'k> Sorter<'k> {
                 message: format!(
                     "ORDER BY would hold more than {} MiB of rows in memory ({} rows so far)",
                     self.budget >> 20,
-                    self.all.len() + self.top.len()
+                    self.rows.len()
                 ),
                 span: None,
                 help: Some(
@@ -336,12 +405,31 @@ impl<'k> Sorter<'k> {
         Ok(())
     }
 
-    fn finish(self) -> Vec<(Vec<Value>, Row)> {
-        let mut out = if self.keep.is_some() { self.top.into_sorted_vec() } else { self.all };
-        if self.keep.is_none() {
-            out.sort();
+    /// Keeps the `k` first rows held (a selection, not a sort) and makes the last of them
+    /// the bar.
+    fn cut(&mut self, k: usize) {
+        if self.rows.len() <= k {
+            return;
         }
-        out.into_iter().map(|s| (s.key, s.row)).collect()
+        if k == 0 {
+            self.rows.clear();
+            self.held = 0;
+            return;
+        }
+        self.rows.select_nth_unstable(k - 1);
+        for gone in self.rows.drain(k..) {
+            self.held -= gone.size;
+        }
+        // After the selection, the (k-1)-th is the greatest of the k kept.
+        self.bar = Some(self.rows[k - 1].key.clone());
+    }
+
+    fn finish(mut self) -> Vec<(Vec<Value>, T)> {
+        if let Some(k) = self.keep {
+            self.cut(k);
+        }
+        self.rows.sort_unstable();
+        self.rows.into_iter().map(|s| (s.key, s.row)).collect()
     }
 }
 
@@ -388,6 +476,10 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
         }
         Node::Sort { source, keys, keep } => {
             let keep = keep.as_ref().map(|k| kept(cx, k)).transpose()?;
+            let exprs: Vec<&Scalar> = keys.iter().map(|k| &k.expr).collect();
+            if let Some(scan) = narrow(cx, source, &exprs)? {
+                return sorted_records(cx, &scan, keys, keep);
+            }
             let mut sorter = Sorter::new(keys, keep, cx.sort_budget);
             for r in rows(cx, source)? {
                 let row = r?;
@@ -549,13 +641,17 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
         }
         Node::Count { source, .. } => {
             let mut n: i64 = 0;
-            let input = match counted(cx, source)? {
-                Some(rows) => rows,
-                None => rows(cx, source)?,
-            };
-            for r in input {
-                r?;
-                n += 1;
+            match narrow(cx, source, &[])? {
+                Some(scan) => scan.for_each(cx, |_, _| {
+                    n += 1;
+                    Ok(())
+                })?,
+                None => {
+                    for r in rows(cx, source)? {
+                        r?;
+                        n += 1;
+                    }
+                }
             }
             sink(vec![Value::Int(n)])?;
             Ok(None)
@@ -587,10 +683,20 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
     }
 }
 
-/// The rows `COUNT(*)` counts when they come from a scan of the records (no index), each
-/// decoded only as far as the filter reads it: the fields it names, the others stepped
-/// over. `None` for other shapes, or a filter that reads more than stored fields.
-fn counted<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<Option<RowIter<'a>>> {
+/// A scan of the records (no index), under an optional filter, where the filter and the
+/// expressions a step above evaluates read stored fields only: each record is decoded only
+/// as far as they read (the other fields stepped over), into one reused row.
+struct Narrow<'a> {
+    model: &'a Model,
+    range: KeyRange,
+    reverse: bool,
+    predicate: Option<&'a Scalar>,
+    wanted: Vec<bool>,
+}
+
+/// The narrow scan of `node` (a `Scan`, or a `Filter` over one, reading the records by
+/// primary key) when it and `more` read stored fields only; `None` for other shapes.
+fn narrow<'a>(cx: &Cx<'a>, node: &'a Node, more: &[&Scalar]) -> Result<Option<Narrow<'a>>> {
     let (scan, predicate) = match node {
         Node::Filter { source, predicate, .. } => (source.as_ref(), Some(predicate)),
         other => (other, None),
@@ -598,29 +704,41 @@ fn counted<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<Option<RowIter<'a>>> {
     let Node::Scan { model, access } = scan else { return Ok(None) };
     let model = cx.model(model)?;
     let mut wanted = vec![false; model.fields.len()];
-    if predicate.is_some_and(|p| !stored_fields(model, p, &mut wanted)) {
-        return Ok(None);
+    for e in predicate.into_iter().chain(more.iter().copied()) {
+        if !stored_fields(model, e, &mut wanted) {
+            return Ok(None);
+        }
     }
     let (Some(range), Access::FullScan { reverse, .. } | Access::PkRange { reverse, .. }) =
         (record_range(cx, model, access)?, access)
     else {
         return Ok(None);
     };
-    let input = cx.mtx.scan_some(model, range, *reverse, wanted)?;
-    Ok(Some(Box::new(input.filter_map(move |r| {
-        if let Err(e) = cx.stop.check() {
-            return Some(Err(e));
+    Ok(Some(Narrow { model, range, reverse: *reverse, predicate, wanted }))
+}
+
+impl Narrow<'_> {
+    /// Calls `each` with every record the filter keeps: its wanted fields (in a row reused
+    /// from record to record) and its stored bytes (borrowed from the snapshot).
+    fn for_each(
+        &self,
+        cx: &Cx,
+        mut each: impl FnMut(&Row, std::borrow::Cow<'_, [u8]>) -> Result<()>,
+    ) -> Result<()> {
+        let mut row = Row::new(&self.model.slots);
+        for r in cx.mtx.records(self.model, self.range.clone(), self.reverse)? {
+            cx.stop.check()?;
+            let bytes = r?;
+            row.decode_some_into(&bytes, &self.wanted)?;
+            if let Some(p) = self.predicate {
+                if !cx.env(Some(&row)).test(p)? {
+                    continue;
+                }
+            }
+            each(&row, bytes)?;
         }
-        match (r, predicate) {
-            (Err(e), _) => Some(Err(e)),
-            (Ok(row), None) => Some(Ok(row)),
-            (Ok(row), Some(p)) => match cx.env(Some(&row)).test(p) {
-                Ok(true) => Some(Ok(row)),
-                Ok(false) => None,
-                Err(e) => Some(Err(e)),
-            },
-        }
-    }))))
+        Ok(())
+    }
 }
 
 /// The record keys a scan of the records reads (`FullScan`, `PkRange`); `None` for the

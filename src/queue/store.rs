@@ -276,7 +276,7 @@ fn due_ids(
     for r in txn.scan_unguarded(&range, false)? {
         let (k, _) = r?;
         if let Some(id) = entry_id(&k) {
-            out.push((k, id));
+            out.push((k.into_owned(), id));
         }
         if out.len() >= limit {
             break;
@@ -586,7 +586,7 @@ pub fn purge(txn: &Txn, queue: &str) -> Result<u64> {
         if k.starts_with(&jobs) {
             n += 1;
         }
-        keys.push(k);
+        keys.push(k.into_owned());
     }
     for k in keys {
         txn.delete(k);

@@ -241,10 +241,11 @@ impl Value {
     }
 
     /// [`Value::decode_fields`] for the fields `wanted` says yes to; the others are stepped
-    /// over without being built.
+    /// over without being built. `wanted` sees each name's bytes (in stored order, which is
+    /// byte order); only the names of wanted fields are checked to be UTF-8.
     pub fn decode_some_fields(
         bytes: &[u8],
-        mut wanted: impl FnMut(&str) -> bool,
+        mut wanted: impl FnMut(&[u8]) -> bool,
         mut field: impl FnMut(&str, Value),
     ) -> Result<(), ValueError> {
         match bytes.first() {
@@ -257,18 +258,19 @@ impl Value {
             return Err(ValueError { offset: 1, message: "not an object" });
         }
         let n = r.len()?;
-        let mut last: Option<&str> = None;
+        let mut last: Option<&[u8]> = None;
         for _ in 0..n {
             let len = r.len()?;
             let at = r.pos;
             let raw = r.take(len)?;
-            let name = std::str::from_utf8(raw)
-                .map_err(|_| ValueError { offset: at, message: "not UTF-8" })?;
-            if last.is_some_and(|l| l >= name) {
+            // (UTF-8 orders as its bytes do.)
+            if last.is_some_and(|l| l >= raw) {
                 return Err(ValueError { offset: at, message: "object fields out of order" });
             }
-            last = Some(name);
-            if wanted(name) {
+            last = Some(raw);
+            if wanted(raw) {
+                let name = std::str::from_utf8(raw)
+                    .map_err(|_| ValueError { offset: at, message: "not UTF-8" })?;
                 let v = r.value(1)?;
                 field(name, v);
             } else {
@@ -544,7 +546,7 @@ mod tests {
         let mut got = Vec::new();
         Value::decode_some_fields(
             &bytes,
-            |n| n == "b" || n == "f",
+            |n| n == b"b" || n == b"f",
             |n, v| got.push((n.to_string(), v)),
         )
         .expect("decodes");
