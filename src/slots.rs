@@ -31,19 +31,37 @@ impl Row {
     /// name, as a dropped field's value is until it is rewritten).
     pub fn decode(slots: &Arc<Slots>, bytes: &[u8]) -> Result<Row> {
         let mut row = Row::new(slots);
-        // Stored fields come in name order, as `by_name` lists the slots: a merge, not a
-        // search per field.
-        let mut next = 0;
+        let vals = &mut row.vals;
+        let extra = &mut row.extra;
+        // Stored fields come in name order, as `by_name` lists the slots: a merge (one
+        // comparison per slot passed), not a search per field.
+        let next = std::cell::Cell::new(0);
+        let at = std::cell::Cell::new(None);
         let by_name = &slots.by_name;
-        Value::decode_fields(bytes, |name, v| {
-            while next < by_name.len() && slots.names[by_name[next]].as_str() < name {
-                next += 1;
-            }
-            match by_name.get(next) {
-                Some(&i) if slots.names[i] == name => row.vals[i] = v,
-                _ => row.extra.push((name.to_string(), v)),
-            }
-        })
+        Value::decode_some_fields(
+            bytes,
+            |name| {
+                let mut n = next.get();
+                let mut slot = None;
+                while let Some(&i) = by_name.get(n) {
+                    match slots.names[i].as_bytes().cmp(name) {
+                        std::cmp::Ordering::Less => n += 1,
+                        std::cmp::Ordering::Equal => {
+                            slot = Some(i);
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
+                }
+                next.set(n);
+                at.set(slot);
+                true
+            },
+            |name, v| match at.get() {
+                Some(i) => vals[i] = v,
+                None => extra.push((name.to_string(), v)),
+            },
+        )
         .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
         Ok(row)
     }
