@@ -812,6 +812,46 @@ impl<'d> Transaction<'d> {
         first_row(self.query(kql, params)?)
     }
 
+    /// Runs a query inside the transaction, handing each row to `f` as it is read: memory
+    /// stays bounded however many rows there are, and the transaction's own writes are seen.
+    /// `f` returns `false` to stop early. (A transaction belongs to one thread, so its rows
+    /// are pushed to a callback rather than pulled from another thread as
+    /// [`Database::query_iter`]'s are.) Returns the cursor after a full page, as
+    /// [`Rows::next_cursor`] would. Statements other than `SELECT` run to completion first.
+    pub fn query_each(
+        &self,
+        kql: &str,
+        params: impl IntoParams,
+        mut f: impl FnMut(Row) -> Result<bool>,
+    ) -> Result<Option<String>> {
+        let stmt = one_query(kql)?;
+        let params = params.into_params();
+        if !matches!(stmt, Statement::Select(_)) {
+            let rows = rows_of(self.run_statement(&stmt, &params)?)?;
+            let columns: Arc<[String]> = rows.columns.into();
+            for values in rows.rows {
+                if !f(Row::new(columns.clone(), values))? {
+                    break;
+                }
+            }
+            return Ok(rows.next_cursor);
+        }
+        params.check(&Used::of(&stmt))?;
+        let columns: std::cell::RefCell<Arc<[String]>> = Default::default();
+        exec::stream_in(
+            self.db.inner.as_ref(),
+            &self.mtx,
+            &stmt,
+            &params,
+            None,
+            &mut |names| {
+                *columns.borrow_mut() = names.into();
+                true
+            },
+            &mut |values| f(Row::new(columns.borrow().clone(), values)),
+        )
+    }
+
     /// Runs one parsed statement inside the transaction.
     pub fn run_statement(&self, stmt: &Statement, params: &Params) -> Result<Output> {
         params.check(&Used::of(stmt))?;

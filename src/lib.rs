@@ -50,6 +50,8 @@
 pub mod builder;
 mod catalog_store;
 mod database;
+#[cfg(any(feature = "chrono", feature = "time"))]
+mod datetime;
 mod error;
 mod eval;
 mod exec;

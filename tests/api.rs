@@ -347,3 +347,35 @@ fn evaluation_errors_print_values_as_kql() {
     assert!(text.contains("5 + '2026-01-01T00:00:00Z'"), "{text}");
     assert!(!text.contains("u64") && !text.contains("timestamp("), "{text}");
 }
+
+/// A transaction streams a query's rows to a callback: its own uncommitted writes are in
+/// them, the callback stops the query, and a non-SELECT query is refused or run as usual.
+#[test]
+fn a_transaction_streams_rows_to_a_callback_and_sees_its_own_writes() {
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, v STRING)", ()).unwrap();
+    db.transaction(|tx| {
+        for i in 0..100i64 {
+            tx.execute("INSERT INTO t {id: $1, v: $2}", params![i, format!("v{i}")])?;
+        }
+        let mut seen = Vec::new();
+        let cursor =
+            tx.query_each("SELECT id, v FROM t WHERE id >= $1", params![90i64], |row| {
+                assert_eq!(row.columns(), ["id", "v"]);
+                seen.push(row.get::<i64>("id")?);
+                Ok(seen.len() < 3)
+            })?;
+        assert_eq!(seen, vec![90, 91, 92], "stopped by the callback");
+        assert_eq!(cursor, None);
+        let mut n = 0;
+        tx.query_each("SELECT * FROM t", (), |_| {
+            n += 1;
+            Ok(true)
+        })?;
+        assert_eq!(n, 100, "every uncommitted row");
+        let err = tx.query_each("DELETE FROM t", (), |_| Ok(true)).unwrap_err();
+        assert_eq!(err.code(), "kvm.not_a_query", "{err}");
+        Ok(())
+    })
+    .unwrap();
+}

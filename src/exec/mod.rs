@@ -320,8 +320,21 @@ pub fn stream(
     sink: &mut read::Sink,
 ) -> Result<Option<String>> {
     let mtx = ModelTxn::new(host.engine())?;
-    let catalog = host.catalog(&mtx)?;
-    let cx = Cx::new(host, &mtx, &catalog, params);
+    stream_in(host, &mtx, stmt, params, prepared, head, sink)
+}
+
+/// [`stream`] inside an open transaction (its own writes seen, its reads tracked).
+pub fn stream_in(
+    host: &dyn Host,
+    mtx: &ModelTxn,
+    stmt: &Statement,
+    params: &Params,
+    prepared: Option<(&Arc<Catalog>, &Plan)>,
+    head: &mut dyn FnMut(Vec<String>) -> bool,
+    sink: &mut read::Sink,
+) -> Result<Option<String>> {
+    let catalog = host.catalog(mtx)?;
+    let cx = Cx::new(host, mtx, &catalog, params);
     let owned;
     let plan = match prepared.filter(|(c, _)| Arc::ptr_eq(c, &catalog)) {
         Some((_, p)) => p,
