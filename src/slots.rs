@@ -243,6 +243,11 @@ impl Row {
         self.vals
     }
 
+    /// Takes the value of slot `i` out of the row (null when absent).
+    pub fn take_slot(&mut self, i: usize) -> Value {
+        self.vals.get_mut(i).map(|v| std::mem::replace(v, Value::Null)).unwrap_or(Value::Null)
+    }
+
     /// Whether the row's fields are the slots of `slots` (the model it was read for).
     pub fn has_slots(&self, slots: &Arc<Slots>) -> bool {
         Arc::ptr_eq(&self.slots, slots)

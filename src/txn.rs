@@ -145,14 +145,14 @@ impl<'e> Txn<'e> {
     }
 
     /// The values at several keys (own writes first), the snapshot's read in one request.
-    pub fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+    pub fn get_many<'a>(&'a self, keys: &[Vec<u8>]) -> Result<Vec<Option<Cow<'a, [u8]>>>> {
+        let mut out: Vec<Option<Cow<'a, [u8]>>> = vec![None; keys.len()];
         let mut missing: Vec<usize> = Vec::new();
         {
             let writes = self.writes.borrow();
             for (i, k) in keys.iter().enumerate() {
                 match writes.get(k) {
-                    Some(w) => out[i] = w.as_ref().map(|(v, _)| v.clone()),
+                    Some(w) => out[i] = w.as_ref().map(|(v, _)| Cow::Owned(v.clone())),
                     None => missing.push(i),
                 }
             }
@@ -164,7 +164,7 @@ impl<'e> Txn<'e> {
         let found = self.snap.get_many(&asked)?;
         for (&i, entry) in missing.iter().zip(found) {
             self.note(&keys[i], entry.as_ref().map(|e| e.versionstamp()));
-            out[i] = entry.map(|e| e.value().to_vec());
+            out[i] = entry.map(|e| Cow::Borrowed(e.value()));
         }
         Ok(out)
     }

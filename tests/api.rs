@@ -379,3 +379,30 @@ fn a_transaction_streams_rows_to_a_callback_and_sees_its_own_writes() {
     })
     .unwrap();
 }
+
+/// A projection moves a column's value out of the row only when no other column reads it:
+/// a field or an included relation named twice (directly and through a path) is in both.
+#[test]
+fn a_value_read_by_two_columns_is_in_both() {
+    let db = Database::memory().unwrap();
+    db.execute_batch(
+        "DEFINE MODEL a (id INT PRIMARY KEY, name STRING);
+         DEFINE MODEL p (id INT PRIMARY KEY, a_id INT NOT NULL, t STRING,
+           RELATION author BELONGS TO a (a_id));
+         INSERT INTO a {id: 1, name: 'Ann'};
+         INSERT INTO p {id: 7, a_id: 1, t: 'x'};",
+    )
+    .unwrap();
+    let row = db
+        .query_row(
+            "SELECT t, t AS again, upper(t) AS up, author.name AS who FROM p INCLUDE author",
+            (),
+        )
+        .unwrap();
+    assert_eq!(row.get::<String>("t").unwrap(), "x");
+    assert_eq!(row.get::<String>("again").unwrap(), "x");
+    assert_eq!(row.get::<String>("up").unwrap(), "X");
+    assert_eq!(row.get::<String>("who").unwrap(), "Ann");
+    let author = row.value("author").unwrap();
+    assert_eq!(author, &kvm::to_value(&serde_json::json!({"id": 1, "name": "Ann"})).unwrap());
+}

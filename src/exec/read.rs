@@ -3,10 +3,11 @@
 
 use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
-use kvm_planner::Scalar;
 use kvm_planner::SortKey;
 use kvm_planner::{Access, Model, Node, Range};
+use kvm_planner::{Scalar, ScalarKind};
 use kvm_storage::tuple::KeyPart;
 use kvm_storage::{KeyRange, Value};
 
@@ -607,12 +608,29 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
                 .and_then(|m| cx.model(m).ok())
                 .filter(|m| every_field(m, columns))
                 .map(|m| m.slots.clone());
-            let project = |row: Row| -> Result<Vec<Value>> {
+            let outs = outputs(columns);
+            let project = |mut row: Row| -> Result<Vec<Value>> {
                 if star.as_ref().is_some_and(|s| row.has_slots(s)) {
                     return Ok(row.into_fields());
                 }
-                let env = cx.env(Some(&row));
-                columns.iter().map(|(_, e)| env.eval(e)).collect()
+                let mut out = Vec::with_capacity(columns.len());
+                {
+                    let env = cx.env(Some(&row));
+                    for (o, (_, e)) in outs.iter().zip(columns) {
+                        out.push(match o {
+                            Output::Eval => env.eval(e)?,
+                            Output::Slot(_) | Output::Attached(_) => Value::Null,
+                        });
+                    }
+                }
+                for (o, v) in outs.iter().zip(out.iter_mut()) {
+                    match o {
+                        Output::Slot(i) => *v = row.take_slot(*i),
+                        Output::Attached(name) => *v = row.remove(name).unwrap_or(Value::Null),
+                        Output::Eval => {}
+                    }
+                }
+                Ok(out)
             };
             let paged = match source.as_ref() {
                 Node::Page { .. } => Some(page(cx, source)?),
@@ -764,6 +782,49 @@ fn stored_fields(model: &Model, e: &Scalar, wanted: &mut [bool]) -> bool {
         _ => stored = false,
     });
     only_fields && stored
+}
+
+/// How a projected column gets its value from a row the projection owns.
+enum Output<'p> {
+    /// Moved out of the row's slot (a whole field no other column reads).
+    Slot(usize),
+    /// Moved out of what an `Attach` step put in the row (an included relation no other
+    /// column reads): related records are moved, never copied.
+    Attached(&'p str),
+    /// Evaluated.
+    Eval,
+}
+
+/// For each column, whether its value can be moved out of the row rather than evaluated.
+fn outputs(columns: &[(String, Scalar)]) -> Vec<Output<'_>> {
+    // How many columns read each slot and each attached name.
+    let mut slots: HashMap<usize, usize> = HashMap::new();
+    let mut attached: HashMap<String, usize> = HashMap::new();
+    for (_, e) in columns {
+        e.walk(&mut |x| match &x.kind {
+            ScalarKind::Field { slot, .. } => *slots.entry(*slot).or_default() += 1,
+            ScalarKind::Related { path } => {
+                *attached.entry(path.segments[0].name.clone()).or_default() += 1
+            }
+            _ => {}
+        });
+    }
+    columns
+        .iter()
+        .map(|(_, e)| match &e.kind {
+            ScalarKind::Field { slot, path }
+                if path.segments.len() == 1 && slots.get(slot) == Some(&1) =>
+            {
+                Output::Slot(*slot)
+            }
+            ScalarKind::Related { path }
+                if path.segments.len() == 1 && attached.get(&path.segments[0].name) == Some(&1) =>
+            {
+                Output::Attached(path.segments[0].name.as_str())
+            }
+            _ => Output::Eval,
+        })
+        .collect()
 }
 
 /// Whether `columns` are the model's fields, each under its own name, in slot order.
