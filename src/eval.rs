@@ -83,7 +83,7 @@ impl Env<'_> {
     /// the common predicate, evaluated once per record a scan reads.
     fn compare_leaves(&self, e: &Scalar) -> Option<Value> {
         let ScalarKind::Binary { op, lhs, rhs } = &e.kind else { return None };
-        if !is_comparison(*op) {
+        if !op.is_comparison() {
             return None;
         }
         Some(comparison(*op, self.leaf_ref(lhs)?, self.leaf_ref(rhs)?))
@@ -420,11 +420,6 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Scalar) -> Result<Value> {
         })?,
         And | Or => Value::Null,
     })
-}
-
-fn is_comparison(op: BinaryOp) -> bool {
-    use BinaryOp::*;
-    matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)
 }
 
 /// `l op r` for a comparison operator: null when either side is null or they do not

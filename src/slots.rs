@@ -31,38 +31,7 @@ impl Row {
     /// name, as a dropped field's value is until it is rewritten).
     pub fn decode(slots: &Arc<Slots>, bytes: &[u8]) -> Result<Row> {
         let mut row = Row::new(slots);
-        let vals = &mut row.vals;
-        let extra = &mut row.extra;
-        // Stored fields come in name order, as `by_name` lists the slots: a merge (one
-        // comparison per slot passed), not a search per field.
-        let next = std::cell::Cell::new(0);
-        let at = std::cell::Cell::new(None);
-        let by_name = &slots.by_name;
-        Value::decode_some_fields(
-            bytes,
-            |name| {
-                let mut n = next.get();
-                let mut slot = None;
-                while let Some(&i) = by_name.get(n) {
-                    match slots.names[i].as_bytes().cmp(name) {
-                        std::cmp::Ordering::Less => n += 1,
-                        std::cmp::Ordering::Equal => {
-                            slot = Some(i);
-                            break;
-                        }
-                        std::cmp::Ordering::Greater => break,
-                    }
-                }
-                next.set(n);
-                at.set(slot);
-                true
-            },
-            |name, v| match at.get() {
-                Some(i) => vals[i] = v,
-                None => extra.push((name.to_string(), v)),
-            },
-        )
-        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+        row.merge(bytes, None)?;
         Ok(row)
     }
 
@@ -77,38 +46,35 @@ impl Row {
             }
         }
         self.extra.clear();
+        self.merge(bytes, Some(wanted))
+    }
+
+    /// Decodes `bytes` into the slots `wanted` (every field, and fields the model lacks
+    /// kept by name, when `None`). Stored fields come in name order, as `by_name` lists the
+    /// slots: a merge (one comparison per slot passed), not a search per field.
+    fn merge(&mut self, bytes: &[u8], wanted: Option<&[bool]>) -> Result<()> {
         let slots = &self.slots;
-        let vals = &mut self.vals;
-        // The merge of `decode`: `next` walks the slots in name order as the stored fields
-        // come; `at` is the slot of the field just asked about, if wanted.
+        let (vals, extra) = (&mut self.vals, &mut self.extra);
         let next = std::cell::Cell::new(0);
+        // The slot of the field just asked about; `Some(None)`: a field to keep by name.
         let at = std::cell::Cell::new(None);
-        let by_name = &slots.by_name;
         Value::decode_some_fields(
             bytes,
             |name| {
                 let mut n = next.get();
-                // One comparison per slot passed: stored fields and slots are both in
-                // name order, so this is a merge.
-                let mut slot = None;
-                while let Some(&i) = by_name.get(n) {
-                    match slots.names[i].as_bytes().cmp(name) {
-                        std::cmp::Ordering::Less => n += 1,
-                        std::cmp::Ordering::Equal => {
-                            slot = (wanted.get(i) == Some(&true)).then_some(i);
-                            break;
-                        }
-                        std::cmp::Ordering::Greater => break,
-                    }
-                }
+                let slot = slots.merge(&mut n, name);
                 next.set(n);
-                at.set(slot);
-                slot.is_some()
+                let take = match wanted {
+                    None => Some(slot),
+                    Some(w) => slot.filter(|i| w.get(*i) == Some(&true)).map(Some),
+                };
+                at.set(take);
+                take.is_some()
             },
-            |_, v| {
-                if let Some(i) = at.get() {
-                    vals[i] = v;
-                }
+            |name, v| match at.get() {
+                Some(Some(i)) => vals[i] = v,
+                Some(None) => extra.push((name.to_string(), v)),
+                None => {}
             },
         )
         .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))

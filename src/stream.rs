@@ -79,22 +79,25 @@ impl RowStream {
                 let mut batch = Vec::with_capacity(1);
                 let mut size = 1;
                 let prepared = prepared.as_ref().map(|(c, p)| (c, p));
-                let result = crate::exec::stream(
-                    db.host(),
-                    &stmt,
-                    &params,
-                    prepared,
-                    &mut |columns| tx.send(Message::Columns(columns)).is_ok(),
-                    &mut |row| {
-                        batch.push(row);
-                        if batch.len() < size {
-                            return Ok(true);
-                        }
-                        size = (size * 2).min(BATCH);
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
-                        Ok(tx.send(Message::Rows(full)).is_ok())
-                    },
-                );
+                let result = crate::model_txn::ModelTxn::new(db.host().engine()).and_then(|mtx| {
+                    crate::exec::stream_in(
+                        db.host(),
+                        &mtx,
+                        &stmt,
+                        &params,
+                        prepared,
+                        &mut |columns| tx.send(Message::Columns(columns)).is_ok(),
+                        &mut |row| {
+                            batch.push(row);
+                            if batch.len() < size {
+                                return Ok(true);
+                            }
+                            size = (size * 2).min(BATCH);
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
+                            Ok(tx.send(Message::Rows(full)).is_ok())
+                        },
+                    )
+                });
                 let last = match result {
                     Ok(cursor) => {
                         if !batch.is_empty() && tx.send(Message::Rows(batch)).is_err() {

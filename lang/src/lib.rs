@@ -41,7 +41,7 @@ pub use diagnostic::Diagnostic;
 pub use keyword::Keyword;
 pub use lexer::tokenize;
 pub use parser::{format_duration, parse_duration, MAX_DEPTH, MAX_EXPR_DEPTH};
-pub use print::{print_script, ObjectKey};
+pub use print::{print_script, write_assignment, ObjectKey};
 pub use span::{LineCol, LineIndex, Span};
 pub use token::{LexError, Token, TokenKind};
 

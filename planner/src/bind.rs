@@ -2,7 +2,7 @@
 //! diagnostic pointing at them, with the closest field as a "did you mean"; comparisons of a
 //! field with a literal of an incompatible type are refused here too.
 
-use kvm_lang::ast::{BinaryOp, CallArgs, InRhs, Literal, TypeName};
+use kvm_lang::ast::{CallArgs, InRhs, Literal, TypeName};
 use kvm_lang::{Expr, ExprKind};
 
 use crate::catalog::{Catalog, Model};
@@ -109,15 +109,7 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Walk {
         ExprKind::Binary { op, lhs, rhs } => {
             bind_in(model, catalog, lhs)?;
             bind_in(model, catalog, rhs)?;
-            if matches!(
-                op,
-                BinaryOp::Eq
-                    | BinaryOp::NotEq
-                    | BinaryOp::Lt
-                    | BinaryOp::LtEq
-                    | BinaryOp::Gt
-                    | BinaryOp::GtEq
-            ) {
+            if op.is_comparison() {
                 type_check(model, lhs, rhs)?;
                 type_check(model, rhs, lhs)?;
             }

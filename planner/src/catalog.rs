@@ -168,6 +168,20 @@ impl Slots {
             .map(|at| self.by_name[at])
     }
 
+    /// The slot of stored field `name`, for a decoder reading a record's fields in their
+    /// stored (name, byte) order: a merge with `by_name`, `at` its position, moved past the
+    /// slots passed (one comparison each). `None` when the model has no such field.
+    pub fn merge(&self, at: &mut usize, name: &[u8]) -> Option<usize> {
+        while let Some(&i) = self.by_name.get(*at) {
+            match self.names[i].as_bytes().cmp(name) {
+                std::cmp::Ordering::Less => *at += 1,
+                std::cmp::Ordering::Equal => return Some(i),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

@@ -285,16 +285,7 @@ fn lower_boxed(scope: &Scope, e: &Expr) -> Result<Box<Scalar>, Box<PlanError>> {
 
 fn lower_binary(scope: &Scope, e: &Expr) -> Lowered {
     let ExprKind::Binary { op, lhs, rhs } = &e.kind else { return Err(misplaced(e)) };
-    let comparison = matches!(
-        op,
-        BinaryOp::Eq
-            | BinaryOp::NotEq
-            | BinaryOp::Lt
-            | BinaryOp::LtEq
-            | BinaryOp::Gt
-            | BinaryOp::GtEq
-    );
-    let (lhs, rhs) = if comparison {
+    let (lhs, rhs) = if op.is_comparison() {
         (lower_compared(scope, rhs, lhs)?, lower_compared(scope, lhs, rhs)?)
     } else {
         (lower_boxed(scope, lhs)?, lower_boxed(scope, rhs)?)

@@ -182,14 +182,7 @@ pub struct Set {
 
 impl fmt::Display for Set {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (t, v) = (&self.target, &self.value);
-        match self.op {
-            AssignOp::Set => write!(f, "{t} = {v}"),
-            AssignOp::Add => write!(f, "{t} += {v}"),
-            AssignOp::Sub => write!(f, "{t} -= {v}"),
-            AssignOp::Min => write!(f, "{t} = MIN({t}, {v})"),
-            AssignOp::Max => write!(f, "{t} = MAX({t}, {v})"),
-        }
+        kvm_lang::write_assignment(f, &self.target, self.op, &self.value)
     }
 }
 

@@ -308,22 +308,10 @@ pub fn query_at(
     Ok((out, mtx.txn().read_versionstamp()))
 }
 
-/// Runs a `SELECT` on a fresh snapshot, streaming: its column names go to `head` before the
-/// first row, then each row to `sink` as it is produced ([`read::emit`]); either returns
-/// `false` to stop. Returns the cursor after a full page.
-pub fn stream(
-    host: &dyn Host,
-    stmt: &Statement,
-    params: &Params,
-    prepared: Option<(&Arc<Catalog>, &Plan)>,
-    head: &mut dyn FnMut(Vec<String>) -> bool,
-    sink: &mut read::Sink,
-) -> Result<Option<String>> {
-    let mtx = ModelTxn::new(host.engine())?;
-    stream_in(host, &mtx, stmt, params, prepared, head, sink)
-}
-
-/// [`stream`] inside an open transaction (its own writes seen, its reads tracked).
+/// Runs a `SELECT` in `mtx` (a fresh snapshot's, or an open transaction's: its own writes
+/// seen), streaming: its column names go to `head` before the first row, then each row to
+/// `sink` as it is produced ([`read::emit`]); either returns `false` to stop. Returns the
+/// cursor after a full page.
 pub fn stream_in(
     host: &dyn Host,
     mtx: &ModelTxn,

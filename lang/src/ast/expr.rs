@@ -229,6 +229,13 @@ pub mod precedence {
 }
 
 impl BinaryOp {
+    /// `=`, `!=`, `<`, `<=`, `>`, `>=`: the operators that compare two values (what a value
+    /// compared with a field is put in its stored form for, and index bounds come from).
+    pub fn is_comparison(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Eq | NotEq | Lt | LtEq | Gt | GtEq)
+    }
+
     /// The operator's precedence level (see [`precedence`]).
     pub fn precedence(self) -> u8 {
         use BinaryOp::*;

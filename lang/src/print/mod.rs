@@ -6,6 +6,7 @@
 mod admin;
 mod expr;
 pub use expr::ObjectKey;
+pub use query::write_assignment;
 mod query;
 mod schema;
 

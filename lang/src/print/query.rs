@@ -168,14 +168,25 @@ impl Display for Update {
 
 impl Display for Assignment {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let (t, v) = (&self.target, &self.value);
-        match self.op {
-            AssignOp::Set => write!(f, "{t} = {v}"),
-            AssignOp::Add => write!(f, "{t} += {v}"),
-            AssignOp::Sub => write!(f, "{t} -= {v}"),
-            AssignOp::Min => write!(f, "{t} = MIN({t}, {v})"),
-            AssignOp::Max => write!(f, "{t} = MAX({t}, {v})"),
-        }
+        write_assignment(f, &self.target, self.op, &self.value)
+    }
+}
+
+/// `target op value` as KQL writes it (`n += 1`, `m = MAX(m, v)`): for the AST and for a
+/// plan's bound assignments alike.
+pub fn write_assignment(
+    f: &mut Formatter<'_>,
+    target: &dyn Display,
+    op: AssignOp,
+    value: &dyn Display,
+) -> fmt::Result {
+    let (t, v) = (target, value);
+    match op {
+        AssignOp::Set => write!(f, "{t} = {v}"),
+        AssignOp::Add => write!(f, "{t} += {v}"),
+        AssignOp::Sub => write!(f, "{t} -= {v}"),
+        AssignOp::Min => write!(f, "{t} = MIN({t}, {v})"),
+        AssignOp::Max => write!(f, "{t} = MAX({t}, {v})"),
     }
 }
 
