@@ -163,7 +163,7 @@ impl<'a> Scope<'a> {
         Scope { model: Some(model), catalog: Some(catalog) }
     }
 
-    /// Lowers `e` (already bound: names checked by [`crate::bind`]).
+    /// Lowers `e` (already bound: its names checked by the binder).
     pub fn lower(&self, e: &Expr) -> Result<Scalar, PlanError> {
         self.lower_as(e, None)
     }
