@@ -95,7 +95,8 @@ pub fn insert(
         Ttl::Keep | Ttl::Clear => None,
     };
     let model = cx.model(model)?;
-    let mut written = Vec::new();
+    // Rows are held only when RETURNING asks for them.
+    let mut written = Written::new(ret);
     for (i, e) in records.iter().enumerate() {
         let n = records.len();
         let input = match cx.env(None).eval(e)? {
@@ -119,7 +120,7 @@ pub fn insert(
         refs::check_parents(cx, model, None, &row).map_err(|e| in_batch(e, i, n))?;
         written.push(row);
     }
-    returning(cx, model, ret, &written, "inserted")
+    written.output(cx, model, ret, "inserted")
 }
 
 pub fn update(
