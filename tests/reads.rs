@@ -218,3 +218,34 @@ fn relation_conditions_read_only_what_matches() {
     let n = db.query("SELECT COUNT(*) FROM posts WHERE title = 'hidden'", ()).unwrap();
     assert_eq!(n.rows[0][0], kvm::Value::Int(20));
 }
+
+/// Read-only statements commit nothing (issue 17 item 3): queries, counts, EXPLAIN, a
+/// prepared query, a streamed query, and a transaction that only read. Each reads the
+/// catalog version at most once. A write commits once.
+#[test]
+fn read_only_statements_commit_nothing() {
+    let (db, counts) = counted_db();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, k STRING, INDEX by_k (k))", ()).unwrap();
+    db.execute("INSERT INTO t [{id: 1, k: 'a'}, {id: 2, k: 'b'}]", ()).unwrap();
+    let prepared = db.prepare("SELECT id FROM t WHERE k = $1").unwrap();
+    counts.reset();
+    for _ in 0..10 {
+        db.query("SELECT * FROM t WHERE id = 1", ()).unwrap();
+        db.query("SELECT COUNT(*) FROM t WHERE k = 'a'", ()).unwrap();
+        db.execute("EXPLAIN SELECT * FROM t ORDER BY k", ()).unwrap();
+        prepared.query(params!["b"]).unwrap();
+        for r in db.query_iter("SELECT * FROM t", ()).unwrap() {
+            r.unwrap();
+        }
+        db.transaction(|tx| tx.query("SELECT id FROM t", ()).map(|_| ())).unwrap();
+    }
+    assert_eq!(counts.commits(), 0, "read-only statements handed batches to commit");
+    // The catalog check reads one key per statement at most: a point query reads the
+    // version key and its record, nothing else.
+    counts.reset();
+    db.query("SELECT * FROM t WHERE id = 1", ()).unwrap();
+    let (gets, scanned) = counts.get();
+    assert!(gets <= 2 && scanned == 0, "a point query read {gets} keys, scanned {scanned}");
+    db.execute("INSERT INTO t {id: 3, k: 'c'}", ()).unwrap();
+    assert_eq!(counts.commits(), 1, "a write commits once");
+}

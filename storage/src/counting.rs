@@ -1,6 +1,7 @@
 //! A wrapper engine that counts what its snapshots read (keys fetched by `get`/`get_many`,
 //! rows yielded by scans, and requests: one per `get`, `get_many`, `scan` or `scan_many`
-//! call), so tests can prove a query read only the keys it had to, in few requests.
+//! call) and the batches handed to `commit`, so tests can prove a query read only the keys
+//! it had to, in few requests, and committed nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub struct ReadCounts {
     pub scanned: AtomicU64,
     /// Read requests: each `get`, `get_many`, `scan` or `scan_many` call counts once.
     pub requests: AtomicU64,
+    /// Batches handed to `commit` (a read-only statement should hand none).
+    pub commits: AtomicU64,
 }
 
 impl ReadCounts {
@@ -31,7 +34,13 @@ impl ReadCounts {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Commits so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     pub fn reset(&self) {
+        self.commits.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
         self.gets.store(0, Ordering::Relaxed);
         self.scanned.store(0, Ordering::Relaxed);
@@ -103,6 +112,7 @@ impl<E: Engine> Engine for CountingEngine<E> {
         }))
     }
     fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
+        self.counts.commits.fetch_add(1, Ordering::Relaxed);
         self.inner.commit(batch)
     }
     fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
