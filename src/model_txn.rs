@@ -152,17 +152,8 @@ impl<'e> ModelTxn<'e> {
         reverse: bool,
     ) -> Result<RowIter<'a>> {
         let slots = model.slots.clone();
-        self.scan_with(model, range, reverse, move |v| Row::decode(&slots, v))
-    }
-
-    fn scan_with<'a>(
-        &'a self,
-        model: &Model,
-        range: KeyRange,
-        reverse: bool,
-        decode: impl Fn(&[u8]) -> Result<Row> + 'a,
-    ) -> Result<RowIter<'a>> {
-        Ok(Box::new(self.records(model, range, reverse)?.map(move |r| r.and_then(|v| decode(&v)))))
+        let records = self.records(model, range, reverse)?;
+        Ok(Box::new(records.map(move |r| r.and_then(|v| Row::decode(&slots, &v)))))
     }
 
     /// The stored bytes of the records whose key lies in `range`, index entries skipped,

@@ -163,15 +163,10 @@ impl<'a> Scope<'a> {
         Scope { model: Some(model), catalog: Some(catalog) }
     }
 
-    /// Lowers `e` (already bound: its names checked by the binder).
+    /// Lowers `e` (already bound: its names checked by the binder). A value compared with a
+    /// field inside it takes that field's stored form.
     pub fn lower(&self, e: &Expr) -> Result<Scalar, PlanError> {
-        self.lower_as(e, None)
-    }
-
-    /// Lowers `e`, a value compared with or stored in `form` (when given): a literal becomes
-    /// the constant in `form`'s stored form, a parameter is tagged to take it.
-    pub fn lower_as(&self, e: &Expr, form: Option<&Field>) -> Result<Scalar, PlanError> {
-        lower(self, e, form.filter(|f| has_stored_form(f))).map_err(|e| *e)
+        lower(self, e, None).map_err(|e| *e)
     }
 
     /// The field `e` names, when it is a path to one (of the model, or through a
@@ -208,7 +203,7 @@ fn eval_error(message: String, span: Span) -> Box<PlanError> {
 }
 
 /// A literal's value, or the error that names it.
-pub fn literal_value(l: &Literal, span: Span) -> Result<Value, PlanError> {
+fn literal_value(l: &Literal, span: Span) -> Result<Value, PlanError> {
     Ok(match l {
         Literal::Null => Value::Null,
         Literal::Bool(b) => Value::Bool(*b),

@@ -374,10 +374,9 @@ impl<'k, T: Held> Sorter<'k, T> {
         Sorter { keys, keep, budget, held: 0, seq: 0, rows: Vec::new(), bar: None }
     }
 
+    /// Holds a row [`Sorter::wants`] said yes to (asked first, so that a refused row's key
+    /// and record need not be built).
     fn push(&mut self, key: Vec<Value>, row: T) -> Result<()> {
-        if !self.wants(&key) {
-            return Ok(());
-        }
         let size = row.size() + key.iter().map(value_size).sum::<usize>();
         self.rows.push(Sorted { keys: self.keys, key, seq: self.seq, row, size });
         self.seq += 1;
@@ -487,7 +486,9 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
                 let env = cx.env(Some(&row));
                 let k: Vec<Value> =
                     keys.iter().map(|o| env.eval(&o.expr)).collect::<Result<_>>()?;
-                sorter.push(k, row)?;
+                if sorter.wants(&k) {
+                    sorter.push(k, row)?;
+                }
             }
             Ok(Box::new(sorter.finish().into_iter().map(|(_, r)| Ok(r))))
         }
@@ -741,7 +742,7 @@ impl Narrow<'_> {
     fn for_each(
         &self,
         cx: &Cx,
-        mut each: impl FnMut(&Row, std::borrow::Cow<'_, [u8]>) -> Result<()>,
+        mut each: impl FnMut(&Row, Cow<'_, [u8]>) -> Result<()>,
     ) -> Result<()> {
         let mut row = Row::new(&self.model.slots);
         for r in cx.mtx.records(self.model, self.range.clone(), self.reverse)? {
@@ -892,7 +893,9 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
                 }
                 continue;
             }
-            sorter.push(k, row)?;
+            if sorter.wants(&k) {
+                sorter.push(k, row)?;
+            }
         }
     }
     if !*sorted {
