@@ -1,5 +1,5 @@
 //! The catalog in the database: each model's canonical `DEFINE MODEL` text (plus the names
-//! of indexes still being backfilled) under `['__sys', 'catalog', 'model', name]`, and a
+//! of indexes still being backfilled, and its fields' ids) under `['__sys', 'catalog', 'model', name]`, and a
 //! version counter under `['__sys', 'catalog', 'version']` that every DDL statement bumps.
 //! Every statement checks the version key at commit, so a statement planned against a
 //! schema another process has since changed conflicts and retries against the new one.
@@ -23,9 +23,15 @@ use crate::error::{Error, Result};
 use crate::keyspace::{Key, KeyPrefix};
 use crate::txn::Txn;
 
-/// The catalog format this version writes and the newest it reads: model definitions as
-/// `{kql, building}` objects holding canonical `DEFINE MODEL` text.
-pub const FORMAT: u64 = 1;
+/// The catalog format this version writes and the newest it reads:
+/// - 1: model definitions as `{kql, building}` objects holding canonical `DEFINE MODEL`
+///   text; records are objects, fields by name.
+/// - 2: the entry also holds each field's id (`{…, fields: {name: id}, next_field}`), and
+///   records may name their fields by id (`Value::encode_record`), which a format-1 reader
+///   cannot read. Format-1 entries read as format 2 with ids in slot order (their records
+///   are objects, read by name, so any ids do), and are rewritten with ids at their next
+///   catalog write.
+pub const FORMAT: u64 = 2;
 
 /// The format of the stored catalog: 1 when the key is absent (a catalog written before it
 /// existed, or no catalog yet).
@@ -45,15 +51,16 @@ fn check_format(txn: &Txn) -> Result<()> {
     }
 }
 
-/// On open: refuses a catalog in a newer format, and — when `writable` — records the
-/// format of a catalog written before the format key existed (one small commit, once).
+/// On open: refuses a catalog in a newer format, and — when `writable` — records this
+/// version's format over an older one (one small commit, once): from then on records may
+/// be written in a form only this format reads, so an older version must refuse the file.
 pub fn open(engine: &dyn Engine, writable: bool) -> Result<()> {
     let txn = Txn::new(engine)?;
     check_format(&txn)?;
     let format_key = Key::CatalogFormat.encode();
-    let unversioned = txn.get(&format_key)?.is_none();
+    let older = stored_format(&txn)? < FORMAT;
     let has_catalog = txn.get(&Key::CatalogVersion.encode())?.is_some();
-    if !(writable && unversioned && has_catalog) {
+    if !(writable && older && has_catalog) {
         return Ok(());
     }
     txn.check_unchanged(&format_key)?;
@@ -94,10 +101,26 @@ fn decode_model(bytes: &[u8]) -> Result<Model> {
             .collect(),
         _ => Vec::new(),
     };
-    match kvm_lang::parse_statement(kql) {
-        Ok(Statement::DefineModel(def)) => {
-            Model::from_def(&def, &building).map_err(|e| corrupt(e.message))
+    // Field ids (format 2); an entry without them (format 1) keeps fresh ids.
+    let mut ids = BTreeMap::new();
+    if let Some(Value::Object(fields)) = obj.get("fields") {
+        for (name, id) in fields {
+            let id = id.as_u64().and_then(|i| u32::try_from(i).ok());
+            let id = id.ok_or_else(|| corrupt(format!("field `{name}` has no usable id")))?;
+            ids.insert(name.clone(), id);
         }
+    }
+    let next = match obj.get("next_field") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| corrupt("next_field is not a field id".into()))?,
+    };
+    match kvm_lang::parse_statement(kql) {
+        Ok(Statement::DefineModel(def)) => Model::from_def(&def, &building)
+            .and_then(|m| m.with_field_ids(&ids, next))
+            .map_err(|e| corrupt(e.message)),
         // Say why: a definition stored by an older version may break a newer limit (such
         // as `MAX_EXPR_DEPTH`), and the text itself may be long.
         Err(d) => Err(corrupt(format!("the stored DEFINE MODEL does not parse: {d}"))),
@@ -112,6 +135,11 @@ pub fn save(txn: &Txn, model: &Model) -> Result<()> {
     let mut obj = BTreeMap::new();
     obj.insert("kql".to_string(), Value::String(model.to_kql()));
     obj.insert("building".to_string(), Value::Array(building));
+    let slots = &model.slots;
+    let ids = slots.names.iter().zip(&slots.ids);
+    let ids = ids.map(|(n, id)| (n.clone(), Value::Int(i64::from(*id)))).collect();
+    obj.insert("fields".to_string(), Value::Object(ids));
+    obj.insert("next_field".to_string(), Value::Int(i64::from(slots.next_id)));
     txn.set(Key::ModelDef { name: &model.name }.encode(), Value::Object(obj).encode(), None);
     bump(txn)
 }
@@ -122,15 +150,16 @@ pub fn remove(txn: &Txn, name: &str) -> Result<()> {
     bump(txn)
 }
 
-/// Bumps the catalog version, and records the catalog's format when it is not recorded yet
-/// (a new database's first DDL, or a catalog written before the format key existed). A
-/// newer format never gets here: [`load`] refused it before any statement was planned.
+/// Bumps the catalog version, and records this version's format when the stored one is
+/// older or not recorded yet (a new database's first DDL, or a catalog of an older format
+/// opened read-only). A newer format never gets here: [`load`] refused it before any
+/// statement was planned.
 fn bump(txn: &Txn) -> Result<()> {
     let key = Key::CatalogVersion.encode();
     let n = txn.get(&key)?.and_then(|b| Value::decode_counter(&b)).unwrap_or(0);
     txn.set(key, Value::encode_counter(n + 1), None);
     let format = Key::CatalogFormat.encode();
-    if txn.get(&format)?.is_none() {
+    if txn.get(&format)?.and_then(|b| Value::decode_counter(&b)) != Some(FORMAT) {
         txn.set(format, Value::encode_counter(FORMAT), None);
     }
     Ok(())

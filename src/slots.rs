@@ -40,19 +40,58 @@ impl Row {
     /// tests each record and keeps few allocates one row, not one per record): the fields of
     /// the previous record are cleared first.
     pub fn decode_some_into(&mut self, bytes: &[u8], wanted: &[bool]) -> Result<()> {
+        self.extra.clear();
+        if Value::is_record(bytes) && self.vals.len() <= 128 {
+            // Decoded over the previous record's values (their string buffers reused);
+            // then each wanted field this record lacks is cleared.
+            let slots = &self.slots;
+            let mut seen = 0u128;
+            Value::decode_record_into(
+                bytes,
+                |id| {
+                    let i = slots.slot_of_id(id).filter(|i| wanted.get(*i) == Some(&true))?;
+                    seen |= 1 << i;
+                    Some(i)
+                },
+                &mut self.vals,
+            )
+            .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+            for (i, (v, w)) in self.vals.iter_mut().zip(wanted).enumerate() {
+                if *w && seen & (1 << i) == 0 {
+                    *v = Value::Null;
+                }
+            }
+            return Ok(());
+        }
         for (v, w) in self.vals.iter_mut().zip(wanted) {
             if *w {
                 *v = Value::Null;
             }
         }
-        self.extra.clear();
         self.merge(bytes, Some(wanted))
     }
 
-    /// Decodes `bytes` into the slots `wanted` (every field, and fields the model lacks
-    /// kept by name, when `None`). Stored fields come in name order, as `by_name` lists the
-    /// slots: a merge (one comparison per slot passed), not a search per field.
+    /// Decodes `bytes` into the slots `wanted` (every field when `None`). A record
+    /// ([`Value::encode_record`]) names its fields by id: each id is looked up in a table.
+    /// A field the model no longer has (a dropped field's leftover) is stepped over.
     fn merge(&mut self, bytes: &[u8], wanted: Option<&[bool]>) -> Result<()> {
+        if !Value::is_record(bytes) {
+            return self.merge_object(bytes, wanted);
+        }
+        let slots = &self.slots;
+        Value::decode_record_into(
+            bytes,
+            |id| slots.slot_of_id(id).filter(|i| wanted.is_none_or(|w| w.get(*i) == Some(&true))),
+            &mut self.vals,
+        )
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
+    }
+
+    /// [`Row::merge`] of a record written before records named their fields by id: an
+    /// object, fields by name (a field the model lacks is kept by name when every field is
+    /// wanted). Stored fields come in name order, as `by_name` lists the slots: a merge (one
+    /// comparison per slot passed), not a search per field.
+    fn merge_object(&mut self, bytes: &[u8], wanted: Option<&[bool]>) -> Result<()> {
         let slots = &self.slots;
         let (vals, extra) = (&mut self.vals, &mut self.extra);
         let next = std::cell::Cell::new(0);
@@ -80,20 +119,17 @@ impl Row {
         .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
     }
 
-    /// The stored form: the encoded object of its non-null fields (attached values are
-    /// never stored).
+    /// The stored form: a record of its non-null fields by id
+    /// ([`Value::encode_record`]). Attached values, and fields kept by name that the model
+    /// no longer has, are never stored.
     pub fn encode(&self) -> Vec<u8> {
-        if self.extra.is_empty() {
-            let fields: Vec<(&str, &Value)> = self
-                .slots
-                .by_name
+        Value::encode_record(
+            self.slots
+                .by_id_order
                 .iter()
                 .filter(|i| !self.vals[**i].is_null())
-                .map(|i| (self.slots.names[*i].as_str(), &self.vals[*i]))
-                .collect();
-            return Value::encode_fields(&fields);
-        }
-        Value::Object(self.to_object()).encode()
+                .map(|i| (self.slots.ids[*i], &self.vals[*i])),
+        )
     }
 
     /// This row in the slots of another version of its model (after `ALTER MODEL`): fields
@@ -182,11 +218,6 @@ impl Row {
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k.as_str(), v));
         fields.chain(self.extra.iter().map(|(k, v)| (k.as_str(), v)))
-    }
-
-    /// The row as an object (fields and attached values).
-    pub fn to_object(&self) -> BTreeMap<String, Value> {
-        self.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     /// The row as an object, moved.

@@ -508,20 +508,73 @@ fn a_catalog_of_the_previous_format_opens_and_is_upgraded() {
     assert_eq!(stored_catalog_format(engine.as_ref()), None);
     // (A memory engine does not enforce read-only: a catalog write records the format.)
     db.execute("ALTER MODEL users ADD FIELD nick STRING", ()).unwrap();
-    assert_eq!(stored_catalog_format(engine.as_ref()), Some(1));
+    assert_eq!(stored_catalog_format(engine.as_ref()), Some(2));
     drop(db);
 
-    // Opened for writing, a catalog of the previous format gets the key at once.
+    // Opened for writing, a catalog of a previous format (no key, or format 1) gets this
+    // version's format at once: records may now be written in a form format 1 cannot read.
+    for explicit_v1 in [false, true] {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        previous_format_fixture(engine.as_ref());
+        if explicit_v1 {
+            let one = kvm_storage::AtomicBatch::new()
+                .set(&catalog_format_key(), &Value::encode_counter(1));
+            engine.commit(&one).unwrap();
+        }
+        let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+        assert_eq!(stored_catalog_format(engine.as_ref()), Some(2));
+        answers(&db);
+        db.execute("INSERT INTO users {id: 3, email: 'Cy@x.com', name: 'Cy', age: 40}", ())
+            .unwrap();
+        assert_eq!(
+            ids(&db, "SELECT id FROM users WHERE email = 'cy@x.com'", params![]),
+            vec![Value::Int(3)]
+        );
+    }
+}
+
+/// The raw stored bytes of `users` record `id`.
+fn raw_user(engine: &dyn kvm_storage::Engine, id: i64) -> Vec<u8> {
+    use kvm_storage::tuple::{encode, KeyPart};
+    let key = encode(&[KeyPart::String("users".into()), KeyPart::Int(id)]);
+    engine.snapshot().unwrap().get(&key).unwrap().unwrap().value().to_vec()
+}
+
+/// Issue 16 item 2: records name their fields by id (catalog format 2). Records written as
+/// objects by the previous format still read — by key, by index, in scans and in CHECK
+/// DATABASE — next to records written by id; an update rewrites one by id; and an ALTER
+/// keeps every field's id, so neither kind of record is misread after it.
+#[test]
+fn records_of_the_previous_format_read_beside_records_by_field_id() {
+    use kvm_storage::{Engine, MemoryEngine};
+    use std::sync::Arc;
+
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
     previous_format_fixture(engine.as_ref());
     let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
-    assert_eq!(stored_catalog_format(engine.as_ref()), Some(1));
-    answers(&db);
-    db.execute("INSERT INTO users {id: 3, email: 'Cy@x.com', name: 'Cy', age: 40}", ()).unwrap();
+    assert!(!Value::is_record(&raw_user(engine.as_ref(), 1)), "the fixture writes objects");
+    db.execute("UPDATE users SET age = 32 WHERE id = 1", ()).unwrap();
+    db.execute("INSERT INTO users {id: 3, email: 'cy@x.com', name: 'Cy', age: 40}", ()).unwrap();
+    assert!(Value::is_record(&raw_user(engine.as_ref(), 1)), "an update writes by id");
+    assert!(Value::is_record(&raw_user(engine.as_ref(), 3)));
+    assert!(!Value::is_record(&raw_user(engine.as_ref(), 2)), "untouched stays an object");
+    // The new field gets a fresh id: no record's field is taken for it.
+    db.execute("ALTER MODEL users ADD FIELD nick STRING", ()).unwrap();
+    db.execute("UPDATE users SET nick = 'b' WHERE id = 2", ()).unwrap();
+    let rows = db.query("SELECT id, email, name, age, nick FROM users", ()).unwrap();
+    let got: Vec<Vec<Value>> = rows.rows;
+    let s = |x: &str| Value::String(x.into());
     assert_eq!(
-        ids(&db, "SELECT id FROM users WHERE email = 'cy@x.com'", params![]),
-        vec![Value::Int(3)]
+        got,
+        vec![
+            vec![Value::Int(1), s("ann@x.com"), s("Ann"), Value::Int(32), Value::Null],
+            vec![Value::Int(2), s("bo@x.com"), s("Bo"), Value::Int(17), s("b")],
+            vec![Value::Int(3), s("cy@x.com"), s("Cy"), Value::Int(40), Value::Null],
+        ]
     );
+    assert_eq!(ids(&db, "SELECT id FROM users WHERE age < 35", params![]).len(), 2);
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok: 1 model(s)"), "{check}");
 }
 
 /// Issue 16 item 8: a catalog in a format newer than this version reads is refused with
@@ -535,16 +588,16 @@ fn a_catalog_in_a_newer_format_is_refused() {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
     previous_format_fixture(engine.as_ref());
     engine
-        .commit(&AtomicBatch::new().set(&catalog_format_key(), &Value::encode_counter(2)))
+        .commit(&AtomicBatch::new().set(&catalog_format_key(), &Value::encode_counter(3)))
         .unwrap();
     let err = Database::with_engine(engine.clone(), kvm::Options::default()).err().unwrap();
     assert_eq!(err.code(), "kvm.catalog_version", "{err}");
-    assert!(err.to_string().contains("format 2"), "{err}");
+    assert!(err.to_string().contains("format 3"), "{err}");
     let read_only = kvm::Options { read_only: true, ..kvm::Options::default() };
     let err = Database::with_engine(engine.clone(), read_only).err().unwrap();
     assert_eq!(err.code(), "kvm.catalog_version", "{err}");
 
-    // Open in format 1; a newer process then rewrites the catalog in format 2.
+    // Open in this format; a newer process then rewrites the catalog in format 3.
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
     previous_format_fixture(engine.as_ref());
     let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
@@ -557,7 +610,7 @@ fn a_catalog_in_a_newer_format_is_refused() {
     engine
         .commit(
             &AtomicBatch::new()
-                .set(&catalog_format_key(), &Value::encode_counter(2))
+                .set(&catalog_format_key(), &Value::encode_counter(3))
                 .sum(&version, 1),
         )
         .unwrap();

@@ -145,19 +145,90 @@ impl FieldExprs {
 /// The slots of a model's rows: field `i` of the model is slot `i`. Rows are vectors in
 /// this order; names are looked up here (by binary search) only where a name is all the
 /// executor has.
+///
+/// Each field also has an **id**, what a stored record names it by (`Value::encode_record`).
+/// Slots follow the definition and may move when it changes (a field added to a model
+/// `WITH TIMESTAMPS` lands before `created_at`); an id never changes while the field
+/// exists, and is never given to another field of the model (`next_id` only grows). So a
+/// record written under any version of the model reads under any other, and a dropped
+/// field's leftover value can never be taken for a later field of the same name.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Slots {
     /// The field names, in slot order.
     pub names: Vec<String>,
     /// The slots in the order of their names (the order a stored record's fields are in).
     pub by_name: Vec<usize>,
+    /// Each slot's field id.
+    pub ids: Vec<u32>,
+    /// The slots in increasing id order (the order a record stores its fields in).
+    pub by_id_order: Vec<usize>,
+    /// The slot of each id (`NO_SLOT` for an id the model does not have).
+    by_id: Vec<u32>,
+    /// The id the next new field gets.
+    pub next_id: u32,
 }
 
+const NO_SLOT: u32 = u32::MAX;
+
+/// Ids above this are refused: `by_id` is a table indexed by id.
+pub const MAX_FIELD_ID: u32 = 1 << 20;
+
 impl Slots {
+    /// Slots with fresh ids: slot `i` has id `i`.
     pub fn new(names: Vec<String>) -> Slots {
+        Slots::with_ids(names, |_| None, 0).unwrap_or_else(|e| unreachable!("fresh ids: {e}"))
+    }
+
+    /// Slots whose field ids come from `known` where it has one (an earlier version of the
+    /// model, or the stored catalog); every other field gets a fresh id from `next` on.
+    /// Two fields with one id, or an id beyond [`MAX_FIELD_ID`], are refused (a damaged
+    /// catalog entry).
+    pub fn with_ids(
+        names: Vec<String>,
+        known: impl Fn(&str) -> Option<u32>,
+        next: u32,
+    ) -> Result<Slots, String> {
         let mut by_name: Vec<usize> = (0..names.len()).collect();
         by_name.sort_by(|a, b| names[*a].cmp(&names[*b]));
-        Slots { names, by_name }
+        let mut next_id =
+            next.max(names.iter().filter_map(|n| known(n)).max().map_or(0, |m| m + 1));
+        let ids: Vec<u32> = names
+            .iter()
+            .map(|n| {
+                known(n).unwrap_or_else(|| {
+                    next_id += 1;
+                    next_id - 1
+                })
+            })
+            .collect();
+        if let Some(&id) = ids.iter().find(|id| **id > MAX_FIELD_ID) {
+            return Err(format!("field id {id} is out of range"));
+        }
+        let mut by_id = vec![NO_SLOT; ids.iter().max().map_or(0, |m| *m as usize + 1)];
+        for (slot, &id) in ids.iter().enumerate() {
+            if by_id[id as usize] != NO_SLOT {
+                return Err(format!("two fields have id {id}"));
+            }
+            by_id[id as usize] = slot as u32;
+        }
+        let mut by_id_order: Vec<usize> = (0..names.len()).collect();
+        by_id_order.sort_by_key(|i| ids[*i]);
+        Ok(Slots { names, by_name, ids, by_id_order, by_id, next_id })
+    }
+
+    /// These fields with the ids `previous` (an earlier version of the model) gave them.
+    pub fn keeping_ids(names: Vec<String>, previous: &Slots) -> Slots {
+        Slots::with_ids(names, |n| previous.slot(n).map(|i| previous.ids[i]), previous.next_id)
+            .unwrap_or_else(|e| unreachable!("ids of a valid model: {e}"))
+    }
+
+    /// The slot of the field with id `id`, if the model has it.
+    #[inline]
+    pub fn slot_of_id(&self, id: u32) -> Option<usize> {
+        match self.by_id.get(id as usize) {
+            Some(&s) if s != NO_SLOT => Some(s as usize),
+            _ => None,
+        }
     }
 
     /// The slot of field `name`.
@@ -305,6 +376,28 @@ impl Model {
         let exprs = model.fields.iter().map(|f| FieldExprs::new(&model, f)).collect();
         model.exprs = std::sync::Arc::new(exprs);
         Ok(model)
+    }
+
+    /// This model (a new version of `previous`) with the field ids `previous` gave its
+    /// fields; a new field gets a fresh id (see [`Slots`]).
+    pub fn keeping_field_ids(mut self, previous: &Model) -> Model {
+        let names = self.slots.names.clone();
+        self.slots = std::sync::Arc::new(Slots::keeping_ids(names, &previous.slots));
+        self
+    }
+
+    /// This model with the field ids its stored catalog entry gives (`next`: the id its
+    /// next new field gets). A field the entry does not name gets a fresh id.
+    pub fn with_field_ids(
+        mut self,
+        ids: &BTreeMap<String, u32>,
+        next: u32,
+    ) -> Result<Model, PlanError> {
+        let names = self.slots.names.clone();
+        let slots = Slots::with_ids(names, |n| ids.get(n).copied(), next)
+            .map_err(|e| PlanError::new("kvm.corrupt", format!("model `{}`: {e}", self.name)))?;
+        self.slots = std::sync::Arc::new(slots);
+        Ok(self)
     }
 
     /// The expressions of each field's definition, with the clause each comes from.

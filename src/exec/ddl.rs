@@ -83,7 +83,7 @@ fn settle(
                 if has_records(cx, m)? {
                     building.push(ix_name);
                 }
-                let m = Model::from_def(&def, &building)?;
+                let m = Model::from_def(&def, &building)?.keeping_field_ids(m);
                 changed.insert(name.clone());
                 models.insert(name, m);
             }
@@ -376,7 +376,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
             ));
         }
     }
-    let new_model = Model::from_def(&def, &building)?;
+    let new_model = Model::from_def(&def, &building)?.keeping_field_ids(model);
     new_model.bind_definitions()?;
     if !dropped_fields.is_empty() || !added_fields.is_empty() {
         // Remove the dropped fields' values from every record, and give every record its

@@ -3,7 +3,6 @@
 
 use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use kvm_planner::SortKey;
 use kvm_planner::{Access, Model, Node, Range};
@@ -176,13 +175,14 @@ fn sorted_records<'a>(
     keys: &'a [SortKey],
     keep: Option<usize>,
 ) -> Result<RowIter<'a>> {
-    let mut sorter: Sorter<Vec<u8>> = Sorter::new(keys, keep, cx.sort_budget);
+    let mut sorter: Sorter<Cow<'a, [u8]>> = Sorter::new(keys, keep, cx.sort_budget);
     scan.for_each(cx, |row, bytes| {
         let env = cx.env(Some(row));
-        // Borrowed from the row: only a key that is kept is copied.
+        // Borrowed from the row: only a key that is kept is copied (the record is not: it
+        // stays in the snapshot).
         let key = keys.iter().map(|o| env.eval_ref(&o.expr)).collect::<Result<Vec<_>>>()?;
         if sorter.wants(&key) {
-            sorter.push(key.into_iter().map(Cow::into_owned).collect(), bytes.into_owned())?;
+            sorter.push(key.into_iter().map(Cow::into_owned).collect(), bytes)?;
         }
         Ok(())
     })?;
@@ -194,7 +194,7 @@ fn sorted_records<'a>(
 struct Kept<'a> {
     cx: &'a Cx<'a>,
     model: &'a Model,
-    records: std::vec::IntoIter<(Vec<Value>, Vec<u8>)>,
+    records: std::vec::IntoIter<(Vec<Value>, Cow<'a, [u8]>)>,
 }
 
 impl Iterator for Kept<'_> {
@@ -326,7 +326,9 @@ impl Held for Row {
     }
 }
 
-impl Held for Vec<u8> {
+/// (Counted whole even when borrowed from the snapshot: what the sort holds may be copied
+/// when the statement's own writes are merged in.)
+impl Held for Cow<'_, [u8]> {
     fn size(&self) -> usize {
         24 + self.len()
     }
@@ -609,7 +611,7 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
                 .and_then(|m| cx.model(m).ok())
                 .filter(|m| every_field(m, columns))
                 .map(|m| m.slots.clone());
-            let outs = outputs(columns);
+            let outs = if star.is_some() { Vec::new() } else { outputs(columns) };
             let project = |mut row: Row| -> Result<Vec<Value>> {
                 if star.as_ref().is_some_and(|s| row.has_slots(s)) {
                     return Ok(row.into_fields());
@@ -738,11 +740,12 @@ fn narrow<'a>(cx: &Cx<'a>, node: &'a Node, more: &[&Scalar]) -> Result<Option<Na
 
 impl Narrow<'_> {
     /// Calls `each` with every record the filter keeps: its wanted fields (in a row reused
-    /// from record to record) and its stored bytes (borrowed from the snapshot).
-    fn for_each(
+    /// from record to record) and its stored bytes (borrowed from the snapshot, for as long
+    /// as the statement's transaction lives, where they can be).
+    fn for_each<'s>(
         &self,
-        cx: &Cx,
-        mut each: impl FnMut(&Row, Cow<'_, [u8]>) -> Result<()>,
+        cx: &Cx<'s>,
+        mut each: impl FnMut(&Row, Cow<'s, [u8]>) -> Result<()>,
     ) -> Result<()> {
         let mut row = Row::new(&self.model.slots);
         for r in cx.mtx.records(self.model, self.range.clone(), self.reverse)? {
@@ -798,28 +801,38 @@ enum Output<'p> {
 
 /// For each column, whether its value can be moved out of the row rather than evaluated.
 fn outputs(columns: &[(String, Scalar)]) -> Vec<Output<'_>> {
-    // How many columns read each slot and each attached name.
-    let mut slots: HashMap<usize, usize> = HashMap::new();
-    let mut attached: HashMap<String, usize> = HashMap::new();
+    // How many columns read each slot and each attached name (a few of each: vectors).
+    let mut slots: Vec<usize> = Vec::new();
+    let mut attached: Vec<(String, usize)> = Vec::new();
     for (_, e) in columns {
         e.walk(&mut |x| match &x.kind {
-            ScalarKind::Field { slot, .. } => *slots.entry(*slot).or_default() += 1,
+            ScalarKind::Field { slot, .. } => {
+                if slots.len() <= *slot {
+                    slots.resize(*slot + 1, 0);
+                }
+                slots[*slot] += 1;
+            }
             ScalarKind::Related { path } => {
-                *attached.entry(path.segments[0].name.clone()).or_default() += 1
+                let name = path.segments[0].name.as_str();
+                match attached.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, k)) => *k += 1,
+                    None => attached.push((name.to_string(), 1)),
+                }
             }
             _ => {}
         });
     }
+    let once = |name: &str| attached.iter().any(|(n, k)| *n == name && *k == 1);
     columns
         .iter()
         .map(|(_, e)| match &e.kind {
             ScalarKind::Field { slot, path }
-                if path.segments.len() == 1 && slots.get(slot) == Some(&1) =>
+                if path.segments.len() == 1 && slots.get(*slot) == Some(&1) =>
             {
                 Output::Slot(*slot)
             }
             ScalarKind::Related { path }
-                if path.segments.len() == 1 && attached.get(&path.segments[0].name) == Some(&1) =>
+                if path.segments.len() == 1 && once(&path.segments[0].name) =>
             {
                 Output::Attached(path.segments[0].name.as_str())
             }

@@ -19,8 +19,19 @@ pub fn format_key(key: &[u8]) -> String {
     }
 }
 
-/// Renders a raw value: as a KQL literal when it decodes, else as hex.
+/// Renders a raw value: as a KQL literal when it decodes, a record as `record {#id:
+/// value, …}` (its field names are in the catalog, not in the bytes), else as hex.
 pub fn format_value(value: &[u8]) -> String {
+    if Value::is_record(value) {
+        return match Value::decode_record_fields(value) {
+            Ok(fields) => {
+                let inner: Vec<String> =
+                    fields.iter().map(|(id, v)| format!("#{id}: {v}")).collect();
+                format!("record {{{}}}", inner.join(", "))
+            }
+            Err(_) => hex(value),
+        };
+    }
     match Value::decode(value) {
         Ok(v) => v.to_string(),
         Err(_) => hex(value),

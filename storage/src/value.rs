@@ -12,6 +12,10 @@ use std::fmt;
 /// The leading byte of every value written by this version.
 pub const FORMAT_V1: u8 = 0x01;
 
+/// The leading byte of a model's record ([`Value::encode_record`]): its fields by id, not
+/// by name. A record is not a value: [`Value::decode`] refuses it.
+pub const FORMAT_RECORD: u8 = 0x02;
+
 /// Nesting deeper than this is refused when decoding (no stack overflow on hostile bytes).
 pub const MAX_DEPTH: usize = 128;
 
@@ -283,6 +287,100 @@ impl Value {
         Ok(())
     }
 
+    /// Encodes a model's record: [`FORMAT_RECORD`], then each field as its id (a varint)
+    /// and its tagged value, in strictly increasing id order. The names live in the
+    /// catalog, once, not in every record: a record is smaller than the object of the same
+    /// fields, and a reader finds a field by comparing small integers, not strings.
+    pub fn encode_record<'a>(fields: impl IntoIterator<Item = (u32, &'a Value)>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(FORMAT_RECORD);
+        let mut last = None;
+        for (id, v) in fields {
+            debug_assert!(last.is_none_or(|l| l < id), "record fields out of order");
+            last = Some(id);
+            put_varint(&mut out, u64::from(id));
+            v.encode_into(&mut out);
+        }
+        out
+    }
+
+    /// Whether `bytes` are a record written by [`Value::encode_record`].
+    pub fn is_record(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&FORMAT_RECORD)
+    }
+
+    /// Decodes a record field by field: `wanted` sees each field's id (in increasing
+    /// order); `field` gets the id and value of each wanted field, and the others are
+    /// stepped over without being built. Ids out of order, or anything but a record, are
+    /// an error.
+    pub fn decode_record(
+        bytes: &[u8],
+        mut wanted: impl FnMut(u32) -> bool,
+        mut field: impl FnMut(u32, Value),
+    ) -> Result<(), ValueError> {
+        match bytes.first() {
+            Some(&FORMAT_RECORD) => {}
+            Some(_) => return Err(ValueError { offset: 0, message: "not a record" }),
+            None => return Err(ValueError { offset: 0, message: "empty value" }),
+        }
+        let mut r = Reader { bytes, pos: 1 };
+        let mut next: u64 = 0;
+        while r.pos < bytes.len() {
+            let at = r.pos;
+            let id = r.varint()?;
+            if id < next || id > u64::from(u32::MAX) {
+                return Err(ValueError { offset: at, message: "record field ids out of order" });
+            }
+            next = id + 1;
+            let id = id as u32;
+            if wanted(id) {
+                field(id, r.value(1)?);
+            } else {
+                r.skip(1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Value::decode_record`] into `vals`: each field `slot` maps to an index is decoded
+    /// into `vals[index]` (`slot` sees each id once, in increasing order; out-of-range
+    /// indexes are stepped over). A string decoded over a string reuses its buffer, so a
+    /// scan that decodes record after record into one row allocates nothing per record
+    /// for its strings.
+    pub fn decode_record_into(
+        bytes: &[u8],
+        mut slot: impl FnMut(u32) -> Option<usize>,
+        vals: &mut [Value],
+    ) -> Result<(), ValueError> {
+        match bytes.first() {
+            Some(&FORMAT_RECORD) => {}
+            Some(_) => return Err(ValueError { offset: 0, message: "not a record" }),
+            None => return Err(ValueError { offset: 0, message: "empty value" }),
+        }
+        let mut r = Reader { bytes, pos: 1 };
+        let mut next: u64 = 0;
+        while r.pos < bytes.len() {
+            let at = r.pos;
+            let id = r.varint()?;
+            if id < next || id > u64::from(u32::MAX) {
+                return Err(ValueError { offset: at, message: "record field ids out of order" });
+            }
+            next = id + 1;
+            match slot(id as u32).and_then(|i| vals.get_mut(i)) {
+                Some(target) => r.value_into(target, 1)?,
+                None => r.skip(1)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A record's fields by id, every one decoded (for dumps and tests).
+    pub fn decode_record_fields(bytes: &[u8]) -> Result<Vec<(u32, Value)>, ValueError> {
+        let mut out = Vec::new();
+        Value::decode_record(bytes, |_| true, |id, v| out.push((id, v)))?;
+        Ok(out)
+    }
+
     /// Encodes an object from its fields, given in strictly increasing name order: the
     /// bytes `Value::Object` of the same fields encodes to.
     pub fn encode_fields<'a>(fields: &[(&'a str, &'a Value)]) -> Vec<u8> {
@@ -371,7 +469,19 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// A varint; one byte (the common case: small ids, lengths and integers) inline.
+    #[inline]
     fn varint(&mut self) -> Result<u64, ValueError> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    fn varint_long(&mut self) -> Result<u64, ValueError> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -443,6 +553,23 @@ impl<'a> Reader<'a> {
                 return Err(self.err("unknown value tag"));
             }
         })
+    }
+
+    /// [`Reader::value`] into `target`, reusing its buffer when both are strings.
+    fn value_into(&mut self, target: &mut Value, depth: usize) -> Result<(), ValueError> {
+        if let (Value::String(buf), Some(&T_STRING)) = (&mut *target, self.bytes.get(self.pos)) {
+            self.pos += 1;
+            let n = self.len()?;
+            let at = self.pos;
+            let raw = self.take(n)?;
+            let s = std::str::from_utf8(raw)
+                .map_err(|_| ValueError { offset: at, message: "not UTF-8" })?;
+            buf.clear();
+            buf.push_str(s);
+            return Ok(());
+        }
+        *target = self.value(depth)?;
+        Ok(())
     }
 
     /// Steps over one value without building it (checked as [`Reader::value`] checks it,
