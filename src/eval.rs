@@ -66,12 +66,18 @@ impl Env<'_> {
         }
     }
 
-    /// The value of a leaf that needs no conversion, borrowed: a constant, a parameter not
-    /// compared with a field, or a whole field of the row.
+    /// The value of a leaf that needs no conversion, borrowed: a constant, a parameter (not
+    /// compared with a field, or already in the field's stored form), or a whole field of
+    /// the row.
     fn leaf_ref<'v>(&'v self, e: &'v Scalar) -> Option<&'v Value> {
         match &e.kind {
             ScalarKind::Const { value, .. } => Some(value),
-            ScalarKind::Param { param, form: None } => self.params.get(param).ok(),
+            ScalarKind::Param { param, form } => {
+                // Compared with a field: borrowed when its stored form is the value itself
+                // (the common case), so a scan does not convert it once per record.
+                let v = self.params.get(param).ok()?;
+                form.as_ref().is_none_or(|f| kvm_planner::compared_as_is(f, v)).then_some(v)
+            }
             ScalarKind::Field { slot, path } if path.segments.len() == 1 => {
                 self.row.map(|r| r.slot(*slot))
             }
@@ -202,8 +208,10 @@ impl Env<'_> {
             ScalarKind::Param { param, form } => {
                 let v = self.params.get(param)?;
                 Ok(match form {
-                    Some(f) => kvm_planner::compared_form(f, v.clone()),
-                    None => v.clone(),
+                    Some(f) if !kvm_planner::compared_as_is(f, v) => {
+                        kvm_planner::compared_form(f, v.clone())
+                    }
+                    _ => v.clone(),
                 })
             }
             ScalarKind::Field { slot, path } => {

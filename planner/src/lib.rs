@@ -33,7 +33,7 @@ pub use include::plan_includes;
 pub use ir::{Func, Scalar, ScalarKind, Scope, SortKey};
 pub use plan::{Access, Attach, AttachKind, Bound, Keep, Node, Plan, Range, Set};
 pub use relation::{Link, Rel, RelPath};
-pub use stored::{compared_form, stored_form, Refused};
+pub use stored::{compared_as_is, compared_form, stored_form, Refused};
 pub use suggest::did_you_mean;
 
 /// The column name of a projected expression: its alias, its field name, or its KQL text.

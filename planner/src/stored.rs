@@ -49,6 +49,22 @@ pub fn compared_form(f: &Field, v: Value) -> Value {
     }
 }
 
+/// Whether `v` compared with field `f` is compared as it is ([`compared_form`] would return
+/// it unchanged), decided without converting anything: what lets a scan compare a field
+/// with a parameter in place, record after record, instead of converting the parameter for
+/// each. `false` only means "convert to find out".
+pub fn compared_as_is(f: &Field, v: &Value) -> bool {
+    match (&f.ty.name, v) {
+        (_, Value::Null) => true,
+        (TypeName::String, Value::String(_)) => !(f.lowercase || f.uppercase || f.trim),
+        (TypeName::Int, Value::Int(_))
+        | (TypeName::Bool, Value::Bool(_))
+        | (TypeName::U64, Value::Counter(_))
+        | (TypeName::Timestamp, Value::Timestamp(_)) => true,
+        _ => false,
+    }
+}
+
 /// `v` coerced to type `ty` (see the module docs for the rules).
 pub fn coerce_type(ty: &FieldType, v: Value) -> Result<Value, Refused> {
     let refuse = |value: Value, message: String| Refused { value, message };
@@ -151,6 +167,55 @@ mod tests {
 
     fn s(x: &str) -> Value {
         Value::String(x.into())
+    }
+
+    /// `compared_as_is` may say "convert" when it need not, never "as is" when the
+    /// conversion would change the value: checked over every type and a spread of values.
+    #[test]
+    fn compared_as_is_never_skips_a_conversion_that_changes_the_value() {
+        let values = [
+            Value::Null,
+            s("Abc "),
+            s("abc"),
+            s("67E55044-10B1-426F-9247-BB680E5FE0C8"),
+            s("01arz3ndektsv4rrffq69g5fav"),
+            s("2024-01-02"),
+            s("2024-01-02T03:04:05Z"),
+            Value::Int(-3),
+            Value::Int(7),
+            Value::Float(-0.0),
+            Value::Float(2.0),
+            Value::Bool(true),
+            Value::Counter(5),
+            Value::Timestamp(1_700_000_000_000_000),
+            Value::Array(vec![Value::Int(1)]),
+        ];
+        let mut as_is = 0;
+        for def in [
+            "STRING",
+            "STRING LOWERCASE",
+            "STRING UPPERCASE",
+            "STRING TRIM",
+            "INT",
+            "FLOAT",
+            "BOOL",
+            "U64",
+            "TIMESTAMP",
+            "DATE",
+            "UUID",
+            "ULID",
+            "ENUM('abc', 'x')",
+            "ARRAY<INT>",
+        ] {
+            let f = field(def);
+            for v in &values {
+                if compared_as_is(&f, v) {
+                    as_is += 1;
+                    assert_eq!(&compared_form(&f, v.clone()), v, "{def} {v:?}");
+                }
+            }
+        }
+        assert!(as_is > 14, "the fast path is taken for the common cases ({as_is})");
     }
 
     #[test]
