@@ -38,21 +38,24 @@ impl Row {
     /// [`Row::decode`] of the fields `wanted` (by slot) only, into this row: the others
     /// stay absent and are stepped over without being built. The row is reused (a scan that
     /// tests each record and keeps few allocates one row, not one per record): the fields of
-    /// the previous record are cleared first.
-    pub fn decode_some_into(&mut self, bytes: &[u8], wanted: &[bool]) -> Result<()> {
+    /// the previous record are decoded over (their string buffers reused), then each wanted
+    /// field this record lacks is cleared. `by_id` is [`Slots::wanted_by_id`] of `wanted`.
+    pub fn decode_wanted(&mut self, bytes: &[u8], by_id: &[u32], wanted: &[bool]) -> Result<()> {
         self.extra.clear();
         if Value::is_record(bytes) && self.vals.len() <= 128 {
-            // Decoded over the previous record's values (their string buffers reused);
-            // then each wanted field this record lacks is cleared.
-            let slots = &self.slots;
             let mut seen = 0u128;
+            let until = by_id.len().saturating_sub(1) as u32;
             Value::decode_record_into(
                 bytes,
                 |id| {
-                    let i = slots.slot_of_id(id).filter(|i| wanted.get(*i) == Some(&true))?;
-                    seen |= 1 << i;
+                    let i = *by_id.get(id as usize)? as usize;
+                    // (`NO_SLOT` is past every row: not a slot.)
+                    if i < 128 {
+                        seen |= 1 << i;
+                    }
                     Some(i)
                 },
+                until,
                 &mut self.vals,
             )
             .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
@@ -82,6 +85,7 @@ impl Row {
         Value::decode_record_into(
             bytes,
             |id| slots.slot_of_id(id).filter(|i| wanted.is_none_or(|w| w.get(*i) == Some(&true))),
+            u32::MAX,
             &mut self.vals,
         )
         .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))

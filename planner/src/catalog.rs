@@ -231,6 +231,22 @@ impl Slots {
         }
     }
 
+    /// The slot of each id (a table indexed by id) for the slots `wanted` marks, and
+    /// `NO_SLOT` for the others; it ends at the last wanted id, so a reader of it stops
+    /// there. What a scan that reads a few fields of every record looks ids up in.
+    pub fn wanted_by_id(&self, wanted: &[bool]) -> Vec<u32> {
+        let mut table = self.by_id.clone();
+        for s in table.iter_mut() {
+            if *s != NO_SLOT && wanted.get(*s as usize) != Some(&true) {
+                *s = NO_SLOT;
+            }
+        }
+        while table.last() == Some(&NO_SLOT) {
+            table.pop();
+        }
+        table
+    }
+
     /// The slot of field `name`.
     pub fn slot(&self, name: &str) -> Option<usize> {
         self.by_name

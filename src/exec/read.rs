@@ -23,9 +23,13 @@ type End = (KeyPart, bool, bool);
 
 /// A bound value as a key part of field `field`'s type: `None` when it cannot match.
 fn part(cx: &Cx, model: &Model, field: &str, e: &Scalar) -> Result<Option<(KeyPart, bool)>> {
-    let v = cx.env(None).eval(e)?;
+    let env = cx.env(None);
+    let v = env.eval_ref(e)?;
     let Some(f) = model.field(field) else { return Ok(None) };
-    match record::coerce(&model.name, f, v) {
+    if kvm_planner::compared_as_is(f, &v) {
+        return Ok(key_part(&v));
+    }
+    match record::coerce(&model.name, f, v.into_owned()) {
         Ok(v) => Ok(key_part(&v)),
         Err(_) => Ok(None),
     }
@@ -238,7 +242,12 @@ fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
     let model = cx.model(model)?;
     let exact = |field: &str, e: &Scalar| -> Result<bool> {
         let Some(f) = model.field(field) else { return Ok(false) };
-        let v = cx.env(None).eval(e)?;
+        let env = cx.env(None);
+        let v = env.eval_ref(e)?;
+        if kvm_planner::compared_as_is(f, &v) {
+            return Ok(matches!(key_part(&v), Some((_, true))));
+        }
+        let v = v.into_owned();
         Ok(match record::coerce(&model.name, f, v.clone()) {
             Ok(c) => c == v && matches!(key_part(&c), Some((_, true))),
             Err(_) => false,
@@ -748,16 +757,21 @@ impl Narrow<'_> {
         mut each: impl FnMut(&Row, Cow<'s, [u8]>) -> Result<()>,
     ) -> Result<()> {
         let mut row = Row::new(&self.model.slots);
+        let wanted = self.model.slots.wanted_by_id(&self.wanted);
+        // The common filter, one field against a value, tested without walking it.
+        let fast = self.predicate.and_then(|p| crate::eval::FieldTest::of(cx.params, p));
         for r in cx.mtx.records(self.model, self.range.clone(), self.reverse)? {
             cx.stop.check()?;
             let bytes = r?;
-            row.decode_some_into(&bytes, &self.wanted)?;
-            if let Some(p) = self.predicate {
-                if !cx.env(Some(&row)).test(p)? {
-                    continue;
-                }
+            row.decode_wanted(&bytes, &wanted, &self.wanted)?;
+            let keep = match (&fast, self.predicate) {
+                (Some(t), _) => t.holds(&row),
+                (None, Some(p)) => cx.env(Some(&row)).test(p)?,
+                (None, None) => true,
+            };
+            if keep {
+                each(&row, bytes)?;
             }
-            each(&row, bytes)?;
         }
         Ok(())
     }

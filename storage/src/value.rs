@@ -346,10 +346,12 @@ impl Value {
     /// into `vals[index]` (`slot` sees each id once, in increasing order; out-of-range
     /// indexes are stepped over). A string decoded over a string reuses its buffer, so a
     /// scan that decodes record after record into one row allocates nothing per record
-    /// for its strings.
+    /// for its strings. Reading stops at the first id above `until` (a reader that wants
+    /// the first fields only does not step over the others).
     pub fn decode_record_into(
         bytes: &[u8],
         mut slot: impl FnMut(u32) -> Option<usize>,
+        until: u32,
         vals: &mut [Value],
     ) -> Result<(), ValueError> {
         match bytes.first() {
@@ -366,6 +368,9 @@ impl Value {
                 return Err(ValueError { offset: at, message: "record field ids out of order" });
             }
             next = id + 1;
+            if id > u64::from(until) {
+                break;
+            }
             match slot(id as u32).and_then(|i| vals.get_mut(i)) {
                 Some(target) => r.value_into(target, 1)?,
                 None => r.skip(1)?,
