@@ -32,6 +32,8 @@ pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 /// Records and indexes of one statement (or transaction), committed as one batch.
 pub struct ModelTxn<'e> {
     txn: Txn<'e>,
+    /// Whether record patches may be written ([`ModelTxn::allow_patches`]).
+    patches: std::cell::Cell<bool>,
 }
 
 /// Decodes a stored record of `model` into its slots.
@@ -88,7 +90,7 @@ fn entry_pk(unique: bool, key: &[u8], value: &[u8], skip: usize) -> Result<KeyPa
 
 impl<'e> ModelTxn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<ModelTxn<'e>> {
-        Ok(ModelTxn { txn: Txn::new(engine)? })
+        Ok(ModelTxn { txn: Txn::new(engine)?, patches: std::cell::Cell::new(false) })
     }
 
     /// The raw transaction, for the stores that own keys of their own — the catalog
@@ -102,6 +104,30 @@ impl<'e> ModelTxn<'e> {
     /// The buffered writes and checks, as one batch to commit (closing the snapshot).
     pub fn into_batch(self) -> kvm_storage::AtomicBatch {
         self.txn.into_batch()
+    }
+
+    /// Allows (or not) [`ModelTxn::patch`]: a statement committed on its own may patch; a
+    /// statement in an explicit transaction may not (later statements could not read the
+    /// patch back).
+    pub fn allow_patches(&self, on: bool) {
+        self.patches.set(on);
+    }
+
+    pub fn patches_allowed(&self) -> bool {
+        self.patches.get()
+    }
+
+    /// The stored bytes of record `pk` in the snapshot, without making the commit depend on
+    /// them (what a patch checks: that the record exists, written by field id).
+    pub fn peek(&self, model: &Model, pk: &KeyPart) -> Result<Option<Vec<u8>>> {
+        self.txn.peek(&Key::Record { model: &model.name, pk: pk.clone() }.encode())
+    }
+
+    /// Changes fields of record `pk` at commit, against its latest state: concurrent patches
+    /// never conflict. Only for fields no index, constraint or computed field reads (their
+    /// entries and checks would need the value); the caller ensures that.
+    pub fn patch(&self, model: &Model, pk: &KeyPart, ops: Vec<kvm_storage::FieldPatch>) {
+        self.txn.patch(Key::Record { model: &model.name, pk: pk.clone() }.encode(), ops);
     }
 
     /// The stored record with primary key `pk`.

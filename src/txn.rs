@@ -8,7 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use kvm_storage::{AtomicBatch, Engine, KeyRange, Mutation, ScanOptions, Snapshot, Versionstamp};
+use kvm_storage::{
+    AtomicBatch, Engine, FieldPatch, KeyRange, Mutation, ScanOptions, Snapshot, Versionstamp,
+};
 
 use crate::error::Result;
 
@@ -37,6 +39,8 @@ pub struct Txn<'e> {
     /// Whether tracked scans record their ranges (off for index backfill, which needs no
     /// phantom protection: concurrent writers maintain a building index themselves).
     track_ranges: Cell<bool>,
+    /// Record patches, applied at commit after the writes (`Mutation::Patch`).
+    patches: RefCell<Vec<(Vec<u8>, Vec<FieldPatch>)>>,
 }
 
 /// How far a tracked scan got: its range, direction, the last key it read and whether it
@@ -72,6 +76,7 @@ impl<'e> Txn<'e> {
             track: Cell::new(false),
             scanned: RefCell::default(),
             track_ranges: Cell::new(true),
+            patches: RefCell::default(),
         })
     }
 
@@ -281,9 +286,22 @@ impl<'e> Txn<'e> {
         self.writes.borrow_mut().insert(key, None);
     }
 
+    /// Patches the record at `key` at commit, against its latest state (see
+    /// `Mutation::Patch`). A patch is not read back by this transaction's reads: only a
+    /// statement that reads nothing after it may write one.
+    pub fn patch(&self, key: Vec<u8>, ops: Vec<FieldPatch>) {
+        self.patches.borrow_mut().push((key, ops));
+    }
+
+    /// The value at `key` in the snapshot, without a check at commit (what a patch needs to
+    /// know: whether its record exists, and in which form).
+    pub fn peek(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.snap.get(key)?.map(|e| e.value().to_vec()))
+    }
+
     /// Whether anything was written.
     pub fn is_dirty(&self) -> bool {
-        !self.writes.borrow().is_empty()
+        !self.writes.borrow().is_empty() || !self.patches.borrow().is_empty()
     }
 
     /// The batch this transaction commits, taking its checks and writes (no copies: a
@@ -305,6 +323,9 @@ impl<'e> Txn<'e> {
                 Some((value, expire_at)) => Mutation::Set { key: k, value, expire_at },
                 None => Mutation::Delete { key: k },
             });
+        }
+        for (key, ops) in self.patches.into_inner() {
+            batch.mutations.push(Mutation::Patch { key, ops });
         }
         batch
     }

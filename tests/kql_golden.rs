@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use kvm::storage::format::{format_key, format_value};
-use kvm::storage::{ManualClock, Mutation};
+use kvm::storage::{ManualClock, Mutation, PatchOp};
 use kvm::Database;
 
 struct Case {
@@ -183,6 +183,20 @@ fn run_case_tagged(
                             writeln!(out, "set {} = {}", format_key(key), format_value(value))
                         }
                         Mutation::Delete { key } => writeln!(out, "delete {}", format_key(key)),
+                        Mutation::Patch { key, ops } => {
+                            let ops: Vec<String> = ops
+                                .iter()
+                                .map(|p| match &p.op {
+                                    PatchOp::AddInt(d) | PatchOp::AddCounter(d) => {
+                                        format!("#{} += {d}", p.field)
+                                    }
+                                    PatchOp::Set(v) => {
+                                        format!("#{} = {}", p.field, format_value(v))
+                                    }
+                                })
+                                .collect();
+                            writeln!(out, "patch {} {}", format_key(key), ops.join(", "))
+                        }
                         other => writeln!(out, "{other:?}"),
                     };
                 }

@@ -229,6 +229,10 @@ pub fn run(
         queue_if_contended(host)?;
     }
     let mut _turn = None;
+    // Whether the statement may patch records (a counter increment applied at commit): not
+    // again after a patch was refused — the statement then runs as a read-modify-write,
+    // which reports why, as it would have.
+    let mut patches = true;
     loop {
         attempt += 1;
         if _turn.is_none() && attempt >= ESCALATE_AFTER {
@@ -236,6 +240,7 @@ pub fn run(
         }
         let (out, backfill, batch) = {
             let mtx = ModelTxn::new(host.engine())?;
+            mtx.allow_patches(patches);
             let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
             (out, backfill, mtx.txn().is_dirty().then(|| mtx.into_batch()))
         };
@@ -246,6 +251,10 @@ pub fn run(
             within_limits(host.engine(), &batch)?;
             match host.engine().commit(&batch) {
                 Ok(_) => {}
+                Err(kvm_storage::Error::PatchRefused { .. }) if patches => {
+                    patches = false;
+                    continue;
+                }
                 Err(e) if e.is_retryable() => {
                     if attempt >= MAX_ATTEMPTS {
                         return Err(Error::Conflict { attempts: attempt });

@@ -288,6 +288,20 @@ fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
     }
 }
 
+/// The one record a write's source reads when it is a primary-key get of one key whose
+/// filter (if any) that key decides: what a record patch can target without reading it.
+pub(super) fn single_pk(cx: &Cx, node: &Node) -> Result<Option<KeyPart>> {
+    let scan = match node {
+        Node::Filter { source, covered: true, .. } if key_range_decides(cx, source)? => source,
+        Node::Filter { .. } => return Ok(None),
+        other => other,
+    };
+    let Node::Scan { model, access: Access::PkGet { keys } } = scan else { return Ok(None) };
+    let [key] = keys.as_slice() else { return Ok(None) };
+    let model = cx.model(model)?;
+    Ok(part(cx, model, &model.pk().name, key)?.and_then(|(p, exact)| exact.then_some(p)))
+}
+
 /// Compares two rows' `ORDER BY` key values (nulls and types in KVM's total order).
 pub(super) fn sort_cmp<A: Borrow<Value>, B: Borrow<Value>>(
     keys: &[SortKey],

@@ -132,6 +132,9 @@ pub fn update(
     ttl: Ttl,
 ) -> Result<Output> {
     let model = cx.model(model)?;
+    if let Some(count) = patch_counters(cx, model, source, assignments, ret, &ttl)? {
+        return Ok(Output::Affected { verb: "updated", count });
+    }
     // Streamed: the source reads the snapshot (never this statement's own writes), so a
     // record is updated once even when the access path is an index on a field it changes;
     // only the writes — and the rows RETURNING asks for — are held.
@@ -156,6 +159,87 @@ pub fn update(
         written.push(new);
     }
     written.output(cx, model, ret, "updated")
+}
+
+/// `UPDATE m SET n += 1 WHERE id = …` as a record patch applied at commit against the
+/// record's latest state (`Mutation::Patch`): concurrent increments of one record share
+/// group commits and never conflict. Taken only where the result is the one a
+/// read-modify-write gives: one record by primary key; only `+=`/`-=` of INT and U64
+/// fields, each assigned once, that are not the key, IMMUTABLE or computed, and that no
+/// index, CHECK, ON UPDATE or computed field of the model reads; operands that do not read
+/// the record; no `RETURNING`, no TTL change; a statement committed on its own (not in an
+/// explicit transaction, whose later statements could not read the patch back); a record
+/// written by field id. A patch the record refuses at commit (the counter would leave its
+/// range) makes the statement run again as a read-modify-write, which reports the error a
+/// read-modify-write reports. A record deleted between the snapshot and the commit is not
+/// recreated: the update was first, the delete second. `None`: not taken.
+fn patch_counters(
+    cx: &Cx,
+    model: &kvm_planner::Model,
+    source: &Node,
+    assignments: &[Set],
+    ret: &Option<Vec<(String, Scalar)>>,
+    ttl: &Ttl,
+) -> Result<Option<u64>> {
+    use kvm_lang::ast::TypeName;
+    use kvm_storage::{FieldPatch, PatchOp};
+    if !cx.mtx.patches_allowed() || ret.is_some() || !matches!(ttl, Ttl::Keep) {
+        return Ok(None);
+    }
+    let reads_fields = |f: &kvm_planner::Field| {
+        f.check.is_some() || f.on_update.is_some() || f.stored_expr.is_some()
+    };
+    if model.fields.iter().any(reads_fields) {
+        return Ok(None);
+    }
+    let mut ops = Vec::with_capacity(assignments.len() + 1);
+    for (i, a) in assignments.iter().enumerate() {
+        let f = &model.fields[a.slot];
+        let indexed = model.indexes.iter().any(|ix| ix.fields.contains(&f.name));
+        let again = assignments[..i].iter().any(|b| b.slot == a.slot);
+        if a.target.segments.len() != 1
+            || f.primary_key
+            || f.immutable
+            || f.implicit
+            || f.virtual_expr.is_some()
+            || indexed
+            || again
+        {
+            return Ok(None);
+        }
+        // An operand that reads the record is an error without one: not a patch.
+        let Ok(v) = cx.env(None).eval(&a.value) else { return Ok(None) };
+        let d = match v {
+            Value::Int(i) => i128::from(i),
+            Value::Counter(c) => i128::from(c),
+            _ => return Ok(None),
+        };
+        let d = match a.op {
+            AssignOp::Add => d,
+            AssignOp::Sub => -d,
+            _ => return Ok(None),
+        };
+        let op = match f.ty.name {
+            TypeName::Int => PatchOp::AddInt(d),
+            TypeName::U64 => PatchOp::AddCounter(d),
+            _ => return Ok(None),
+        };
+        ops.push(FieldPatch { field: model.slots.ids[a.slot], op });
+    }
+    let Some(pk) = read::single_pk(cx, source)? else { return Ok(None) };
+    match cx.mtx.peek(model, &pk)? {
+        None => return Ok(Some(0)),
+        Some(b) if !Value::is_record(&b) => return Ok(None),
+        Some(_) => {}
+    }
+    if model.timestamps {
+        if let Some(slot) = model.slots.slot(kvm_planner::catalog::UPDATED_AT) {
+            let now = Value::Timestamp(cx.ids.now_micros()).encode();
+            ops.push(FieldPatch { field: model.slots.ids[slot], op: PatchOp::Set(now) });
+        }
+    }
+    cx.mtx.patch(model, &pk, ops);
+    Ok(Some(1))
 }
 
 /// What a write statement reports: the rows it wrote when `RETURNING` asks for them, else

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::engine::{check_key, AtomicBatch, KeyRange, Mutation};
+use crate::engine::{check_key, AtomicBatch, FieldPatch, KeyRange, Mutation, PatchOp};
 use crate::entry;
 use crate::error::{Error, Result};
 use crate::feed::{dedup_last, Change, ChangeKind};
@@ -114,10 +114,15 @@ pub(crate) fn prepare<'b, T: CommitTarget>(
     }
     let mut writes: Vec<Write<'b>> = Vec::with_capacity(batch.mutations.len());
     // Where each key was last written in this batch, kept only when a counter may read it.
-    let counters = batch
-        .mutations
-        .iter()
-        .any(|m| matches!(m, Mutation::Sum { .. } | Mutation::Min { .. } | Mutation::Max { .. }));
+    let counters = batch.mutations.iter().any(|m| {
+        matches!(
+            m,
+            Mutation::Sum { .. }
+                | Mutation::Min { .. }
+                | Mutation::Max { .. }
+                | Mutation::Patch { .. }
+        )
+    });
     let mut last: HashMap<&'b [u8], usize> = HashMap::new();
     for m in &batch.mutations {
         let w = match m {
@@ -150,6 +155,17 @@ pub(crate) fn prepare<'b, T: CommitTarget>(
                     None => *value,
                 };
                 let stored = entry::encode(&Value::encode_counter(next), vs, expire_at);
+                Write::Put { key, stored, expire_at: None }
+            }
+            Mutation::Patch { key, ops } => {
+                let earlier = last.get(key.as_slice()).map(|&i| &writes[i]);
+                let Some((record, expire_at)) = current(t, earlier, key, now)? else {
+                    // Deleted before the patch: nothing to change.
+                    continue;
+                };
+                let patched = patch_record(&record, ops)
+                    .map_err(|field| Error::PatchRefused { key: key.clone(), field })?;
+                let stored = entry::encode(&patched, vs, expire_at);
                 Write::Put { key, stored, expire_at: None }
             }
         };
@@ -186,6 +202,58 @@ pub(crate) fn write<T: CommitTarget>(t: &mut T, writes: Vec<Write<'_>>) -> Resul
     Ok(changes)
 }
 
+/// The live value at `key` and its expiry, as the batch's `earlier` write of it (if any)
+/// left it.
+fn current<T: CommitTarget>(
+    t: &mut T,
+    earlier: Option<&Write<'_>>,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<(Vec<u8>, Option<u64>)>> {
+    Ok(match earlier {
+        Some(Write::Put { stored, .. }) => {
+            let e = entry::decode(stored)?;
+            e.is_live(now).then(|| (e.value().to_vec(), e.expire_at()))
+        }
+        Some(Write::Remove { .. }) => None,
+        None => live(t, key, now)?.map(|l| (l.value, l.expire_at)),
+    })
+}
+
+/// `record` (a model's record) with `ops` applied; the id of the field that refuses its op
+/// (or 0 when `record` is not a record).
+fn patch_record(record: &[u8], ops: &[FieldPatch]) -> std::result::Result<Vec<u8>, u32> {
+    let mut fields = Value::decode_record_fields(record).map_err(|_| 0u32)?;
+    for p in ops {
+        let at = fields.binary_search_by_key(&p.field, |(id, _)| *id);
+        let old = at.ok().map(|i| &fields[i].1);
+        let new = match (&p.op, old) {
+            (PatchOp::Set(v), _) => Value::decode(v).map_err(|_| p.field)?,
+            (PatchOp::AddInt(d), None) => Value::Int(i64::try_from(*d).map_err(|_| p.field)?),
+            (PatchOp::AddInt(d), Some(Value::Int(x))) => {
+                Value::Int(i64::try_from(i128::from(*x) + d).map_err(|_| p.field)?)
+            }
+            (PatchOp::AddCounter(d), None) => {
+                Value::Counter(u64::try_from(*d).map_err(|_| p.field)?)
+            }
+            (PatchOp::AddCounter(d), Some(Value::Counter(x))) => {
+                Value::Counter(u64::try_from(i128::from(*x) + d).map_err(|_| p.field)?)
+            }
+            _ => return Err(p.field),
+        };
+        // (Records hold no nulls: a field set to null is removed.)
+        match (at, new) {
+            (Ok(i), Value::Null) => {
+                fields.remove(i);
+            }
+            (Err(_), Value::Null) => {}
+            (Ok(i), new) => fields[i].1 = new,
+            (Err(i), new) => fields.insert(i, (p.field, new)),
+        }
+    }
+    Ok(Value::encode_record(fields.iter().map(|(id, v)| (*id, v))))
+}
+
 /// The live counter at `key` and its expiry, as the batch's `earlier` write of it (if any)
 /// left it.
 fn counter<T: CommitTarget>(
@@ -194,15 +262,7 @@ fn counter<T: CommitTarget>(
     key: &[u8],
     now: u64,
 ) -> Result<(Option<u64>, Option<u64>)> {
-    let current = match earlier {
-        Some(Write::Put { stored, .. }) => {
-            let e = entry::decode(stored)?;
-            e.is_live(now).then(|| (e.value().to_vec(), e.expire_at()))
-        }
-        Some(Write::Remove { .. }) => None,
-        None => live(t, key, now)?.map(|l| (l.value, l.expire_at)),
-    };
-    match current {
+    match current(t, earlier, key, now)? {
         None => Ok((None, None)),
         Some((value, expire_at)) => match Value::decode_counter(&value) {
             Some(c) => Ok((Some(c), expire_at)),

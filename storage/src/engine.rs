@@ -207,6 +207,13 @@ impl AtomicBatch {
                     m.key().len()
                         + match m {
                             Mutation::Set { value, .. } => value.len(),
+                            Mutation::Patch { ops, .. } => ops
+                                .iter()
+                                .map(|o| match &o.op {
+                                    PatchOp::Set(v) => 4 + v.len(),
+                                    _ => 20,
+                                })
+                                .sum(),
                             _ => 8,
                         }
                 })
@@ -229,6 +236,32 @@ pub enum Mutation {
     Min { key: Vec<u8>, value: u64 },
     /// Store the larger of the counter and `value` (`value` when absent).
     Max { key: Vec<u8>, value: u64 },
+    /// Change fields of the model record at `key` (`Value::encode_record`) as the commit
+    /// finds it — the latest state, not a snapshot — keeping its expiry: concurrent patches
+    /// of one record never conflict (an increment is applied, not a value computed from an
+    /// earlier read). A no-op when the key is absent (the record was deleted first). A
+    /// patch the record's value refuses (a counter leaving its range, a field of another
+    /// type, a value that is not a record) fails the commit: [`crate::Error::PatchRefused`].
+    Patch { key: Vec<u8>, ops: Vec<FieldPatch> },
+}
+
+/// One field change of a [`Mutation::Patch`]: the field's id in the record, and the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPatch {
+    pub field: u32,
+    pub op: PatchOp,
+}
+
+/// How a [`Mutation::Patch`] changes a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchOp {
+    /// Adds `delta` to an `Int` field (absent: 0); the result must fit in an i64.
+    AddInt(i128),
+    /// Adds `delta` to a `Counter` field (absent: 0); the result must stay in
+    /// `0..=u64::MAX`.
+    AddCounter(i128),
+    /// Sets the field to a value, given encoded (`Value::encode`).
+    Set(Vec<u8>),
 }
 
 impl Mutation {
@@ -238,7 +271,8 @@ impl Mutation {
             | Mutation::Delete { key }
             | Mutation::Sum { key, .. }
             | Mutation::Min { key, .. }
-            | Mutation::Max { key, .. } => key,
+            | Mutation::Max { key, .. }
+            | Mutation::Patch { key, .. } => key,
         }
     }
 }
@@ -295,6 +329,11 @@ impl AtomicBatch {
 
     pub fn sum(mut self, key: &[u8], delta: i64) -> Self {
         self.mutations.push(Mutation::Sum { key: key.to_vec(), delta });
+        self
+    }
+
+    pub fn patch(mut self, key: &[u8], ops: Vec<FieldPatch>) -> Self {
+        self.mutations.push(Mutation::Patch { key: key.to_vec(), ops });
         self
     }
 

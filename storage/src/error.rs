@@ -18,6 +18,8 @@ pub enum Error {
     NotACounter { key: Vec<u8> },
     /// `sum` would take a counter below 0 or above `u64::MAX`.
     CounterOutOfRange { key: Vec<u8>, current: u64, delta: i64 },
+    /// A record patch the record's value refuses (see `Mutation::Patch`): field `field`.
+    PatchRefused { key: Vec<u8>, field: u32 },
     /// The change feed no longer holds the requested start; re-read a snapshot.
     FeedTruncated { requested: String, oldest: String },
     /// Bytes that should have been written by this crate could not be decoded.
@@ -40,6 +42,7 @@ impl Error {
             Error::KeyTooLarge { .. } => "storage.key_too_large",
             Error::NotACounter { .. } => "storage.not_a_counter",
             Error::CounterOutOfRange { .. } => "storage.counter_out_of_range",
+            Error::PatchRefused { .. } => "storage.patch_refused",
             Error::FeedTruncated { .. } => "storage.feed_truncated",
             Error::Corrupt(_) => "storage.corrupt",
             Error::MapFull(_) => "storage.map_full",
@@ -71,6 +74,11 @@ impl fmt::Display for Error {
             Error::CounterOutOfRange { key, current, delta } => write!(
                 f,
                 "adding {delta} to counter {} (now {current}) leaves the range 0..=u64::MAX",
+                format_key(key)
+            ),
+            Error::PatchRefused { key, field } => write!(
+                f,
+                "the record at {} refuses the patch of its field #{field}",
                 format_key(key)
             ),
             Error::FeedTruncated { requested, oldest } => write!(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use kvm_storage::tuple::{self, KeyPart};
 use kvm_storage::{
-    AtomicBatch, ChangeKind, Clock, Engine, Error, KeyRange, ManualClock, ScanOptions, Value,
-    Versionstamp, MAX_KEY_LEN,
+    AtomicBatch, ChangeKind, Clock, Engine, Error, FieldPatch, KeyRange, ManualClock, PatchOp,
+    ScanOptions, Value, Versionstamp, MAX_KEY_LEN,
 };
 
 /// The knobs a test sets before the backend opens.
@@ -38,7 +38,7 @@ macro_rules! conformance {
             $crate::conformance!(@each $factory;
                 get_set_delete, get_many_in_order, scan_many_per_range, versionstamps_strictly_increase,
                 checks_pass_and_fail, failed_check_writes_nothing, failed_mutation_writes_nothing,
-                counters_sum_min_max, counters_see_their_batch, counter_errors, counters_keep_expiry, key_size_limit,
+                counters_sum_min_max, counters_see_their_batch, counter_errors, counters_keep_expiry, record_patches, record_patch_errors, key_size_limit,
                 expiry_is_exact_and_swept, rewrite_clears_expiry, scans_ranges_prefixes_reverse_limit,
                 scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
                 change_feed_retention, check_only_commit, many_writes_grow_the_map,
@@ -279,6 +279,86 @@ pub fn counter_errors(f: Factory) {
         assert!(err.to_string().contains("['t', 'str']"), "{err}");
     }
     assert_eq!(counter(e, &k("s")), Some(2));
+}
+
+fn record(fields: &[(u32, Value)]) -> Vec<u8> {
+    Value::encode_record(fields.iter().map(|(id, v)| (*id, v)))
+}
+
+fn fields_at(e: &dyn Engine, key: &[u8]) -> Option<Vec<(u32, Value)>> {
+    get(e, key).map(|v| Value::decode_record_fields(&v).expect("a record"))
+}
+
+fn add_int(field: u32, d: i128) -> FieldPatch {
+    FieldPatch { field, op: PatchOp::AddInt(d) }
+}
+
+/// Record patches apply to the record as the commit finds it: several in one batch and
+/// across batches add up, an absent field starts at 0, `Set` writes (and null removes) a
+/// field, the other fields and the expiry are kept, and a patch of an absent record is a
+/// no-op (never a conflict: patches carry no check).
+pub fn record_patches(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let r = record(&[(0, Value::Int(1)), (2, Value::String("x".into())), (4, Value::Int(10))]);
+    e.commit(&AtomicBatch::new().set_with_expiry(&k("r"), &r, T0 + 1000)).unwrap();
+    let snap = e.snapshot().unwrap();
+    e.commit(&AtomicBatch::new().patch(&k("r"), vec![add_int(4, 5)])).unwrap();
+    e.commit(
+        &AtomicBatch::new()
+            .patch(
+                &k("r"),
+                vec![add_int(4, -2), FieldPatch { field: 3, op: PatchOp::AddCounter(7) }],
+            )
+            .patch(&k("r"), vec![add_int(4, 1)]),
+    )
+    .unwrap();
+    assert_eq!(
+        fields_at(e, &k("r")),
+        Some(vec![
+            (0, Value::Int(1)),
+            (2, Value::String("x".into())),
+            (3, Value::Counter(7)),
+            (4, Value::Int(14)),
+        ])
+    );
+    drop(snap);
+    let set = |v: &Value| FieldPatch { field: 2, op: PatchOp::Set(v.encode()) };
+    e.commit(&AtomicBatch::new().patch(&k("r"), vec![set(&Value::String("y".into()))])).unwrap();
+    assert_eq!(fields_at(e, &k("r")).unwrap()[1], (2, Value::String("y".into())));
+    e.commit(&AtomicBatch::new().patch(&k("r"), vec![set(&Value::Null)])).unwrap();
+    assert_eq!(fields_at(e, &k("r")).unwrap().len(), 3, "null removes the field");
+    let snap = e.snapshot().unwrap();
+    assert_eq!(snap.get(&k("r")).unwrap().unwrap().expire_at(), Some(T0 + 1000));
+    drop(snap);
+    // A patch of an absent record writes nothing; one after a delete in its batch neither.
+    e.commit(&AtomicBatch::new().patch(&k("none"), vec![add_int(0, 1)])).unwrap();
+    assert_eq!(get(e, &k("none")), None);
+    e.commit(&AtomicBatch::new().delete(&k("r")).patch(&k("r"), vec![add_int(0, 1)])).unwrap();
+    assert_eq!(get(e, &k("r")), None);
+}
+
+/// A patch the record refuses — an INT leaving i64, a counter leaving u64, a field of
+/// another type, a value that is not a record — fails its whole batch, naming the field.
+pub fn record_patch_errors(f: Factory) {
+    let (b, _) = open(f);
+    let e = b.engine.as_ref();
+    let r = record(&[(0, Value::Int(i64::MAX)), (1, Value::Counter(2)), (2, Value::Float(1.0))]);
+    e.commit(&AtomicBatch::new().set(&k("r"), &r)).unwrap();
+    e.commit(&AtomicBatch::new().set(&k("v"), &Value::Int(3).encode())).unwrap();
+    for (key, p) in [
+        ("r", add_int(0, 1)),
+        ("r", FieldPatch { field: 1, op: PatchOp::AddCounter(-3) }),
+        ("r", add_int(2, 1)),
+        ("r", add_int(1, 1)),
+        ("v", add_int(0, 1)),
+    ] {
+        let batch = AtomicBatch::new().set(&k("other"), b"1").patch(&k(key), vec![p.clone()]);
+        let err = e.commit(&batch).unwrap_err();
+        assert_eq!(err.code(), "storage.patch_refused", "{p:?}");
+        assert_eq!(get(e, &k("other")), None, "nothing of the batch is written");
+    }
+    assert_eq!(get(e, &k("r")), Some(r));
 }
 
 pub fn counters_keep_expiry(f: Factory) {
