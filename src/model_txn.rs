@@ -292,7 +292,7 @@ impl<'e> ModelTxn<'e> {
             self.txn.set(key, Value::Null.encode(), expire_at);
             return Ok(());
         }
-        if let Some(held) = self.txn.get(&key)? {
+        if let Some(held) = self.txn.get_checked(&key)? {
             let holder = Value::decode(&held).ok().and_then(|v| key_part(&v)).map(|(p, _)| p);
             if holder.as_ref() != Some(pk) {
                 let vals: Vec<String> = index
@@ -312,7 +312,6 @@ impl<'e> ModelTxn<'e> {
                 });
             }
         }
-        self.txn.check_unchanged(&key)?;
         self.txn.set(key, keyspace::part_value(pk).encode(), expire_at);
         Ok(())
     }
@@ -402,14 +401,13 @@ impl<'e> ModelTxn<'e> {
     pub fn insert(&self, model: &Model, row: &Row, expire_at: Option<u64>) -> Result<()> {
         let pk = pk_part(model, row.get(&model.pk().name).unwrap_or(&Value::Null))?;
         let key = Self::record_key(model, &pk)?;
-        if self.txn.get(&key)?.is_some() {
+        if self.txn.get_checked(&key)?.is_some() {
             return Err(Error::UniqueViolation {
                 model: model.name.clone(),
                 index: "PRIMARY KEY".into(),
                 value: crate::values::kql(&keyspace::part_value(&pk)),
             });
         }
-        self.txn.check_unchanged(&key)?;
         self.put_entries(model, None, row, &pk, expire_at, false)?;
         self.txn.set(key, row.encode(), expire_at);
         Ok(())

@@ -117,6 +117,21 @@ impl<'e> Txn<'e> {
         Ok(())
     }
 
+    /// The value at `key` (own writes first), with a check at commit that the snapshot's
+    /// value is still there when it came from the snapshot — tracked or not: one read where
+    /// `get` then `check_unchanged` made two.
+    pub fn get_checked(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(w) = self.writes.borrow().get(key) {
+            return Ok(w.as_ref().map(|(v, _)| v.clone()));
+        }
+        let entry = self.snap.get(key)?;
+        self.checks
+            .borrow_mut()
+            .entry(key.to_vec())
+            .or_insert(entry.as_ref().map(|e| e.versionstamp()));
+        Ok(entry.map(|e| e.value().to_vec()))
+    }
+
     /// Adds a check that `key` still holds what the snapshot holds, which the caller read
     /// as `vs` (no second read).
     pub fn check_unchanged_as(&self, key: &[u8], vs: Option<Versionstamp>) {
