@@ -190,6 +190,10 @@ fn run_case_tagged(
                                     PatchOp::AddInt(d) | PatchOp::AddCounter(d) => {
                                         format!("#{} += {d}", p.field)
                                     }
+                                    PatchOp::MinInt(v) => format!("#{} min {v}", p.field),
+                                    PatchOp::MaxInt(v) => format!("#{} max {v}", p.field),
+                                    PatchOp::MinCounter(v) => format!("#{} min {v}", p.field),
+                                    PatchOp::MaxCounter(v) => format!("#{} max {v}", p.field),
                                     PatchOp::Set(v) => {
                                         format!("#{} = {}", p.field, format_value(v))
                                     }

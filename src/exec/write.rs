@@ -164,8 +164,8 @@ pub fn update(
 /// `UPDATE m SET n += 1 WHERE id = …` as a record patch applied at commit against the
 /// record's latest state (`Mutation::Patch`): concurrent increments of one record share
 /// group commits and never conflict. Taken only where the result is the one a
-/// read-modify-write gives: one record by primary key; only `+=`/`-=` of INT and U64
-/// fields, each assigned once, that are not the key, IMMUTABLE or computed, and that no
+/// read-modify-write gives: one record by primary key; only `+=`, `-=`, `= MIN(f, v)` and
+/// `= MAX(f, v)` of INT and U64 fields, each assigned once, that are not the key, IMMUTABLE or computed, and that no
 /// index, CHECK, ON UPDATE or computed field of the model reads; operands that do not read
 /// the record; no `RETURNING`, no TTL change; a statement committed on its own (not in an
 /// explicit transaction, whose later statements could not read the patch back); a record
@@ -209,19 +209,34 @@ fn patch_counters(
         }
         // An operand that reads the record is an error without one: not a patch.
         let Ok(v) = cx.env(None).eval(&a.value) else { return Ok(None) };
-        let d = match v {
+        let n = match v {
             Value::Int(i) => i128::from(i),
             Value::Counter(c) => i128::from(c),
             _ => return Ok(None),
         };
-        let d = match a.op {
-            AssignOp::Add => d,
-            AssignOp::Sub => -d,
-            _ => return Ok(None),
-        };
-        let op = match f.ty.name {
-            TypeName::Int => PatchOp::AddInt(d),
-            TypeName::U64 => PatchOp::AddCounter(d),
+        // (MIN/MAX take the operand in the field's stored form; one that has none is left
+        // to the read-modify-write, which says why.)
+        let op = match (a.op, &f.ty.name) {
+            (AssignOp::Add, TypeName::Int) => PatchOp::AddInt(n),
+            (AssignOp::Sub, TypeName::Int) => PatchOp::AddInt(-n),
+            (AssignOp::Add, TypeName::U64) => PatchOp::AddCounter(n),
+            (AssignOp::Sub, TypeName::U64) => PatchOp::AddCounter(-n),
+            (AssignOp::Min | AssignOp::Max, TypeName::Int) => {
+                let Ok(v) = i64::try_from(n) else { return Ok(None) };
+                if a.op == AssignOp::Min {
+                    PatchOp::MinInt(v)
+                } else {
+                    PatchOp::MaxInt(v)
+                }
+            }
+            (AssignOp::Min | AssignOp::Max, TypeName::U64) => {
+                let Ok(v) = u64::try_from(n) else { return Ok(None) };
+                if a.op == AssignOp::Min {
+                    PatchOp::MinCounter(v)
+                } else {
+                    PatchOp::MaxCounter(v)
+                }
+            }
             _ => return Ok(None),
         };
         ops.push(FieldPatch { field: model.slots.ids[a.slot], op });

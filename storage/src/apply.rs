@@ -239,6 +239,12 @@ fn patch_record(record: &[u8], ops: &[FieldPatch]) -> std::result::Result<Vec<u8
             (PatchOp::AddCounter(d), Some(Value::Counter(x))) => {
                 Value::Counter(u64::try_from(i128::from(*x) + d).map_err(|_| p.field)?)
             }
+            (PatchOp::MinInt(v), None) | (PatchOp::MaxInt(v), None) => Value::Int(*v),
+            (PatchOp::MinInt(v), Some(Value::Int(x))) => Value::Int(*x.min(v)),
+            (PatchOp::MaxInt(v), Some(Value::Int(x))) => Value::Int(*x.max(v)),
+            (PatchOp::MinCounter(v), None) | (PatchOp::MaxCounter(v), None) => Value::Counter(*v),
+            (PatchOp::MinCounter(v), Some(Value::Counter(x))) => Value::Counter(*x.min(v)),
+            (PatchOp::MaxCounter(v), Some(Value::Counter(x))) => Value::Counter(*x.max(v)),
             _ => return Err(p.field),
         };
         // (Records hold no nulls: a field set to null is removed.)

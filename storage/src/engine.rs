@@ -260,6 +260,14 @@ pub enum PatchOp {
     /// Adds `delta` to a `Counter` field (absent: 0); the result must stay in
     /// `0..=u64::MAX`.
     AddCounter(i128),
+    /// Keeps the smaller of an `Int` field and the operand (absent: the operand).
+    MinInt(i64),
+    /// Keeps the larger of an `Int` field and the operand (absent: the operand).
+    MaxInt(i64),
+    /// Keeps the smaller of a `Counter` field and the operand (absent: the operand).
+    MinCounter(u64),
+    /// Keeps the larger of a `Counter` field and the operand (absent: the operand).
+    MaxCounter(u64),
     /// Sets the field to a value, given encoded (`Value::encode`).
     Set(Vec<u8>),
 }

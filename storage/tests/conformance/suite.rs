@@ -331,6 +331,15 @@ pub fn record_patches(f: Factory) {
     let snap = e.snapshot().unwrap();
     assert_eq!(snap.get(&k("r")).unwrap().unwrap().expire_at(), Some(T0 + 1000));
     drop(snap);
+    // MIN/MAX keep the smaller/larger; on an absent field, the operand.
+    let ops = vec![
+        FieldPatch { field: 4, op: PatchOp::MinInt(3) },
+        FieldPatch { field: 3, op: PatchOp::MaxCounter(9) },
+        FieldPatch { field: 6, op: PatchOp::MaxInt(-1) },
+    ];
+    e.commit(&AtomicBatch::new().patch(&k("r"), ops)).unwrap();
+    let f = fields_at(e, &k("r")).unwrap();
+    assert_eq!(&f[1..], &[(3, Value::Counter(9)), (4, Value::Int(3)), (6, Value::Int(-1))]);
     // A patch of an absent record writes nothing; one after a delete in its batch neither.
     e.commit(&AtomicBatch::new().patch(&k("none"), vec![add_int(0, 1)])).unwrap();
     assert_eq!(get(e, &k("none")), None);
