@@ -21,8 +21,10 @@ impl Interrupt {
         self.count.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// How many interrupts there have been (a waiting watch compares it with its start).
-    pub(crate) fn count(&self) -> u64 {
+    /// How many interrupts there have been: a long task made of several statements (an
+    /// import, a waiting watch) compares it with the count at its start to stop between
+    /// them.
+    pub fn count(&self) -> u64 {
         self.count.load(Ordering::SeqCst)
     }
 

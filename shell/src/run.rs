@@ -233,15 +233,23 @@ impl<'d> Session<'d> {
                     eprintln!("{file}:{line}: {msg}");
                 }
                 println!(
-                    "imported {} record{} into {model}{}",
+                    "imported {} record{} into {model}{}{}",
                     report.imported,
                     if report.imported == 1 { "" } else { "s" },
                     if report.bad.is_empty() {
                         String::new()
                     } else {
                         format!("; {} refused", report.bad.len())
+                    },
+                    match (report.interrupted, atomic) {
+                        (false, _) => "",
+                        (true, false) => "; interrupted: whole batches only, the rest not read",
+                        (true, true) => "; interrupted: nothing was imported",
                     }
                 );
+                if report.interrupted {
+                    return Err(format!("the import of {file} was interrupted"));
+                }
                 if !report.bad.is_empty() {
                     return Err(format!("{} record(s) of {file} were refused", report.bad.len()));
                 }

@@ -1,6 +1,7 @@
 //! kvmsh in a real terminal: tmux runs it in a pseudo-terminal, `send-keys` types, and
 //! `capture-pane` reads the screen. Covers multi-line entry, completion of a model and a
-//! field name, Ctrl-C during input and during a running statement, a live WATCH seeing
+//! field name, Ctrl-C during input, during a running statement and during an import (atomic:
+//! nothing lands; batched: whole batches only), a live WATCH seeing
 //! another process's commit until Ctrl-C, history recall,
 //! `.mode json`, an error with its caret, and `.quit`.
 
@@ -154,6 +155,36 @@ fn a_session_in_a_real_terminal() {
     t.type_text("SELECT COUNT(*) FROM big WHERE n = 1000;");
     t.key("Enter");
     t.wait_for("{\"rows\":[{\"count\":0}]}");
+
+    // Ctrl-C during an import: an atomic one leaves nothing; another keeps whole batches.
+    let more = dir.path().join("more.ndjson");
+    let rows: String = (100_000..300_000)
+        .map(|i| format!("{{\"id\":{i},\"n\":{},\"s\":\"x\"}}\n", i % 1000))
+        .collect();
+    std::fs::write(&more, rows).unwrap();
+    for (atomic, outcome) in [
+        (" --atomic", "interrupted: nothing was imported"),
+        ("", "interrupted: whole batches only"),
+    ] {
+        t.key("C-l");
+        t.type_text(&format!(".import {} INTO big{atomic}", more.display()));
+        t.key("Enter");
+        std::thread::sleep(Duration::from_millis(400));
+        t.key("C-c");
+        let screen = t.wait_for(outcome);
+        assert!(screen.contains("the import of"), "{screen}");
+    }
+    t.key("C-l");
+    t.type_text("SELECT COUNT(*) FROM big;");
+    t.key("Enter");
+    let screen = t.wait_for("{\"rows\":[{\"count\":");
+    let n: u64 = screen
+        .split("{\"rows\":[{\"count\":")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!((100_000..300_000).contains(&n) && n % 1000 == 0, "{screen}");
 
     // WATCH streams changes live — here a commit of another kvmsh process — until Ctrl-C.
     t.key("C-l");

@@ -154,6 +154,51 @@ fn csv_import_atomic_import_and_export() {
     );
 }
 
+/// CSV as RFC 4180 has it (a quoted cell across lines, doubled quotes, CRLF) and a JSON
+/// array, both read as streams: each refused record is reported by the line it starts on (by
+/// its position in an array), the rest land; a file that is not an array is refused whole.
+#[test]
+fn import_streams_multi_line_csv_and_json_arrays_reporting_each_bad_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("u.csv");
+    std::fs::write(
+        &csv,
+        "id,name,age\r\nu1,\"Ann\r\nsecond line, \"\"quoted\"\"\",31\r\nu2,Bo,x\r\nu3,Cy\r\n\r\nu4,Di,40\r\n",
+    )
+    .unwrap();
+    let json = dir.path().join("u.json");
+    std::fs::write(
+        &json,
+        "[{\"id\":\"j1\",\"name\":\"J\"},\n 7,\n {\"id\":\"j3\",\"name\":\"K\",\"age\":3}]",
+    )
+    .unwrap();
+    let not_array = dir.path().join("o.json");
+    std::fs::write(&not_array, "{\"id\":\"z\"}").unwrap();
+    let script = format!(
+        "{SCHEMA}\n.import {} INTO users\n.import {} INTO users\n.import {} INTO users\n\
+         SELECT id, name FROM users ORDER BY id;\n",
+        csv.display(),
+        json.display(),
+        not_array.display()
+    );
+    let out = kvmsh(&[":memory:", "--keep-going", "--json"], Some(&script));
+    let err = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert!(err.contains("u.csv:4: age: `x` is not an integer"), "{err}");
+    assert!(err.contains("u.csv:5: 2 cells, the header has 3"), "{err}");
+    assert!(err.contains("u.json:2: expected an object, got 7"), "{err}");
+    assert!(err.contains("o.json: expected a JSON array of records"), "{err}");
+    assert!(stdout.contains("imported 2 records into users; 2 refused"), "{stdout}");
+    assert!(stdout.contains("imported 2 records into users; 1 refused"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "{\"rows\":[{\"id\":\"j1\",\"name\":\"J\"},{\"id\":\"j3\",\"name\":\"K\"},\
+             {\"id\":\"u1\",\"name\":\"Ann\\r\\nsecond line, \\\"quoted\\\"\"},{\"id\":\"u4\",\"name\":\"Di\"}]}"
+        ),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn backup_then_open_the_copy() {
     let dir = tempfile::tempdir().unwrap();
