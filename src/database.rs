@@ -45,6 +45,11 @@ pub struct Options {
     /// size (it is sparse: `du` shows the real use); disk space is reserved ahead of each
     /// commit so a full disk is `storage.disk_full`, not a crash. See docs/architecture.md.
     pub write_map: bool,
+    /// LMDB: let the kernel read ahead in the file; off by default, so that a commit's sync
+    /// writes the pages it changed, not the large cached blocks around them (bytes written
+    /// per commit stay flat as the file grows). Turn it on for cold sequential scans of
+    /// files that are not in memory. See `LmdbOptions::read_ahead`.
+    pub read_ahead: bool,
     /// LMDB: open for reading only ([`Database::open_read_only`]): every write fails with
     /// `storage.read_only`, no sweeper or backfill runs, and the file may be on a read-only
     /// file system.
@@ -60,6 +65,7 @@ impl Default for Options {
             sort_budget: 1 << 30,
             map_size: 1 << 30,
             write_map: true,
+            read_ahead: false,
             read_only: false,
         }
     }
@@ -250,6 +256,7 @@ impl Database {
             clock: options.clock.clone(),
             map_size: options.map_size,
             write_map: options.write_map,
+            read_ahead: options.read_ahead,
             read_only: options.read_only,
             ..LmdbOptions::default()
         };

@@ -65,6 +65,14 @@ pub struct LmdbOptions {
     /// map size (it is sparse), and a full disk stops the process (`SIGBUS`) where `pwrite`
     /// would return an error. Committed data stays intact either way.
     pub write_map: bool,
+    /// Lets the kernel read ahead around each page the map touches. Off by default
+    /// (`MDB_NORDAHEAD`, i.e. `MADV_RANDOM` on the map): with read-ahead, Linux caches the
+    /// file in large folios (up to megabytes each), and a commit that changes one 4 KiB page
+    /// dirties — and its sync writes — the whole folio. Measured on this machine, one-row
+    /// durable commits wrote 50 KB each at 10 MB of data, 2.2 MB at 100 MB and 6.4 MB at
+    /// 2 GB (9 ms a commit); without read-ahead 34 KB at 10 MB and 37 KB at 5 GB. The price:
+    /// a cold scan of a file not in the page cache reads it a page at a time.
+    pub read_ahead: bool,
     /// Opens for reading only: no write transaction is ever started, the file may be on a
     /// read-only file system (LMDB then runs without its lock file), and every commit is
     /// refused with `storage.read_only`. The file must exist and be a KVM database.
@@ -85,6 +93,7 @@ impl Default for LmdbOptions {
             feed_retention: feed::DEFAULT_RETENTION,
             max_readers: 512,
             write_map: true,
+            read_ahead: false,
             read_only: false,
             verify_on_open: 64 << 20,
             clock: clock::system(),
@@ -191,6 +200,9 @@ impl LmdbEngine {
         let write_map = opts.write_map && !opts.read_only;
         if write_map {
             flags |= EnvFlags::WRITE_MAP;
+        }
+        if !opts.read_ahead {
+            flags |= EnvFlags::NO_READ_AHEAD;
         }
         if opts.read_only {
             flags |= EnvFlags::READ_ONLY;
