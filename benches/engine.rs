@@ -14,7 +14,8 @@
 //! row, each a durable commit (timed once).
 //!
 //! Run: `cargo bench --features sqlite-baseline --bench engine` (`KVM_BENCH_ROWS`, default
-//! 1,000,000; `KVM_BENCH_COUNTER`, default 10,000 per thread). Results in
+//! 1,000,000; `KVM_BENCH_COUNTER`, default 10,000 per thread; `KVM_BENCH_READ_AHEAD=1`, KVM
+//! with the kernel's read-ahead). Results in
 //! docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used)]
@@ -128,9 +129,16 @@ mod kvm_store {
         dir: std::path::PathBuf,
     }
 
+    /// The default options; `KVM_BENCH_READ_AHEAD=1` turns the kernel's read-ahead back on
+    /// (how KVM ran before issue 17 made it off), for a before/after in one build.
+    fn options() -> kvm::Options {
+        let read_ahead = std::env::var_os("KVM_BENCH_READ_AHEAD").is_some_and(|v| v == "1");
+        kvm::Options { read_ahead, ..kvm::Options::default() }
+    }
+
     impl Kvm {
         pub fn open(dir: &Path) -> Kvm {
-            let db = Database::open(dir.join("bench.kvm")).unwrap();
+            let db = Database::open_with(dir.join("bench.kvm"), options()).unwrap();
             db.execute(
                 "DEFINE MODEL users (id INT PRIMARY KEY, email STRING UNIQUE NOT NULL, \
                  name STRING NOT NULL, age INT NOT NULL, status STRING NOT NULL, \
@@ -237,7 +245,7 @@ mod kvm_store {
             let handles: Vec<_> = (0..threads)
                 .map(|_| {
                     // Each thread opens its own handle (the same environment underneath).
-                    let db = Database::open(self.dir.join("bench.kvm")).unwrap();
+                    let db = Database::open_with(self.dir.join("bench.kvm"), options()).unwrap();
                     std::thread::spawn(move || {
                         let inc = db.prepare("UPDATE counters SET n += 1 WHERE id = 1").unwrap();
                         let mut retries = 0u64;
