@@ -11,7 +11,8 @@
 //! rows in one statement / transaction (timed once, as it loads the data); (c) the 1,000-row
 //! index range; (d) the same range on a 10,000-row database (ratio to (c): cost follows rows
 //! returned, not rows stored); (e) 8 threads × `KVM_BENCH_COUNTER` increments of one counter
-//! row, each a durable commit (timed once).
+//! row, each a durable commit (timed once); (f) `ALTER … ADD FIELD … DEFAULT` on the 1M-row
+//! model while another handle makes single-row durable inserts (its latencies meanwhile).
 //!
 //! Run: `cargo bench --features sqlite-baseline --bench engine` (`KVM_BENCH_ROWS`, default
 //! 1,000,000; `KVM_BENCH_COUNTER`, default 10,000 per thread; `KVM_BENCH_READ_AHEAD=1`, KVM
@@ -86,6 +87,44 @@ fn users(n: u64) -> Vec<User> {
         .collect()
 }
 
+/// An ALTER run beside a writer: the ALTER's time, the writer's latencies meanwhile.
+struct AlterRun {
+    alter: Duration,
+    writes: Vec<Duration>,
+}
+
+/// Runs `alter` while a thread runs `write` (one durable single-row commit per call) in a
+/// loop; the writer starts first and stops when the ALTER is done.
+fn beside_a_writer(alter: impl FnOnce(), mut write: impl FnMut(u64) + Send + 'static) -> AlterRun {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let writer = {
+        let (stop, started) = (stop.clone(), started.clone());
+        std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            for i in 0..5 {
+                write(i);
+            }
+            started.wait();
+            let mut i = 5;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                write(i);
+                lat.push(t.elapsed());
+                i += 1;
+            }
+            lat
+        })
+    };
+    started.wait();
+    let t = Instant::now();
+    alter();
+    let alter = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    AlterRun { alter, writes: writer.join().unwrap() }
+}
+
 /// What each system under test does.
 trait Store {
     fn name(&self) -> &'static str;
@@ -98,6 +137,13 @@ trait Store {
     /// `threads × per_thread` increments of one counter, each its own durable commit, each
     /// thread with its own handle; returns the final counter (must equal the total).
     fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64>;
+    /// Adds a field (column) to `users` with the default `default` (KQL text; SQL gets its
+    /// own equivalent) while another thread, with its own handle, makes single-row durable
+    /// inserts into another table; returns the ALTER's time and each insert's latency while
+    /// it ran.
+    fn alter_while_writing(&mut self, _field: &str, _default: &str) -> Option<AlterRun> {
+        None
+    }
     /// `SELECT COUNT(*) … WHERE status = $1` (no index on status): every row tested.
     fn count_unindexed(&mut self, _status: &str) -> Option<i64> {
         None
@@ -271,6 +317,22 @@ mod kvm_store {
                 Value::Int(n) => Some(n),
                 ref other => panic!("{other:?}"),
             }
+        }
+
+        fn alter_while_writing(&mut self, field: &str, default: &str) -> Option<AlterRun> {
+            let log = format!("log_{field}");
+            self.db.execute(&format!("DEFINE MODEL {log} (id INT PRIMARY KEY)"), ()).unwrap();
+            let other = Database::open_with(self.dir.join("bench.kvm"), options()).unwrap();
+            let insert = format!("INSERT INTO {log} {{id: $1}}");
+            let alter = format!("ALTER MODEL users ADD FIELD {field} STRING DEFAULT {default}");
+            Some(super::beside_a_writer(
+                || {
+                    self.db.execute(&alter, ()).unwrap();
+                },
+                move |i| {
+                    other.execute(&insert, (i as i64,)).unwrap();
+                },
+            ))
         }
     }
 }
@@ -515,7 +577,10 @@ mod sqlite_store {
                     Ok(row)
                 })
                 .unwrap();
-            Some(rows.map(|r| black_box(r.unwrap())).count())
+            Some(rows.fold(0, |n, r| {
+                black_box(r.unwrap());
+                n + 1
+            }))
         }
 
         fn stream_all(&mut self) -> Option<(Duration, Duration, u64)> {
@@ -568,6 +633,27 @@ mod sqlite_store {
                     .query_row("SELECT n FROM counters WHERE id = 1", [], |r| r.get(0))
                     .unwrap(),
             )
+        }
+
+        fn alter_while_writing(&mut self, field: &str, default: &str) -> Option<AlterRun> {
+            let log = format!("log_{field}");
+            self.conn
+                .execute_batch(&format!("CREATE TABLE {log} (id INTEGER PRIMARY KEY)"))
+                .unwrap();
+            let other = connect(&self.path, "FULL");
+            let insert = format!("INSERT INTO {log} VALUES (?1)");
+            // SQL has no lower() in a column DEFAULT; the constant stands for both.
+            let default = if default.starts_with('\'') { default } else { "'x'" };
+            let alter = format!("ALTER TABLE users ADD COLUMN {field} TEXT DEFAULT {default}");
+            let conn = &self.conn;
+            Some(super::beside_a_writer(
+                || {
+                    conn.execute_batch(&alter).unwrap();
+                },
+                move |i| {
+                    other.execute(&insert, [i as i64]).unwrap();
+                },
+            ))
         }
     }
 }
@@ -696,6 +782,36 @@ fn bench(c: &mut Criterion) {
             );
         }
     }
+
+    // (f) ALTER … ADD FIELD … DEFAULT on the big model while another handle writes: a
+    // constant default (a fill: no record rewritten) and a call (every record rewritten).
+    for (field, default) in [("tag", "'new'"), ("tag2", "lower('NEW')")] {
+        for s in loaded.big.iter_mut() {
+            if s.name() == "sqlite" && field == "tag2" {
+                continue;
+            }
+            if let Some(mut run) = s.alter_while_writing(field, default) {
+                let (p50, p99, max) = percentiles(&mut run.writes);
+                println!(
+                    "alter_add_field/{}: DEFAULT {default} on {n} rows in {:.3} s; a writer \
+                     meanwhile: {} commits, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+                    s.name(),
+                    run.alter.as_secs_f64(),
+                    run.writes.len(),
+                );
+            }
+        }
+    }
+}
+
+/// The median, 99th percentile and largest of `lat`, in milliseconds.
+fn percentiles(lat: &mut [Duration]) -> (f64, f64, f64) {
+    if lat.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    lat.sort();
+    let at = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    (at(0.5), at(0.99), at(1.0))
 }
 
 criterion_group!(benches, bench);

@@ -31,7 +31,11 @@ use crate::txn::Txn;
 ///   cannot read. Format-1 entries read as format 2 with ids in slot order (their records
 ///   are objects, read by name, so any ids do), and are rewritten with ids at their next
 ///   catalog write.
-pub const FORMAT: u64 = 2;
+/// - 3: the entry may hold `fills` (`{name: value}`): the value a record lacking the field
+///   holds (a field added with a constant DEFAULT to a model with records, which were not
+///   rewritten). A format-2 reader would read those records' field as null. Format-2
+///   entries have no fills and read as they are.
+pub const FORMAT: u64 = 3;
 
 /// The format of the stored catalog: 1 when the key is absent (a catalog written before it
 /// existed, or no catalog yet).
@@ -117,9 +121,15 @@ fn decode_model(bytes: &[u8]) -> Result<Model> {
             .and_then(|i| u32::try_from(i).ok())
             .ok_or_else(|| corrupt("next_field is not a field id".into()))?,
     };
+    let fills = match obj.get("fills") {
+        None => BTreeMap::new(),
+        Some(Value::Object(fills)) => fills.clone(),
+        Some(_) => return Err(corrupt("fills is not an object".into())),
+    };
     match kvm_lang::parse_statement(kql) {
         Ok(Statement::DefineModel(def)) => Model::from_def(&def, &building)
             .and_then(|m| m.with_field_ids(&ids, next))
+            .map(|m| m.with_fills(&fills))
             .map_err(|e| corrupt(e.message)),
         // Say why: a definition stored by an older version may break a newer limit (such
         // as `MAX_EXPR_DEPTH`), and the text itself may be long.
@@ -140,6 +150,15 @@ pub fn save(txn: &Txn, model: &Model) -> Result<()> {
     let ids = ids.map(|(n, id)| (n.clone(), Value::Int(i64::from(*id)))).collect();
     obj.insert("fields".to_string(), Value::Object(ids));
     obj.insert("next_field".to_string(), Value::Int(i64::from(slots.next_id)));
+    let fills: BTreeMap<String, Value> = slots
+        .names
+        .iter()
+        .zip(&slots.fill)
+        .filter_map(|(n, f)| f.as_ref().map(|v| (n.clone(), v.clone())))
+        .collect();
+    if !fills.is_empty() {
+        obj.insert("fills".to_string(), Value::Object(fills));
+    }
     txn.set(Key::ModelDef { name: &model.name }.encode(), Value::Object(obj).encode(), None);
     bump(txn)
 }

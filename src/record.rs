@@ -158,6 +158,25 @@ pub fn for_new_fields(model: &Model, mut row: Row, added: &[String], env: &Env) 
     finish(model, row, env)
 }
 
+/// The fill of field `name`, just added to `model` by `ALTER MODEL` ([`kvm_planner::Slots::fill`]:
+/// what the records that exist read, without being rewritten): its DEFAULT's value, when
+/// that is a constant and no expression of the model — a CHECK, an ON UPDATE, a computed
+/// field, the field's own CHECK — reads the field (those are evaluated per record, so the
+/// records are rewritten instead). `None` when it cannot be a fill.
+pub fn fill_for(model: &Model, name: &str, env: &Env) -> Result<Option<Value>> {
+    let Some((f, x)) = fields(model).find(|(f, _)| f.name == name) else { return Ok(None) };
+    if f.stored_expr.is_some() || f.virtual_expr.is_some() || f.check.is_some() {
+        return Ok(None);
+    }
+    let Some(d) = bound(&x.default)? else { return Ok(None) };
+    let indexes: Vec<String> = model.indexes.iter().map(|i| i.name.clone()).collect();
+    if !d.is_constant() || model.field_used_by(name, &[], &indexes).is_some() {
+        return Ok(None);
+    }
+    let v = coerce(&model.name, f, env.eval(d)?)?;
+    Ok((!v.is_null()).then_some(v))
+}
+
 /// Applies `SET` assignments (and ON UPDATE, `updated_at`) to a stored record.
 pub fn for_update(model: &Model, old: &Row, assignments: &[Set], env: &Env) -> Result<Row> {
     let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };

@@ -2,8 +2,10 @@
 //! ([`kvm_planner::Slots`]: field `i` is slot `i`), decoded from the stored record straight
 //! into the slots — no map, no field names allocated per row — plus the values a plan
 //! attaches under a name of their own (a relation's records, `EXISTS …`, `COUNT(…)`).
-//! A null slot is an absent field: records store no nulls. An attached null is kept (an
-//! `INCLUDE` with no related record shows `null`).
+//! A null slot is an absent field: records store no nulls — except in a field with a fill
+//! ([`Slots::fill`]: added by `ALTER` without rewriting the records), where a missing field
+//! reads as the fill and a null is stored as one. An attached null is kept (an `INCLUDE`
+//! with no related record shows `null`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,9 +61,10 @@ impl Row {
                 &mut self.vals,
             )
             .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+            let slots = &self.slots;
             for (i, (v, w)) in self.vals.iter_mut().zip(wanted).enumerate() {
                 if *w && seen & (1 << i) == 0 {
-                    *v = Value::Null;
+                    *v = slots.fill_of(i).cloned().unwrap_or(Value::Null);
                 }
             }
             return Ok(());
@@ -82,13 +85,37 @@ impl Row {
             return self.merge_object(bytes, wanted);
         }
         let slots = &self.slots;
+        let fills = slots.has_fills();
+        let mut seen = vec![false; if fills { slots.len() } else { 0 }];
         Value::decode_record_into(
             bytes,
-            |id| slots.slot_of_id(id).filter(|i| wanted.is_none_or(|w| w.get(*i) == Some(&true))),
+            |id| {
+                let i = slots
+                    .slot_of_id(id)
+                    .filter(|i| wanted.is_none_or(|w| w.get(*i) == Some(&true)))?;
+                if let Some(s) = seen.get_mut(i) {
+                    *s = true;
+                }
+                Some(i)
+            },
             u32::MAX,
             &mut self.vals,
         )
-        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+        if fills {
+            self.fill_missing(&seen, wanted);
+        }
+        Ok(())
+    }
+
+    /// Gives each wanted slot with a fill that the record lacked (`seen` is false) its fill.
+    fn fill_missing(&mut self, seen: &[bool], wanted: Option<&[bool]>) {
+        for (i, fill) in self.slots.fill.iter().enumerate() {
+            let Some(fill) = fill else { continue };
+            if seen.get(i) == Some(&false) && wanted.is_none_or(|w| w.get(i) == Some(&true)) {
+                self.vals[i] = fill.clone();
+            }
+        }
     }
 
     /// [`Row::merge`] of a record written before records named their fields by id: an
@@ -98,6 +125,8 @@ impl Row {
     fn merge_object(&mut self, bytes: &[u8], wanted: Option<&[bool]>) -> Result<()> {
         let slots = &self.slots;
         let (vals, extra) = (&mut self.vals, &mut self.extra);
+        let fills = slots.has_fills();
+        let mut seen = vec![false; if fills { slots.len() } else { 0 }];
         let next = std::cell::Cell::new(0);
         // The slot of the field just asked about; `Some(None)`: a field to keep by name.
         let at = std::cell::Cell::new(None);
@@ -115,23 +144,33 @@ impl Row {
                 take.is_some()
             },
             |name, v| match at.get() {
-                Some(Some(i)) => vals[i] = v,
+                Some(Some(i)) => {
+                    if let Some(s) = seen.get_mut(i) {
+                        *s = true;
+                    }
+                    vals[i] = v;
+                }
                 Some(None) => extra.push((name.to_string(), v)),
                 None => {}
             },
         )
-        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
+        if fills {
+            self.fill_missing(&seen, wanted);
+        }
+        Ok(())
     }
 
     /// The stored form: a record of its non-null fields by id
-    /// ([`Value::encode_record`]). Attached values, and fields kept by name that the model
-    /// no longer has, are never stored.
+    /// ([`Value::encode_record`]), and of its null fields that have a fill (a missing one
+    /// would read as the fill). Attached values, and fields kept by name that the model no
+    /// longer has, are never stored.
     pub fn encode(&self) -> Vec<u8> {
         Value::encode_record(
             self.slots
                 .by_id_order
                 .iter()
-                .filter(|i| !self.vals[**i].is_null())
+                .filter(|i| !self.vals[**i].is_null() || self.slots.fill[**i].is_some())
                 .map(|i| (self.slots.ids[*i], &self.vals[*i])),
         )
     }

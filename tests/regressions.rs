@@ -508,7 +508,7 @@ fn a_catalog_of_the_previous_format_opens_and_is_upgraded() {
     assert_eq!(stored_catalog_format(engine.as_ref()), None);
     // (A memory engine does not enforce read-only: a catalog write records the format.)
     db.execute("ALTER MODEL users ADD FIELD nick STRING", ()).unwrap();
-    assert_eq!(stored_catalog_format(engine.as_ref()), Some(2));
+    assert_eq!(stored_catalog_format(engine.as_ref()), Some(3));
     drop(db);
 
     // Opened for writing, a catalog of a previous format (no key, or format 1) gets this
@@ -522,7 +522,7 @@ fn a_catalog_of_the_previous_format_opens_and_is_upgraded() {
             engine.commit(&one).unwrap();
         }
         let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
-        assert_eq!(stored_catalog_format(engine.as_ref()), Some(2));
+        assert_eq!(stored_catalog_format(engine.as_ref()), Some(3));
         answers(&db);
         db.execute("INSERT INTO users {id: 3, email: 'Cy@x.com', name: 'Cy', age: 40}", ())
             .unwrap();
@@ -588,16 +588,16 @@ fn a_catalog_in_a_newer_format_is_refused() {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
     previous_format_fixture(engine.as_ref());
     engine
-        .commit(&AtomicBatch::new().set(&catalog_format_key(), &Value::encode_counter(3)))
+        .commit(&AtomicBatch::new().set(&catalog_format_key(), &Value::encode_counter(4)))
         .unwrap();
     let err = Database::with_engine(engine.clone(), kvm::Options::default()).err().unwrap();
     assert_eq!(err.code(), "kvm.catalog_version", "{err}");
-    assert!(err.to_string().contains("format 3"), "{err}");
+    assert!(err.to_string().contains("format 4"), "{err}");
     let read_only = kvm::Options { read_only: true, ..kvm::Options::default() };
     let err = Database::with_engine(engine.clone(), read_only).err().unwrap();
     assert_eq!(err.code(), "kvm.catalog_version", "{err}");
 
-    // Open in this format; a newer process then rewrites the catalog in format 3.
+    // Open in this format; a newer process then rewrites the catalog in format 4.
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
     previous_format_fixture(engine.as_ref());
     let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
@@ -610,7 +610,7 @@ fn a_catalog_in_a_newer_format_is_refused() {
     engine
         .commit(
             &AtomicBatch::new()
-                .set(&catalog_format_key(), &Value::encode_counter(3))
+                .set(&catalog_format_key(), &Value::encode_counter(4))
                 .sum(&version, 1),
         )
         .unwrap();

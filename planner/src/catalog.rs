@@ -152,7 +152,7 @@ impl FieldExprs {
 /// exists, and is never given to another field of the model (`next_id` only grows). So a
 /// record written under any version of the model reads under any other, and a dropped
 /// field's leftover value can never be taken for a later field of the same name.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Slots {
     /// The field names, in slot order.
     pub names: Vec<String>,
@@ -166,6 +166,12 @@ pub struct Slots {
     by_id: Vec<u32>,
     /// The id the next new field gets.
     pub next_id: u32,
+    /// Each slot's fill: what a record that lacks the field holds in it. `Some` for a field
+    /// `ALTER MODEL … ADD FIELD … DEFAULT <constant>` added to a model that had records:
+    /// those records were not rewritten (the ALTER is one small commit at any size), and
+    /// read the default. A record written since stores the field even when null, so a
+    /// missing field means "written before the field existed", never "null".
+    pub fill: Vec<Option<kvm_storage::Value>>,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -213,13 +219,33 @@ impl Slots {
         }
         let mut by_id_order: Vec<usize> = (0..names.len()).collect();
         by_id_order.sort_by_key(|i| ids[*i]);
-        Ok(Slots { names, by_name, ids, by_id_order, by_id, next_id })
+        let fill = vec![None; names.len()];
+        Ok(Slots { names, by_name, ids, by_id_order, by_id, next_id, fill })
     }
 
-    /// These fields with the ids `previous` (an earlier version of the model) gave them.
+    /// These fields with the ids `previous` (an earlier version of the model) gave them, and
+    /// their fills.
     pub fn keeping_ids(names: Vec<String>, previous: &Slots) -> Slots {
-        Slots::with_ids(names, |n| previous.slot(n).map(|i| previous.ids[i]), previous.next_id)
-            .unwrap_or_else(|e| unreachable!("ids of a valid model: {e}"))
+        let known = |n: &str| previous.slot(n).map(|i| previous.ids[i]);
+        let mut slots = Slots::with_ids(names, known, previous.next_id)
+            .unwrap_or_else(|e| unreachable!("ids of a valid model: {e}"));
+        for (i, id) in slots.ids.iter().enumerate() {
+            if let Some(p) = previous.slot_of_id(*id) {
+                slots.fill[i] = previous.fill[p].clone();
+            }
+        }
+        slots
+    }
+
+    /// The fill of slot `i` ([`Slots::fill`]).
+    #[inline]
+    pub fn fill_of(&self, i: usize) -> Option<&kvm_storage::Value> {
+        self.fill.get(i).and_then(Option::as_ref)
+    }
+
+    /// Whether any slot has a fill (decoders look for missing fields only then).
+    pub fn has_fills(&self) -> bool {
+        self.fill.iter().any(Option::is_some)
     }
 
     /// The slot of the field with id `id`, if the model has it.
@@ -399,6 +425,22 @@ impl Model {
     pub fn keeping_field_ids(mut self, previous: &Model) -> Model {
         let names = self.slots.names.clone();
         self.slots = std::sync::Arc::new(Slots::keeping_ids(names, &previous.slots));
+        self
+    }
+
+    /// This model with the fills its stored catalog entry gives ([`Slots::fill`]); a name
+    /// the model lacks is ignored.
+    pub fn with_fills(mut self, fills: &BTreeMap<String, kvm_storage::Value>) -> Model {
+        if fills.is_empty() {
+            return self;
+        }
+        let mut slots = (*self.slots).clone();
+        for (name, v) in fills {
+            if let Some(i) = slots.slot(name) {
+                slots.fill[i] = Some(v.clone());
+            }
+        }
+        self.slots = std::sync::Arc::new(slots);
         self
     }
 

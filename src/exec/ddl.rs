@@ -376,8 +376,21 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
             ));
         }
     }
-    let new_model = Model::from_def(&def, &building)?.keeping_field_ids(model);
+    let mut new_model = Model::from_def(&def, &building)?.keeping_field_ids(model);
     new_model.bind_definitions()?;
+    // A new field whose DEFAULT is a constant that nothing else reads is a fill: the records
+    // that exist read it without being rewritten, so the ALTER is one small commit however
+    // many records there are. The others are written into every record below.
+    if !added_fields.is_empty() && has_records(cx, model)? {
+        let mut fills = std::collections::BTreeMap::new();
+        for name in &added_fields {
+            if let Some(v) = crate::record::fill_for(&new_model, name, &cx.env(None))? {
+                fills.insert(name.clone(), v);
+            }
+        }
+        added_fields.retain(|n| !fills.contains_key(n));
+        new_model = new_model.with_fills(&fills);
+    }
     if !dropped_fields.is_empty() || !added_fields.is_empty() {
         // Remove the dropped fields' values from every record, and give every record its
         // value of each new field with a DEFAULT or `AS … STORED` (as an INSERT would). This

@@ -204,6 +204,8 @@ fn patch_counters(
             || f.virtual_expr.is_some()
             || indexed
             || again
+            // A record may lack the field and read its fill: the storage cannot know it.
+            || model.slots.fill_of(a.slot).is_some()
         {
             return Ok(None);
         }
