@@ -33,8 +33,10 @@ use crate::txn::Txn;
 ///   catalog write.
 /// - 3: the entry may hold `fills` (`{name: value}`): the value a record lacking the field
 ///   holds (a field added with a constant DEFAULT to a model with records, which were not
-///   rewritten). A format-2 reader would read those records' field as null. Format-2
-///   entries have no fills and read as they are.
+///   rewritten). A format-2 reader would read those records' field as null. `DROP FIELD`
+///   leaves the dropped values in the records (never read: their ids are not the model's),
+///   except in models whose records may be objects (`objects: true`, set for every entry
+///   read from format 1). Format-2 entries have no fills and read as they are.
 pub const FORMAT: u64 = 3;
 
 /// The format of the stored catalog: 1 when the key is absent (a catalog written before it
@@ -126,10 +128,13 @@ fn decode_model(bytes: &[u8]) -> Result<Model> {
         Some(Value::Object(fills)) => fills.clone(),
         Some(_) => return Err(corrupt("fills is not an object".into())),
     };
+    // An entry without ids (format 1) is of a model whose records are objects; one written
+    // since says so itself.
+    let objects = !obj.contains_key("fields") || obj.get("objects") == Some(&Value::Bool(true));
     match kvm_lang::parse_statement(kql) {
         Ok(Statement::DefineModel(def)) => Model::from_def(&def, &building)
             .and_then(|m| m.with_field_ids(&ids, next))
-            .map(|m| m.with_fills(&fills))
+            .map(|m| m.with_fills(&fills).with_objects(objects))
             .map_err(|e| corrupt(e.message)),
         // Say why: a definition stored by an older version may break a newer limit (such
         // as `MAX_EXPR_DEPTH`), and the text itself may be long.
@@ -158,6 +163,9 @@ pub fn save(txn: &Txn, model: &Model) -> Result<()> {
         .collect();
     if !fills.is_empty() {
         obj.insert("fills".to_string(), Value::Object(fills));
+    }
+    if slots.objects {
+        obj.insert("objects".to_string(), Value::Bool(true));
     }
     txn.set(Key::ModelDef { name: &model.name }.encode(), Value::Object(obj).encode(), None);
     bump(txn)

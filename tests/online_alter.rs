@@ -3,6 +3,7 @@
 //! are not rewritten and read the default (the field's fill), through every read path —
 //! by key, scans, narrow scans, index backfills, updates, counters — and across a reopen.
 //! A DEFAULT that is not a constant, or a field other expressions read, still rewrites.
+//! `DROP FIELD` is one small commit too: the dropped values stay in the records, unread.
 
 #![allow(clippy::unwrap_used)]
 
@@ -115,15 +116,28 @@ fn a_default_that_is_not_a_constant_or_a_field_other_expressions_read_rewrites_t
     assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE level = 2"), Value::Int(N));
 }
 
-/// A field dropped and added again is a new field: the old one's values are not read as
-/// the new one's, and the new default fills every record.
+/// `DROP FIELD` rewrites no record: the values stay in the records' bytes, never read
+/// again. A field dropped and added again is a new field (a new id): the old one's values
+/// are not read as the new one's, and the new default fills every record.
 #[test]
-fn a_field_dropped_and_added_again_reads_its_new_default() {
-    let (_engine, db) = seeded();
+fn drop_field_rewrites_no_record_and_a_field_added_again_reads_its_new_default() {
+    let (engine, db) = seeded();
     db.execute("ALTER MODEL items ADD FIELD score INT DEFAULT 7", ()).unwrap();
     db.execute("UPDATE items SET score = 100 WHERE id < 10", ()).unwrap();
+    let before: Vec<Vec<u8>> = (0..N).map(|id| raw(engine.as_ref(), "items", id)).collect();
     db.execute("ALTER MODEL items DROP FIELD score", ()).unwrap();
+    let after: Vec<Vec<u8>> = (0..N).map(|id| raw(engine.as_ref(), "items", id)).collect();
+    assert_eq!(before, after, "no record was rewritten");
+    let all = db.query("SELECT * FROM items WHERE id = 3", ()).unwrap();
+    assert_eq!(kvm::json::rows_to_json(&all)[0].to_string(), r#"{"id":3,"name":"n3"}"#);
+    let err = db.query("SELECT score FROM items", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.unknown_field", "{err}");
+    // A record written since the drop no longer holds the value.
+    db.execute("UPDATE items SET name = 'x' WHERE id = 3", ()).unwrap();
+    assert!(raw(engine.as_ref(), "items", 3).len() < before[3].len());
     db.execute("ALTER MODEL items ADD FIELD score INT DEFAULT 1", ()).unwrap();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE score = 1"), Value::Int(N));
     assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE score = 100"), Value::Int(0));
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok:"), "{check}");
 }

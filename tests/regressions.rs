@@ -575,6 +575,26 @@ fn records_of_the_previous_format_read_beside_records_by_field_id() {
     assert_eq!(ids(&db, "SELECT id FROM users WHERE age < 35", params![]).len(), 2);
     let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.starts_with("ok: 1 model(s)"), "{check}");
+
+    // A record that is an object names its fields: a dropped field must not come back as a
+    // later field of the same name, so DROP FIELD rewrites these records (issue 17 leaves
+    // dropped values in place only in records by id).
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    db.execute("ALTER MODEL users DROP INDEX by_age", ()).unwrap();
+    db.execute("ALTER MODEL users DROP FIELD age", ()).unwrap();
+    db.execute("ALTER MODEL users ADD FIELD age INT", ()).unwrap();
+    assert_eq!(ids(&db, "SELECT age FROM users ORDER BY id", params![]), vec![Value::Null; 2]);
+    // Across a reload of the catalog too (the entry says its records may be objects).
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    previous_format_fixture(engine.as_ref());
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    db.execute("ALTER MODEL users ADD FIELD nick STRING", ()).unwrap();
+    let db = Database::with_engine(engine.clone(), kvm::Options::default()).unwrap();
+    db.execute("ALTER MODEL users DROP FIELD name", ()).unwrap();
+    db.execute("ALTER MODEL users ADD FIELD name STRING", ()).unwrap();
+    assert_eq!(ids(&db, "SELECT name FROM users ORDER BY id", params![]), vec![Value::Null; 2]);
 }
 
 /// Issue 16 item 8: a catalog in a format newer than this version reads is refused with

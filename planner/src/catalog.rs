@@ -172,6 +172,11 @@ pub struct Slots {
     /// read the default. A record written since stores the field even when null, so a
     /// missing field means "written before the field existed", never "null".
     pub fill: Vec<Option<kvm_storage::Value>>,
+    /// Whether records of this model may be objects that name their fields (written before
+    /// field ids, catalog format 1). Such a record names a dropped field by name, so a later
+    /// field of that name would read its leftover value: `DROP FIELD` rewrites the records
+    /// of these models instead of leaving the dropped values in place.
+    pub objects: bool,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -220,11 +225,11 @@ impl Slots {
         let mut by_id_order: Vec<usize> = (0..names.len()).collect();
         by_id_order.sort_by_key(|i| ids[*i]);
         let fill = vec![None; names.len()];
-        Ok(Slots { names, by_name, ids, by_id_order, by_id, next_id, fill })
+        Ok(Slots { names, by_name, ids, by_id_order, by_id, next_id, fill, objects: false })
     }
 
     /// These fields with the ids `previous` (an earlier version of the model) gave them, and
-    /// their fills.
+    /// their fills (and whether records may be objects).
     pub fn keeping_ids(names: Vec<String>, previous: &Slots) -> Slots {
         let known = |n: &str| previous.slot(n).map(|i| previous.ids[i]);
         let mut slots = Slots::with_ids(names, known, previous.next_id)
@@ -234,6 +239,7 @@ impl Slots {
                 slots.fill[i] = previous.fill[p].clone();
             }
         }
+        slots.objects = previous.objects;
         slots
     }
 
@@ -425,6 +431,14 @@ impl Model {
     pub fn keeping_field_ids(mut self, previous: &Model) -> Model {
         let names = self.slots.names.clone();
         self.slots = std::sync::Arc::new(Slots::keeping_ids(names, &previous.slots));
+        self
+    }
+
+    /// This model marked as one whose records may be objects ([`Slots::objects`]).
+    pub fn with_objects(mut self, objects: bool) -> Model {
+        if objects != self.slots.objects {
+            std::sync::Arc::make_mut(&mut self.slots).objects = objects;
+        }
         self
     }
 

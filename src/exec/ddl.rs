@@ -391,7 +391,11 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
         added_fields.retain(|n| !fills.contains_key(n));
         new_model = new_model.with_fills(&fills);
     }
-    if !dropped_fields.is_empty() || !added_fields.is_empty() {
+    // A dropped field's values stay in the records, never read again (ids are never given
+    // to another field), so dropping is one small commit; except where records may be
+    // objects that name their fields, which are rewritten without it.
+    let rewrite_dropped = !dropped_fields.is_empty() && model.slots.objects;
+    if rewrite_dropped || !added_fields.is_empty() {
         // Remove the dropped fields' values from every record, and give every record its
         // value of each new field with a DEFAULT or `AS … STORED` (as an INSERT would). This
         // is part of the ALTER's one commit: a record that the new field's CHECK or NOT NULL
