@@ -333,8 +333,9 @@ impl Database {
             let mtx = ModelTxn::new(db.inner.engine.as_ref())?;
             db.inner.catalog(&mtx)?;
         }
-        // An index left "building" by a process stopped during its backfill is finished in
-        // the background, from where it stopped: opening is never blocked by it.
+        // An index left "building" by a process stopped during its backfill, and the keys of
+        // a model or index it was removing after a drop, are finished in the background,
+        // from where it stopped: opening is never blocked by them.
         if !options_read_only {
             db.resume_backfills_in_background()?;
         }
@@ -346,11 +347,24 @@ impl Database {
     /// current batch (the next open goes on from there).
     fn resume_backfills_in_background(&self) -> Result<()> {
         let pending = exec::building_indexes(self.inner.as_ref())?;
-        if pending.is_empty() {
+        let removing = exec::removal_pending(self.inner.as_ref())?;
+        if pending.is_empty() && !removing {
             return Ok(());
         }
         let weak = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new().name("kvm-backfill".into()).spawn(move || {
+            // The keys of a model or index dropped by a process stopped mid-removal. (A
+            // schema change meanwhile finishes them first itself.)
+            if removing {
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    match exec::removal_step(inner.as_ref()) {
+                        Ok(true) => {}
+                        // Done, or failed: the next schema change or open takes it up again.
+                        Ok(false) | Err(_) => break,
+                    }
+                }
+            }
             for (model, indexes) in pending {
                 loop {
                     let Some(inner) = weak.upgrade() else { return };

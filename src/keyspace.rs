@@ -71,6 +71,12 @@ pub enum Key<'a> {
     Backfill {
         model: &'a str,
     },
+    /// Keys being removed in batches after `DROP MODEL` (`index: None`: every key of the
+    /// model) or `DROP INDEX` (the index's entries): present until the last is gone.
+    Removal {
+        model: &'a str,
+        index: Option<&'a str>,
+    },
     QueueDef {
         queue: &'a str,
     },
@@ -101,6 +107,8 @@ pub enum KeyPrefix<'a> {
     Index { model: &'a str, index: &'a str, values: Vec<KeyPart> },
     /// Every model definition.
     ModelDefs,
+    /// Every pending removal ([`Key::Removal`]).
+    Removals,
     /// Every queue definition.
     QueueDefs,
     /// Every queue's jobs.
@@ -131,6 +139,10 @@ impl Key<'_> {
             Key::CatalogFormat => vec![s(SYS), s("catalog"), s("format")],
             Key::ModelDef { name } => vec![s(SYS), s("catalog"), s("model"), s(name)],
             Key::Backfill { model } => vec![s(SYS), s("backfill"), s(model)],
+            Key::Removal { model, index: None } => vec![s(SYS), s("removing"), s(model)],
+            Key::Removal { model, index: Some(index) } => {
+                vec![s(SYS), s("removing"), s(model), s(index)]
+            }
             Key::QueueDef { queue } => vec![s(SYS), s("queues"), s(queue)],
             Key::Job { queue, id } => vec![s(SYS), s("queue"), s(queue), s("job"), s(id)],
             Key::JobIn { queue, area, order, id } => {
@@ -161,6 +173,7 @@ impl KeyPrefix<'_> {
                 v
             }
             KeyPrefix::ModelDefs => vec![s(SYS), s("catalog"), s("model")],
+            KeyPrefix::Removals => vec![s(SYS), s("removing")],
             KeyPrefix::QueueDefs => vec![s(SYS), s("queues")],
             KeyPrefix::QueueRoot => vec![s(SYS), s("queue")],
             KeyPrefix::Queue(q) => vec![s(SYS), s("queue"), s(q)],

@@ -341,24 +341,67 @@ impl<'e> ModelTxn<'e> {
     }
 
     /// Deletes every entry of `index` of `model` (the index is being dropped).
-    pub fn drop_index_entries(&self, model: &str, index: &str) -> Result<()> {
-        self.delete_range(&KeyPrefix::Index { model, index, values: vec![] }.range())
+    pub fn drop_index_entries(&self, model: &str, index: &str) {
+        self.schedule_removal(model, Some(index));
     }
 
-    /// Deletes every record and index entry of `model` (the model is being dropped).
-    pub fn drop_model_data(&self, model: &str) -> Result<()> {
-        self.delete_range(&KeyPrefix::Model(model).range())
+    /// Removes every record and index entry of `model` (the model is being dropped).
+    pub fn drop_model_data(&self, model: &str) {
+        self.schedule_removal(model, None);
     }
 
-    fn delete_range(&self, range: &KeyRange) -> Result<()> {
-        let mut keys = Vec::new();
-        for r in self.txn.scan(range, false)? {
+    /// Notes, in this commit, keys to remove after it in batches of their own
+    /// ([`ModelTxn::remove_step`]): a drop is one small commit however much it drops, and
+    /// no longer read once the catalog forgets the model or index. The note stays until
+    /// the last key is gone, so a removal cut short is finished later.
+    fn schedule_removal(&self, model: &str, index: Option<&str>) {
+        let what = std::iter::once(model).chain(index).map(|s| Value::String(s.into())).collect();
+        self.txn.set(Key::Removal { model, index }.encode(), Value::Array(what).encode(), None);
+    }
+
+    /// Whether a removal is pending.
+    pub fn removal_pending(&self) -> Result<bool> {
+        Ok(self.txn.scan(&KeyPrefix::Removals.range(), false)?.next().transpose()?.is_some())
+    }
+
+    /// One batch of the first pending removal: up to `batch` of its keys deleted, and the
+    /// note too once they are all gone. `false` when nothing was pending. (Its note is
+    /// checked unchanged at commit: two removers conflict and one redoes its batch.)
+    pub fn remove_step(&self, batch: usize) -> Result<bool> {
+        let Some(first) = self.txn.scan(&KeyPrefix::Removals.range(), false)?.next() else {
+            return Ok(false);
+        };
+        let (note, what) = first?;
+        let (note, what) = (note.into_owned(), what.into_owned());
+        self.txn.check_unchanged(&note)?;
+        let names: Vec<String> = match Value::decode(&what) {
+            Ok(Value::Array(parts)) => parts
+                .into_iter()
+                .filter_map(|p| if let Value::String(s) = p { Some(s) } else { None })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let range = match names.as_slice() {
+            [model] => KeyPrefix::Model(model).range(),
+            [model, index] => KeyPrefix::Index { model, index, values: vec![] }.range(),
+            _ => {
+                return Err(Error::Corrupt(format!(
+                    "a removal note {} names no model",
+                    kvm_storage::format::format_key(&note)
+                )))
+            }
+        };
+        let mut keys = Vec::with_capacity(batch.min(4096));
+        for r in self.txn.scan(&range, false)?.take(batch) {
             keys.push(r?.0.into_owned());
+        }
+        if keys.len() < batch {
+            self.txn.delete(note);
         }
         for k in keys {
             self.txn.delete(k);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The raw entries of `index` of `model`, in key order (`CHECK` compares them with the

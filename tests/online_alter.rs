@@ -4,8 +4,14 @@
 //! by key, scans, narrow scans, index backfills, updates, counters — and across a reopen.
 //! A DEFAULT that is not a constant, or a field other expressions read, still rewrites.
 //! `DROP FIELD` is one small commit too: the dropped values stay in the records, unread.
+//! `DROP INDEX` and `DROP MODEL` commit the catalog change and a removal note, then delete
+//! the keys in batches of their own; a removal cut short is finished on the next open, and
+//! a schema change first finishes any removal pending, so a name dropped and defined again
+//! never sees the old keys.
 
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::sync::Arc;
 
@@ -138,6 +144,114 @@ fn drop_field_rewrites_no_record_and_a_field_added_again_reads_its_new_default()
     db.execute("ALTER MODEL items ADD FIELD score INT DEFAULT 1", ()).unwrap();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE score = 1"), Value::Int(N));
     assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE score = 100"), Value::Int(0));
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok:"), "{check}");
+}
+
+fn keys_under(engine: &dyn Engine, parts: &[KeyPart]) -> usize {
+    let prefix = kvm::storage::KeyRange::prefix(&encode(parts));
+    let snap = engine.snapshot().unwrap();
+    snap.scan(&prefix, kvm::storage::ScanOptions::forward()).unwrap().count()
+}
+
+fn s(x: &str) -> KeyPart {
+    KeyPart::String(x.into())
+}
+
+/// `DROP INDEX` and `DROP MODEL` of 10,000 records: the drop's own commit deletes nothing;
+/// the keys go in commits of at most `REMOVE_BATCH` deletes each, and all of them go before
+/// the statement returns.
+#[test]
+fn drops_remove_their_keys_in_batches_of_their_own() {
+    for backend in [common::Backend::Memory, common::Backend::Lmdb] {
+        let (db, rec, _dir) = common::open(backend);
+        db.execute("DEFINE MODEL big (id INT PRIMARY KEY, n INT NOT NULL, INDEX by_n (n))", ())
+            .unwrap();
+        for chunk in 0..10 {
+            let rows: Vec<String> =
+                (0..1000).map(|i| format!("{{id: {}, n: {}}}", chunk * 1000 + i, i)).collect();
+            db.execute(&format!("INSERT INTO big [{}]", rows.join(", ")), ()).unwrap();
+        }
+        let deletes = |from: usize| -> Vec<usize> {
+            rec.log.lock().unwrap()[from..]
+                .iter()
+                .map(|b| {
+                    b.mutations
+                        .iter()
+                        .filter(|m| matches!(m, kvm::storage::Mutation::Delete { .. }))
+                        .count()
+                })
+                .collect()
+        };
+        let from = rec.log.lock().unwrap().len();
+        db.execute("ALTER MODEL big DROP INDEX by_n", ()).unwrap();
+        let per_commit = deletes(from);
+        assert_eq!(per_commit[0], 0, "the ALTER's own commit deletes nothing");
+        assert!(per_commit.len() >= 4, "{per_commit:?}");
+        assert!(per_commit.iter().all(|d| *d <= 4097), "{per_commit:?}");
+        assert_eq!(per_commit.iter().sum::<usize>(), 10_001, "every entry and the note");
+        let engine: &dyn Engine = rec.as_ref();
+        assert_eq!(keys_under(engine, &[s("big"), s("__idx")]), 0);
+        assert_eq!(keys_under(engine, &[s("__sys"), s("removing")]), 0);
+
+        let from = rec.log.lock().unwrap().len();
+        db.execute("DROP MODEL big", ()).unwrap();
+        let per_commit = deletes(from);
+        assert!(per_commit.iter().all(|d| *d <= 4097), "{per_commit:?}");
+        assert_eq!(keys_under(engine, &[s("big")]), 0);
+        let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+        assert!(check.starts_with("ok:"), "{check}");
+    }
+}
+
+/// Plants what a process killed right after a `DROP MODEL`'s commit leaves: the model gone
+/// from the catalog, its removal note, and every one of its keys.
+fn killed_after_drop(engine: &Arc<dyn Engine>) {
+    let db = Database::with_engine(engine.clone(), Options::default()).unwrap();
+    db.execute("DEFINE MODEL gone (id INT PRIMARY KEY, n INT, INDEX by_n (n))", ()).unwrap();
+    let rows: Vec<String> = (0..N).map(|i| format!("{{id: {i}, n: {i}}}")).collect();
+    db.execute(&format!("INSERT INTO gone [{}]", rows.join(", ")), ()).unwrap();
+    drop(db);
+    let note = Value::Array(vec![Value::String("gone".into())]);
+    let version = encode(&[s("__sys"), s("catalog"), s("version")]);
+    engine
+        .commit(
+            &kvm::storage::AtomicBatch::new()
+                .delete(&encode(&[s("__sys"), s("catalog"), s("model"), s("gone")]))
+                .set(&encode(&[s("__sys"), s("removing"), s("gone")]), &note.encode())
+                .sum(&version, 1),
+        )
+        .unwrap();
+    assert_eq!(keys_under(engine.as_ref(), &[s("gone")]), 2 * N as usize);
+}
+
+/// A removal cut short is finished in the background when the database is next opened.
+#[test]
+fn a_removal_cut_short_is_finished_on_the_next_open() {
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    killed_after_drop(&engine);
+    let _db = Database::with_engine(engine.clone(), Options::default()).unwrap();
+    let start = std::time::Instant::now();
+    while keys_under(engine.as_ref(), &[s("gone")]) > 0 {
+        assert!(start.elapsed().as_secs() < 30, "the removal was not resumed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(keys_under(engine.as_ref(), &[s("__sys"), s("removing")]), 0);
+}
+
+/// A model defined again under the name of one whose removal is pending starts empty: a
+/// schema change finishes pending removals before it runs and after it commits, so the old
+/// records and index entries are never the new model's.
+#[test]
+fn a_model_defined_again_while_its_old_keys_are_pending_removal_starts_empty() {
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+    // A handle opened before the kill left its removal: it resumes nothing on its own.
+    let db = Database::with_engine(engine.clone(), Options::default()).unwrap();
+    killed_after_drop(&engine);
+    db.execute("DEFINE MODEL gone (id INT PRIMARY KEY, n INT, INDEX by_n (n))", ()).unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM gone"), Value::Int(0));
+    assert_eq!(column(&db, "SELECT id FROM gone WHERE n = 5"), Vec::<Value>::new());
+    assert_eq!(keys_under(engine.as_ref(), &[s("gone")]), 0);
     let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.starts_with("ok:"), "{check}");
 }

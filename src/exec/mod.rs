@@ -228,6 +228,13 @@ pub fn run(
     if writes {
         queue_if_contended(host)?;
     }
+    // A schema change first finishes the removals earlier drops left (cut short by a
+    // crash, or another process's): a model or index of a removed name must not be
+    // created while the old one's keys are still there.
+    let schema = matches!(
+        stmt,
+        Statement::DefineModel(_) | Statement::AlterModel(_) | Statement::DropModel(_)
+    );
     let mut _turn = None;
     // Whether the statement may patch records (a counter increment applied at commit): not
     // again after a patch was refused — the statement then runs as a read-modify-write,
@@ -237,6 +244,9 @@ pub fn run(
         attempt += 1;
         if _turn.is_none() && attempt >= ESCALATE_AFTER {
             _turn = Some(escalate(host)?);
+        }
+        if schema {
+            finish_removals(host)?;
         }
         let (out, backfill, batch) = {
             let mtx = ModelTxn::new(host.engine())?;
@@ -264,6 +274,9 @@ pub fn run(
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        if schema {
+            finish_removals(host)?;
         }
         for (model, indexes) in backfill {
             backfill_indexes(host, &model, &indexes)?;
@@ -551,6 +564,41 @@ pub fn building_indexes(host: &dyn Host) -> Result<Vec<(String, Vec<String>)>> {
             (!building.is_empty()).then(|| (m.name.clone(), building))
         })
         .collect())
+}
+
+/// Keys deleted per commit when a dropped model's or index's keys are removed.
+pub const REMOVE_BATCH: usize = 4096;
+
+/// Removes the keys of dropped models and indexes ([`ModelTxn::remove_step`]), one batch
+/// of [`REMOVE_BATCH`] per commit, until none is pending: other writers go between the
+/// batches, and a removal stopped anywhere goes on from where it stopped.
+pub fn finish_removals(host: &dyn Host) -> Result<()> {
+    while removal_step(host)? {}
+    Ok(())
+}
+
+/// One committed batch of the first pending removal; `false` when none was pending.
+pub fn removal_step(host: &dyn Host) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mtx = ModelTxn::new(host.engine())?;
+        if !mtx.remove_step(REMOVE_BATCH)? {
+            return Ok(false);
+        }
+        match host.engine().commit(&mtx.into_batch()) {
+            Ok(_) => return Ok(true),
+            // Another remover (another process) took this batch: go on from what is left.
+            Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => backoff(attempt),
+            Err(e) if e.is_retryable() => return Err(Error::Conflict { attempts: attempt }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether a removal is pending (to resume one when a database is opened).
+pub fn removal_pending(host: &dyn Host) -> Result<bool> {
+    ModelTxn::new(host.engine())?.removal_pending()
 }
 
 /// Whether a backfill has more to do after a step.
