@@ -381,10 +381,12 @@ impl Database {
         spawned.map(drop).map_err(|e| Error::Storage(e.into()))
     }
 
-    /// Finishes, in this thread, every index backfill still pending (one resumed in the
-    /// background when the database was opened, or left by a process that stopped during
-    /// an `ALTER MODEL … ADD INDEX`). Until then queries do not use those indexes.
+    /// Finishes, in this thread, the schema work a stopped process left — every removal of
+    /// a dropped model's or index's keys, then every index backfill still pending (both
+    /// resumed in the background when the database was opened). Until then queries do not
+    /// use those indexes.
     pub fn finish_backfills(&self) -> Result<()> {
+        exec::finish_removals(self.inner.as_ref())?;
         exec::resume_backfills(self.inner.as_ref())
     }
 
