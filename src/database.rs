@@ -250,6 +250,15 @@ impl Database {
         Database::open_with(path, Options::default())
     }
 
+    /// Rewrites the database file at `path` compacted, giving the space of deleted data back
+    /// to the file system, and returns the disk space it took before and after. Offline: it
+    /// is refused (`storage.in_use`) while any handle of this or another process has the
+    /// file open, and processes that open it meanwhile wait for it. Takes about as long as
+    /// a `.backup` of the file.
+    pub fn vacuum(path: impl AsRef<Path>) -> Result<kvm_storage::Vacuumed> {
+        Ok(kvm_storage::vacuum(path, LmdbOptions::default())?)
+    }
+
     /// [`Database::open`] with options.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
         let lmdb = LmdbOptions {

@@ -296,3 +296,58 @@ fn bytes_written_per_commit_do_not_grow_with_the_file() {
         "{large} bytes per one-row commit at 120 MB of data, {small} at 8 MB"
     );
 }
+
+/// Issue 17 item 6: `Database::vacuum` gives the space of deleted data back to the file
+/// system (LMDB only reuses free pages, it never shrinks the file), keeps every record, and
+/// is refused while a handle of this process or of another has the file open.
+#[test]
+fn vacuum_gives_back_the_space_of_deleted_data_and_needs_the_file_to_itself() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.kvm");
+    let blob = "z".repeat(1000);
+    {
+        let db = Database::open(&path).unwrap();
+        db.execute("DEFINE MODEL m (id INT PRIMARY KEY, s STRING, INDEX by_s (s))", ()).unwrap();
+        for chunk in 0..20 {
+            db.transaction(|tx| {
+                for i in 0..1000 {
+                    let id = chunk * 1000 + i;
+                    tx.execute(
+                        "INSERT INTO m {id: $1, s: $2}",
+                        params![id, format!("{id}{blob}")],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        db.execute("DELETE FROM m WHERE id >= 1000", ()).unwrap();
+        // Open in this process: refused.
+        let err = Database::vacuum(&path).unwrap_err();
+        assert_eq!(err.code(), "storage.in_use", "{err}");
+    }
+    // Open in another process: refused, and the file is untouched.
+    let (mut child, _lines) = spawn_child("child_holding_a_snapshot", &path);
+    let err = Database::vacuum(&path).unwrap_err();
+    assert_eq!(err.code(), "storage.in_use", "{err}");
+    assert!(err.to_string().contains("another process"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let on_disk = |p: &std::path::Path| std::fs::metadata(p).unwrap().blocks() * 512;
+    let before = on_disk(&path);
+    let done = Database::vacuum(&path).unwrap();
+    assert_eq!(done.before, before);
+    assert!(done.after * 4 < before, "{done:?}");
+    assert!(!dir.path().join("v.kvm.vacuum").exists());
+    let db = Database::open(&path).unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM m"), 1000);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM m WHERE s = 'gone'"), 0);
+    let rows = db.query("SELECT s FROM m WHERE id = 999", ()).unwrap();
+    assert_eq!(rows.rows[0][0], Value::String(format!("999{blob}")));
+    db.execute("INSERT INTO m {id: 5000, s: 'new'}", ()).unwrap();
+    let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+    assert!(check.starts_with("ok:"), "{check}");
+    assert!(on_disk(&path) * 4 < before);
+}

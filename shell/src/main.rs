@@ -87,6 +87,11 @@ struct Args {
     #[arg(long)]
     no_write_map: bool,
 
+    /// Rewrite the database file compacted, giving the space of deleted data back to the
+    /// file system, then exit. Refused while any process has the file open.
+    #[arg(long, conflicts_with_all = ["commands", "files", "readonly"])]
+    vacuum: bool,
+
     /// Refuse every dot-command that reads or writes a file (.read, .import, .export to a
     /// file, .backup, .open of a file): for scripts you do not trust. KQL still runs.
     #[arg(long)]
@@ -113,6 +118,24 @@ fn main() -> ExitCode {
     } else {
         args.mode
     };
+    if args.vacuum {
+        return match kvm::Database::vacuum(&args.db) {
+            Ok(v) => {
+                let mb = |b: u64| b as f64 / (1 << 20) as f64;
+                println!(
+                    "vacuumed {}: {:.1} MB on disk, was {:.1} MB",
+                    args.db,
+                    mb(v.after),
+                    mb(v.before)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kvmsh: cannot vacuum {}: {e} [{}]", args.db, e.code());
+                ExitCode::from(2)
+            }
+        };
+    }
     let _ = STORAGE.set((args.readonly, args.map_size, !args.no_write_map));
     let db = match open(&args.db) {
         Ok(db) => db,

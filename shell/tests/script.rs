@@ -199,6 +199,30 @@ fn import_streams_multi_line_csv_and_json_arrays_reporting_each_bad_record() {
     );
 }
 
+/// `kvmsh FILE --vacuum` compacts the file (the records stay), and refuses `:memory:`.
+#[test]
+fn vacuum_compacts_the_file_and_keeps_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.kvm");
+    let path = db.to_str().unwrap();
+    let rows: Vec<String> =
+        (0..3000).map(|i| format!("{{id: 'u{i}', name: '{}'}}", "n".repeat(500))).collect();
+    let script = format!(
+        "{SCHEMA}\nINSERT INTO users [{}];\nDELETE FROM users WHERE age IS NULL AND id != 'u7';\n",
+        rows.join(", ")
+    );
+    let out = kvmsh(&[path], Some(&script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = kvmsh(&[path, "--vacuum"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(&format!("vacuumed {path}: ")), "{}", text(&out.stdout));
+    let out = kvmsh(&[path, "--csv", "-c", "SELECT id FROM users"], None);
+    assert_eq!(text(&out.stdout), "id\nu7\n");
+    let out = kvmsh(&[":memory:", "--vacuum"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot vacuum :memory:"), "{}", text(&out.stderr));
+}
+
 #[test]
 fn backup_then_open_the_copy() {
     let dir = tempfile::tempdir().unwrap();

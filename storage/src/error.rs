@@ -30,6 +30,8 @@ pub enum Error {
     DiskFull(String),
     /// The database was opened read-only (or its file is not writable) and a write came.
     ReadOnly(String),
+    /// The database is open elsewhere and the operation needs it to itself (`vacuum`).
+    InUse(String),
     /// The backend failed (I/O, LMDB error, lock poisoned, ...).
     Backend(String),
 }
@@ -48,6 +50,7 @@ impl Error {
             Error::MapFull(_) => "storage.map_full",
             Error::DiskFull(_) => "storage.disk_full",
             Error::ReadOnly(_) => "storage.read_only",
+            Error::InUse(_) => "storage.in_use",
             Error::Backend(_) => "storage.backend",
         }
     }
@@ -90,6 +93,7 @@ impl fmt::Display for Error {
             Error::MapFull(msg) => write!(f, "database is full: {msg}"),
             Error::DiskFull(msg) => write!(f, "no space left on the disk: {msg}"),
             Error::ReadOnly(msg) => write!(f, "the database is read-only: {msg}"),
+            Error::InUse(msg) => write!(f, "the database is in use: {msg}"),
             Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
         }
     }

@@ -20,7 +20,7 @@ pub mod tuple;
 pub mod value;
 mod versionstamp;
 
-pub use backend::lmdb::{LmdbEngine, LmdbOptions};
+pub use backend::lmdb::{vacuum, LmdbEngine, LmdbOptions, Vacuumed};
 pub use backend::memory::MemoryEngine;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counting::{CountingEngine, ReadCounts};

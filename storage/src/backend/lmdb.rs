@@ -101,6 +101,101 @@ impl Default for LmdbOptions {
     }
 }
 
+/// What [`vacuum`] did: the disk space the file took before and after (allocated blocks,
+/// not the apparent size of a sparse file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vacuumed {
+    pub before: u64,
+    pub after: u64,
+}
+
+/// Rewrites the database file at `path` compacted — the free pages of deleted data given
+/// back to the file system — and swaps it in. It needs the file to itself: refused with
+/// [`Error::InUse`] while this process or another has it open (LMDB's lock file says so),
+/// and other processes that open it meanwhile wait until it is done. The copy is written
+/// beside the file (`path.vacuum`), synced, and renamed over it: a crash leaves either file
+/// whole (and at worst a stale copy, replaced by the next vacuum).
+pub fn vacuum(path: impl AsRef<Path>, opts: LmdbOptions) -> Result<Vacuumed> {
+    use std::os::unix::fs::MetadataExt;
+    let path = absolute(path.as_ref())?;
+    let in_use =
+        |who: &str| Error::InUse(format!("{} is open in {who}; close it first", path.display()));
+    if OPEN
+        .lock()
+        .map_err(|_| Error::Backend("registry lock poisoned".into()))?
+        .get(&path)
+        .and_then(Weak::upgrade)
+        .is_some()
+    {
+        return Err(in_use("this process"));
+    }
+    if !path.exists() {
+        return Err(Error::Backend(format!("{} does not exist", path.display())));
+    }
+    let mut lock_path = path.clone().into_os_string();
+    lock_path.push("-lock");
+    let guard = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)?;
+    // LMDB keeps a lock on the lock file's first byte while a process has the file open.
+    if !try_lock_excl(&guard)? {
+        return Err(in_use("another process"));
+    }
+    let allocated = |p: &Path| std::fs::metadata(p).map(|m| m.blocks() * 512);
+    let before = allocated(&path)?;
+    let mut copy_path = path.clone().into_os_string();
+    copy_path.push(".vacuum");
+    let copy_path = PathBuf::from(copy_path);
+    let _ = std::fs::remove_file(&copy_path);
+    {
+        let engine = LmdbEngine::open(&path, opts)?;
+        let mut copy = std::fs::OpenOptions::new().write(true).create_new(true).open(&copy_path)?;
+        let copied = engine.shared.env.copy_to_file(&mut copy, heed::CompactionOption::Enabled);
+        if let Err(e) = copied.map_err(Error::from).and_then(|_| Ok(copy.sync_all()?)) {
+            let _ = std::fs::remove_file(&copy_path);
+            return Err(e);
+        }
+        // Closing the environment releases this process's locks on the lock file.
+    }
+    // Openers wait on the map lock before they read the file; then, with it held, no process
+    // may have opened the file since the copy began.
+    let data = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
+    let _map_lock = MapLock::take(&data)?;
+    if !try_lock_excl(&guard)? {
+        let _ = std::fs::remove_file(&copy_path);
+        return Err(in_use("another process (it opened it during the vacuum)"));
+    }
+    std::fs::rename(&copy_path, &path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(Vacuumed { before, after: allocated(&path)? })
+}
+
+/// Takes (without waiting) the exclusive lock on the first byte of LMDB's lock file; false
+/// when another process holds it (LMDB's shared lock: it has the file open).
+fn try_lock_excl(file: &std::fs::File) -> Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed `flock` is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 1;
+    // SAFETY: fcntl on a descriptor we own, with a valid `flock`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EAGAIN) => Ok(false),
+        _ => Err(e.into()),
+    }
+}
+
 /// LMDB refuses to open one environment twice in a process, so every handle on a path shares
 /// one environment.
 static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
@@ -194,6 +289,16 @@ impl LmdbEngine {
             )
         };
         let _map_lock = data_file.as_ref().map(MapLock::take).transpose()?;
+        // A vacuum may have swapped the file at `path` between our open and the lock (it
+        // holds this lock while it renames): then our descriptor is of the old file.
+        if let Some(f) = &data_file {
+            use std::os::unix::fs::MetadataExt;
+            if f.metadata()?.ino() != std::fs::metadata(&path)?.ino() {
+                drop(_map_lock);
+                drop(open);
+                return LmdbEngine::open(&path, opts);
+            }
+        }
         let used = check_file(&path, opts.read_only)?;
         let file_len = data_file.as_ref().map(|f| f.metadata().map(|m| m.len())).transpose()?;
         let mut flags = EnvFlags::NO_SUB_DIR;
