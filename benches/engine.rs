@@ -12,7 +12,8 @@
 //! index range; (d) the same range on a 10,000-row database (ratio to (c): cost follows rows
 //! returned, not rows stored); (e) 8 threads × `KVM_BENCH_COUNTER` increments of one counter
 //! row, each a durable commit (timed once); (f) `ALTER … ADD FIELD … DEFAULT` on the 1M-row
-//! model while another handle makes single-row durable inserts (its latencies meanwhile).
+//! model while another handle makes single-row durable inserts (its latencies meanwhile);
+//! (g) 8 threads × `KVM_BENCH_COUNTER` single-row inserts, each its own durable commit.
 //!
 //! Run: `cargo bench --features sqlite-baseline --bench engine` (`KVM_BENCH_ROWS`, default
 //! 1,000,000; `KVM_BENCH_COUNTER`, default 10,000 per thread; `KVM_BENCH_READ_AHEAD=1`, KVM
@@ -137,6 +138,11 @@ trait Store {
     /// `threads × per_thread` increments of one counter, each its own durable commit, each
     /// thread with its own handle; returns the final counter (must equal the total).
     fn counter(&mut self, threads: u64, per_thread: u64) -> Option<i64>;
+    /// `threads × per_thread` single-row inserts into a table of their own, each its own
+    /// durable commit, each thread with its own handle; returns the rows then in the table.
+    fn inserts(&mut self, _threads: u64, _per_thread: u64) -> Option<i64> {
+        None
+    }
     /// Adds a field (column) to `users` with the default `default` (KQL text; SQL gets its
     /// own equivalent) while another thread, with its own handle, makes single-row durable
     /// inserts into another table; returns the ALTER's time and each insert's latency while
@@ -313,6 +319,31 @@ mod kvm_store {
                 eprintln!("kvm counter: {retries} statements retried after MAX_ATTEMPTS conflicts");
             }
             let rows = self.db.query("SELECT n FROM counters WHERE id = 1", ()).unwrap();
+            match rows.rows[0][0] {
+                Value::Int(n) => Some(n),
+                ref other => panic!("{other:?}"),
+            }
+        }
+
+        fn inserts(&mut self, threads: u64, per_thread: u64) -> Option<i64> {
+            self.db
+                .execute("DEFINE MODEL events (id INT PRIMARY KEY, kind STRING NOT NULL)", ())
+                .unwrap();
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let db = Database::open_with(self.dir.join("bench.kvm"), options()).unwrap();
+                    std::thread::spawn(move || {
+                        let insert = db.prepare("INSERT INTO events {id: $1, kind: $2}").unwrap();
+                        for i in 0..per_thread {
+                            insert.execute(((t * per_thread + i) as i64, "click")).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            let rows = self.db.query("SELECT COUNT(*) FROM events", ()).unwrap();
             match rows.rows[0][0] {
                 Value::Int(n) => Some(n),
                 ref other => panic!("{other:?}"),
@@ -635,6 +666,30 @@ mod sqlite_store {
             )
         }
 
+        fn inserts(&mut self, threads: u64, per_thread: u64) -> Option<i64> {
+            self.conn
+                .execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL)")
+                .unwrap();
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let path = self.path.clone();
+                    std::thread::spawn(move || {
+                        let conn = connect(&path, "FULL");
+                        let mut st =
+                            conn.prepare("INSERT INTO events (id, kind) VALUES (?1, ?2)").unwrap();
+                        for i in 0..per_thread {
+                            st.execute(rusqlite::params![(t * per_thread + i) as i64, "click"])
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            Some(self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap())
+        }
+
         fn alter_while_writing(&mut self, field: &str, default: &str) -> Option<AlterRun> {
             let log = format!("log_{field}");
             self.conn
@@ -776,6 +831,22 @@ fn bench(c: &mut Criterion) {
             assert_eq!(total, (THREADS * per) as i64, "{} lost updates", s.name());
             println!(
                 "counter/{}: {THREADS} threads x {per} increments = {total} in {:.2} s = {:.0} commits/s",
+                s.name(),
+                el.as_secs_f64(),
+                total as f64 / el.as_secs_f64()
+            );
+        }
+    }
+
+    // (g) 8 threads × per_thread single-row inserts, each its own durable commit.
+    for s in loaded.big.iter_mut() {
+        let t = Instant::now();
+        if let Some(total) = s.inserts(THREADS, per) {
+            let el = t.elapsed();
+            assert_eq!(total, (THREADS * per) as i64, "{} lost inserts", s.name());
+            println!(
+                "inserts/{}: {THREADS} threads x {per} single-row durable inserts in {:.2} s = \
+                 {:.0} commits/s",
                 s.name(),
                 el.as_secs_f64(),
                 total as f64 / el.as_secs_f64()
