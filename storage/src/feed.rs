@@ -68,7 +68,9 @@ pub fn decode(vs: Versionstamp, bytes: &[u8]) -> Result<ChangeSet> {
 
 /// Keeps only the last change of each key, in the order of those last changes.
 pub(crate) fn dedup_last(changes: &mut Vec<Change>) {
-    if changes.len() < 2 {
+    // A statement's batch comes from its write buffer in key order, so its keys are
+    // distinct: one pass of comparisons, no set of a million cloned keys.
+    if changes.windows(2).all(|w| w[0].key < w[1].key) {
         return;
     }
     let mut seen = std::collections::HashSet::with_capacity(changes.len());
