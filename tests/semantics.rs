@@ -656,3 +656,77 @@ fn an_interrupted_statement_writes_nothing_and_the_next_one_runs() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 17 item 2: an increment whose record another statement deletes first in the same
+/// group commit. The increment is a record patch applied at commit against the latest
+/// record; it finds none, and does nothing: it does not fail, does not conflict, and does
+/// not bring the record back. It is ordered before the delete — it reported the one record
+/// it saw, which the delete then removed. The wrapper commits the delete just before the
+/// patch's batch, as a group's earlier batch would (each batch of a group applies to the
+/// state the ones before it left).
+#[test]
+fn an_increment_of_a_record_deleted_first_in_its_group_does_nothing() {
+    use kvm::storage::{
+        AtomicBatch, ChangeSet, Engine, MemoryEngine, Mutation, Snapshot, Versionstamp,
+    };
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct DeleteFirst {
+        inner: MemoryEngine,
+        armed: AtomicBool,
+        key: std::sync::Mutex<Vec<u8>>,
+    }
+    impl Engine for DeleteFirst {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn snapshot(&self) -> kvm::storage::Result<Box<dyn Snapshot + '_>> {
+            self.inner.snapshot()
+        }
+        fn commit(&self, batch: &AtomicBatch) -> kvm::storage::Result<Versionstamp> {
+            let patched = batch.mutations.iter().find_map(|m| match m {
+                Mutation::Patch { key, .. } => Some(key.clone()),
+                _ => None,
+            });
+            if let Some(key) = patched {
+                if self.armed.swap(false, Ordering::SeqCst) {
+                    *self.key.lock().unwrap() = key.clone();
+                    self.inner.commit(&AtomicBatch::new().delete(&key))?;
+                }
+            }
+            self.inner.commit(batch)
+        }
+        fn changes_since(
+            &self,
+            after: Versionstamp,
+            limit: usize,
+        ) -> kvm::storage::Result<Vec<ChangeSet>> {
+            self.inner.changes_since(after, limit)
+        }
+        fn sweep_expired(&self, limit: usize) -> kvm::storage::Result<usize> {
+            self.inner.sweep_expired(limit)
+        }
+    }
+    let engine = Arc::new(DeleteFirst {
+        inner: MemoryEngine::new(),
+        armed: AtomicBool::new(false),
+        key: std::sync::Mutex::new(Vec::new()),
+    });
+    let db = Database::with_engine(engine.clone(), Options::default()).unwrap();
+    db.execute_batch(
+        "DEFINE MODEL c (id INT PRIMARY KEY, n INT NOT NULL);
+         INSERT INTO c [{id: 1, n: 5}, {id: 2, n: 5}];",
+    )
+    .unwrap();
+    engine.armed.store(true, Ordering::SeqCst);
+    let out = db.execute("UPDATE c SET n += 1 WHERE id = 1", ()).unwrap();
+    assert_eq!(out.to_string(), "updated 1");
+    assert!(!engine.key.lock().unwrap().is_empty(), "the increment was a record patch");
+    let rows = db.query("SELECT id, n FROM c ORDER BY id", ()).unwrap().rows;
+    assert_eq!(rows, vec![vec![Value::Int(2), Value::Int(5)]], "not brought back");
+    // Later increments of the other record are unaffected, and exact.
+    for _ in 0..3 {
+        db.execute("UPDATE c SET n += 1 WHERE id = 2", ()).unwrap();
+    }
+    let n = db.query("SELECT n FROM c WHERE id = 2", ()).unwrap().rows;
+    assert_eq!(n, vec![vec![Value::Int(8)]]);
+}
