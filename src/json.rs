@@ -65,6 +65,85 @@ pub fn from_json(j: &serde_json::Value) -> Value {
     }
 }
 
+/// JSON text read straight into a [`Value`], by the rules of [`from_json`] (integers that
+/// fit `i64` are INT, larger ones U64, other numbers FLOAT), without building a
+/// `serde_json::Value` first: what `.import` reads each record with.
+pub fn parse_json(text: &[u8]) -> std::result::Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let v = serde::de::DeserializeSeed::deserialize(JsonValue, &mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Reads one JSON value into a [`Value`] ([`parse_json`]); a `DeserializeSeed` so that any
+/// serde_json deserializer (a stream of array elements too) can read into it.
+#[derive(Clone, Copy)]
+pub struct JsonValue;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonValue {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonValue {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, b: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> std::result::Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::Counter(u), Value::Int))
+    }
+    fn visit_f64<E>(self, x: f64) -> std::result::Result<Value, E> {
+        Ok(Value::Float(x))
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut fields = std::collections::BTreeMap::new();
+        while let Some(k) = map.next_key::<String>()? {
+            fields.insert(k, map.next_value_seed(self)?);
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
 /// A serde value — a struct, a map, a `Vec` — as a KQL value, to bind as a parameter or
 /// insert as a record: `db.execute("INSERT INTO users $1", vec![kvm::to_value(&user)?])`.
 /// It goes through JSON (one small total conversion): structs and maps become objects,
@@ -76,4 +155,26 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
     serde_json::to_value(value)
         .map(|j| from_json(&j))
         .map_err(|e| Error::Param(format!("cannot convert the value: {e}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod parse_tests {
+    use super::*;
+
+    /// `parse_json` reads what `from_json` of serde_json's value gives, number rules too.
+    #[test]
+    fn parse_json_agrees_with_from_json() {
+        for text in [
+            r#"{"id": 1, "neg": -5, "big": 18446744073709551615, "x": 1.5, "e": 1e3}"#,
+            r#"{"s": "a\"b", "n": null, "t": true, "a": [1, [2, {"k": []}], "z"], "d": {"y": 1, "y": 2}}"#,
+            r#"[9223372036854775807, 9223372036854775808, -9223372036854775808]"#,
+            "\"text\"",
+        ] {
+            let j: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(parse_json(text.as_bytes()).unwrap(), from_json(&j), "{text}");
+        }
+        assert!(parse_json(b"{\"a\": 1} x").is_err(), "trailing text");
+        assert!(parse_json(b"{\"a\": }").is_err());
+    }
 }

@@ -311,9 +311,8 @@ fn ndjson_records(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = serde_json::from_slice::<serde_json::Value>(&line)
-            .map_err(|e| format!("not JSON: {e}"))
-            .and_then(|j| object(kvm::json::from_json(&j)));
+        let parsed =
+            kvm::json::parse_json(&line).map_err(|e| format!("not JSON: {e}")).and_then(object);
         if on(number, parsed).is_break() {
             return Ok(());
         }
@@ -333,9 +332,9 @@ fn json_array_records(file: &str, reader: impl Read, on: &mut OnRecord<'_>) -> R
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             let mut number = 0;
-            while let Some(j) = seq.next_element::<serde_json::Value>()? {
+            while let Some(v) = seq.next_element_seed(kvm::json::JsonValue)? {
                 number += 1;
-                if (self.on)(number, object(kvm::json::from_json(&j))).is_break() {
+                if (self.on)(number, object(v)).is_break() {
                     // The rest is not read: stop without looking at it.
                     return Err(serde::de::Error::custom(STOPPED));
                 }
