@@ -295,3 +295,38 @@ fn include_loads_relations_like_kql_and_into_structs() {
     assert_eq!(db.populate("posts", 99, "author").unwrap(), None);
     assert_eq!(db.populate("posts", 1, "nope").unwrap_err().code(), "kvm.unknown_relation");
 }
+
+/// `insert_many` reads a lazy iterator a chunk at a time (a refused record in the first
+/// chunk stops it before the rest is produced), inserts everything in one transaction, and
+/// on a refused record inserts nothing — not even the chunks before it.
+#[test]
+fn insert_many_reads_lazily_and_is_all_or_nothing() {
+    use std::cell::Cell;
+    let db = Database::memory().unwrap();
+    db.execute("DEFINE MODEL hits (id INT PRIMARY KEY, n INT NOT NULL CHECK (n >= 0))", ())
+        .unwrap();
+    let record = |id: i64, n: i64| {
+        Value::Object([("id".to_string(), Value::Int(id)), ("n".to_string(), Value::Int(n))].into())
+    };
+    assert_eq!(db.insert_many("hits", (0..5_500).map(|i| record(i, i))).unwrap(), 5_500);
+    assert_eq!(db.model("hits").unwrap().count().unwrap(), 5_500);
+
+    // Refused in the first chunk: the iterator is not read past that chunk.
+    let produced = Cell::new(0usize);
+    let early = (10_000..20_000).map(|i| {
+        produced.set(produced.get() + 1);
+        record(i, if i == 10_010 { -1 } else { 1 })
+    });
+    let err = db.insert_many("hits", early).unwrap_err();
+    assert_eq!(err.code(), "kvm.validation", "{err}");
+    assert_eq!(produced.get(), kvm::builder::INSERT_CHUNK, "read past the refused chunk");
+
+    // Refused in the fourth chunk: nothing of the call is written.
+    let late = (10_000..14_000).map(|i| record(i, if i == 13_500 { -1 } else { 1 }));
+    let err = db.insert_many("hits", late).unwrap_err();
+    assert_eq!(err.code(), "kvm.validation", "{err}");
+    assert_eq!(db.model("hits").unwrap().count().unwrap(), 5_500);
+    // An unknown model is the engine's error.
+    let err = db.insert_many("hit", std::iter::once(record(1, 1))).unwrap_err();
+    assert_eq!(err.code(), "kvm.unknown_model", "{err}");
+}

@@ -13,8 +13,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::ops::ControlFlow;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kvm::lang::ast::{Ident, Insert, InsertSource, Param, Statement, TypeName};
-use kvm::lang::{Expr, ExprKind, Span};
+use kvm::lang::ast::{Statement, TypeName};
 use kvm::schema::Model;
 use kvm::{Database, Params, Transaction, TxError, Value};
 
@@ -185,18 +184,7 @@ fn atomic_import(
 
 /// `INSERT INTO model [$1, $2, …]`, one atomic batch, the records bound as parameters.
 fn insert(model: &str, values: Vec<Value>) -> (Statement, Params) {
-    let slots = (1..=values.len())
-        .map(|i| {
-            Expr::new(ExprKind::Param(Param::Positional(u32::try_from(i).unwrap_or(u32::MAX))))
-        })
-        .collect();
-    let stmt = Statement::Insert(Insert {
-        model: Ident { name: model.to_owned(), span: Span::default() },
-        source: InsertSource::Batch(slots),
-        expire: None,
-        returning: None,
-        span: Span::default(),
-    });
+    let stmt = kvm::builder::insert_records(model, values.len());
     (stmt, Params { positional: values, ..Params::default() })
 }
 
