@@ -84,36 +84,28 @@ impl Row {
         if !Value::is_record(bytes) {
             return self.merge_object(bytes, wanted);
         }
+        self.preset_fills(wanted);
         let slots = &self.slots;
-        let fills = slots.has_fills();
-        let mut seen = vec![false; if fills { slots.len() } else { 0 }];
         Value::decode_record_into(
             bytes,
-            |id| {
-                let i = slots
-                    .slot_of_id(id)
-                    .filter(|i| wanted.is_none_or(|w| w.get(*i) == Some(&true)))?;
-                if let Some(s) = seen.get_mut(i) {
-                    *s = true;
-                }
-                Some(i)
-            },
+            |id| slots.slot_of_id(id).filter(|i| wanted.is_none_or(|w| w.get(*i) == Some(&true))),
             u32::MAX,
             &mut self.vals,
         )
-        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
-        if fills {
-            self.fill_missing(&seen, wanted);
-        }
-        Ok(())
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
     }
 
-    /// Gives each wanted slot with a fill that the record lacked (`seen` is false) its fill.
-    fn fill_missing(&mut self, seen: &[bool], wanted: Option<&[bool]>) {
+    /// Puts each wanted slot's fill in place before a decode: a record that holds the field
+    /// decodes over it, and one that lacks it (written before the field existed) keeps it.
+    fn preset_fills(&mut self, wanted: Option<&[bool]>) {
+        if !self.slots.has_fills() {
+            return;
+        }
         for (i, fill) in self.slots.fill.iter().enumerate() {
-            let Some(fill) = fill else { continue };
-            if seen.get(i) == Some(&false) && wanted.is_none_or(|w| w.get(i) == Some(&true)) {
-                self.vals[i] = fill.clone();
+            if let Some(fill) = fill {
+                if wanted.is_none_or(|w| w.get(i) == Some(&true)) {
+                    self.vals[i] = fill.clone();
+                }
             }
         }
     }
@@ -123,10 +115,9 @@ impl Row {
     /// wanted). Stored fields come in name order, as `by_name` lists the slots: a merge (one
     /// comparison per slot passed), not a search per field.
     fn merge_object(&mut self, bytes: &[u8], wanted: Option<&[bool]>) -> Result<()> {
+        self.preset_fills(wanted);
         let slots = &self.slots;
         let (vals, extra) = (&mut self.vals, &mut self.extra);
-        let fills = slots.has_fills();
-        let mut seen = vec![false; if fills { slots.len() } else { 0 }];
         let next = std::cell::Cell::new(0);
         // The slot of the field just asked about; `Some(None)`: a field to keep by name.
         let at = std::cell::Cell::new(None);
@@ -144,21 +135,12 @@ impl Row {
                 take.is_some()
             },
             |name, v| match at.get() {
-                Some(Some(i)) => {
-                    if let Some(s) = seen.get_mut(i) {
-                        *s = true;
-                    }
-                    vals[i] = v;
-                }
+                Some(Some(i)) => vals[i] = v,
                 Some(None) => extra.push((name.to_string(), v)),
                 None => {}
             },
         )
-        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))?;
-        if fills {
-            self.fill_missing(&seen, wanted);
-        }
-        Ok(())
+        .map_err(|e| Error::Corrupt(format!("a record does not decode: {e}")))
     }
 
     /// The stored form: a record of its non-null fields by id

@@ -219,28 +219,17 @@ fn patch_counters(
         // (MIN/MAX take the operand in the field's stored form; one that has none is left
         // to the read-modify-write, which says why.)
         let op = match (a.op, &f.ty.name) {
-            (AssignOp::Add, TypeName::Int) => PatchOp::AddInt(n),
-            (AssignOp::Sub, TypeName::Int) => PatchOp::AddInt(-n),
-            (AssignOp::Add, TypeName::U64) => PatchOp::AddCounter(n),
-            (AssignOp::Sub, TypeName::U64) => PatchOp::AddCounter(-n),
-            (AssignOp::Min | AssignOp::Max, TypeName::Int) => {
-                let Ok(v) = i64::try_from(n) else { return Ok(None) };
-                if a.op == AssignOp::Min {
-                    PatchOp::MinInt(v)
-                } else {
-                    PatchOp::MaxInt(v)
-                }
-            }
-            (AssignOp::Min | AssignOp::Max, TypeName::U64) => {
-                let Ok(v) = u64::try_from(n) else { return Ok(None) };
-                if a.op == AssignOp::Min {
-                    PatchOp::MinCounter(v)
-                } else {
-                    PatchOp::MaxCounter(v)
-                }
-            }
+            (AssignOp::Add, TypeName::Int) => Ok(PatchOp::AddInt(n)),
+            (AssignOp::Sub, TypeName::Int) => Ok(PatchOp::AddInt(-n)),
+            (AssignOp::Add, TypeName::U64) => Ok(PatchOp::AddCounter(n)),
+            (AssignOp::Sub, TypeName::U64) => Ok(PatchOp::AddCounter(-n)),
+            (AssignOp::Min, TypeName::Int) => i64::try_from(n).map(PatchOp::MinInt),
+            (AssignOp::Max, TypeName::Int) => i64::try_from(n).map(PatchOp::MaxInt),
+            (AssignOp::Min, TypeName::U64) => u64::try_from(n).map(PatchOp::MinCounter),
+            (AssignOp::Max, TypeName::U64) => u64::try_from(n).map(PatchOp::MaxCounter),
             _ => return Ok(None),
         };
+        let Ok(op) = op else { return Ok(None) };
         ops.push(FieldPatch { field: model.slots.ids[a.slot], op });
     }
     let Some(pk) = read::single_pk(cx, source)? else { return Ok(None) };

@@ -318,28 +318,14 @@ impl Value {
         mut wanted: impl FnMut(u32) -> bool,
         mut field: impl FnMut(u32, Value),
     ) -> Result<(), ValueError> {
-        match bytes.first() {
-            Some(&FORMAT_RECORD) => {}
-            Some(_) => return Err(ValueError { offset: 0, message: "not a record" }),
-            None => return Err(ValueError { offset: 0, message: "empty value" }),
-        }
-        let mut r = Reader { bytes, pos: 1 };
-        let mut next: u64 = 0;
-        while r.pos < bytes.len() {
-            let at = r.pos;
-            let id = r.varint()?;
-            if id < next || id > u64::from(u32::MAX) {
-                return Err(ValueError { offset: at, message: "record field ids out of order" });
-            }
-            next = id + 1;
-            let id = id as u32;
+        walk_record(bytes, |id, r| {
             if wanted(id) {
                 field(id, r.value(1)?);
             } else {
                 r.skip(1)?;
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// [`Value::decode_record`] into `vals`: each field `slot` maps to an index is decoded
@@ -354,29 +340,16 @@ impl Value {
         until: u32,
         vals: &mut [Value],
     ) -> Result<(), ValueError> {
-        match bytes.first() {
-            Some(&FORMAT_RECORD) => {}
-            Some(_) => return Err(ValueError { offset: 0, message: "not a record" }),
-            None => return Err(ValueError { offset: 0, message: "empty value" }),
-        }
-        let mut r = Reader { bytes, pos: 1 };
-        let mut next: u64 = 0;
-        while r.pos < bytes.len() {
-            let at = r.pos;
-            let id = r.varint()?;
-            if id < next || id > u64::from(u32::MAX) {
-                return Err(ValueError { offset: at, message: "record field ids out of order" });
+        walk_record(bytes, |id, r| {
+            if id > until {
+                return Ok(false);
             }
-            next = id + 1;
-            if id > u64::from(until) {
-                break;
-            }
-            match slot(id as u32).and_then(|i| vals.get_mut(i)) {
+            match slot(id).and_then(|i| vals.get_mut(i)) {
                 Some(target) => r.value_into(target, 1)?,
                 None => r.skip(1)?,
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// A record's fields by id, every one decoded (for dumps and tests).
@@ -449,6 +422,34 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Walks a record ([`Value::encode_record`]): checks its leading byte and that its field ids
+/// increase, and hands each id to `step` with the reader at the field's value, which `step`
+/// must read or step over; `step` returns false to stop early.
+fn walk_record(
+    bytes: &[u8],
+    mut step: impl FnMut(u32, &mut Reader<'_>) -> Result<bool, ValueError>,
+) -> Result<(), ValueError> {
+    match bytes.first() {
+        Some(&FORMAT_RECORD) => {}
+        Some(_) => return Err(ValueError { offset: 0, message: "not a record" }),
+        None => return Err(ValueError { offset: 0, message: "empty value" }),
+    }
+    let mut r = Reader { bytes, pos: 1 };
+    let mut next: u64 = 0;
+    while r.pos < bytes.len() {
+        let at = r.pos;
+        let id = r.varint()?;
+        if id < next || id > u64::from(u32::MAX) {
+            return Err(ValueError { offset: at, message: "record field ids out of order" });
+        }
+        next = id + 1;
+        if !step(id as u32, &mut r)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 struct Reader<'a> {
