@@ -919,7 +919,7 @@ fn in_transaction_allowed(stmt: &Statement) -> bool {
 
 enum TxnState<'d> {
     None,
-    Active(Transaction<'d>),
+    Active(Box<Transaction<'d>>),
     /// A statement failed inside the transaction: its writes are dropped.
     Aborted,
 }
@@ -987,7 +987,7 @@ impl<'d> Session<'d> {
                         help: Some("COMMIT or ROLLBACK it first".into()),
                     });
                 }
-                self.state = TxnState::Active(Transaction::begin(self.db)?);
+                self.state = TxnState::Active(Box::new(Transaction::begin(self.db)?));
                 Ok(Output::Message("BEGIN".into()))
             }
             Statement::Commit(_) | Statement::Rollback(_) => {

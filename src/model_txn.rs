@@ -93,6 +93,12 @@ impl<'e> ModelTxn<'e> {
         Ok(ModelTxn { txn: Txn::new(engine)?, patches: std::cell::Cell::new(false) })
     }
 
+    /// A model transaction writing straight into the storage's write transaction (see
+    /// [`Txn::direct`]).
+    pub fn direct(view: &'e (dyn kvm_storage::Direct + 'e)) -> ModelTxn<'e> {
+        ModelTxn { txn: Txn::direct(view), patches: std::cell::Cell::new(false) }
+    }
+
     /// The raw transaction, for the stores that own keys of their own — the catalog
     /// (`catalog_store`) and queues (`queue::store`) — and for the statement's bookkeeping
     /// (read tracking, its snapshot's versionstamp). Records and index entries are written

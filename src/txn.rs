@@ -11,7 +11,8 @@ use std::ops::Bound;
 use foldhash::HashMap;
 
 use kvm_storage::{
-    AtomicBatch, Engine, FieldPatch, KeyRange, Mutation, ScanOptions, Snapshot, Versionstamp,
+    AtomicBatch, Direct, Engine, FieldPatch, KeyRange, Mutation, ScanOptions, Snapshot,
+    Versionstamp,
 };
 
 use crate::error::Result;
@@ -118,9 +119,13 @@ impl Writes {
     }
 }
 
-/// A snapshot plus a write buffer.
+/// A snapshot plus a write buffer — or, for a direct write, the storage's write transaction
+/// itself (see [`Txn::direct`]).
 pub struct Txn<'e> {
     snap: Box<dyn Snapshot + 'e>,
+    /// A direct write: reads and writes go straight to the storage's write transaction, in
+    /// which nothing changes underneath (no buffer, no checks); `snap` is then unused.
+    direct: Option<Box<DirectState<'e>>>,
     writes: RefCell<Writes>,
     checks: RefCell<HashMap<Vec<u8>, Option<Versionstamp>>>,
     /// Whether reads add checks (write statements) or not (queries).
@@ -133,6 +138,42 @@ pub struct Txn<'e> {
     /// Record patches, applied at commit after the writes (`Mutation::Patch`).
     patches: RefCell<Vec<(Vec<u8>, Vec<FieldPatch>)>>,
 }
+
+/// A direct write's transaction and how it went.
+struct DirectState<'e> {
+    view: &'e (dyn Direct + 'e),
+    /// The first write the store refused (reported after the statement).
+    failed: RefCell<Option<kvm_storage::Error>>,
+    /// The statement needed what a direct write does not do (a range read, a patch): it
+    /// runs again the ordinary way.
+    unsupported: Cell<bool>,
+    wrote: Cell<bool>,
+}
+
+/// The snapshot a direct write does not have: every read through it is an error.
+struct NoSnapshot;
+
+impl Snapshot for NoSnapshot {
+    fn versionstamp(&self) -> Versionstamp {
+        Versionstamp::ZERO
+    }
+    fn now_millis(&self) -> u64 {
+        0
+    }
+    fn get<'a>(&'a self, _: &[u8]) -> kvm_storage::Result<Option<kvm_storage::Entry<'a>>> {
+        Err(kvm_storage::Error::Backend("a direct write read past its transaction".into()))
+    }
+    fn scan<'a>(
+        &'a self,
+        _: &KeyRange,
+        _: ScanOptions,
+    ) -> kvm_storage::Result<kvm_storage::ScanIter<'a>> {
+        Err(kvm_storage::Error::Backend("a direct write read past its transaction".into()))
+    }
+}
+
+/// A value as a read finds it: bytes, versionstamp, expiry.
+type Found<'v> = Option<(&'v [u8], Versionstamp, Option<u64>)>;
 
 /// How far a tracked scan got: its range, direction, the last key it read and whether it
 /// reached the end.
@@ -162,6 +203,7 @@ impl<'e> Txn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<Txn<'e>> {
         Ok(Txn {
             snap: engine.snapshot()?,
+            direct: None,
             writes: RefCell::default(),
             checks: RefCell::default(),
             track: Cell::new(false),
@@ -171,10 +213,62 @@ impl<'e> Txn<'e> {
         })
     }
 
-    /// From now on every key read is checked at commit.
+    /// A transaction over the storage's write transaction `view` (a direct write: see
+    /// `kvm_storage::Engine::write_direct`). It opens no snapshot: every read goes to
+    /// `view` (a read the direct mode does not route there fails, never reads nothing).
+    pub fn direct(view: &'e (dyn Direct + 'e)) -> Txn<'e> {
+        Txn {
+            snap: Box::new(NoSnapshot),
+            direct: Some(Box::new(DirectState {
+                view,
+                failed: RefCell::new(None),
+                unsupported: Cell::new(false),
+                wrote: Cell::new(false),
+            })),
+            writes: RefCell::default(),
+            checks: RefCell::default(),
+            track: Cell::new(false),
+            scanned: RefCell::default(),
+            track_ranges: Cell::new(true),
+            patches: RefCell::default(),
+        }
+    }
+
+    /// For a direct write: the first write the store refused, and whether the statement
+    /// needed what a direct write does not do (then it must run the ordinary way).
+    pub fn direct_outcome(&self) -> (Option<kvm_storage::Error>, bool) {
+        match &self.direct {
+            Some(d) => (d.failed.borrow_mut().take(), d.unsupported.get()),
+            None => (None, false),
+        }
+    }
+
+    /// What a direct write cannot do: marked, and an error that stops the statement.
+    fn not_direct(d: &DirectState<'_>) -> crate::error::Error {
+        d.unsupported.set(true);
+        kvm_storage::Error::Aborted.into()
+    }
+
+    /// `f` of the value at `key` as the snapshot (or the direct transaction) holds it.
+    fn fetch<R>(&self, key: &[u8], f: impl FnOnce(Found<'_>) -> R) -> Result<R> {
+        match &self.direct {
+            Some(d) => {
+                let e = d.view.get(key)?;
+                Ok(f(e.as_ref().map(|e| (&e.value[..], e.versionstamp, e.expire_at))))
+            }
+            None => {
+                let e = self.snap.get(key)?;
+                Ok(f(e.as_ref().map(|e| (e.value(), e.versionstamp(), e.expire_at()))))
+            }
+        }
+    }
+
     /// The versionstamp of the commit the snapshot reads.
     pub fn read_versionstamp(&self) -> Versionstamp {
-        self.snap.versionstamp()
+        match &self.direct {
+            Some(d) => d.view.read_versionstamp(),
+            None => self.snap.versionstamp(),
+        }
     }
 
     pub fn track_reads(&self, on: bool) {
@@ -198,11 +292,17 @@ impl<'e> Txn<'e> {
 
     /// The time expiry is judged at, in milliseconds.
     pub fn now_millis(&self) -> u64 {
-        self.snap.now_millis()
+        match &self.direct {
+            Some(d) => d.view.now_millis(),
+            None => self.snap.now_millis(),
+        }
     }
 
     /// Adds a check that `key` still holds what the snapshot holds.
     pub fn check_unchanged(&self, key: &[u8]) -> Result<()> {
+        if self.direct.is_some() {
+            return Ok(()); // nothing changes underneath a direct write
+        }
         let vs = self.snap.get(key)?.map(|e| e.versionstamp());
         self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);
         Ok(())
@@ -212,6 +312,9 @@ impl<'e> Txn<'e> {
     /// value is still there when it came from the snapshot — tracked or not: one read where
     /// `get` then `check_unchanged` made two.
     pub fn get_checked(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.direct.is_some() {
+            return self.fetch(key, |e| e.map(|(v, _, _)| v.to_vec()));
+        }
         if let Some(w) = self.writes.borrow().get(key) {
             return Ok(w.as_ref().map(|(v, _)| v.clone()));
         }
@@ -226,17 +329,23 @@ impl<'e> Txn<'e> {
     /// Adds a check that `key` still holds what the snapshot holds, which the caller read
     /// as `vs` (no second read).
     pub fn check_unchanged_as(&self, key: &[u8], vs: Option<Versionstamp>) {
+        if self.direct.is_some() {
+            return;
+        }
         self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);
     }
 
     fn note(&self, key: &[u8], vs: Option<Versionstamp>) {
-        if self.track.get() && !self.writes.borrow().contains_key(key) {
+        if self.track.get() && self.direct.is_none() && !self.writes.borrow().contains_key(key) {
             self.checks.borrow_mut().entry(key.to_vec()).or_insert(vs);
         }
     }
 
     /// The value at `key`, own writes first.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.direct.is_some() {
+            return self.fetch(key, |e| e.map(|(v, _, _)| v.to_vec()));
+        }
         if let Some(w) = self.writes.borrow().get(key) {
             return Ok(w.as_ref().map(|(v, _)| v.clone()));
         }
@@ -247,6 +356,9 @@ impl<'e> Txn<'e> {
 
     /// `read` applied to the value at `key` (own writes first), read in place: no copy.
     pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        if self.direct.is_some() {
+            return self.fetch(key, |e| e.map(|(v, _, _)| read(v)));
+        }
         if let Some(w) = self.writes.borrow().get(key) {
             return Ok(w.as_ref().map(|(v, _)| read(v)));
         }
@@ -257,6 +369,12 @@ impl<'e> Txn<'e> {
 
     /// The values at several keys (own writes first), the snapshot's read in one request.
     pub fn get_many<'a>(&'a self, keys: &[Vec<u8>]) -> Result<Vec<Option<Cow<'a, [u8]>>>> {
+        if self.direct.is_some() {
+            return keys
+                .iter()
+                .map(|k| self.fetch(k, |e| e.map(|(v, _, _)| Cow::Owned(v.to_vec()))))
+                .collect();
+        }
         let mut out: Vec<Option<Cow<'a, [u8]>>> = vec![None; keys.len()];
         let mut missing: Vec<usize> = Vec::new();
         {
@@ -289,6 +407,9 @@ impl<'e> Txn<'e> {
         reverse: bool,
         limit: Option<usize>,
     ) -> Result<Vec<KvList>> {
+        if let Some(d) = &self.direct {
+            return Err(Self::not_direct(d));
+        }
         let mut out: Vec<KvList> = vec![Vec::new(); ranges.len()];
         let mut batched: Vec<usize> = Vec::new();
         for (i, r) in ranges.iter().enumerate() {
@@ -331,6 +452,9 @@ impl<'e> Txn<'e> {
 
     /// The entries in `range`, own writes merged in, in key order (or reverse).
     pub fn scan<'a>(&'a self, range: &KeyRange, reverse: bool) -> Result<KvIter<'a>> {
+        if let Some(d) = &self.direct {
+            return Err(Self::not_direct(d));
+        }
         let mut buffered = self.writes.borrow_mut().in_range(range);
         if reverse {
             buffered.reverse();
@@ -380,28 +504,57 @@ impl<'e> Txn<'e> {
     }
 
     pub fn set(&self, key: Vec<u8>, value: Vec<u8>, expire_at: Option<u64>) {
+        if let Some(d) = &self.direct {
+            return Self::direct_write(d, |v| v.set(&key, &value, expire_at));
+        }
         self.writes.borrow_mut().insert(key, Some((value, expire_at)));
     }
 
     pub fn delete(&self, key: Vec<u8>) {
+        if let Some(d) = &self.direct {
+            return Self::direct_write(d, |v| v.delete(&key));
+        }
         self.writes.borrow_mut().insert(key, None);
+    }
+
+    /// A write straight into the direct transaction; the first refusal is kept (and later
+    /// writes skipped) for [`Txn::direct_outcome`].
+    fn direct_write(
+        d: &DirectState<'_>,
+        write: impl FnOnce(&dyn Direct) -> kvm_storage::Result<()>,
+    ) {
+        if d.failed.borrow().is_some() {
+            return;
+        }
+        d.wrote.set(true);
+        if let Err(e) = write(d.view) {
+            *d.failed.borrow_mut() = Some(e);
+        }
     }
 
     /// Patches the record at `key` at commit, against its latest state (see
     /// `Mutation::Patch`). A patch is not read back by this transaction's reads: only a
     /// statement that reads nothing after it may write one.
     pub fn patch(&self, key: Vec<u8>, ops: Vec<FieldPatch>) {
+        if let Some(d) = &self.direct {
+            d.unsupported.set(true);
+            *d.failed.borrow_mut() = Some(kvm_storage::Error::Aborted);
+            return;
+        }
         self.patches.borrow_mut().push((key, ops));
     }
 
     /// The value at `key` in the snapshot, without a check at commit (what a patch needs to
     /// know: whether its record exists, and in which form).
     pub fn peek(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.snap.get(key)?.map(|e| e.value().to_vec()))
+        self.fetch(key, |e| e.map(|(v, _, _)| v.to_vec()))
     }
 
     /// Whether anything was written.
     pub fn is_dirty(&self) -> bool {
+        if let Some(d) = &self.direct {
+            return d.wrote.get();
+        }
         !self.writes.borrow().is_empty() || !self.patches.borrow().is_empty()
     }
 
@@ -536,11 +689,11 @@ impl Txn<'_> {
         if let Some(w) = self.writes.borrow().get(key) {
             return Ok(w.as_ref().and_then(|(_, e)| *e));
         }
-        Ok(self.snap.get(key)?.and_then(|e| e.expire_at()))
+        self.fetch(key, |e| e.and_then(|(_, _, at)| at))
     }
 
     /// The versionstamp the snapshot holds at `key` (own writes ignored).
     pub fn snapshot_versionstamp(&self, key: &[u8]) -> Result<Option<Versionstamp>> {
-        Ok(self.snap.get(key)?.map(|e| e.versionstamp()))
+        self.fetch(key, |e| e.map(|(_, vs, _)| vs))
     }
 }

@@ -97,11 +97,13 @@ fn fault_child() {
             println!("\nKVM-RESULT won={won} lost={lost}");
         }
         "writer" => {
-            // Numbered batches of 10 records; each acknowledged after its commit.
+            // Numbered batches of WRITER_BATCH records (each a direct write: see
+            // `exec::run_direct`); each acknowledged after its commit.
             let start: i64 = arg.parse().unwrap();
             for b in start.. {
-                let rows: Vec<String> =
-                    (0..10).map(|i| format!("{{id: {}, b: {b}}}", b * 10 + i)).collect();
+                let rows: Vec<String> = (0..WRITER_BATCH)
+                    .map(|i| format!("{{id: {}, b: {b}}}", b * WRITER_BATCH + i))
+                    .collect();
                 db.execute(&format!("INSERT INTO w [{}]", rows.join(",")), ()).unwrap();
                 println!("\nKVM-ACKED {b}");
             }
@@ -284,6 +286,11 @@ fn unique_races(path: &Path) {
 
 /// 10 writers killed at random moments: every acknowledged batch is there, whole, and no
 /// batch is partial.
+/// Records per acknowledged batch of the killed writers: above
+/// the 64 records from which `exec::run_direct` takes an INSERT, so each batch is a
+/// direct write.
+const WRITER_BATCH: i64 = 100;
+
 fn killed_writers(path: &Path) {
     {
         let db = open(path);
@@ -313,9 +320,12 @@ fn killed_writers(path: &Path) {
         }
         let db = open(path);
         let rows = int(&db, "SELECT COUNT(*) FROM w");
-        assert!(rows % 10 == 0, "round {round}: a partial batch ({rows} records)");
-        assert!(rows >= (acked + 1) * 10, "round {round}: acknowledged {acked}, found {rows}");
-        acked = rows / 10 - 1;
+        assert!(rows % WRITER_BATCH == 0, "round {round}: a partial batch ({rows} records)");
+        assert!(
+            rows >= (acked + 1) * WRITER_BATCH,
+            "round {round}: acknowledged {acked}, found {rows}"
+        );
+        acked = rows / WRITER_BATCH - 1;
     }
     let db = open(path);
     check_clean(&db, "killed writers");

@@ -227,6 +227,9 @@ pub fn run(
     }
     if writes {
         queue_if_contended(host)?;
+        if let Some(out) = run_direct(host, stmt, params, prepared)? {
+            return Ok(out);
+        }
     }
     // A schema change first finishes the removals earlier drops left (cut short by a
     // crash, or another process's): a model or index of a removed name must not be
@@ -282,6 +285,94 @@ pub fn run(
             backfill_indexes(host, &model, &indexes)?;
         }
         return Ok(out);
+    }
+}
+
+/// Records from which an `INSERT` is written directly (see [`run_direct`]): below it, a
+/// statement's batch is better off sharing a group commit with others.
+pub const DIRECT_MIN_RECORDS: usize = 64;
+
+/// Runs an autocommit `INSERT` of at least [`DIRECT_MIN_RECORDS`] records straight into the
+/// storage's write transaction (`Engine::write_direct`): its keys are checked absent where
+/// nothing can change underneath, and written as the statement goes — no write buffer, no
+/// copy into a batch, no second read at commit. The writer is held for the statement's run
+/// (as SQLite holds its lock). `None` when the statement or the backend does not take this
+/// path, or the statement needed a read the direct mode does not do (a range read): it then
+/// runs the ordinary way, and nothing of the direct attempt is kept.
+fn run_direct(
+    host: &dyn Host,
+    stmt: &Statement,
+    params: &Params,
+    prepared: Option<(&Arc<Catalog>, &Plan)>,
+) -> Result<Option<Output>> {
+    let Statement::Insert(ins) = stmt else { return Ok(None) };
+    let kvm_lang::ast::InsertSource::Batch(records) = &ins.source else { return Ok(None) };
+    if records.len() < DIRECT_MIN_RECORDS {
+        return Ok(None);
+    }
+    // What the records take (for the storage to grow ahead): the parameters' sizes (where
+    // bulk records come from) and a guess per record, times three for keys and index
+    // entries.
+    let bytes = params
+        .positional
+        .iter()
+        .chain(params.named.values())
+        .map(approx_size)
+        .sum::<usize>()
+        .saturating_add(records.len() * 64)
+        .saturating_mul(3);
+    // The catalog read first, on a snapshot: loading it is a range read, which the direct
+    // mode does not do (the direct statement then finds it cached at its version).
+    host.catalog(&ModelTxn::new(host.engine())?)?;
+    let mut outcome: Option<Result<(Output, Backfill)>> = None;
+    let mut fallback = false;
+    let committed = host.engine().write_direct(bytes, &mut |view| {
+        outcome = None;
+        let mtx = ModelTxn::direct(view);
+        let result = run_in(host, &mtx, stmt, params, prepared);
+        let (failed, unsupported) = mtx.txn().direct_outcome();
+        if unsupported {
+            fallback = true;
+            return Err(kvm_storage::Error::Aborted);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let stop = result.is_err();
+        outcome = Some(result);
+        if stop {
+            Err(kvm_storage::Error::Aborted)
+        } else {
+            Ok(())
+        }
+    });
+    match committed {
+        Ok(None) => Ok(None),
+        Err(kvm_storage::Error::Aborted) if fallback => Ok(None),
+        Ok(Some(_)) | Err(kvm_storage::Error::Aborted) => match outcome {
+            Some(Ok((out, backfill))) => {
+                for (model, indexes) in backfill {
+                    backfill_indexes(host, &model, &indexes)?;
+                }
+                Ok(Some(out))
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(kvm_storage::Error::Aborted.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// About how many bytes `v` takes stored.
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Bytes(b) => b.len() + 2,
+        Value::Array(a) => a.iter().map(approx_size).sum::<usize>() + 2,
+        Value::Object(o) => {
+            o.iter().map(|(k, v)| k.len().min(8) + approx_size(v)).sum::<usize>() + 2
+        }
+        _ => 9,
     }
 }
 

@@ -371,6 +371,18 @@ impl Engine for Notifying {
         }
         Ok(vs)
     }
+    fn write_direct(
+        &self,
+        bytes: usize,
+        write: &mut dyn FnMut(&dyn kvm_storage::Direct) -> StorageResult<()>,
+    ) -> StorageResult<Option<Versionstamp>> {
+        // (Direct writes are model inserts only: no queue key to wake a worker for.)
+        let vs = self.inner.write_direct(bytes, write)?;
+        if vs.is_some() {
+            self.hub.poke();
+        }
+        Ok(vs)
+    }
     fn changes_since(&self, after: Versionstamp, limit: usize) -> StorageResult<Vec<ChangeSet>> {
         self.inner.changes_since(after, limit)
     }

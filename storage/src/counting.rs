@@ -21,6 +21,8 @@ pub struct ReadCounts {
     pub requests: AtomicU64,
     /// Batches handed to `commit` (a read-only statement should hand none).
     pub commits: AtomicU64,
+    /// Direct writes committed (`write_direct`).
+    pub directs: AtomicU64,
 }
 
 impl ReadCounts {
@@ -39,7 +41,13 @@ impl ReadCounts {
         self.commits.load(Ordering::Relaxed)
     }
 
+    /// Direct writes committed so far.
+    pub fn directs(&self) -> u64 {
+        self.directs.load(Ordering::Relaxed)
+    }
+
     pub fn reset(&self) {
+        self.directs.store(0, Ordering::Relaxed);
         self.commits.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
         self.gets.store(0, Ordering::Relaxed);
@@ -114,6 +122,17 @@ impl<E: Engine> Engine for CountingEngine<E> {
     fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
         self.counts.commits.fetch_add(1, Ordering::Relaxed);
         self.inner.commit(batch)
+    }
+    fn write_direct(
+        &self,
+        bytes: usize,
+        write: &mut dyn FnMut(&dyn crate::engine::Direct) -> Result<()>,
+    ) -> Result<Option<Versionstamp>> {
+        let vs = self.inner.write_direct(bytes, write)?;
+        if vs.is_some() {
+            self.counts.directs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(vs)
     }
     fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
         self.inner.changes_since(after, limit)

@@ -370,6 +370,34 @@ pub enum Durability {
     Process,
 }
 
+/// A write transaction a caller writes into as it goes ([`Engine::write_direct`]): a bulk
+/// insert checks its keys absent and writes them with no buffer of its own, no copy into a
+/// batch and no second read at commit. Reads see the transaction's own writes and, since
+/// the writer is held, nothing changes underneath them. Errors other than from the store
+/// itself are the caller's to keep; a failed write leaves nothing. (Methods take `&self`:
+/// a transaction borrowing the view stays covariant in its lifetime.)
+pub trait Direct {
+    /// The versionstamp of the latest commit before this one.
+    fn read_versionstamp(&self) -> Versionstamp;
+    /// The time expiry is judged at, in milliseconds.
+    fn now_millis(&self) -> u64;
+    /// The live value at `key` (own writes included), with its versionstamp and expiry.
+    fn get(&self, key: &[u8]) -> Result<Option<DirectEntry>>;
+    /// Writes `value` at `key` (checked like a batch's keys).
+    fn set(&self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<()>;
+    /// Deletes `key`.
+    fn delete(&self, key: &[u8]) -> Result<()>;
+}
+
+/// A value read through [`Direct::get`], copied out of the transaction (a later write may
+/// move the page it was on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectEntry {
+    pub value: Vec<u8>,
+    pub versionstamp: Versionstamp,
+    pub expire_at: Option<u64>,
+}
+
 /// An ordered key-value store with snapshots, atomic checked commits and a change feed.
 pub trait Engine: Send + Sync {
     /// A short name of the backend (`memory`, `lmdb`, ...).
@@ -418,6 +446,21 @@ pub trait Engine: Send + Sync {
     /// turns).
     fn await_writer_turn(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Runs `write` inside one write transaction of its own (no other commit meanwhile) and
+    /// commits what it wrote as one commit, with its change-feed entry; when `write` fails
+    /// nothing is kept (its own errors are [`Error::Aborted`] — the caller keeps the
+    /// reason). `write` may be called again from the start (LMDB: the map had to grow;
+    /// `bytes` is what the caller expects to write, to grow ahead). `Ok(None)` when the
+    /// backend has no such path (the caller then buffers and commits a batch).
+    fn write_direct(
+        &self,
+        bytes: usize,
+        write: &mut dyn FnMut(&dyn Direct) -> Result<()>,
+    ) -> Result<Option<Versionstamp>> {
+        let _ = (bytes, write);
+        Ok(None)
     }
 
     /// Walks the backend's own storage structures (LMDB: every page of the latest

@@ -34,6 +34,9 @@ pub enum Error {
     InUse(String),
     /// The backend failed (I/O, LMDB error, lock poisoned, ...).
     Backend(String),
+    /// The caller of [`crate::Engine::write_direct`] stopped its write (it holds the
+    /// reason); nothing was written.
+    Aborted,
 }
 
 impl Error {
@@ -52,6 +55,7 @@ impl Error {
             Error::ReadOnly(_) => "storage.read_only",
             Error::InUse(_) => "storage.in_use",
             Error::Backend(_) => "storage.backend",
+            Error::Aborted => "storage.aborted",
         }
     }
 
@@ -95,6 +99,7 @@ impl fmt::Display for Error {
             Error::ReadOnly(msg) => write!(f, "the database is read-only: {msg}"),
             Error::InUse(msg) => write!(f, "the database is in use: {msg}"),
             Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
+            Error::Aborted => write!(f, "the write was stopped by its caller; nothing was written"),
         }
     }
 }

@@ -73,15 +73,18 @@ pub(crate) fn dedup_last(changes: &mut Vec<Change>) {
     if changes.windows(2).all(|w| w[0].key < w[1].key) {
         return;
     }
-    let mut seen = std::collections::HashSet::with_capacity(changes.len());
-    let mut kept: Vec<Change> = Vec::with_capacity(changes.len());
-    for c in changes.drain(..).rev() {
-        if seen.insert(c.key.clone()) {
-            kept.push(c);
-        }
-    }
-    kept.reverse();
-    *changes = kept;
+    // Which changes are the last of their key, marked by borrowing the keys (no clones).
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(changes.len());
+        let mut keep: Vec<bool> = changes.iter().rev().map(|c| seen.insert(&c.key[..])).collect();
+        keep.reverse();
+        keep
+    };
+    let mut i = 0;
+    changes.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -41,7 +41,8 @@ struct State {
 }
 
 struct Slot {
-    batch: AtomicBatch,
+    /// The batch to commit; `None` for a turn alone ([`GroupCommit::alone`]).
+    batch: Option<AtomicBatch>,
     state: Mutex<SlotState>,
     cv: Condvar,
 }
@@ -73,27 +74,75 @@ impl GroupCommit {
             return self.lead(batch, Vec::new(), run);
         }
         let slot = Arc::new(Slot {
-            batch: batch.clone(),
+            batch: Some(batch.clone()),
             state: Mutex::new(SlotState::Waiting),
             cv: Condvar::new(),
         });
         st.queue.push(slot.clone());
         drop(st);
+        if let Some(result) = Self::wait(&slot) {
+            return result;
+        }
+        let others = {
+            let mut st = lock(&self.state);
+            // Batches queued before the next turn alone, if any, join this group.
+            let n = st.queue.iter().take(MAX_GROUP - 1).take_while(|s| s.batch.is_some()).count();
+            st.queue.drain(..n).collect()
+        };
+        self.lead(batch, others, run)
+    }
+
+    /// Waits in `slot` until it is done (`Some`) or leads (`None`).
+    fn wait(slot: &Slot) -> Option<Result<Versionstamp>> {
         let mut s = lock(&slot.state);
         loop {
             match std::mem::replace(&mut *s, SlotState::Waiting) {
                 SlotState::Waiting => s = slot.cv.wait(s).unwrap_or_else(|p| p.into_inner()),
-                SlotState::Done(result) => return result,
-                SlotState::Lead => {
-                    drop(s);
-                    let others = {
-                        let mut st = lock(&self.state);
-                        let n = st.queue.len().min(MAX_GROUP - 1);
-                        st.queue.drain(..n).collect()
-                    };
-                    return self.lead(&slot.batch, others, run);
-                }
+                SlotState::Done(result) => return Some(result),
+                SlotState::Lead => return None,
             }
+        }
+    }
+
+    /// Runs `f` as the only writer — no group transaction before it has ended or after it
+    /// has begun — taking its turn in the queue like a batch (a direct write).
+    pub(crate) fn alone<T>(&self, f: impl FnOnce() -> T) -> T {
+        let mut st = lock(&self.state);
+        if st.leader_active {
+            let slot = Arc::new(Slot {
+                batch: None,
+                state: Mutex::new(SlotState::Waiting),
+                cv: Condvar::new(),
+            });
+            st.queue.push(slot.clone());
+            drop(st);
+            // A turn alone is only ever handed the lead, never a result.
+            let _ = Self::wait(&slot);
+        } else {
+            st.leader_active = true;
+            drop(st);
+        }
+        // Handed on even if `f` panics: the writers behind must not wait forever.
+        struct HandOn<'g>(&'g GroupCommit);
+        impl Drop for HandOn<'_> {
+            fn drop(&mut self) {
+                self.0.hand_on();
+            }
+        }
+        let _hand_on = HandOn(self);
+        f()
+    }
+
+    /// Gives the lead to the first waiter, or up when nobody waits.
+    fn hand_on(&self) {
+        let mut st = lock(&self.state);
+        if st.queue.is_empty() {
+            st.leader_active = false;
+        } else {
+            let next = st.queue.remove(0);
+            drop(st);
+            *lock(&next.state) = SlotState::Lead;
+            next.cv.notify_one();
         }
     }
 
@@ -114,7 +163,7 @@ impl GroupCommit {
     ) -> Result<Versionstamp> {
         let mut batches: Vec<&AtomicBatch> = Vec::with_capacity(1 + others.len());
         batches.push(own);
-        batches.extend(others.iter().map(|s| &s.batch));
+        batches.extend(others.iter().filter_map(|s| s.batch.as_ref()));
         self.batches.fetch_add(batches.len() as u64, Ordering::Relaxed);
         self.transactions.fetch_add(1, Ordering::Relaxed);
         let mut results = match run(&batches) {
@@ -127,15 +176,7 @@ impl GroupCommit {
             *lock(&slot.state) = SlotState::Done(result);
             slot.cv.notify_one();
         }
-        let mut st = lock(&self.state);
-        if st.queue.is_empty() {
-            st.leader_active = false;
-        } else {
-            let next = st.queue.remove(0);
-            drop(st);
-            *lock(&next.state) = SlotState::Lead;
-            next.cv.notify_one();
-        }
+        self.hand_on();
         own_result
     }
 }

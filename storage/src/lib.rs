@@ -25,8 +25,9 @@ pub use backend::memory::MemoryEngine;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counting::{CountingEngine, ReadCounts};
 pub use engine::{
-    transact, AtomicBatch, Check, CommitLimits, Durability, Engine, FieldPatch, KeyRange, KvRef,
-    Mutation, PatchOp, RangeCheck, ScanIter, ScanOptions, Snapshot, WriterTurn, MAX_KEY_LEN,
+    transact, AtomicBatch, Check, CommitLimits, Direct, DirectEntry, Durability, Engine,
+    FieldPatch, KeyRange, KvRef, Mutation, PatchOp, RangeCheck, ScanIter, ScanOptions, Snapshot,
+    WriterTurn, MAX_KEY_LEN,
 };
 pub use entry::Entry;
 pub use error::{Error, Result};

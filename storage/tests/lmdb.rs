@@ -317,3 +317,99 @@ fn damaged_pages_are_an_error_never_a_crash() {
     }
     assert!(found >= refused, "check_pages found {found}, the open walk {refused}");
 }
+
+/// `write_direct`: writes as it goes in one write transaction; a map too small for what it
+/// writes grows and the write runs again from the start (nothing of the first attempt
+/// kept); the commit is one change-feed entry; an aborted write leaves nothing.
+#[test]
+fn a_direct_write_grows_the_map_runs_again_and_commits_once() {
+    use kvm_storage::Error;
+    let dir = tempfile::tempdir().unwrap();
+    let e =
+        LmdbEngine::open(dir.path().join("db.kvm"), LmdbOptions { map_size: 256 * 1024, ..opts() })
+            .unwrap();
+    let before = e.commit(&AtomicBatch::new().set(b"other", b"x")).unwrap();
+    let value = vec![7u8; 1000];
+    let mut runs = 0;
+    let vs = e
+        .write_direct(0, &mut |d| {
+            runs += 1;
+            for i in 0..2_000u32 {
+                assert!(d.get(&i.to_be_bytes())?.is_none(), "nothing of an earlier run is left");
+                d.set(&i.to_be_bytes(), &value, None)?;
+            }
+            // Own writes are read back.
+            assert_eq!(d.get(&5u32.to_be_bytes())?.unwrap().value, value);
+            d.delete(b"other")
+        })
+        .unwrap()
+        .expect("LMDB has a direct path");
+    assert!(runs >= 2, "2 MB into a 256 KiB map: it grew and ran again ({runs} runs)");
+    assert!(vs > before);
+    let snap = e.snapshot().unwrap();
+    assert_eq!(snap.get(&1999u32.to_be_bytes()).unwrap().unwrap().value(), value);
+    assert!(snap.get(b"other").unwrap().is_none());
+    let sets = e.changes_since(before, 10).unwrap();
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0].versionstamp, vs);
+    assert_eq!(sets[0].changes.len(), 2_001);
+    drop(snap);
+
+    // Stopped by its caller: nothing kept, no commit.
+    let err = e
+        .write_direct(0, &mut |d| {
+            d.set(b"half", b"written", None)?;
+            Err(Error::Aborted)
+        })
+        .unwrap_err();
+    assert_eq!(err, Error::Aborted);
+    let snap = e.snapshot().unwrap();
+    assert!(snap.get(b"half").unwrap().is_none());
+    assert_eq!(snap.versionstamp(), vs, "no commit");
+    // A key too long is refused like a batch's.
+    let long = vec![1u8; kvm_storage::MAX_KEY_LEN + 1];
+    let err = e.write_direct(0, &mut |d| d.set(&long, b"v", None)).unwrap_err();
+    assert!(matches!(err, Error::KeyTooLarge { .. }), "{err:?}");
+}
+
+/// Commits from other threads wait for a direct write's turn and then go through.
+#[test]
+fn commits_wait_for_a_direct_write_and_then_go_through() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(LmdbEngine::open(dir.path().join("db.kvm"), opts()).unwrap());
+    let inside = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u32)
+        .map(|t| {
+            let e = e.clone();
+            let inside = inside.clone();
+            std::thread::spawn(move || {
+                while !inside.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                for i in 0..50u32 {
+                    let key = [t.to_be_bytes(), i.to_be_bytes()].concat();
+                    e.commit(&AtomicBatch::new().set(&key, b"w")).unwrap();
+                }
+            })
+        })
+        .collect();
+    e.write_direct(0, &mut |d| {
+        inside.store(true, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        d.set(b"direct", b"d", None)
+    })
+    .unwrap();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let snap = e.snapshot().unwrap();
+    assert!(snap.get(b"direct").unwrap().is_some());
+    assert_eq!(
+        snap.scan(&kvm_storage::KeyRange::all(), kvm_storage::ScanOptions::forward())
+            .unwrap()
+            .count(),
+        201
+    );
+}
