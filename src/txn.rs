@@ -201,30 +201,26 @@ impl Scanned {
 
 impl<'e> Txn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<Txn<'e>> {
-        Ok(Txn {
-            snap: engine.snapshot()?,
-            direct: None,
-            writes: RefCell::default(),
-            checks: RefCell::default(),
-            track: Cell::new(false),
-            scanned: RefCell::default(),
-            track_ranges: Cell::new(true),
-            patches: RefCell::default(),
-        })
+        Ok(Txn::over(engine.snapshot()?, None))
     }
 
     /// A transaction over the storage's write transaction `view` (a direct write: see
     /// `kvm_storage::Engine::write_direct`). It opens no snapshot: every read goes to
     /// `view` (a read the direct mode does not route there fails, never reads nothing).
     pub fn direct(view: &'e (dyn Direct + 'e)) -> Txn<'e> {
+        let direct = DirectState {
+            view,
+            failed: RefCell::new(None),
+            unsupported: Cell::new(false),
+            wrote: Cell::new(false),
+        };
+        Txn::over(Box::new(NoSnapshot), Some(Box::new(direct)))
+    }
+
+    fn over(snap: Box<dyn Snapshot + 'e>, direct: Option<Box<DirectState<'e>>>) -> Txn<'e> {
         Txn {
-            snap: Box::new(NoSnapshot),
-            direct: Some(Box::new(DirectState {
-                view,
-                failed: RefCell::new(None),
-                unsupported: Cell::new(false),
-                wrote: Cell::new(false),
-            })),
+            snap,
+            direct,
             writes: RefCell::default(),
             checks: RefCell::default(),
             track: Cell::new(false),

@@ -140,45 +140,40 @@ fn a_refused_direct_insert_writes_nothing() {
         let clock = ManualClock::new(START);
         let (db, _engine, counts) = open(&dir, &clock, lmdb, 1 << 24);
         insert(&db, vec![person(9_000, "held@example.com", 30)], "").unwrap();
-        let cases: Vec<(&str, Vec<Value>, &str)> = vec![
+        // 100 good people, then one record changed: (what, index, record, code).
+        let cases = [
             (
                 "a key twice in the statement",
-                {
-                    let mut r = people(100);
-                    r.push(person(50, "other@example.com", 1));
-                    r
-                },
+                100,
+                person(50, "other@example.com", 1),
                 "kvm.unique_violation",
             ),
             (
                 "a key already stored",
-                {
-                    let mut r = people(100);
-                    r.push(person(9_000, "fresh@example.com", 1));
-                    r
-                },
+                100,
+                person(9_000, "fresh@example.com", 1),
                 "kvm.unique_violation",
             ),
             (
                 "a unique email already stored",
-                {
-                    let mut r = people(100);
-                    r.push(person(100, "held@example.com", 1));
-                    r
-                },
+                100,
+                person(100, "held@example.com", 1),
                 "kvm.unique_violation",
             ),
             (
                 "a CHECK refused on the 80th record",
-                {
-                    let mut r = people(100);
-                    r[79] = person(79, "p79@example.com", -1);
-                    r
-                },
+                79,
+                person(79, "p79@example.com", -1),
                 "kvm.validation",
             ),
         ];
-        for (what, records, code) in cases {
+        for (what, at, bad, code) in cases {
+            let mut records = people(100);
+            if at == records.len() {
+                records.push(bad);
+            } else {
+                records[at] = bad;
+            }
             counts.reset();
             let err = insert(&db, records, "").unwrap_err();
             assert_eq!(err.code(), code, "{what}: {err}");
