@@ -4,8 +4,8 @@
 //! These tests prove the path is taken (no batch is committed), that it keeps every rule a
 //! buffered insert keeps (unique keys within the statement and against stored records,
 //! validation, TTL, the change feed, other writers meanwhile), that a refused statement
-//! leaves nothing, that a map too small to hold it grows and the statement runs again, and
-//! that a backend without the path (memory) gives the same answers through the buffer.
+//! leaves nothing, and that a map too small to hold it grows and the statement runs again —
+//! on LMDB and on the memory backend.
 
 #![allow(clippy::unwrap_used)]
 
@@ -108,12 +108,8 @@ fn a_large_insert_is_written_directly_and_reads_back_like_a_buffered_one() {
         let out = insert(&db, people(5_000), "").unwrap();
         assert_eq!(out.to_string(), "inserted 5000");
         pinger.join().unwrap();
-        if lmdb {
-            assert_eq!(counts.directs(), 1, "the insert was one direct write");
-        } else {
-            assert_eq!(counts.directs(), 0, "memory has no direct path: the buffer it is");
-        }
-        assert_eq!(counts.commits(), 200 + u64::from(!lmdb), "no batch for a direct insert");
+        assert_eq!(counts.directs(), 1, "the insert was one direct write");
+        assert_eq!(counts.commits(), 200, "no batch for the direct insert");
 
         assert_eq!(count(&db, "SELECT COUNT(*) FROM people"), 5_000);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM pings"), 200);

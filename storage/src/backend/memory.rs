@@ -1,15 +1,18 @@
 //! The in-memory backend (`:memory:`): a persistent ordered map whose O(1) clones make
 //! snapshots free, and a commit is "apply to a copy, then swap it in".
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use imbl::OrdMap;
 
 use crate::apply::{apply_batch, sweepable, CommitTarget};
 use crate::clock::{self, Clock};
-use crate::engine::{AtomicBatch, Engine, KeyRange, ScanIter, ScanOptions, Snapshot};
+use crate::engine::{
+    check_key, AtomicBatch, Direct, DirectEntry, Engine, KeyRange, ScanIter, ScanOptions, Snapshot,
+};
 use crate::entry::{self, Entry};
 use crate::error::{Error, Result};
 use crate::feed::{self, Change, ChangeKind, ChangeSet};
@@ -30,6 +33,10 @@ struct State {
 /// A database that lives in memory and vanishes with the process.
 pub struct MemoryEngine {
     state: RwLock<State>,
+    /// Held by every write (commit, sweep, direct write) from its first read of the state
+    /// to its swap: a direct write works on a copy without blocking snapshots, and nothing
+    /// commits underneath it.
+    writer: Mutex<()>,
     clock: Arc<dyn Clock>,
     retention: u64,
 }
@@ -48,6 +55,7 @@ impl MemoryEngine {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         MemoryEngine {
             state: RwLock::new(State { floor: 1, ..State::default() }),
+            writer: Mutex::new(()),
             clock,
             retention: feed::DEFAULT_RETENTION,
         }
@@ -61,6 +69,10 @@ impl MemoryEngine {
 
     fn write_state(&self) -> Result<std::sync::RwLockWriteGuard<'_, State>> {
         self.state.write().map_err(|_| Error::Backend("memory engine lock poisoned".into()))
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.writer.lock().map_err(|_| Error::Backend("memory engine lock poisoned".into()))
     }
 
     fn read_state(&self) -> Result<std::sync::RwLockReadGuard<'_, State>> {
@@ -121,6 +133,51 @@ impl CommitTarget for Work {
     }
 }
 
+/// A direct write's view: a copy of the map (O(1)), swapped in when the write succeeds.
+struct MemoryDirect {
+    work: RefCell<Work>,
+    vs: Versionstamp,
+    before: Versionstamp,
+    now: u64,
+    changes: RefCell<Vec<Change>>,
+}
+
+impl Direct for MemoryDirect {
+    fn read_versionstamp(&self) -> Versionstamp {
+        self.before
+    }
+    fn now_millis(&self) -> u64 {
+        self.now
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<DirectEntry>> {
+        let work = self.work.borrow();
+        let Some(raw) = work.data.get(key) else { return Ok(None) };
+        let e = entry::decode(raw)?;
+        Ok(e.is_live(self.now).then(|| DirectEntry {
+            value: e.value().to_vec(),
+            versionstamp: e.versionstamp(),
+            expire_at: e.expire_at(),
+        }))
+    }
+    fn set(&self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<()> {
+        check_key(key)?;
+        let mut work = self.work.borrow_mut();
+        work.write(key, entry::encode(value, self.vs, expire_at))?;
+        if let Some(at) = expire_at {
+            work.note_expiry(at, key)?;
+        }
+        self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Set });
+        Ok(())
+    }
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        check_key(key)?;
+        if self.work.borrow_mut().remove(key)? {
+            self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Delete });
+        }
+        Ok(())
+    }
+}
+
 impl Engine for MemoryEngine {
     fn name(&self) -> &'static str {
         "memory"
@@ -137,6 +194,7 @@ impl Engine for MemoryEngine {
     }
 
     fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
+        let _writer = self.writer()?;
         let mut st = self.write_state()?;
         let now = self.clock.now_millis();
         let vs = Versionstamp::from_seq(st.seq + 1);
@@ -145,6 +203,33 @@ impl Engine for MemoryEngine {
         st.data = work.data;
         st.expiry.extend(work.expiry);
         Ok(self.finish(&mut st, changes))
+    }
+
+    fn write_direct(
+        &self,
+        _bytes: usize,
+        write: &mut dyn FnMut(&dyn Direct) -> Result<()>,
+    ) -> Result<Option<Versionstamp>> {
+        let _writer = self.writer()?;
+        let (data, seq) = {
+            let st = self.read_state()?;
+            (st.data.clone(), st.seq)
+        };
+        let view = MemoryDirect {
+            work: RefCell::new(Work { data, expiry: Vec::new() }),
+            vs: Versionstamp::from_seq(seq + 1),
+            before: Versionstamp::from_seq(seq),
+            now: self.clock.now_millis(),
+            changes: RefCell::default(),
+        };
+        write(&view)?;
+        let work = view.work.into_inner();
+        let mut changes = view.changes.into_inner();
+        feed::dedup_last(&mut changes);
+        let mut st = self.write_state()?;
+        st.data = work.data;
+        st.expiry.extend(work.expiry);
+        Ok(Some(self.finish(&mut st, changes)))
     }
 
     fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
@@ -156,6 +241,7 @@ impl Engine for MemoryEngine {
     }
 
     fn sweep_expired(&self, limit: usize) -> Result<usize> {
+        let _writer = self.writer()?;
         let mut st = self.write_state()?;
         let now = self.clock.now_millis();
         let due: Vec<(u64, Vec<u8>)> =

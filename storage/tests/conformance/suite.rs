@@ -43,7 +43,7 @@ macro_rules! conformance {
                 scans_follow_tuple_order, snapshots_are_isolated, change_feed_contents,
                 change_feed_retention, check_only_commit, many_writes_grow_the_map,
                 backup_is_a_consistent_copy, backup_never_writes_through_a_link,
-                range_checks_catch_phantoms);
+                range_checks_catch_phantoms, direct_writes);
         }
     };
     (@each $factory:ident; $($test:ident),* $(,)?) => {
@@ -680,4 +680,63 @@ pub fn range_checks_catch_phantoms(f: Factory) {
     assert!(e.commit(&guarded()).is_ok(), "an expired entry is not a phantom");
     e.commit(&AtomicBatch::new().set(&k("b1"), b"2")).unwrap();
     assert!(matches!(e.commit(&guarded()), Err(Error::Conflict { .. })), "an overwrite too");
+}
+
+/// `write_direct`: a backend either has no direct path (`None`) or writes as it goes in one
+/// transaction — reads see its own writes, snapshots opened meanwhile do not, what it wrote
+/// is one commit and one change-feed entry, expiry is kept, a stopped write or a key too
+/// long leaves nothing.
+pub fn direct_writes(f: Factory) {
+    let (b, clock) = open(f);
+    let e = b.engine.as_ref();
+    let before = e.commit(&AtomicBatch::new().set(&k("old"), b"x")).unwrap();
+    let value = vec![7u8; 1000];
+    let mut runs = 0;
+    let outcome = e.write_direct(0, &mut |d| {
+        runs += 1;
+        assert_eq!(d.read_versionstamp(), before);
+        for i in 0..300u32 {
+            let key = key(&[KeyPart::String("d".into()), KeyPart::Int(i64::from(i))]);
+            assert!(d.get(&key)?.is_none(), "nothing of an earlier run is left");
+            d.set(&key, &value, None)?;
+        }
+        d.set(&k("ttl"), b"t", Some(T0 + 50))?;
+        assert_eq!(d.get(&k("ttl"))?.map(|e| e.expire_at), Some(Some(T0 + 50)));
+        assert_eq!(d.get(&k("old"))?.map(|e| e.value), Some(b"x".to_vec()));
+        d.delete(&k("old"))?;
+        assert!(d.get(&k("old"))?.is_none(), "own delete seen");
+        let snap = e.snapshot()?;
+        assert!(snap.get(&k("ttl"))?.is_none(), "a snapshot meanwhile sees nothing of it");
+        assert!(snap.get(&k("old"))?.is_some());
+        Ok(())
+    });
+    let Some(vs) = outcome.unwrap() else {
+        assert_eq!(runs, 0, "no direct path: the closure is not called");
+        return;
+    };
+    assert!(runs >= 1);
+    assert!(vs > before);
+    assert_eq!(get(e, &k("ttl")), Some(b"t".to_vec()));
+    assert_eq!(get(e, &k("old")), None);
+    let sets = e.changes_since(before, 10).unwrap();
+    assert_eq!(sets.len(), 1, "one commit");
+    assert_eq!(sets[0].versionstamp, vs);
+    assert_eq!(sets[0].changes.len(), 302);
+    clock.set(T0 + 50);
+    assert_eq!(get(e, &k("ttl")), None, "expired on time");
+    assert_eq!(e.sweep_expired(10).unwrap(), 1, "in the expiry index");
+
+    let at = e.snapshot().unwrap().versionstamp();
+    let err = e
+        .write_direct(0, &mut |d| {
+            d.set(&k("half"), b"written", None)?;
+            Err(Error::Aborted)
+        })
+        .unwrap_err();
+    assert_eq!(err, Error::Aborted);
+    let long = vec![1u8; kvm_storage::MAX_KEY_LEN + 1];
+    let err = e.write_direct(0, &mut |d| d.set(&long, b"v", None)).unwrap_err();
+    assert!(matches!(err, Error::KeyTooLarge { .. }), "{err:?}");
+    assert_eq!(get(e, &k("half")), None);
+    assert_eq!(e.snapshot().unwrap().versionstamp(), at, "no commit");
 }
