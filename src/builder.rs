@@ -81,14 +81,17 @@ pub const INSERT_CHUNK: usize = 1_000;
 impl Database {
     /// Inserts `records` (objects, as `INSERT` takes them) into `model`, all or none, reading
     /// them as it goes: they are bound [`INSERT_CHUNK`] at a time into statements of one
-    /// transaction, so a lazy iterator (rows read from a file, generated ids) is never held
-    /// whole; the transaction's writes are held until its commit (about 1.8 KB a record of
-    /// five fields and two indexes), as any transaction's are. Returns how many were
-    /// inserted. A refused record fails the whole call and nothing is written. For loads
-    /// that need not be atomic, commit a chunk at a time instead (what kvmsh's `.import`
-    /// does). The records cannot be read twice, so a conflict with another
-    /// writer is not retried here: it is returned (`kvm.conflict`, retryable) and the
-    /// caller calls again.
+    /// commit. Returns how many were inserted; a refused record fails the whole call and
+    /// nothing is written. On LMDB and memory the statements write straight into one
+    /// storage write transaction (a direct write: no write buffer, no conflict, other
+    /// writers wait for the call): the records inserted are kept in their compact stored
+    /// form until the commit, so that the write can run again if the file's map must grow
+    /// on the way. A backend without
+    /// direct writes runs them in one transaction instead, whose buffered writes are held
+    /// until its commit (about 1.8 KB a record of five fields and two indexes); its records
+    /// cannot be read twice, so a conflict with another writer is not retried there: it is
+    /// returned (`kvm.conflict`, retryable) and the caller calls again. For loads that need
+    /// not be atomic, commit a chunk at a time instead (what kvmsh's `.import` does).
     ///
     /// ```
     /// use kvm::{Database, Value};
@@ -108,6 +111,26 @@ impl Database {
         records: impl IntoIterator<Item = Value>,
     ) -> Result<usize> {
         let mut records = records.into_iter();
+        // One direct write where the backend has it (no write buffer: the records pulled
+        // are kept, to run again if the map must grow); else, or when a statement needs the
+        // ordinary road, one transaction.
+        let mut pulled = Vec::new();
+        let statement = |n: usize| insert_records(model, n);
+        if let Some(n) = crate::exec::run_direct_chunks(
+            self.host(),
+            &statement,
+            &mut records,
+            INSERT_CHUNK,
+            &mut pulled,
+        )? {
+            return Ok(n);
+        }
+        let mut kept = Vec::new();
+        for chunk in &pulled {
+            kept.extend(crate::exec::decode_chunk(chunk)?);
+        }
+        drop(pulled);
+        let mut records = kept.into_iter().chain(records);
         let mut attempts = 0;
         let outcome = self.try_transaction(|tx| {
             attempts += 1;

@@ -198,3 +198,39 @@ fn a_direct_insert_keeps_its_time_to_live() {
     let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
     assert!(check.contains("ok"), "{check}");
 }
+
+/// `Database::insert_many` is one direct write of all its chunks: no batch, no write
+/// buffer, all or nothing — on a map that must grow on the way (the chunks pulled so far
+/// are kept and run again), and with a record refused in a later chunk.
+#[test]
+fn insert_many_is_one_direct_write_all_or_nothing() {
+    for lmdb in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(START);
+        let (db, _engine, counts) = open(&dir, &clock, lmdb, 1 << 20);
+        counts.reset();
+        // A lazy iterator, never held whole by the caller, that does not tell its length:
+        // the map is grown for the first chunk only, fills up on the way, and the write
+        // runs again over the chunks pulled so far, then the rest.
+        let lazy = (0..20_000).map(|i| person(i, &format!("p{i}@x.org"), i % 90)).filter(|_| true);
+        let n = db.insert_many("people", lazy).unwrap();
+        assert_eq!(n, 20_000);
+        assert_eq!(counts.directs(), 1, "one direct write for 20 chunks");
+        assert_eq!(counts.commits(), 0);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM people"), 20_000);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM people WHERE age = 7"), 223);
+
+        counts.reset();
+        let refused = (20_000..25_000).map(|i| {
+            // The 3,501st record repeats a stored email.
+            let email = if i == 23_500 { "p7@x.org".to_string() } else { format!("p{i}@x.org") };
+            person(i, &email, 1)
+        });
+        let err = db.insert_many("people", refused).unwrap_err();
+        assert_eq!(err.code(), "kvm.unique_violation", "{err}");
+        assert_eq!(counts.directs() + counts.commits(), 0, "nothing committed");
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM people"), 20_000, "no chunk kept");
+        let check = db.execute("CHECK DATABASE", ()).unwrap().to_string();
+        assert!(check.contains("ok"), "{check}");
+    }
+}

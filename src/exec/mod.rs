@@ -363,6 +363,93 @@ fn run_direct(
     }
 }
 
+/// Inserts `records` — pulled `chunk` at a time into statements `statement(n)` of `n`
+/// records — in one direct write: all of them or none, none of them held in a write
+/// buffer. Each chunk, once inserted, is kept in `pulled` in its compact stored form
+/// (about the size of the records' data) so that the write can run again when the map had
+/// to grow; when the backend has no direct path, or a statement needed the ordinary road,
+/// the answer is `None` and the records already pulled are in `pulled`, in order (see
+/// [`decode_chunk`]), for the caller to insert the ordinary way.
+pub fn run_direct_chunks(
+    host: &dyn Host,
+    statement: &dyn Fn(usize) -> Statement,
+    records: &mut dyn Iterator<Item = Value>,
+    chunk: usize,
+    pulled: &mut Vec<Vec<u8>>,
+) -> Result<Option<usize>> {
+    let first: Vec<Value> = (&mut *records).take(chunk).collect();
+    if first.is_empty() {
+        return Ok(Some(0));
+    }
+    // What the records take, from the first chunk and the iterator's own estimate.
+    let per_record = first.iter().map(approx_size).sum::<usize>() / first.len() + 64;
+    let expected = records.size_hint().0.saturating_add(first.len());
+    let bytes = per_record.saturating_mul(expected).saturating_mul(3);
+    let mut first = Some(first);
+    host.catalog(&ModelTxn::new(host.engine())?)?;
+    let mut inserted = 0;
+    let mut refused: Option<Error> = None;
+    let mut fallback = false;
+    let committed = host.engine().write_direct(bytes, &mut |view| {
+        inserted = 0;
+        refused = None;
+        let mtx = ModelTxn::direct(view);
+        let mut k = 0;
+        loop {
+            let positional = match pulled.get(k) {
+                Some(kept) => decode_chunk(kept)?,
+                None => match first.take() {
+                    Some(f) => f,
+                    None => (&mut *records).take(chunk).collect(),
+                },
+            };
+            if positional.is_empty() {
+                return Ok(());
+            }
+            let params = Params { positional, ..Params::default() };
+            let n = params.positional.len();
+            let result = run_in(host, &mtx, &statement(n), &params, None);
+            if k == pulled.len() {
+                pulled.push(Value::Array(params.positional).encode());
+            }
+            let (failed, unsupported) = mtx.txn().direct_outcome();
+            if unsupported {
+                fallback = true;
+                return Err(kvm_storage::Error::Aborted);
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if let Err(e) = result {
+                refused = Some(e);
+                return Err(kvm_storage::Error::Aborted);
+            }
+            inserted += n;
+            k += 1;
+        }
+    });
+    if let Some(f) = first {
+        pulled.push(Value::Array(f).encode()); // never reached the write
+    }
+    match committed {
+        Ok(None) => Ok(None),
+        Err(kvm_storage::Error::Aborted) if fallback => Ok(None),
+        Ok(Some(_)) => Ok(Some(inserted)),
+        Err(kvm_storage::Error::Aborted) => {
+            Err(refused.unwrap_or_else(|| kvm_storage::Error::Aborted.into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The records of a chunk kept by [`run_direct_chunks`].
+pub fn decode_chunk(kept: &[u8]) -> kvm_storage::Result<Vec<Value>> {
+    match Value::decode(kept) {
+        Ok(Value::Array(records)) => Ok(records),
+        _ => Err(kvm_storage::Error::Corrupt("a kept chunk of records is malformed".into())),
+    }
+}
+
 /// About how many bytes `v` takes stored.
 fn approx_size(v: &Value) -> usize {
     match v {
