@@ -330,14 +330,7 @@ fn run_direct(
         outcome = None;
         let mtx = ModelTxn::direct(view);
         let result = run_in(host, &mtx, stmt, params, prepared);
-        let (failed, unsupported) = mtx.txn().direct_outcome();
-        if unsupported {
-            fallback = true;
-            return Err(kvm_storage::Error::Aborted);
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        direct_checked(&mtx, &mut fallback)?;
         let stop = result.is_err();
         outcome = Some(result);
         if stop {
@@ -412,14 +405,7 @@ pub fn run_direct_chunks(
             if k == pulled.len() {
                 pulled.push(Value::Array(params.positional).encode());
             }
-            let (failed, unsupported) = mtx.txn().direct_outcome();
-            if unsupported {
-                fallback = true;
-                return Err(kvm_storage::Error::Aborted);
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
+            direct_checked(&mtx, &mut fallback)?;
             if let Err(e) = result {
                 refused = Some(e);
                 return Err(kvm_storage::Error::Aborted);
@@ -440,6 +426,17 @@ pub fn run_direct_chunks(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// After a statement of a direct write: the store's refusal of one of its writes, or its
+/// need of the ordinary road (`fallback` set), as the error that ends the write.
+fn direct_checked(mtx: &ModelTxn, fallback: &mut bool) -> kvm_storage::Result<()> {
+    let (failed, unsupported) = mtx.txn().direct_outcome();
+    if unsupported {
+        *fallback = true;
+        return Err(kvm_storage::Error::Aborted);
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// The records of a chunk kept by [`run_direct_chunks`].
