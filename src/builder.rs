@@ -86,12 +86,12 @@ impl Database {
     /// storage write transaction (a direct write: no write buffer, no conflict, other
     /// writers wait for the call): the records inserted are kept in their compact stored
     /// form until the commit, so that the write can run again if the file's map must grow
-    /// on the way. A backend without
-    /// direct writes runs them in one transaction instead, whose buffered writes are held
-    /// until its commit (about 1.8 KB a record of five fields and two indexes); its records
-    /// cannot be read twice, so a conflict with another writer is not retried there: it is
-    /// returned (`kvm.conflict`, retryable) and the caller calls again. For loads that need
-    /// not be atomic, commit a chunk at a time instead (what kvmsh's `.import` does).
+    /// on the way. A backend without direct writes runs them in one transaction instead,
+    /// whose buffered writes are held until its commit (about 1.8 KB a record of five fields
+    /// and two indexes); its records cannot be read twice, so a conflict with another writer
+    /// is not retried there: it is returned (`kvm.conflict`, retryable) and the caller calls
+    /// again. For loads that need not be atomic, commit a chunk at a time instead (what
+    /// kvmsh's `.import` does).
     ///
     /// ```
     /// use kvm::{Database, Value};
@@ -115,14 +115,10 @@ impl Database {
         // are kept, to run again if the map must grow); else, or when a statement needs the
         // ordinary road, one transaction.
         let mut pulled = Vec::new();
-        let statement = |n: usize| insert_records(model, n);
-        if let Some(n) = crate::exec::run_direct_chunks(
-            self.host(),
-            &statement,
-            &mut records,
-            INSERT_CHUNK,
-            &mut pulled,
-        )? {
+        let host = self.host();
+        if let Some(n) =
+            crate::exec::run_direct_chunks(host, model, &mut records, INSERT_CHUNK, &mut pulled)?
+        {
             return Ok(n);
         }
         let mut kept = Vec::new();

@@ -76,34 +76,30 @@ impl Writes {
         }
     }
 
-    /// The buffered writes in `range`, in key order (ordering the buffer from now on).
+    /// The buffer as an ordered map, ordering it from now on.
+    fn ordered(&mut self) -> &BTreeMap<Vec<u8>, Write> {
+        static EMPTY: BTreeMap<Vec<u8>, Write> = BTreeMap::new();
+        if let Writes::Hashed(m) = self {
+            *self = Writes::Ordered(std::mem::take(m).into_iter().collect());
+        }
+        match self {
+            Writes::Ordered(m) => m,
+            Writes::Hashed(_) => &EMPTY,
+        }
+    }
+
+    /// The buffered writes in `range`, in key order.
     fn in_range(&mut self, range: &KeyRange) -> Vec<(Vec<u8>, Write)> {
         if self.is_empty() {
             return Vec::new();
         }
-        if let Writes::Hashed(m) = self {
-            *self = Writes::Ordered(std::mem::take(m).into_iter().collect());
-        }
-        match self {
-            Writes::Ordered(m) => {
-                m.range::<[u8], _>(range.as_slices()).map(|(k, v)| (k.clone(), v.clone())).collect()
-            }
-            Writes::Hashed(_) => Vec::new(),
-        }
+        let m = self.ordered();
+        m.range::<[u8], _>(range.as_slices()).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Whether any buffered write falls in `range`.
     fn touches(&mut self, range: &KeyRange) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        if let Writes::Hashed(m) = self {
-            *self = Writes::Ordered(std::mem::take(m).into_iter().collect());
-        }
-        match self {
-            Writes::Ordered(m) => m.range::<[u8], _>(range.as_slices()).next().is_some(),
-            Writes::Hashed(_) => false,
-        }
+        !self.is_empty() && self.ordered().range::<[u8], _>(range.as_slices()).next().is_some()
     }
 
     /// Every write, in key order (the order the store applies them best in).
@@ -237,6 +233,12 @@ impl<'e> Txn<'e> {
             Some(d) => (d.failed.borrow_mut().take(), d.unsupported.get()),
             None => (None, false),
         }
+    }
+
+    /// For a direct write: whether a write was refused or the ordinary road is needed (the
+    /// write must stop; [`Txn::direct_outcome`] says why).
+    pub fn direct_stopped(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| d.failed.borrow().is_some() || d.unsupported.get())
     }
 
     /// What a direct write cannot do: marked, and an error that stops the statement.

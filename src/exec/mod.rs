@@ -321,18 +321,44 @@ fn run_direct(
         .sum::<usize>()
         .saturating_add(records.len() * 64)
         .saturating_mul(3);
+    let run = &mut |mtx: &ModelTxn| run_in(host, mtx, stmt, params, prepared);
+    let Some((out, backfill)) = in_direct_write(host, bytes, run)? else { return Ok(None) };
+    for (model, indexes) in backfill {
+        backfill_indexes(host, &model, &indexes)?;
+    }
+    Ok(Some(out))
+}
+
+/// Runs `run` on a model transaction over one direct write (`Engine::write_direct`) and
+/// commits what it wrote; `run` is called again from the start when the write must run
+/// again (the map had to grow). `None` when the backend has no direct path, or a statement
+/// needed what the direct mode does not do (a range read, a patch): the caller then takes
+/// the ordinary road, and nothing of the direct attempt is kept. An error of `run` (a
+/// refused record) or of the store discards everything.
+fn in_direct_write<T>(
+    host: &dyn Host,
+    bytes: usize,
+    run: &mut dyn FnMut(&ModelTxn) -> Result<T>,
+) -> Result<Option<T>> {
     // The catalog read first, on a snapshot: loading it is a range read, which the direct
     // mode does not do (the direct statement then finds it cached at its version).
     host.catalog(&ModelTxn::new(host.engine())?)?;
-    let mut outcome: Option<Result<(Output, Backfill)>> = None;
+    let mut done: Option<Result<T>> = None;
     let mut fallback = false;
     let committed = host.engine().write_direct(bytes, &mut |view| {
-        outcome = None;
+        done = None;
         let mtx = ModelTxn::direct(view);
-        let result = run_in(host, &mtx, stmt, params, prepared);
-        direct_checked(&mtx, &mut fallback)?;
+        let result = run(&mtx);
+        let (failed, unsupported) = mtx.txn().direct_outcome();
+        if unsupported {
+            fallback = true;
+            return Err(kvm_storage::Error::Aborted);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let stop = result.is_err();
-        outcome = Some(result);
+        done = Some(result);
         if stop {
             Err(kvm_storage::Error::Aborted)
         } else {
@@ -342,22 +368,16 @@ fn run_direct(
     match committed {
         Ok(None) => Ok(None),
         Err(kvm_storage::Error::Aborted) if fallback => Ok(None),
-        Ok(Some(_)) | Err(kvm_storage::Error::Aborted) => match outcome {
-            Some(Ok((out, backfill))) => {
-                for (model, indexes) in backfill {
-                    backfill_indexes(host, &model, &indexes)?;
-                }
-                Ok(Some(out))
-            }
-            Some(Err(e)) => Err(e),
+        Ok(Some(_)) | Err(kvm_storage::Error::Aborted) => match done {
+            Some(result) => result.map(Some),
             None => Err(kvm_storage::Error::Aborted.into()),
         },
         Err(e) => Err(e.into()),
     }
 }
 
-/// Inserts `records` — pulled `chunk` at a time into statements `statement(n)` of `n`
-/// records — in one direct write: all of them or none, none of them held in a write
+/// Inserts `records` into `model` — pulled `chunk` at a time into `INSERT` statements
+/// ([`crate::builder::insert_records`]) — in one direct write: all of them or none, none of them held in a write
 /// buffer. Each chunk, once inserted, is kept in `pulled` in its compact stored form
 /// (about the size of the records' data) so that the write can run again when the map had
 /// to grow; when the backend has no direct path, or a statement needed the ordinary road,
@@ -365,7 +385,7 @@ fn run_direct(
 /// [`decode_chunk`]), for the caller to insert the ordinary way.
 pub fn run_direct_chunks(
     host: &dyn Host,
-    statement: &dyn Fn(usize) -> Statement,
+    model: &str,
     records: &mut dyn Iterator<Item = Value>,
     chunk: usize,
     pulled: &mut Vec<Vec<u8>>,
@@ -379,16 +399,9 @@ pub fn run_direct_chunks(
     let expected = records.size_hint().0.saturating_add(first.len());
     let bytes = per_record.saturating_mul(expected).saturating_mul(3);
     let mut first = Some(first);
-    host.catalog(&ModelTxn::new(host.engine())?)?;
-    let mut inserted = 0;
-    let mut refused: Option<Error> = None;
-    let mut fallback = false;
-    let committed = host.engine().write_direct(bytes, &mut |view| {
-        inserted = 0;
-        refused = None;
-        let mtx = ModelTxn::direct(view);
-        let mut k = 0;
-        loop {
+    let inserted = in_direct_write(host, bytes, &mut |mtx| {
+        let mut inserted = 0;
+        for k in 0.. {
             let positional = match pulled.get(k) {
                 Some(kept) => decode_chunk(kept)?,
                 None => match first.take() {
@@ -397,46 +410,28 @@ pub fn run_direct_chunks(
                 },
             };
             if positional.is_empty() {
-                return Ok(());
+                break;
             }
             let params = Params { positional, ..Params::default() };
             let n = params.positional.len();
-            let result = run_in(host, &mtx, &statement(n), &params, None);
+            let insert = crate::builder::insert_records(model, n);
+            let result = run_in(host, mtx, &insert, &params, None);
             if k == pulled.len() {
                 pulled.push(Value::Array(params.positional).encode());
             }
-            direct_checked(&mtx, &mut fallback)?;
-            if let Err(e) = result {
-                refused = Some(e);
-                return Err(kvm_storage::Error::Aborted);
+            result?;
+            if mtx.txn().direct_stopped() {
+                // A write refused (the map full): no more chunks pulled before the rerun.
+                return Err(kvm_storage::Error::Aborted.into());
             }
             inserted += n;
-            k += 1;
         }
-    });
+        Ok(inserted)
+    })?;
     if let Some(f) = first {
         pulled.push(Value::Array(f).encode()); // never reached the write
     }
-    match committed {
-        Ok(None) => Ok(None),
-        Err(kvm_storage::Error::Aborted) if fallback => Ok(None),
-        Ok(Some(_)) => Ok(Some(inserted)),
-        Err(kvm_storage::Error::Aborted) => {
-            Err(refused.unwrap_or_else(|| kvm_storage::Error::Aborted.into()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// After a statement of a direct write: the store's refusal of one of its writes, or its
-/// need of the ordinary road (`fallback` set), as the error that ends the write.
-fn direct_checked(mtx: &ModelTxn, fallback: &mut bool) -> kvm_storage::Result<()> {
-    let (failed, unsupported) = mtx.txn().direct_outcome();
-    if unsupported {
-        *fallback = true;
-        return Err(kvm_storage::Error::Aborted);
-    }
-    failed.map_or(Ok(()), Err)
+    Ok(inserted)
 }
 
 /// The records of a chunk kept by [`run_direct_chunks`].

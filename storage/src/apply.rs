@@ -1,9 +1,12 @@
 //! The commit logic every backend shares: evaluate a batch's checks, then turn its mutations
 //! into stored entries, over whatever write transaction the backend provides.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use crate::engine::{check_key, AtomicBatch, FieldPatch, KeyRange, Mutation, PatchOp};
+use crate::engine::{
+    check_key, AtomicBatch, Direct, DirectEntry, FieldPatch, KeyRange, Mutation, PatchOp,
+};
 use crate::entry;
 use crate::error::{Error, Result};
 use crate::feed::{dedup_last, Change, ChangeKind};
@@ -36,22 +39,85 @@ pub(crate) fn is_newer(raw: &[u8], after: Versionstamp, now: u64) -> Result<bool
     Ok(e.is_live(now) && e.versionstamp() > after)
 }
 
-/// A live value as a commit reads it.
-struct Live {
-    value: Vec<u8>,
-    versionstamp: Versionstamp,
-    expire_at: Option<u64>,
+/// The live value at `key`, if any, as a commit reads it.
+fn live<T: CommitTarget>(t: &mut T, key: &[u8], now: u64) -> Result<Option<DirectEntry>> {
+    match t.read(key)? {
+        Some(raw) => DirectEntry::live(&raw, now),
+        None => Ok(None),
+    }
 }
 
-/// The live value at `key`, if any.
-fn live<T: CommitTarget>(t: &mut T, key: &[u8], now: u64) -> Result<Option<Live>> {
-    let Some(raw) = t.read(key)? else { return Ok(None) };
-    let e = entry::decode(&raw)?;
-    Ok(e.is_live(now).then(|| Live {
-        value: e.value().to_vec(),
-        versionstamp: e.versionstamp(),
-        expire_at: e.expire_at(),
-    }))
+/// Any backend's write transaction as the view a direct write gets
+/// ([`crate::Engine::write_direct`]): reads see its own writes, writes are entries at the
+/// commit's versionstamp, and the changes are kept for the feed.
+pub(crate) struct DirectView<T> {
+    target: RefCell<T>,
+    before: Versionstamp,
+    now: u64,
+    changes: RefCell<Vec<Change>>,
+    /// The store ran out of room (LMDB's map is full): the write must start again.
+    full: Cell<bool>,
+}
+
+impl<T: CommitTarget> DirectView<T> {
+    /// A view over `target`, whose latest commit is `before`, judging expiry at `now`.
+    pub(crate) fn new(target: T, before: Versionstamp, now: u64) -> Self {
+        DirectView {
+            target: RefCell::new(target),
+            before,
+            now,
+            changes: RefCell::default(),
+            full: Cell::new(false),
+        }
+    }
+
+    /// The target back, the changes made (each key's last), and whether the store ran out
+    /// of room on the way.
+    pub(crate) fn finish(self) -> (T, Vec<Change>, bool) {
+        let mut changes = self.changes.into_inner();
+        dedup_last(&mut changes);
+        (self.target.into_inner(), changes, self.full.get())
+    }
+
+    fn noted<R>(&self, r: Result<R>) -> Result<R> {
+        if let Err(Error::MapFull(_)) = &r {
+            self.full.set(true);
+        }
+        r
+    }
+}
+
+impl<T: CommitTarget> Direct for DirectView<T> {
+    fn read_versionstamp(&self) -> Versionstamp {
+        self.before
+    }
+    fn now_millis(&self) -> u64 {
+        self.now
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<DirectEntry>> {
+        if key.len() > crate::MAX_KEY_LEN {
+            return Ok(None); // too long to be stored
+        }
+        live(&mut *self.target.borrow_mut(), key, self.now)
+    }
+    fn set(&self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<()> {
+        check_key(key)?;
+        let vs = Versionstamp::from_seq(self.before.seq() + 1);
+        let mut t = self.target.borrow_mut();
+        self.noted(t.write(key, entry::encode(value, vs, expire_at)))?;
+        if let Some(at) = expire_at {
+            self.noted(t.note_expiry(at, key))?;
+        }
+        self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Set });
+        Ok(())
+    }
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        check_key(key)?;
+        if self.noted(self.target.borrow_mut().remove(key))? {
+            self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Delete });
+        }
+        Ok(())
+    }
 }
 
 /// Checks, then applies, `batch` at versionstamp `vs`; returns the changes to record.

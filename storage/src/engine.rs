@@ -398,6 +398,18 @@ pub struct DirectEntry {
     pub expire_at: Option<u64>,
 }
 
+impl DirectEntry {
+    /// The stored entry `raw` (see [`crate::entry`]), copied out when it is live at `now`.
+    pub(crate) fn live(raw: &[u8], now: u64) -> Result<Option<DirectEntry>> {
+        let e = crate::entry::decode(raw)?;
+        Ok(e.is_live(now).then(|| DirectEntry {
+            value: e.value().to_vec(),
+            versionstamp: e.versionstamp(),
+            expire_at: e.expire_at(),
+        }))
+    }
+}
+
 /// An ordered key-value store with snapshots, atomic checked commits and a change feed.
 pub trait Engine: Send + Sync {
     /// A short name of the backend (`memory`, `lmdb`, ...).

@@ -25,11 +25,11 @@ use heed::WithoutTls;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn};
 use parking_lot::{RwLock, RwLockReadGuard};
 
-use crate::apply::{self, sweepable, CommitTarget};
+use crate::apply::{self, sweepable, CommitTarget, DirectView};
 use crate::clock::{self, Clock};
 use crate::engine::{
-    check_key, AtomicBatch, Direct, DirectEntry, Durability, Engine, KeyRange, KvRef, ScanIter,
-    ScanOptions, Snapshot, WriterTurn, MAX_KEY_LEN,
+    AtomicBatch, Direct, Durability, Engine, KeyRange, KvRef, ScanIter, ScanOptions, Snapshot,
+    WriterTurn, MAX_KEY_LEN,
 };
 use crate::entry::{self, Entry};
 use crate::error::{Error, Result};
@@ -939,69 +939,6 @@ impl CommitTarget for LmdbTarget<'_, '_> {
     }
 }
 
-/// A direct write's view of the write transaction ([`Engine::write_direct`]).
-struct LmdbDirect<'t, 'e> {
-    target: std::cell::RefCell<LmdbTarget<'t, 'e>>,
-    /// The versionstamp this commit writes, and the latest before it.
-    vs: Versionstamp,
-    before: Versionstamp,
-    now: u64,
-    changes: std::cell::RefCell<Vec<Change>>,
-    /// The map filled up: the write starts again once it has grown.
-    grow: std::cell::Cell<bool>,
-}
-
-impl LmdbDirect<'_, '_> {
-    fn store<T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(Error::MapFull(_)) = &r {
-            self.grow.set(true);
-        }
-        r
-    }
-}
-
-impl Direct for LmdbDirect<'_, '_> {
-    fn read_versionstamp(&self) -> Versionstamp {
-        self.before
-    }
-    fn now_millis(&self) -> u64 {
-        self.now
-    }
-    fn get(&self, key: &[u8]) -> Result<Option<DirectEntry>> {
-        if key.len() > crate::MAX_KEY_LEN {
-            return Ok(None); // too long to be stored
-        }
-        let t = self.target.borrow();
-        let Some(raw) = t.s.data.get(t.txn, key)? else { return Ok(None) };
-        let e = entry::decode(raw)?;
-        Ok(e.is_live(self.now).then(|| DirectEntry {
-            value: e.value().to_vec(),
-            versionstamp: e.versionstamp(),
-            expire_at: e.expire_at(),
-        }))
-    }
-    fn set(&self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<()> {
-        check_key(key)?;
-        let stored = entry::encode(value, self.vs, expire_at);
-        let r = self.target.borrow_mut().write(key, stored);
-        self.store(r)?;
-        if let Some(at) = expire_at {
-            let r = self.target.borrow_mut().note_expiry(at, key);
-            self.store(r)?;
-        }
-        self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Set });
-        Ok(())
-    }
-    fn delete(&self, key: &[u8]) -> Result<()> {
-        check_key(key)?;
-        let r = self.target.borrow_mut().remove(key);
-        if self.store(r)? {
-            self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Delete });
-        }
-        Ok(())
-    }
-}
-
 impl LmdbEngine {
     /// One attempt at a direct write: its own write transaction, committed when `write`
     /// succeeds.
@@ -1012,21 +949,14 @@ impl LmdbEngine {
         let s = &self.shared;
         let mut wtxn = s.env.write_txn()?;
         let seq = self.read_u64(&wtxn, SEQ)?.unwrap_or(0) + 1;
-        let view = LmdbDirect {
-            target: std::cell::RefCell::new(LmdbTarget { txn: &mut wtxn, s }),
-            vs: Versionstamp::from_seq(seq),
-            before: Versionstamp::from_seq(seq - 1),
-            now: s.clock.now_millis(),
-            changes: std::cell::RefCell::default(),
-            grow: std::cell::Cell::new(false),
-        };
+        let target = LmdbTarget { txn: &mut wtxn, s };
+        let view = DirectView::new(target, Versionstamp::from_seq(seq - 1), s.clock.now_millis());
         let outcome = write(&view);
-        if view.grow.get() {
+        let (_, changes, full) = view.finish();
+        if full {
             return Err(Fail::Grow); // the transaction is dropped: nothing kept
         }
         outcome?;
-        let mut changes = view.changes.into_inner();
-        crate::feed::dedup_last(&mut changes);
         let vs = self.finish(&mut wtxn, seq, &changes)?;
         wtxn.commit()?;
         Ok(vs)

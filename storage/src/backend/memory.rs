@@ -1,18 +1,15 @@
 //! The in-memory backend (`:memory:`): a persistent ordered map whose O(1) clones make
 //! snapshots free, and a commit is "apply to a copy, then swap it in".
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
 
 use imbl::OrdMap;
 
-use crate::apply::{apply_batch, sweepable, CommitTarget};
+use crate::apply::{apply_batch, sweepable, CommitTarget, DirectView};
 use crate::clock::{self, Clock};
-use crate::engine::{
-    check_key, AtomicBatch, Direct, DirectEntry, Engine, KeyRange, ScanIter, ScanOptions, Snapshot,
-};
+use crate::engine::{AtomicBatch, Direct, Engine, KeyRange, ScanIter, ScanOptions, Snapshot};
 use crate::entry::{self, Entry};
 use crate::error::{Error, Result};
 use crate::feed::{self, Change, ChangeKind, ChangeSet};
@@ -133,51 +130,6 @@ impl CommitTarget for Work {
     }
 }
 
-/// A direct write's view: a copy of the map (O(1)), swapped in when the write succeeds.
-struct MemoryDirect {
-    work: RefCell<Work>,
-    vs: Versionstamp,
-    before: Versionstamp,
-    now: u64,
-    changes: RefCell<Vec<Change>>,
-}
-
-impl Direct for MemoryDirect {
-    fn read_versionstamp(&self) -> Versionstamp {
-        self.before
-    }
-    fn now_millis(&self) -> u64 {
-        self.now
-    }
-    fn get(&self, key: &[u8]) -> Result<Option<DirectEntry>> {
-        let work = self.work.borrow();
-        let Some(raw) = work.data.get(key) else { return Ok(None) };
-        let e = entry::decode(raw)?;
-        Ok(e.is_live(self.now).then(|| DirectEntry {
-            value: e.value().to_vec(),
-            versionstamp: e.versionstamp(),
-            expire_at: e.expire_at(),
-        }))
-    }
-    fn set(&self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<()> {
-        check_key(key)?;
-        let mut work = self.work.borrow_mut();
-        work.write(key, entry::encode(value, self.vs, expire_at))?;
-        if let Some(at) = expire_at {
-            work.note_expiry(at, key)?;
-        }
-        self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Set });
-        Ok(())
-    }
-    fn delete(&self, key: &[u8]) -> Result<()> {
-        check_key(key)?;
-        if self.work.borrow_mut().remove(key)? {
-            self.changes.borrow_mut().push(Change { key: key.to_vec(), kind: ChangeKind::Delete });
-        }
-        Ok(())
-    }
-}
-
 impl Engine for MemoryEngine {
     fn name(&self) -> &'static str {
         "memory"
@@ -215,17 +167,11 @@ impl Engine for MemoryEngine {
             let st = self.read_state()?;
             (st.data.clone(), st.seq)
         };
-        let view = MemoryDirect {
-            work: RefCell::new(Work { data, expiry: Vec::new() }),
-            vs: Versionstamp::from_seq(seq + 1),
-            before: Versionstamp::from_seq(seq),
-            now: self.clock.now_millis(),
-            changes: RefCell::default(),
-        };
+        // A copy of the map (O(1)), swapped in when the write succeeds.
+        let work = Work { data, expiry: Vec::new() };
+        let view = DirectView::new(work, Versionstamp::from_seq(seq), self.clock.now_millis());
         write(&view)?;
-        let work = view.work.into_inner();
-        let mut changes = view.changes.into_inner();
-        feed::dedup_last(&mut changes);
+        let (work, changes, _) = view.finish();
         let mut st = self.write_state()?;
         st.data = work.data;
         st.expiry.extend(work.expiry);
