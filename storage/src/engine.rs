@@ -577,3 +577,32 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
         Ok(())
     }
 }
+
+/// A backup of a backend that has no file of its own to copy (memory, etcd): the live
+/// entries of one snapshot (values and expiry times; new versionstamps) copied into a new
+/// LMDB file at `path`, in commits of 10,000 keys.
+pub(crate) fn backup_by_copy(engine: &dyn Engine, path: &std::path::Path) -> Result<()> {
+    // LMDB opens (and creates) the data file and its `-lock` file itself, following
+    // links: the data file is created here first, and neither may exist already.
+    let mut lock = path.as_os_str().to_owned();
+    lock.push("-lock");
+    check_backup_target(std::path::Path::new(&lock))?;
+    drop(create_backup_target(path)?);
+    let target = crate::LmdbEngine::open(path, crate::LmdbOptions::default())?;
+    let snap = engine.snapshot()?;
+    let mut batch = AtomicBatch::new();
+    for row in snap.scan(&KeyRange::all(), ScanOptions::forward())? {
+        let (key, entry) = row?;
+        batch = match entry.expire_at() {
+            Some(at) => batch.set_with_expiry(key, entry.value(), at),
+            None => batch.set(key, entry.value()),
+        };
+        if batch.mutations.len() >= 10_000 {
+            target.commit(&std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.mutations.is_empty() {
+        target.commit(&batch)?;
+    }
+    Ok(())
+}

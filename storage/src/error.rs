@@ -34,6 +34,9 @@ pub enum Error {
     InUse(String),
     /// The backend failed (I/O, LMDB error, lock poisoned, ...).
     Backend(String),
+    /// A remote backend (etcd) did not answer: unreachable, timed out, or without a
+    /// leader. Try again later; a commit that failed so may or may not have been applied.
+    Unavailable(String),
     /// The caller of [`crate::Engine::write_direct`] stopped its write (it holds the
     /// reason); nothing was written.
     Aborted,
@@ -55,6 +58,7 @@ impl Error {
             Error::ReadOnly(_) => "storage.read_only",
             Error::InUse(_) => "storage.in_use",
             Error::Backend(_) => "storage.backend",
+            Error::Unavailable(_) => "storage.unavailable",
             Error::Aborted => "storage.aborted",
         }
     }
@@ -99,6 +103,7 @@ impl fmt::Display for Error {
             Error::ReadOnly(msg) => write!(f, "the database is read-only: {msg}"),
             Error::InUse(msg) => write!(f, "the database is in use: {msg}"),
             Error::Backend(msg) => write!(f, "storage backend error: {msg}"),
+            Error::Unavailable(msg) => write!(f, "the storage cluster is unavailable: {msg}"),
             Error::Aborted => write!(f, "the write was stopped by its caller; nothing was written"),
         }
     }

@@ -20,6 +20,10 @@ pub mod tuple;
 pub mod value;
 mod versionstamp;
 
+#[cfg(feature = "etcd")]
+pub use backend::etcd::{EtcdEngine, EtcdOptions};
+#[cfg(feature = "etcd")]
+pub use backend::etcd_testing;
 pub use backend::lmdb::{vacuum, LmdbEngine, LmdbOptions, Vacuumed};
 pub use backend::memory::MemoryEngine;
 pub use clock::{Clock, ManualClock, SystemClock};

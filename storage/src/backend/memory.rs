@@ -212,32 +212,8 @@ impl Engine for MemoryEngine {
         Ok(n)
     }
 
-    /// Copies the live entries (values and expiry times; new versionstamps) into a new LMDB
-    /// file, in commits of 10,000 keys.
     fn backup(&self, path: &std::path::Path) -> Result<()> {
-        // LMDB opens (and creates) the data file and its `-lock` file itself, following
-        // links: the data file is created here first, and neither may exist already.
-        let mut lock = path.as_os_str().to_owned();
-        lock.push("-lock");
-        crate::engine::check_backup_target(std::path::Path::new(&lock))?;
-        drop(crate::engine::create_backup_target(path)?);
-        let target = crate::LmdbEngine::open(path, crate::LmdbOptions::default())?;
-        let snap = self.snapshot()?;
-        let mut batch = AtomicBatch::new();
-        for row in snap.scan(&KeyRange::all(), ScanOptions::forward())? {
-            let (key, entry) = row?;
-            batch = match entry.expire_at() {
-                Some(at) => batch.set_with_expiry(key, entry.value(), at),
-                None => batch.set(key, entry.value()),
-            };
-            if batch.mutations.len() >= 10_000 {
-                target.commit(&std::mem::take(&mut batch))?;
-            }
-        }
-        if !batch.mutations.is_empty() {
-            target.commit(&batch)?;
-        }
-        Ok(())
+        crate::engine::backup_by_copy(self, path)
     }
 }
 

@@ -42,3 +42,28 @@ conformance!(memory_backend, memory);
 conformance!(lmdb_backend, lmdb);
 conformance!(lmdb_tiny_map_backend, lmdb_tiny_map);
 conformance!(lmdb_pwrite_backend, lmdb_pwrite);
+
+/// etcd (feature `etcd`): a database of its own on the real single-member etcd this test
+/// process starts (`etcd_testing::shared`). Without an etcd binary the tests say so on
+/// stderr and pass.
+#[cfg(feature = "etcd")]
+fn etcd(h: &Harness) -> Backend {
+    use kvm_storage::{etcd_testing, EtcdEngine, EtcdOptions};
+    let cluster = match etcd_testing::shared() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED (etcd): {why}");
+            return memory(h);
+        }
+    };
+    let url = cluster.url(&etcd_testing::unique_app("conformance"));
+    let opts = EtcdOptions {
+        clock: h.clock(),
+        feed_retention: h.retention,
+        ..EtcdOptions::from_url(&url).expect("etcd url")
+    };
+    Backend { engine: Box::new(EtcdEngine::connect(opts).expect("connect to etcd")), _dir: None }
+}
+
+#[cfg(feature = "etcd")]
+conformance!(etcd_backend, etcd);

@@ -1,0 +1,1058 @@
+//! The etcd backend (feature `etcd`): KVM's key space in a Raft cluster, for databases that
+//! several machines share or that must survive the loss of one.
+//!
+//! **Layout.** A database is an application name; its keys live under `kvm/<app>/`:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `kvm/<app>/d` + key | the entry (see [`crate::entry`]; its versionstamp is etcd's `mod_revision`) |
+//! | `kvm/<app>/x` + expiry (8 bytes, big-endian) + key | the sweeper's expiry index |
+//! | `kvm/<app>/f` | the change set of the latest commit; its history is the change feed |
+//! | `kvm/<app>/c` | touched by a commit that changed nothing, so that it still gets a revision |
+//!
+//! **Reads.** A snapshot is an etcd revision: every read of it is a range request at that
+//! revision, so it sees one committed state however long it is held (until etcd compacts
+//! that revision away: the read then fails as a conflict, and the statement runs again).
+//! Several keys or ranges are one request (a read-only etcd transaction), never one each.
+//!
+//! **Commits** run the shared commit logic ([`crate::apply`]) over the keys the batch reads,
+//! fetched at one revision in one request, and send what it decided as one etcd
+//! transaction guarded by `mod_revision` compares on every key read (0: absent) and on every
+//! checked range (nothing in it modified since the read). When a compare fails, something
+//! changed between the read and the write: the commit reads again and decides again
+//! (a counter increment is applied to the newest value, never refused). A batch's own
+//! checks failing at the read revision is [`Error::Conflict`], as on every backend.
+//! The commit's versionstamp is the revision etcd gave it.
+//!
+//! **Expiry** is decided by the engine's clock, as on LMDB: an expired entry is invisible
+//! from that millisecond on, whatever etcd holds; sweeping deletes it later.
+//!
+//! **The change feed** is the history of the `f` key: each commit that changed something
+//! writes its change set there, in the same etcd transaction. Reading it is a watch from a
+//! start revision, which etcd answers from its history with no gap. The feed keeps what
+//! etcd's history keeps (compaction is the operator's), and no more than the configured
+//! retention of commits (counted by the key's `version`), as on the other backends.
+//!
+//! **Limits.** etcd refuses transactions of more than `--max-txn-ops` operations (128 by
+//! default) or `--max-request-bytes` bytes (1.5 MiB). A commit writes its mutations, an
+//! expiry note per value with an expiry, and the feed entry, and compares every key it
+//! read: [`EtcdEngine::commit_limits`] states the most a batch may hold so that this
+//! always fits, and the engine refuses larger batches before committing
+//! (`kvm.batch_too_large`) — never splits them, never writes part of one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, GetResponse, KvClient,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+
+use crate::apply::{self, CommitTarget};
+use crate::clock::{self, Clock};
+use crate::engine::{
+    AtomicBatch, CommitLimits, Engine, KeyRange, KvRef, Mutation, ScanIter, ScanOptions, Snapshot,
+};
+use crate::entry::{self, Entry};
+use crate::error::{Error, Result};
+use crate::feed::{self, Change, ChangeKind, ChangeSet};
+use crate::versionstamp::Versionstamp;
+
+/// How many rows one range request of a scan asks for.
+const PAGE: usize = 512;
+/// How often a commit reads and decides again when a compare failed (something changed
+/// between its read and its write) before answering with a conflict.
+const MAX_ROUNDS: usize = 64;
+/// What the largest reply may be (a page of large values).
+const MAX_REPLY_BYTES: usize = 256 << 20;
+
+/// Where and how to reach an etcd cluster.
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// The client URLs of the cluster's members (`http://127.0.0.1:2379`, ...).
+    pub endpoints: Vec<String>,
+    /// The database's name in the cluster: its keys are under `kvm/<app>/`. Letters,
+    /// digits, `_`, `-` and `.`.
+    pub app: String,
+    pub clock: Arc<dyn Clock>,
+    /// How many commits the change feed keeps at most (it also keeps no more than etcd's
+    /// history does).
+    pub feed_retention: u64,
+    /// The cluster's `--max-txn-ops` (etcd's default: 128).
+    pub max_txn_ops: usize,
+    /// The cluster's `--max-request-bytes` (etcd's default: 1.5 MiB).
+    pub max_request_bytes: usize,
+    /// How long one request may take before it fails with `storage.unavailable`.
+    pub timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+impl EtcdOptions {
+    /// Options for `app` on the cluster at `endpoints`, with etcd's default limits.
+    pub fn new(endpoints: Vec<String>, app: impl Into<String>) -> Self {
+        EtcdOptions {
+            endpoints,
+            app: app.into(),
+            clock: clock::system(),
+            feed_retention: feed::DEFAULT_RETENTION,
+            max_txn_ops: 128,
+            max_request_bytes: 1536 * 1024,
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// Reads `etcd://HOST:PORT[,HOST:PORT...]/APP[?max_txn_ops=N&max_request_bytes=N&timeout_ms=N]`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::Backend(format!(
+                "{url} is not an etcd URL ({why}); expected \
+                 etcd://HOST:PORT[,HOST:PORT...]/APP[?max_txn_ops=N&max_request_bytes=N&timeout_ms=N]"
+            ))
+        };
+        let rest = url.strip_prefix("etcd://").ok_or_else(|| bad("it must start with etcd://"))?;
+        let (hosts, rest) = rest.split_once('/').ok_or_else(|| bad("no /APP after the hosts"))?;
+        let (app, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| if h.contains("://") { h.to_string() } else { format!("http://{h}") })
+            .collect();
+        if endpoints.is_empty() {
+            return Err(bad("no host"));
+        }
+        let mut opts = EtcdOptions::new(endpoints, app);
+        opts.app_ok().map_err(|e| bad(&e))?;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| bad("a parameter without ="))?;
+            let n: u64 = v.parse().map_err(|_| bad(&format!("{k}={v} is not a number")))?;
+            match k {
+                "max_txn_ops" => opts.max_txn_ops = n as usize,
+                "max_request_bytes" => opts.max_request_bytes = n as usize,
+                "timeout_ms" => opts.timeout = Duration::from_millis(n),
+                _ => return Err(bad(&format!("unknown parameter {k}"))),
+            }
+        }
+        if opts.max_txn_ops < 8 || opts.max_request_bytes < 64 * 1024 {
+            return Err(bad("max_txn_ops must be at least 8 and max_request_bytes at least 65536"));
+        }
+        Ok(opts)
+    }
+
+    fn app_ok(&self) -> std::result::Result<(), String> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if self.app.is_empty() || self.app.len() > 64 || !self.app.chars().all(ok) {
+            return Err(format!(
+                "the database name {:?} must be 1 to 64 letters, digits, _, - or .",
+                self.app
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The key space of one database in the cluster.
+#[derive(Debug, Clone)]
+struct Keys {
+    /// `kvm/<app>/`.
+    base: Vec<u8>,
+}
+
+impl Keys {
+    fn tagged(&self, tag: u8, rest: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.base.len() + 1 + rest.len());
+        k.extend_from_slice(&self.base);
+        k.push(tag);
+        k.extend_from_slice(rest);
+        k
+    }
+    fn data(&self, key: &[u8]) -> Vec<u8> {
+        self.tagged(b'd', key)
+    }
+    /// The end (excluded) of the data keys.
+    fn data_end(&self) -> Vec<u8> {
+        self.tagged(b'd' + 1, b"")
+    }
+    fn user<'k>(&self, etcd_key: &'k [u8]) -> Result<&'k [u8]> {
+        etcd_key.get(self.base.len() + 1..).ok_or_else(|| {
+            Error::Corrupt(format!("etcd returned a key outside the database: {etcd_key:?}"))
+        })
+    }
+    fn expiry(&self, at: u64, key: &[u8]) -> Vec<u8> {
+        let mut rest = at.to_be_bytes().to_vec();
+        rest.extend_from_slice(key);
+        self.tagged(b'x', &rest)
+    }
+    fn feed(&self) -> Vec<u8> {
+        self.tagged(b'f', b"")
+    }
+    fn clock(&self) -> Vec<u8> {
+        self.tagged(b'c', b"")
+    }
+    /// `range` as etcd's `[key, range_end)`; `None` when it holds no key.
+    fn range(&self, range: &KeyRange) -> Option<(Vec<u8>, Vec<u8>)> {
+        use std::ops::Bound;
+        let start = match &range.start {
+            Bound::Included(s) => self.data(s),
+            Bound::Excluded(s) => {
+                let mut k = self.data(s);
+                k.push(0);
+                k
+            }
+            Bound::Unbounded => self.data(b""),
+        };
+        let end = match &range.end {
+            Bound::Included(e) => {
+                let mut k = self.data(e);
+                k.push(0);
+                k
+            }
+            Bound::Excluded(e) => self.data(e),
+            Bound::Unbounded => self.data_end(),
+        };
+        (start < end).then_some((start, end))
+    }
+}
+
+/// A database in an etcd cluster.
+pub struct EtcdEngine {
+    /// Runs the client's requests; every call of the engine waits for its own on a channel,
+    /// so the engine may be called from any thread, inside another runtime too.
+    runtime: Option<tokio::runtime::Runtime>,
+    kv: KvClient,
+    client: Client,
+    keys: Keys,
+    opts: EtcdOptions,
+}
+
+impl std::fmt::Debug for EtcdEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdEngine")
+            .field("endpoints", &self.opts.endpoints)
+            .field("app", &self.opts.app)
+            .finish()
+    }
+}
+
+impl Drop for EtcdEngine {
+    fn drop(&mut self) {
+        // (Dropping a runtime inside another one's context would panic.)
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// An etcd client error as a storage error: unreachable members, timeouts and a lost
+/// leader are `storage.unavailable` (retry later); a compacted revision is a conflict (run
+/// again from a fresh snapshot).
+fn from_etcd(e: etcd_client::Error) -> Error {
+    use tonic::Code;
+    match &e {
+        etcd_client::Error::GRpcStatus(s) => match s.code() {
+            Code::OutOfRange if s.message().contains("compacted") => {
+                Error::Conflict { key: b"(etcd revision compacted)".to_vec() }
+            }
+            Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
+                Error::Unavailable(format!("etcd: {}", s.message()))
+            }
+            Code::InvalidArgument if s.message().contains("too many operations") => {
+                Error::Backend(format!(
+                    "etcd refused a transaction with too many operations ({}): start etcd with \
+                     a larger --max-txn-ops and say it in the URL (max_txn_ops=N)",
+                    s.message()
+                ))
+            }
+            Code::InvalidArgument if s.message().contains("too large") => Error::Backend(format!(
+                "etcd refused a request as too large ({}): start etcd with a larger \
+                 --max-request-bytes and say it in the URL (max_request_bytes=N)",
+                s.message()
+            )),
+            _ => Error::Backend(format!("etcd: {}", s.message())),
+        },
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+            Error::Unavailable(format!("etcd: {e}"))
+        }
+        _ => Error::Backend(format!("etcd: {e}")),
+    }
+}
+
+/// A stored entry as read: the stored bytes with the versionstamp of the revision that
+/// wrote them.
+fn stored_entry(raw: &[u8], mod_revision: i64) -> Result<Vec<u8>> {
+    entry::decode(raw)?;
+    let mut out = raw.to_vec();
+    out[1..11].copy_from_slice(&Versionstamp::from_seq(mod_revision as u64).0);
+    Ok(out)
+}
+
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> Result<i64> {
+    header
+        .map(|h| h.revision())
+        .ok_or_else(|| Error::Backend("etcd answered without a response header".into()))
+}
+
+impl EtcdEngine {
+    /// Connects to the cluster (one round trip, to fail early when it is unreachable).
+    pub fn connect(opts: EtcdOptions) -> Result<Self> {
+        opts.app_ok().map_err(Error::Backend)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kvm-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Backend(format!("cannot start the etcd client's runtime: {e}")))?;
+        let endpoints = opts.endpoints.clone();
+        let connect = ConnectOptions::new()
+            .with_connect_timeout(opts.connect_timeout)
+            .with_timeout(opts.timeout)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let deadline = opts.connect_timeout + opts.timeout;
+        let client = block(&runtime, deadline, async move {
+            let mut client = Client::connect(endpoints, Some(connect)).await?;
+            // Connecting is lazy: ask something to know the cluster answers.
+            client.get("kvm/", Some(GetOptions::new().with_count_only())).await?;
+            Ok(client)
+        })
+        .map_err(|e| match e {
+            Error::Unavailable(msg) => Error::Unavailable(format!(
+                "cannot reach etcd at {}: {msg}",
+                opts.endpoints.join(",")
+            )),
+            e => e,
+        })?;
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_REPLY_BYTES)
+            .max_encoding_message_size(opts.max_request_bytes + (1 << 20));
+        let keys = Keys { base: format!("kvm/{}/", opts.app).into_bytes() };
+        Ok(EtcdEngine { runtime: Some(runtime), kv, client, keys, opts })
+    }
+
+    /// Opens `etcd://HOST:PORT[,...]/APP[?...]` (see [`EtcdOptions::from_url`]).
+    pub fn open_url(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        let opts = EtcdOptions { clock, ..EtcdOptions::from_url(url)? };
+        Self::connect(opts)
+    }
+
+    /// The options the engine was opened with.
+    pub fn options(&self) -> &EtcdOptions {
+        &self.opts
+    }
+
+    /// Runs one request (or a few, as one future) on the client's runtime and waits for it.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
+    ) -> Result<T> {
+        let rt = self.runtime.as_ref().ok_or_else(|| Error::Backend("engine closed".into()))?;
+        block(rt, self.opts.timeout, f)
+    }
+
+    fn get_at(&self, key: Vec<u8>, opts: GetOptions) -> Result<GetResponse> {
+        let mut kv = self.kv.clone();
+        self.call(async move { kv.get(key, Some(opts)).await })
+    }
+
+    fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
+        let mut kv = self.kv.clone();
+        self.call(async move { kv.txn(txn).await })
+    }
+
+    /// The current revision (one round trip).
+    fn current_revision(&self) -> Result<i64> {
+        let resp = self.get_at(self.keys.clock(), GetOptions::new().with_count_only())?;
+        revision_of(resp.header())
+    }
+
+    /// The current revision and this database's latest commit (the newer of its feed and
+    /// clock keys: every commit writes one of them), in one round trip.
+    fn head(&self) -> Result<(i64, i64)> {
+        let opts = || Some(GetOptions::new().with_keys_only());
+        let resp = self.txn(Txn::new().and_then(vec![
+            TxnOp::get(self.keys.clock(), opts()),
+            TxnOp::get(self.keys.feed(), opts()),
+        ]))?;
+        let mut last = 0;
+        for r in resp.op_responses() {
+            if let TxnOpResponse::Get(g) = r {
+                last = g.kvs().iter().map(|kv| kv.mod_revision()).fold(last, i64::max);
+            }
+        }
+        Ok((revision_of(resp.header())?, last))
+    }
+
+    /// The stored entries (versionstamps filled in) at `keys`, read at one revision
+    /// (`rev`, or the latest when 0) in as few requests as the transaction limit allows;
+    /// with each key's `mod_revision` (0: absent) and the revision read.
+    fn fetch(&self, keys: &[&[u8]], rev: i64) -> Result<(i64, Vec<Found>)> {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut rev = rev;
+        for chunk in keys.chunks(self.opts.max_txn_ops.max(1)) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|k| {
+                    let o = GetOptions::new();
+                    TxnOp::get(
+                        self.keys.data(k),
+                        Some(if rev > 0 { o.with_revision(rev) } else { o }),
+                    )
+                })
+                .collect();
+            let resp = self.txn(Txn::new().and_then(ops))?;
+            if rev == 0 {
+                rev = revision_of(resp.header())?;
+            }
+            for r in resp.op_responses() {
+                let TxnOpResponse::Get(g) = r else {
+                    return Err(Error::Backend("etcd answered a read with a write".into()));
+                };
+                out.push(match g.kvs().first() {
+                    Some(kv) => {
+                        Some((stored_entry(kv.value(), kv.mod_revision())?, kv.mod_revision()))
+                    }
+                    None => None,
+                });
+            }
+        }
+        if rev == 0 {
+            rev = self.current_revision()?;
+        }
+        Ok((rev, out))
+    }
+
+    /// One commit attempt: reads what `batch` needs at one revision, decides, and sends
+    /// the transaction. `Ok(None)`: a compare failed (something changed in between).
+    fn try_commit(&self, batch: &AtomicBatch) -> Result<Option<Versionstamp>> {
+        let now = self.opts.clock.now_millis();
+        // The keys whose current state the batch depends on.
+        let mut wanted: Vec<&[u8]> = Vec::new();
+        for c in &batch.checks {
+            if c.key.len() <= crate::MAX_KEY_LEN {
+                wanted.push(&c.key);
+            }
+        }
+        for m in &batch.mutations {
+            if !matches!(m, Mutation::Set { .. }) && m.key().len() <= crate::MAX_KEY_LEN {
+                wanted.push(m.key());
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let (rev, found) = if wanted.is_empty() && batch.range_checks.is_empty() {
+            (0, Vec::new())
+        } else {
+            self.fetch(&wanted, 0)?
+        };
+        let mut read = ReadSet::new();
+        for (k, f) in wanted.iter().zip(found) {
+            let (stored, modrev) = match f {
+                Some((s, m)) => (Some(s), m),
+                None => (None, 0),
+            };
+            read.insert(k.to_vec(), (stored, modrev));
+        }
+        // Range checks: what each range holds that was written after its snapshot.
+        let mut newer = Vec::new();
+        for rc in &batch.range_checks {
+            let range = rc.range.clamped(crate::MAX_KEY_LEN);
+            let Some((start, end)) = self.keys.range(&range) else { continue };
+            let min = rc.after.seq() as i64 + 1;
+            let resp = self.get_at(
+                start.clone(),
+                GetOptions::new()
+                    .with_range(end.clone())
+                    .with_revision(rev)
+                    .with_min_mod_revision(min),
+            )?;
+            let mut rows = Vec::new();
+            for kv in resp.kvs() {
+                rows.push((
+                    self.keys.user(kv.key())?.to_vec(),
+                    stored_entry(kv.value(), kv.mod_revision())?,
+                ));
+            }
+            newer.push(Newer { range, start, end, rows });
+        }
+        let mut target = Staged {
+            engine: self,
+            rev,
+            read,
+            newer: &newer,
+            writes: HashMap::new(),
+            ops: Vec::new(),
+        };
+        // Versionstamps in the stored bytes are placeholders: a read fills in the revision.
+        let writes = apply::prepare(&mut target, batch, Versionstamp::ZERO, now)?;
+        let changes = apply::write(&mut target, writes)?;
+        let (read, ops, target_bytes) = target.into_ops();
+        let mut compares: Vec<Compare> = read
+            .iter()
+            .map(|(k, (_, modrev))| {
+                Compare::mod_revision(self.keys.data(k), CompareOp::Equal, *modrev)
+            })
+            .collect();
+        for n in &newer {
+            compares.push(
+                Compare::mod_revision(n.start.clone(), CompareOp::Less, rev + 1)
+                    .with_range(n.end.clone()),
+            );
+        }
+        let mut ops = ops;
+        if changes.is_empty() {
+            ops.push(TxnOp::put(self.keys.clock(), Vec::new(), None));
+        } else {
+            ops.push(TxnOp::put(self.keys.feed(), feed::encode(&changes), None));
+        }
+        let key_len = self.keys.base.len() + 1;
+        let bytes: usize = target_bytes
+            + compares.len() * (key_len + 24)
+            + newer.iter().map(|n| n.start.len() + n.end.len()).sum::<usize>()
+            + changes.iter().map(|c| c.key.len() + 4).sum::<usize>()
+            + key_len
+            + 64;
+        if ops.len() > self.opts.max_txn_ops
+            || compares.len() > self.opts.max_txn_ops
+            || bytes > self.opts.max_request_bytes
+        {
+            return Err(Error::Backend(format!(
+                "the commit needs {} operations, {} compares and about {bytes} bytes, more than \
+                 this etcd cluster takes in one transaction ({} operations, {} bytes): it was \
+                 not written",
+                ops.len(),
+                compares.len(),
+                self.opts.max_txn_ops,
+                self.opts.max_request_bytes
+            )));
+        }
+        let resp = self.txn(Txn::new().when(compares).and_then(ops))?;
+        if !resp.succeeded() {
+            return Ok(None);
+        }
+        Ok(Some(Versionstamp::from_seq(revision_of(resp.header())? as u64)))
+    }
+
+    /// The feed's newest entry: its revision and its `version` (the count of commits that
+    /// changed something); `None` before the first.
+    fn feed_head(&self) -> Result<Option<(i64, i64)>> {
+        let resp = self.get_at(self.keys.feed(), GetOptions::new().with_keys_only())?;
+        Ok(resp.kvs().first().map(|kv| (kv.mod_revision(), kv.version())))
+    }
+}
+
+/// Runs `f` on `rt` and waits for it, at most `timeout`.
+fn block<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    timeout: Duration,
+    f: impl Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let out = tokio::time::timeout(timeout, f).await;
+        let _ = tx.send(out);
+    });
+    match rx.recv() {
+        Ok(Ok(r)) => r.map_err(from_etcd),
+        Ok(Err(_)) => Err(Error::Unavailable(format!(
+            "etcd did not answer within {} ms (is a majority of the cluster up?)",
+            timeout.as_millis()
+        ))),
+        Err(_) => Err(Error::Backend("the etcd client's runtime stopped".into())),
+    }
+}
+
+/// A stored entry read (versionstamp filled in) and its `mod_revision`; `None`: absent.
+type Found = Option<(Vec<u8>, i64)>;
+
+/// What a commit read: key → (stored entry, `mod_revision`, 0 when absent).
+type ReadSet = HashMap<Vec<u8>, (Option<Vec<u8>>, i64)>;
+
+/// A range check's range, its etcd bounds, and what it holds that was written after the
+/// check's snapshot (key, stored entry).
+struct Newer {
+    range: KeyRange,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A commit's view of the store: the keys read at one revision, and the writes decided
+/// so far (one per etcd key: etcd refuses a transaction that names a key twice).
+struct Staged<'e, 'n> {
+    engine: &'e EtcdEngine,
+    rev: i64,
+    /// Key → (stored entry, mod_revision); every key here is compared at commit.
+    read: ReadSet,
+    newer: &'n [Newer],
+    /// etcd key → what the commit leaves there (`None`: deleted), in first-write order.
+    writes: HashMap<Vec<u8>, usize>,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Staged<'_, '_> {
+    fn stage(&mut self, etcd_key: Vec<u8>, value: Option<Vec<u8>>) {
+        match self.writes.get(&etcd_key) {
+            Some(&i) => self.ops[i].1 = value,
+            None => {
+                self.writes.insert(etcd_key.clone(), self.ops.len());
+                self.ops.push((etcd_key, value));
+            }
+        }
+    }
+
+    /// The etcd operations and about how many bytes they take.
+    fn into_ops(self) -> (ReadSet, Vec<TxnOp>, usize) {
+        let mut bytes = 0;
+        let ops = self
+            .ops
+            .into_iter()
+            .map(|(k, v)| {
+                bytes += k.len() + v.as_ref().map_or(0, Vec::len) + 12;
+                match v {
+                    Some(v) => TxnOp::put(k, v, None),
+                    None => TxnOp::delete(k, None),
+                }
+            })
+            .collect();
+        (self.read, ops, bytes)
+    }
+}
+
+impl CommitTarget for Staged<'_, '_> {
+    fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let etcd_key = self.engine.keys.data(key);
+        if let Some(&i) = self.writes.get(&etcd_key) {
+            return Ok(self.ops[i].1.clone());
+        }
+        if let Some((stored, _)) = self.read.get(key) {
+            return Ok(stored.clone());
+        }
+        // Not read ahead (the shared logic asked for more than expected): read it now, at
+        // the same revision, and compare it at commit like the others.
+        let (_, mut found) = self.engine.fetch(&[key], self.rev)?;
+        let (stored, modrev) = match found.pop().flatten() {
+            Some((s, m)) => (Some(s), m),
+            None => (None, 0),
+        };
+        self.read.insert(key.to_vec(), (stored.clone(), modrev));
+        Ok(stored)
+    }
+    fn write(&mut self, key: &[u8], stored: Vec<u8>) -> Result<()> {
+        self.stage(self.engine.keys.data(key), Some(stored));
+        Ok(())
+    }
+    fn remove(&mut self, key: &[u8]) -> Result<bool> {
+        let existed = self.read(key)?.is_some();
+        if existed {
+            self.stage(self.engine.keys.data(key), None);
+        }
+        Ok(existed)
+    }
+    fn note_expiry(&mut self, at: u64, key: &[u8]) -> Result<()> {
+        self.stage(self.engine.keys.expiry(at, key), Some(Vec::new()));
+        Ok(())
+    }
+    fn newer_in(
+        &mut self,
+        range: &KeyRange,
+        after: Versionstamp,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        for n in self.newer {
+            if &n.range == range {
+                for (k, raw) in &n.rows {
+                    if apply::is_newer(raw, after, now)? {
+                        return Ok(Some(k.clone()));
+                    }
+                }
+                return Ok(None);
+            }
+        }
+        Err(Error::Backend("a range check was not read ahead".into()))
+    }
+}
+
+impl Engine for EtcdEngine {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
+        let (rev, last) = self.head()?;
+        Ok(Box::new(EtcdSnapshot {
+            engine: self,
+            rev,
+            last,
+            now: self.opts.clock.now_millis(),
+            arena: bumpalo::Bump::new(),
+        }))
+    }
+
+    fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
+        for m in &batch.mutations {
+            crate::engine::check_key(m.key())?;
+        }
+        for round in 0..MAX_ROUNDS {
+            if let Some(vs) = self.try_commit(batch)? {
+                return Ok(vs);
+            }
+            if round > 2 {
+                std::thread::sleep(Duration::from_micros(50 << round.min(8)));
+            }
+        }
+        let key = batch
+            .checks
+            .first()
+            .map(|c| c.key.clone())
+            .or_else(|| batch.mutations.first().map(|m| m.key().to_vec()))
+            .unwrap_or_default();
+        Err(Error::Conflict { key })
+    }
+
+    fn commit_limits(&self) -> Option<CommitLimits> {
+        // Per batch operation, the transaction may hold a put or delete and an expiry note
+        // (writes), and a compare (reads); plus the feed entry. The feed entry repeats the
+        // keys, and compares repeat the keys read.
+        Some(CommitLimits {
+            max_ops: (self.opts.max_txn_ops.saturating_sub(1)) / 2,
+            max_bytes: self.opts.max_request_bytes.saturating_sub(64 * 1024) / 3,
+        })
+    }
+
+    fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
+        let Some((head_rev, head_version)) = self.feed_head()? else { return Ok(Vec::new()) };
+        if head_rev as u64 <= after.seq() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.feed();
+        let start = after.seq() as i64 + 1;
+        let retention = self.opts.feed_retention as i64;
+        let mut watch = self.client.watch_client().max_decoding_message_size(MAX_REPLY_BYTES);
+        let events = self.call(async move {
+            let mut stream =
+                watch.watch(key, Some(WatchOptions::new().with_start_revision(start))).await?;
+            let mut out: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+            let mut compacted = 0;
+            'read: while let Some(resp) = stream.message().await? {
+                if resp.compact_revision() > 0 {
+                    compacted = resp.compact_revision();
+                    break;
+                }
+                if resp.canceled() {
+                    break;
+                }
+                for ev in resp.events() {
+                    if ev.event_type() != EventType::Put {
+                        continue;
+                    }
+                    let Some(kv) = ev.kv() else { continue };
+                    out.push((kv.mod_revision(), kv.version(), kv.value().to_vec()));
+                    if out.len() >= limit || kv.mod_revision() >= head_rev {
+                        break 'read;
+                    }
+                }
+            }
+            Ok((out, compacted))
+        })?;
+        let (events, compacted) = events;
+        if compacted > 0 {
+            return Err(feed::truncated(after, compacted as u64));
+        }
+        if let Some((_, first_version, _)) = events.first() {
+            if head_version - first_version + 1 > retention {
+                // (The oldest kept is the commit `retention` before the newest.)
+                return Err(Error::FeedTruncated {
+                    requested: after.to_string(),
+                    oldest: format!("the last {retention} commits"),
+                });
+            }
+        }
+        events
+            .into_iter()
+            .map(|(rev, _, value)| feed::decode(Versionstamp::from_seq(rev as u64), &value))
+            .collect()
+    }
+
+    fn sweep_expired(&self, limit: usize) -> Result<usize> {
+        let now = self.opts.clock.now_millis();
+        let start = self.keys.tagged(b'x', b"");
+        let end = self.keys.tagged(b'x', &now.saturating_add(1).to_be_bytes());
+        let limit = limit.min(self.opts.max_txn_ops.saturating_sub(1) / 3).max(1);
+        let resp = self.get_at(
+            start,
+            GetOptions::new().with_range(end).with_keys_only().with_limit(limit as i64),
+        )?;
+        let rev = revision_of(resp.header())?;
+        let notes: Vec<(Vec<u8>, u64, Vec<u8>)> = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let rest = kv.key().get(self.keys.base.len() + 1..)?;
+                let at = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+                Some((kv.key().to_vec(), at, rest[8..].to_vec()))
+            })
+            .collect();
+        if notes.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<&[u8]> = notes.iter().map(|(_, _, k)| k.as_slice()).collect();
+        let (_, found) = self.fetch(&keys, rev)?;
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        let mut changes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for ((note, at, key), f) in notes.iter().zip(found) {
+            ops.push(TxnOp::delete(note.clone(), None));
+            let Some((stored, modrev)) = f else { continue };
+            let e = entry::decode(&stored)?;
+            if e.expire_at() == Some(*at) && !e.is_live(now) && seen.insert(key.clone()) {
+                compares.push(Compare::mod_revision(self.keys.data(key), CompareOp::Equal, modrev));
+                ops.push(TxnOp::delete(self.keys.data(key), None));
+                changes.push(Change { key: key.clone(), kind: ChangeKind::Expire });
+            }
+        }
+        let n = changes.len();
+        if n > 0 {
+            ops.push(TxnOp::put(self.keys.feed(), feed::encode(&changes), None));
+        }
+        let resp = self.txn(Txn::new().when(compares).and_then(ops))?;
+        // A key rewritten meanwhile is left to the next sweep.
+        Ok(if resp.succeeded() { n } else { 0 })
+    }
+
+    fn backup(&self, path: &std::path::Path) -> Result<()> {
+        crate::engine::backup_by_copy(self, path)
+    }
+}
+
+/// A read view at one etcd revision. What it reads is kept until it is dropped (reads
+/// hand out entries borrowed from it).
+struct EtcdSnapshot<'e> {
+    engine: &'e EtcdEngine,
+    /// The revision every read is made at.
+    rev: i64,
+    /// The revision of this database's latest commit at `rev` (other databases of the
+    /// cluster move the revision too).
+    last: i64,
+    now: u64,
+    arena: bumpalo::Bump,
+}
+
+impl<'e> EtcdSnapshot<'e> {
+    /// One row of a range reply, kept in the arena; `None` when it has expired.
+    fn keep<'a>(&'a self, kv: &etcd_client::KeyValue) -> Result<Option<KvRef<'a>>> {
+        let key = self.engine.keys.user(kv.key())?;
+        let raw = stored_entry(kv.value(), kv.mod_revision())?;
+        if !entry::decode(&raw)?.is_live(self.now) {
+            return Ok(None);
+        }
+        let key: &'a [u8] = self.arena.alloc_slice_copy(key);
+        let raw: &'a [u8] = self.arena.alloc_slice_copy(&raw);
+        Ok(Some((key, entry::decode(raw)?)))
+    }
+
+    fn range_opts(&self, end: Vec<u8>, reverse: bool, limit: usize) -> GetOptions {
+        let o = GetOptions::new().with_range(end).with_revision(self.rev).with_limit(limit as i64);
+        if reverse {
+            o.with_sort(SortTarget::Key, SortOrder::Descend)
+        } else {
+            o
+        }
+    }
+}
+
+impl Snapshot for EtcdSnapshot<'_> {
+    fn versionstamp(&self) -> Versionstamp {
+        Versionstamp::from_seq(self.last as u64)
+    }
+
+    fn now_millis(&self) -> u64 {
+        self.now
+    }
+
+    fn get<'a>(&'a self, key: &[u8]) -> Result<Option<Entry<'a>>> {
+        if key.len() > crate::MAX_KEY_LEN {
+            return Ok(None);
+        }
+        let resp = self
+            .engine
+            .get_at(self.engine.keys.data(key), GetOptions::new().with_revision(self.rev))?;
+        match resp.kvs().first() {
+            Some(kv) => Ok(self.keep(kv)?.map(|(_, e)| e)),
+            None => Ok(None),
+        }
+    }
+
+    fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Entry<'a>>>> {
+        let short: Vec<&[u8]> =
+            keys.iter().copied().filter(|k| k.len() <= crate::MAX_KEY_LEN).collect();
+        let (_, found) = self.engine.fetch(&short, self.rev)?;
+        let mut found = found.into_iter();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if k.len() > crate::MAX_KEY_LEN {
+                out.push(None);
+                continue;
+            }
+            out.push(match found.next().flatten() {
+                Some((raw, _)) => {
+                    let raw: &'a [u8] = self.arena.alloc_slice_copy(&raw);
+                    let e = entry::decode(raw)?;
+                    e.is_live(self.now).then_some(e)
+                }
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    fn scan<'a>(&'a self, range: &KeyRange, opts: ScanOptions) -> Result<ScanIter<'a>> {
+        let Some((start, end)) = self.engine.keys.range(range) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        Ok(Box::new(Pager {
+            snap: self,
+            start,
+            end,
+            reverse: opts.reverse,
+            remaining: opts.limit.unwrap_or(usize::MAX),
+            buf: std::collections::VecDeque::new(),
+            done: false,
+        }))
+    }
+
+    fn scan_many<'a>(
+        &'a self,
+        ranges: &[KeyRange],
+        opts: ScanOptions,
+    ) -> Result<Vec<Vec<KvRef<'a>>>> {
+        let limit = opts.limit.unwrap_or(usize::MAX);
+        let page = limit.min(PAGE);
+        let bounds: Vec<Option<(Vec<u8>, Vec<u8>)>> =
+            ranges.iter().map(|r| self.engine.keys.range(r)).collect();
+        let asked: Vec<&(Vec<u8>, Vec<u8>)> = bounds.iter().flatten().collect();
+        let mut replies = Vec::with_capacity(asked.len());
+        for chunk in asked.chunks(self.engine.opts.max_txn_ops.max(1)) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|(s, e)| {
+                    TxnOp::get(s.clone(), Some(self.range_opts(e.clone(), opts.reverse, page)))
+                })
+                .collect();
+            let resp = self.engine.txn(Txn::new().and_then(ops))?;
+            for r in resp.op_responses() {
+                let TxnOpResponse::Get(g) = r else {
+                    return Err(Error::Backend("etcd answered a read with a write".into()));
+                };
+                replies.push(g);
+            }
+        }
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(ranges.len());
+        for b in &bounds {
+            let Some((start, end)) = b else {
+                out.push(Vec::new());
+                continue;
+            };
+            let g =
+                replies.next().ok_or_else(|| Error::Backend("etcd lost a range reply".into()))?;
+            let mut rows = Vec::new();
+            let mut last: Option<Vec<u8>> = None;
+            for kv in g.kvs() {
+                last = Some(kv.key().to_vec());
+                if rows.len() < limit {
+                    if let Some(row) = self.keep(kv)? {
+                        rows.push(row);
+                    }
+                }
+            }
+            if g.more() && rows.len() < limit {
+                // Expired rows (or a long range): read on from where the reply stopped.
+                let (mut start, mut end) = (start.clone(), end.clone());
+                if let Some(last) = last {
+                    if opts.reverse {
+                        end = last;
+                    } else {
+                        start = last;
+                        start.push(0);
+                    }
+                }
+                let pager = Pager {
+                    snap: self,
+                    start,
+                    end,
+                    reverse: opts.reverse,
+                    remaining: limit - rows.len(),
+                    buf: std::collections::VecDeque::new(),
+                    done: false,
+                };
+                for row in pager {
+                    rows.push(row?);
+                }
+            }
+            out.push(rows);
+        }
+        Ok(out)
+    }
+}
+
+/// A scan, read a page at a time.
+struct Pager<'a> {
+    snap: &'a EtcdSnapshot<'a>,
+    /// What is left to read: `[start, end)` in etcd keys.
+    start: Vec<u8>,
+    end: Vec<u8>,
+    reverse: bool,
+    remaining: usize,
+    buf: std::collections::VecDeque<KvRef<'a>>,
+    done: bool,
+}
+
+impl<'a> Pager<'a> {
+    fn fill(&mut self) -> Result<()> {
+        while self.buf.is_empty() && !self.done {
+            let page = self.remaining.min(PAGE);
+            let opts = self.snap.range_opts(self.end.clone(), self.reverse, page);
+            let resp = self.snap.engine.get_at(self.start.clone(), opts)?;
+            let kvs = resp.kvs();
+            for kv in kvs {
+                if let Some(row) = self.snap.keep(kv)? {
+                    self.buf.push_back(row);
+                }
+            }
+            match kvs.last() {
+                Some(last) if resp.more() => {
+                    if self.reverse {
+                        self.end = last.key().to_vec();
+                    } else {
+                        self.start = last.key().to_vec();
+                        self.start.push(0);
+                    }
+                }
+                _ => self.done = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for Pager<'a> {
+    type Item = Result<KvRef<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        if let Err(e) = self.fill() {
+            self.done = true;
+            self.remaining = 0;
+            return Some(Err(e));
+        }
+        let row = self.buf.pop_front()?;
+        self.remaining -= 1;
+        Some(Ok(row))
+    }
+}
