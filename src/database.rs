@@ -259,8 +259,14 @@ impl Database {
         Ok(kvm_storage::vacuum(path, LmdbOptions::default())?)
     }
 
-    /// [`Database::open`] with options.
+    /// [`Database::open`] with options. A path of the form
+    /// `etcd://HOST:PORT[,HOST:PORT...]/APP[?max_txn_ops=N&max_request_bytes=N&timeout_ms=N]`
+    /// opens database `APP` in an etcd cluster instead (feature `etcd`; see
+    /// `docs/scaling.md`); the LMDB options do not apply to it.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
+        if let Some(url) = path.as_ref().to_str().filter(|p| p.starts_with("etcd://")) {
+            return Database::open_etcd(url, options);
+        }
         let lmdb = LmdbOptions {
             clock: options.clock.clone(),
             map_size: options.map_size,
@@ -270,6 +276,20 @@ impl Database {
             ..LmdbOptions::default()
         };
         Database::with_engine(Arc::new(LmdbEngine::open(path, lmdb)?), options)
+    }
+
+    #[cfg(feature = "etcd")]
+    fn open_etcd(url: &str, options: Options) -> Result<Database> {
+        let engine = kvm_storage::EtcdEngine::open_url(url, options.clock.clone())?;
+        Database::with_engine(Arc::new(engine), options)
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    fn open_etcd(url: &str, _options: Options) -> Result<Database> {
+        Err(Error::Storage(kvm_storage::Error::Backend(format!(
+            "cannot open {url}: this build of KVM has no etcd backend (build it with the \
+             `etcd` feature: cargo build --features etcd)"
+        ))))
     }
 
     /// Opens an existing database file for reading only (see [`Options::read_only`]).

@@ -30,6 +30,11 @@ pub enum Ttl {
 pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
 /// Records and indexes of one statement (or transaction), committed as one batch.
+/// How many records an index scan reads in its first request, and at most in one: each
+/// batch is four times the one before.
+const FIRST_RECORD_BATCH: usize = 16;
+const MAX_RECORD_BATCH: usize = 1024;
+
 pub struct ModelTxn<'e> {
     txn: Txn<'e>,
     /// Whether record patches may be written ([`ModelTxn::allow_patches`]).
@@ -238,11 +243,48 @@ impl<'e> ModelTxn<'e> {
         range: &KeyRange,
         reverse: bool,
     ) -> Result<RowIter<'a>> {
-        let pks = self.index_pks(model, index, range, reverse)?;
-        Ok(Box::new(pks.map(move |pk| {
-            self.get(model, &pk?)?.ok_or_else(|| {
-                Error::Corrupt(format!("index entry of {} points at a missing record", model.name))
-            })
+        let mut pks = self.index_pks(model, index, range, reverse)?;
+        // Records are read a batch of entries at a time (one request on a remote backend,
+        // not one per row); batches start small and grow, so `LIMIT 1` reads little.
+        let mut batch = FIRST_RECORD_BATCH;
+        let mut ready = Vec::new().into_iter();
+        Ok(Box::new(std::iter::from_fn(move || loop {
+            if let Some(row) = ready.next() {
+                return Some(Ok(row));
+            }
+            let mut chunk = Vec::with_capacity(batch);
+            for pk in pks.by_ref() {
+                match pk {
+                    Ok(pk) => chunk.push(pk),
+                    Err(e) => return Some(Err(e)),
+                }
+                if chunk.len() == batch {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                return None;
+            }
+            batch = (batch * 4).min(MAX_RECORD_BATCH);
+            let found = match self.get_many(model, &chunk) {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
+            let rows: Result<Vec<Row>> = found
+                .into_iter()
+                .map(|r| {
+                    r.ok_or_else(|| {
+                        Error::Corrupt(format!(
+                            "index entry of {} points at a missing record",
+                            model.name
+                        ))
+                    })
+                })
+                .collect();
+            match rows {
+                Ok(rows) => ready = rows.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
         })))
     }
 

@@ -225,17 +225,24 @@ fn run_file(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap();
     let cases = parse_cases(&text);
     let mut results = Vec::new();
-    for backend in [common::Backend::Memory, common::Backend::Lmdb] {
+    #[allow(unused_mut)]
+    let mut backends = vec![common::Backend::Memory, common::Backend::Lmdb];
+    #[cfg(feature = "etcd")]
+    match common::etcd_unavailable() {
+        None => backends.push(common::Backend::Etcd),
+        Some(why) => eprintln!("SKIPPED the etcd run of {}: {why}", path.display()),
+    }
+    for backend in backends {
         let (db, rec, _dir, clock) = common::open_with_clock(backend);
         let outputs: Vec<String> =
             cases.iter().map(|c| run_case_tagged(&db, &rec, &clock, c)).collect();
         results.push(outputs);
     }
-    if results[0] != results[1] {
-        for (i, (m, l)) in results[0].iter().zip(&results[1]).enumerate() {
+    for (other, name) in results.iter().skip(1).zip(["LMDB", "etcd"]) {
+        for (i, (m, l)) in results[0].iter().zip(other).enumerate() {
             if m != l {
                 return Err(format!(
-                    "{}: case {} differs between memory and LMDB:\nmemory:\n{m}\nlmdb:\n{l}",
+                    "{}: case {} differs between memory and {name}:\nmemory:\n{m}\n{name}:\n{l}",
                     path.display(),
                     i + 1
                 ));

@@ -41,11 +41,24 @@ impl Engine for Recorder {
     fn sweep_expired(&self, limit: usize) -> kvm::storage::Result<usize> {
         self.inner.sweep_expired(limit)
     }
+    fn commit_limits(&self) -> Option<kvm::storage::CommitLimits> {
+        self.inner.commit_limits()
+    }
 }
 
 pub enum Backend {
     Memory,
     Lmdb,
+    /// A database of its own on the etcd this test process starts (feature `etcd`).
+    #[cfg(feature = "etcd")]
+    Etcd,
+}
+
+/// Why the tests on etcd cannot run here (printed, and those tests are left out), or
+/// `None` when they can.
+#[cfg(feature = "etcd")]
+pub fn etcd_unavailable() -> Option<String> {
+    kvm::storage::etcd_testing::shared().err()
 }
 
 /// A database with a fixed clock and seed, and its recorder.
@@ -69,6 +82,17 @@ pub fn open_with_clock(
                 ..LmdbOptions::default()
             };
             (Box::new(LmdbEngine::open(dir.path().join("db.kvm"), opts).unwrap()), Some(dir))
+        }
+        #[cfg(feature = "etcd")]
+        Backend::Etcd => {
+            use kvm::storage::{etcd_testing, EtcdEngine, EtcdOptions};
+            let cluster = etcd_testing::shared().unwrap();
+            let url = cluster.url(&etcd_testing::unique_app("golden"));
+            let opts = EtcdOptions {
+                clock: Arc::new(clock.clone()),
+                ..EtcdOptions::from_url(&url).unwrap()
+            };
+            (Box::new(EtcdEngine::connect(opts).unwrap()), None)
         }
     };
     let rec = Arc::new(Recorder { inner, log: Mutex::new(Vec::new()) });

@@ -226,6 +226,8 @@ pub struct EtcdEngine {
     client: Client,
     keys: Keys,
     opts: EtcdOptions,
+    /// Requests sent so far (each one network round trip).
+    round_trips: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for EtcdEngine {
@@ -329,13 +331,18 @@ impl EtcdEngine {
             .max_decoding_message_size(MAX_REPLY_BYTES)
             .max_encoding_message_size(opts.max_request_bytes + (1 << 20));
         let keys = Keys { base: format!("kvm/{}/", opts.app).into_bytes() };
-        Ok(EtcdEngine { runtime: Some(runtime), kv, client, keys, opts })
+        Ok(EtcdEngine { runtime: Some(runtime), kv, client, keys, opts, round_trips: 0.into() })
     }
 
     /// Opens `etcd://HOST:PORT[,...]/APP[?...]` (see [`EtcdOptions::from_url`]).
     pub fn open_url(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let opts = EtcdOptions { clock, ..EtcdOptions::from_url(url)? };
         Self::connect(opts)
+    }
+
+    /// How many requests (network round trips) the engine has sent since it connected.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The options the engine was opened with.
@@ -349,6 +356,7 @@ impl EtcdEngine {
         f: impl Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
     ) -> Result<T> {
         let rt = self.runtime.as_ref().ok_or_else(|| Error::Backend("engine closed".into()))?;
+        self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         block(rt, self.opts.timeout, f)
     }
 
