@@ -65,6 +65,11 @@ const PAGE: usize = 512;
 /// How often a commit reads and decides again when a compare failed (something changed
 /// between its read and its write) before answering with a conflict.
 const MAX_ROUNDS: usize = 64;
+/// The value of a commit's marker key.
+const COMMITTED: &[u8] = b"c";
+/// How long commit markers are kept (the longest a lost answer can be recovered after).
+const MARKER_LIFETIME_MS: u64 = 10 * 60 * 1000;
+static MARKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// What the largest reply may be (a page of large values).
 const MAX_REPLY_BYTES: usize = 256 << 20;
 
@@ -311,7 +316,9 @@ impl EtcdEngine {
         let connect = ConnectOptions::new()
             .with_connect_timeout(opts.connect_timeout)
             .with_timeout(opts.timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            // A member cut off from the leader refuses instead of answering stale or hanging.
+            .with_require_leader(true);
         let deadline = opts.connect_timeout + opts.timeout;
         let client = block(&runtime, deadline, async move {
             let mut client = Client::connect(endpoints, Some(connect)).await?;
@@ -360,14 +367,98 @@ impl EtcdEngine {
         block(rt, self.opts.timeout, f)
     }
 
+    /// A range request (retried while the cluster is unavailable: reading twice is
+    /// harmless).
     fn get_at(&self, key: Vec<u8>, opts: GetOptions) -> Result<GetResponse> {
-        let mut kv = self.kv.clone();
-        self.call(async move { kv.get(key, Some(opts)).await })
+        self.retrying(|| {
+            let (mut kv, key, opts) = (self.kv.clone(), key.clone(), opts.clone());
+            self.call(async move { kv.get(key, Some(opts)).await })
+        })
     }
 
+    /// A transaction that only reads (retried like [`EtcdEngine::get_at`]).
     fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
+        self.retrying(|| self.write_txn(txn.clone()))
+    }
+
+    /// A transaction that writes: sent once (whether it was applied when the answer is
+    /// lost is the caller's question: see [`EtcdEngine::recover`]).
+    fn write_txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
         let mut kv = self.kv.clone();
         self.call(async move { kv.txn(txn).await })
+    }
+
+    /// How long an operation keeps trying while the cluster is unavailable (a leader
+    /// election takes a few seconds).
+    fn recovery_window(&self) -> Duration {
+        self.opts.timeout * 3
+    }
+
+    /// Runs `f` again, with growing pauses, while it fails with `storage.unavailable`, for
+    /// at most [`EtcdEngine::recovery_window`].
+    fn retrying<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        let deadline = std::time::Instant::now() + self.recovery_window();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match f() {
+                Err(Error::Unavailable(_)) if std::time::Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// A key no other commit of any machine uses: `t` + the time (so old ones can be
+    /// cleared by range) + 16 random bytes.
+    fn new_marker(&self) -> Vec<u8> {
+        use std::hash::{BuildHasher, Hasher};
+        let mut rest = self.opts.clock.now_millis().to_be_bytes().to_vec();
+        for i in 0..2u64 {
+            // (A `RandomState` is seeded from the OS's randomness once per process, then
+            // from a counter; the hash of a fresh counter value is unpredictable.)
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) ^ i);
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            rest.extend_from_slice(&h.finish().to_be_bytes());
+        }
+        self.keys.tagged(b't', &rest)
+    }
+
+    /// Whether the commit that wrote (or would have written) `marker` was applied, when
+    /// its answer was lost: `Some(versionstamp)` if it was; `None` if it was not and never
+    /// will be — the marker is written first ("fenced"), and the commit's compare
+    /// requires it absent. `Err(storage.unavailable)` when the cluster does not answer
+    /// within the recovery window: the outcome is unknown.
+    fn recover(&self, marker: &[u8]) -> Result<Option<Versionstamp>> {
+        let fence = Txn::new()
+            .when(vec![Compare::create_revision(marker.to_vec(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(marker.to_vec(), b"fenced".to_vec(), None)])
+            .or_else(vec![TxnOp::get(marker.to_vec(), None)]);
+        let resp = self.retrying(|| self.write_txn(fence.clone())).map_err(|e| match e {
+            Error::Unavailable(msg) => Error::Unavailable(format!(
+                "{msg}; a commit was sent and its outcome is unknown (it may have been applied)"
+            )),
+            e => e,
+        })?;
+        if resp.succeeded() {
+            return Ok(None);
+        }
+        for r in resp.op_responses() {
+            if let TxnOpResponse::Get(g) = r {
+                if let Some(kv) = g.kvs().first() {
+                    if kv.value() == COMMITTED {
+                        return Ok(Some(Versionstamp::from_seq(kv.mod_revision() as u64)));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The current revision (one round trip).
@@ -433,8 +524,8 @@ impl EtcdEngine {
     }
 
     /// One commit attempt: reads what `batch` needs at one revision, decides, and sends
-    /// the transaction. `Ok(None)`: a compare failed (something changed in between).
-    fn try_commit(&self, batch: &AtomicBatch) -> Result<Option<Versionstamp>> {
+    /// the transaction, marked with `marker` (written by it, required absent by it).
+    fn try_commit(&self, batch: &AtomicBatch, marker: &[u8]) -> Result<Attempt> {
         let now = self.opts.clock.now_millis();
         // The keys whose current state the batch depends on.
         let mut wanted: Vec<&[u8]> = Vec::new();
@@ -510,6 +601,8 @@ impl EtcdEngine {
             );
         }
         let mut ops = ops;
+        compares.push(Compare::create_revision(marker.to_vec(), CompareOp::Equal, 0));
+        ops.push(TxnOp::put(marker.to_vec(), COMMITTED.to_vec(), None));
         if changes.is_empty() {
             ops.push(TxnOp::put(self.keys.clock(), Vec::new(), None));
         } else {
@@ -520,8 +613,8 @@ impl EtcdEngine {
             + compares.len() * (key_len + 24)
             + newer.iter().map(|n| n.start.len() + n.end.len()).sum::<usize>()
             + changes.iter().map(|c| c.key.len() + 4).sum::<usize>()
-            + key_len
-            + 64;
+            + key_len * 3
+            + 128;
         if ops.len() > self.opts.max_txn_ops
             || compares.len() > self.opts.max_txn_ops
             || bytes > self.opts.max_request_bytes
@@ -536,11 +629,15 @@ impl EtcdEngine {
                 self.opts.max_request_bytes
             )));
         }
-        let resp = self.txn(Txn::new().when(compares).and_then(ops))?;
+        let resp = match self.write_txn(Txn::new().when(compares).and_then(ops)) {
+            Ok(r) => r,
+            Err(Error::Unavailable(_)) => return Ok(Attempt::Unknown),
+            Err(e) => return Err(e),
+        };
         if !resp.succeeded() {
-            return Ok(None);
+            return Ok(Attempt::Changed);
         }
-        Ok(Some(Versionstamp::from_seq(revision_of(resp.header())? as u64)))
+        Ok(Attempt::Done(Versionstamp::from_seq(revision_of(resp.header())? as u64)))
     }
 
     /// The feed's newest entry: its revision and its `version` (the count of commits that
@@ -570,6 +667,15 @@ fn block<T: Send + 'static>(
         ))),
         Err(_) => Err(Error::Backend("the etcd client's runtime stopped".into())),
     }
+}
+
+/// How one commit attempt ended.
+enum Attempt {
+    Done(Versionstamp),
+    /// A compare failed: something changed between the read and the write.
+    Changed,
+    /// The transaction was sent and no answer came: it may or may not have been applied.
+    Unknown,
 }
 
 /// A stored entry read (versionstamp filled in) and its `mod_revision`; `None`: absent.
@@ -704,8 +810,15 @@ impl Engine for EtcdEngine {
             crate::engine::check_key(m.key())?;
         }
         for round in 0..MAX_ROUNDS {
-            if let Some(vs) = self.try_commit(batch)? {
-                return Ok(vs);
+            let marker = self.new_marker();
+            match self.try_commit(batch, &marker)? {
+                Attempt::Done(vs) => return Ok(vs),
+                Attempt::Changed => {}
+                Attempt::Unknown => match self.recover(&marker)? {
+                    Some(vs) => return Ok(vs),
+                    // Not applied, and fenced off for good: decide again from fresh reads.
+                    None => continue,
+                },
             }
             if round > 2 {
                 std::thread::sleep(Duration::from_micros(50 << round.min(8)));
@@ -786,6 +899,13 @@ impl Engine for EtcdEngine {
 
     fn sweep_expired(&self, limit: usize) -> Result<usize> {
         let now = self.opts.clock.now_millis();
+        // Commit markers older than any answer that could still be recovered.
+        let old = now.saturating_sub(MARKER_LIFETIME_MS);
+        let (from, to) = (self.keys.tagged(b't', b""), self.keys.tagged(b't', &old.to_be_bytes()));
+        let mut kv = self.kv.clone();
+        self.call(async move {
+            kv.delete(from, Some(etcd_client::DeleteOptions::new().with_range(to))).await
+        })?;
         let start = self.keys.tagged(b'x', b"");
         let end = self.keys.tagged(b'x', &now.saturating_add(1).to_be_bytes());
         let limit = limit.min(self.opts.max_txn_ops.saturating_sub(1) / 3).max(1);
@@ -826,7 +946,7 @@ impl Engine for EtcdEngine {
         if n > 0 {
             ops.push(TxnOp::put(self.keys.feed(), feed::encode(&changes), None));
         }
-        let resp = self.txn(Txn::new().when(compares).and_then(ops))?;
+        let resp = self.write_txn(Txn::new().when(compares).and_then(ops))?;
         // A key rewritten meanwhile is left to the next sweep.
         Ok(if resp.succeeded() { n } else { 0 })
     }
@@ -1062,5 +1182,78 @@ impl<'a> Iterator for Pager<'a> {
         let row = self.buf.pop_front()?;
         self.remaining -= 1;
         Some(Ok(row))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn engine() -> Option<EtcdEngine> {
+        match crate::etcd_testing::shared() {
+            Ok(c) => {
+                let url = c.url(&crate::etcd_testing::unique_app("unit"));
+                Some(EtcdEngine::open_url(&url, clock::system()).unwrap())
+            }
+            Err(why) => {
+                eprintln!("SKIPPED: {why}");
+                None
+            }
+        }
+    }
+
+    fn counter(e: &EtcdEngine) -> Option<u64> {
+        let snap = e.snapshot().unwrap();
+        let entry = snap.get(b"n").unwrap()?;
+        crate::Value::decode_counter(entry.value())
+    }
+
+    /// A commit whose answer was lost is found applied by its marker, once; one that never
+    /// arrived is fenced off, so that if it arrives later it cannot apply.
+    #[test]
+    fn a_lost_answer_is_recovered_and_a_late_commit_is_fenced_off() {
+        let Some(e) = engine() else { return };
+        let batch = AtomicBatch::new().sum(b"n", 1);
+        let sent = e.new_marker();
+        let Attempt::Done(vs) = e.try_commit(&batch, &sent).unwrap() else {
+            panic!("the first commit must go through")
+        };
+        // As if its answer had been lost: recovery finds it applied, at its versionstamp.
+        assert_eq!(e.recover(&sent).unwrap(), Some(vs));
+        assert_eq!(e.recover(&sent).unwrap(), Some(vs), "asking again gives the same answer");
+        // A commit whose request has not arrived yet: recovery fences it off ...
+        let late = e.new_marker();
+        assert_eq!(e.recover(&late).unwrap(), None);
+        assert_eq!(e.recover(&late).unwrap(), None);
+        // ... and when it arrives it is refused, so the retry is the only increment.
+        assert!(matches!(e.try_commit(&batch, &late).unwrap(), Attempt::Changed));
+        assert_eq!(counter(&e), Some(1));
+        e.commit(&batch).unwrap();
+        assert_eq!(counter(&e), Some(2));
+        assert_ne!(e.new_marker(), e.new_marker(), "markers are unique");
+    }
+
+    #[test]
+    fn urls_are_read_or_refused_with_the_expected_form() {
+        let o =
+            EtcdOptions::from_url("etcd://a:1,b:2/shop?max_txn_ops=500&timeout_ms=250").unwrap();
+        assert_eq!(o.endpoints, vec!["http://a:1".to_string(), "http://b:2".to_string()]);
+        assert_eq!((o.app.as_str(), o.max_txn_ops), ("shop", 500));
+        assert_eq!(o.timeout, Duration::from_millis(250));
+        assert_eq!(o.max_request_bytes, 1536 * 1024, "etcd's default");
+        for bad in [
+            "http://a:1/shop",
+            "etcd://a:1",
+            "etcd:///shop",
+            "etcd://a:1/sh/op",
+            "etcd://a:1/",
+            "etcd://a:1/shop?max_txn_ops=x",
+            "etcd://a:1/shop?colour=red",
+            "etcd://a:1/shop?max_txn_ops=2",
+        ] {
+            let err = EtcdOptions::from_url(bad).unwrap_err();
+            assert!(err.to_string().contains("expected etcd://HOST:PORT"), "{bad}: {err}");
+        }
     }
 }
