@@ -266,6 +266,10 @@ fn from_etcd(e: etcd_client::Error) -> Error {
             Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
                 Error::Unavailable(format!("etcd: {}", s.message()))
             }
+            // (A connection that broke mid-request: tonic's status for it.)
+            Code::Unknown if s.message().contains("transport error") => {
+                Error::Unavailable(format!("etcd: {}", s.message()))
+            }
             Code::InvalidArgument if s.message().contains("too many operations") => {
                 Error::Backend(format!(
                     "etcd refused a transaction with too many operations ({}): start etcd with \
@@ -851,32 +855,35 @@ impl Engine for EtcdEngine {
         let key = self.keys.feed();
         let start = after.seq() as i64 + 1;
         let retention = self.opts.feed_retention as i64;
-        let mut watch = self.client.watch_client().max_decoding_message_size(MAX_REPLY_BYTES);
-        let events = self.call(async move {
-            let mut stream =
-                watch.watch(key, Some(WatchOptions::new().with_start_revision(start))).await?;
-            let mut out: Vec<(i64, i64, Vec<u8>)> = Vec::new();
-            let mut compacted = 0;
-            'read: while let Some(resp) = stream.message().await? {
-                if resp.compact_revision() > 0 {
-                    compacted = resp.compact_revision();
-                    break;
-                }
-                if resp.canceled() {
-                    break;
-                }
-                for ev in resp.events() {
-                    if ev.event_type() != EventType::Put {
-                        continue;
+        let watch = self.client.watch_client().max_decoding_message_size(MAX_REPLY_BYTES);
+        let events = self.retrying(|| {
+            let (mut watch, key) = (watch.clone(), key.clone());
+            self.call(async move {
+                let mut stream =
+                    watch.watch(key, Some(WatchOptions::new().with_start_revision(start))).await?;
+                let mut out: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+                let mut compacted = 0;
+                'read: while let Some(resp) = stream.message().await? {
+                    if resp.compact_revision() > 0 {
+                        compacted = resp.compact_revision();
+                        break;
                     }
-                    let Some(kv) = ev.kv() else { continue };
-                    out.push((kv.mod_revision(), kv.version(), kv.value().to_vec()));
-                    if out.len() >= limit || kv.mod_revision() >= head_rev {
-                        break 'read;
+                    if resp.canceled() {
+                        break;
+                    }
+                    for ev in resp.events() {
+                        if ev.event_type() != EventType::Put {
+                            continue;
+                        }
+                        let Some(kv) = ev.kv() else { continue };
+                        out.push((kv.mod_revision(), kv.version(), kv.value().to_vec()));
+                        if out.len() >= limit || kv.mod_revision() >= head_rev {
+                            break 'read;
+                        }
                     }
                 }
-            }
-            Ok((out, compacted))
+                Ok((out, compacted))
+            })
         })?;
         let (events, compacted) = events;
         if compacted > 0 {

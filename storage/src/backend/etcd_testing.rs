@@ -138,6 +138,39 @@ impl EtcdCluster {
         }
     }
 
+    /// Which running member is the leader, if the cluster has one (asked of each member
+    /// with `etcdctl endpoint status`).
+    pub fn leader(&self) -> Option<usize> {
+        let ports: Vec<(usize, u16)> = self
+            .members()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.child.is_some())
+            .map(|(i, m)| (i, m.client_port))
+            .collect();
+        for (i, port) in ports {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args(["--endpoints", &format!("http://127.0.0.1:{port}")])
+                .args(["--command-timeout", "2s", "endpoint", "status", "-w", "json"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let number = |field: &str| -> Option<u64> {
+                let at = text.find(&format!("\"{field}\":"))? + field.len() + 3;
+                let digits: String =
+                    text[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+                digits.parse().ok()
+            };
+            if let (Some(me), Some(leader)) = (number("member_id"), number("leader")) {
+                if me == leader {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
     /// The client URLs of all members, `host:port` joined by commas (for an `etcd://` URL).
     pub fn hosts(&self) -> String {
         self.members()
