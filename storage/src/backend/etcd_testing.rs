@@ -5,6 +5,10 @@
 //! KVM's documentation recommends; the engine is told them through its URL), their data in
 //! a temporary folder, and die with the test process.
 
+/// The client crate and runtime the backend uses, for baselines measured through the same
+/// client (`benches/etcd.rs`).
+pub use {etcd_client, tokio};
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
