@@ -30,8 +30,8 @@ pub enum Ttl {
 pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
 /// Records and indexes of one statement (or transaction), committed as one batch.
-/// How many records an index scan reads in its first request, and at most in one: each
-/// batch is four times the one before.
+/// How many records an index scan on a remote backend reads in its first request, and at
+/// most in one: each batch is four times the one before.
 const FIRST_RECORD_BATCH: usize = 16;
 const MAX_RECORD_BATCH: usize = 1024;
 
@@ -95,7 +95,11 @@ fn entry_pk(unique: bool, key: &[u8], value: &[u8], skip: usize) -> Result<KeyPa
 
 impl<'e> ModelTxn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<ModelTxn<'e>> {
-        Ok(ModelTxn { txn: Txn::new(engine)?, patches: std::cell::Cell::new(false) })
+        // Every statement reads the catalog's version first (a remote backend reads it
+        // with the snapshot's own request).
+        let catalog = Key::CatalogVersion.encode();
+        let txn = Txn::new_with(engine, &[&catalog])?;
+        Ok(ModelTxn { txn, patches: std::cell::Cell::new(false) })
     }
 
     /// A model transaction writing straight into the storage's write transaction (see
@@ -244,7 +248,19 @@ impl<'e> ModelTxn<'e> {
         reverse: bool,
     ) -> Result<RowIter<'a>> {
         let mut pks = self.index_pks(model, index, range, reverse)?;
-        // Records are read a batch of entries at a time (one request on a remote backend,
+        if !self.txn.batch_reads() {
+            // Locally, each record is read as its entry is consumed: nothing more than a
+            // `LIMIT` takes.
+            return Ok(Box::new(pks.map(move |pk| {
+                self.get(model, &pk?)?.ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "index entry of {} points at a missing record",
+                        model.name
+                    ))
+                })
+            })));
+        }
+        // On a remote backend records are read a batch of entries at a time (one request,
         // not one per row); batches start small and grow, so `LIMIT 1` reads little.
         let mut batch = FIRST_RECORD_BATCH;
         let mut ready = Vec::new().into_iter();

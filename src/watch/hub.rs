@@ -362,6 +362,9 @@ impl Engine for Notifying {
     fn snapshot(&self) -> StorageResult<Box<dyn Snapshot + '_>> {
         self.inner.snapshot()
     }
+    fn snapshot_with(&self, first_reads: &[&[u8]]) -> StorageResult<Box<dyn Snapshot + '_>> {
+        self.inner.snapshot_with(first_reads)
+    }
     fn commit(&self, batch: &AtomicBatch) -> StorageResult<Versionstamp> {
         let vs = self.inner.commit(batch)?;
         self.hub.poke();

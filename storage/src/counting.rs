@@ -76,6 +76,9 @@ impl Snapshot for CountingSnapshot<'_> {
     fn versionstamp(&self) -> Versionstamp {
         self.inner.versionstamp()
     }
+    fn batch_reads(&self) -> bool {
+        self.inner.batch_reads()
+    }
     fn now_millis(&self) -> u64 {
         self.inner.now_millis()
     }
@@ -116,6 +119,12 @@ impl<E: Engine> Engine for CountingEngine<E> {
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
         Ok(Box::new(CountingSnapshot {
             inner: self.inner.snapshot()?,
+            counts: self.counts.clone(),
+        }))
+    }
+    fn snapshot_with(&self, first_reads: &[&[u8]]) -> Result<Box<dyn Snapshot + '_>> {
+        Ok(Box::new(CountingSnapshot {
+            inner: self.inner.snapshot_with(first_reads)?,
             counts: self.counts.clone(),
         }))
     }

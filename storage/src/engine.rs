@@ -145,6 +145,13 @@ pub trait Snapshot: Send {
     /// The time (ms since the epoch) at which expiry is judged for this snapshot.
     fn now_millis(&self) -> u64;
 
+    /// True where every read is a network round trip (etcd): the engine then reads ahead
+    /// in batches — a few keys more than a `LIMIT` needs — to make fewer requests. Local
+    /// backends read exactly what is consumed.
+    fn batch_reads(&self) -> bool {
+        false
+    }
+
     /// The live entry at `key`, if any.
     fn get<'a>(&'a self, key: &[u8]) -> Result<Option<Entry<'a>>>;
 
@@ -417,6 +424,14 @@ pub trait Engine: Send + Sync {
 
     /// A consistent read view at the latest commit.
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>>;
+
+    /// [`Engine::snapshot`], told the keys the caller will read first (the engine: the
+    /// catalog's version): a remote backend reads them with the request that opens the
+    /// snapshot, so a statement starts with one round trip, not two. A hint only.
+    fn snapshot_with(&self, first_reads: &[&[u8]]) -> Result<Box<dyn Snapshot + '_>> {
+        let _ = first_reads;
+        self.snapshot()
+    }
 
     /// Applies the batch atomically, or returns [`Error::Conflict`] (or another error) and
     /// writes nothing.

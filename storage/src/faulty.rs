@@ -63,6 +63,10 @@ impl<E: Engine> Engine for FaultyEngine<E> {
         self.inner.snapshot()
     }
 
+    fn snapshot_with(&self, first_reads: &[&[u8]]) -> Result<Box<dyn Snapshot + '_>> {
+        self.inner.snapshot_with(first_reads)
+    }
+
     fn commit(&self, batch: &AtomicBatch) -> Result<Versionstamp> {
         if self.threshold > 0 && self.next_random() <= self.threshold {
             self.injected.fetch_add(1, Ordering::Relaxed);

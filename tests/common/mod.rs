@@ -26,6 +26,9 @@ impl Engine for Recorder {
     fn snapshot(&self) -> kvm::storage::Result<Box<dyn Snapshot + '_>> {
         self.inner.snapshot()
     }
+    fn snapshot_with(&self, first: &[&[u8]]) -> kvm::storage::Result<Box<dyn Snapshot + '_>> {
+        self.inner.snapshot_with(first)
+    }
     fn commit(&self, batch: &AtomicBatch) -> kvm::storage::Result<Versionstamp> {
         let vs = self.inner.commit(batch)?;
         self.log.lock().unwrap().push(batch.clone());

@@ -473,19 +473,33 @@ impl EtcdEngine {
 
     /// The current revision and this database's latest commit (the newer of its feed and
     /// clock keys: every commit writes one of them), in one round trip.
-    fn head(&self) -> Result<(i64, i64)> {
+    fn head(&self, first_reads: &[&[u8]]) -> Result<Head> {
         let opts = || Some(GetOptions::new().with_keys_only());
-        let resp = self.txn(Txn::new().and_then(vec![
-            TxnOp::get(self.keys.clock(), opts()),
-            TxnOp::get(self.keys.feed(), opts()),
-        ]))?;
+        let mut ops =
+            vec![TxnOp::get(self.keys.clock(), opts()), TxnOp::get(self.keys.feed(), opts())];
+        let first_reads: Vec<&[u8]> = first_reads
+            .iter()
+            .copied()
+            .filter(|k| k.len() <= crate::MAX_KEY_LEN)
+            .take(self.opts.max_txn_ops.saturating_sub(2))
+            .collect();
+        ops.extend(first_reads.iter().map(|k| TxnOp::get(self.keys.data(k), None)));
+        let resp = self.txn(Txn::new().and_then(ops))?;
         let mut last = 0;
-        for r in resp.op_responses() {
-            if let TxnOpResponse::Get(g) = r {
+        let mut read = HashMap::new();
+        for (i, r) in resp.op_responses().into_iter().enumerate() {
+            let TxnOpResponse::Get(g) = r else { continue };
+            if i < 2 {
                 last = g.kvs().iter().map(|kv| kv.mod_revision()).fold(last, i64::max);
+            } else {
+                let stored = match g.kvs().first() {
+                    Some(kv) => Some(stored_entry(kv.value(), kv.mod_revision())?),
+                    None => None,
+                };
+                read.insert(first_reads[i - 2].to_vec(), stored);
             }
         }
-        Ok((revision_of(resp.header())?, last))
+        Ok(Head { rev: revision_of(resp.header())?, last, read })
     }
 
     /// The stored entries (versionstamps filled in) at `keys`, read at one revision
@@ -529,7 +543,16 @@ impl EtcdEngine {
 
     /// One commit attempt: reads what `batch` needs at one revision, decides, and sends
     /// the transaction, marked with `marker` (written by it, required absent by it).
-    fn try_commit(&self, batch: &AtomicBatch, marker: &[u8]) -> Result<Attempt> {
+    /// `assume_absent`: a batch that only requires keys absent and only sets keys (an
+    /// insert) is sent without reading first: it assumes them absent, which its compares
+    /// (`mod_revision == 0`) then require — if one is there (or an expired entry is), the
+    /// attempt fails and the next one reads first.
+    fn try_commit(
+        &self,
+        batch: &AtomicBatch,
+        marker: &[u8],
+        assume_absent: bool,
+    ) -> Result<Attempt> {
         let now = self.opts.clock.now_millis();
         // The keys whose current state the batch depends on.
         let mut wanted: Vec<&[u8]> = Vec::new();
@@ -545,7 +568,13 @@ impl EtcdEngine {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        let (rev, found) = if wanted.is_empty() && batch.range_checks.is_empty() {
+        let blind = assume_absent
+            && batch.range_checks.is_empty()
+            && batch.checks.iter().all(|c| c.versionstamp.is_none())
+            && batch.mutations.iter().all(|m| matches!(m, Mutation::Set { .. }));
+        let (rev, found) = if blind {
+            (0, vec![None; wanted.len()])
+        } else if wanted.is_empty() && batch.range_checks.is_empty() {
             (0, Vec::new())
         } else {
             self.fetch(&wanted, 0)?
@@ -671,6 +700,14 @@ fn block<T: Send + 'static>(
         ))),
         Err(_) => Err(Error::Backend("the etcd client's runtime stopped".into())),
     }
+}
+
+/// What opening a snapshot read: its revision, the database's latest commit, and the
+/// entries of the keys asked for first.
+struct Head {
+    rev: i64,
+    last: i64,
+    read: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 /// How one commit attempt ended.
@@ -799,11 +836,16 @@ impl Engine for EtcdEngine {
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
-        let (rev, last) = self.head()?;
+        self.snapshot_with(&[])
+    }
+
+    fn snapshot_with(&self, first_reads: &[&[u8]]) -> Result<Box<dyn Snapshot + '_>> {
+        let head = self.head(first_reads)?;
         Ok(Box::new(EtcdSnapshot {
             engine: self,
-            rev,
-            last,
+            rev: head.rev,
+            last: head.last,
+            read_ahead: std::cell::RefCell::new(head.read),
             now: self.opts.clock.now_millis(),
             arena: bumpalo::Bump::new(),
         }))
@@ -815,7 +857,7 @@ impl Engine for EtcdEngine {
         }
         for round in 0..MAX_ROUNDS {
             let marker = self.new_marker();
-            match self.try_commit(batch, &marker)? {
+            match self.try_commit(batch, &marker, round == 0)? {
                 Attempt::Done(vs) => return Ok(vs),
                 Attempt::Changed => {}
                 Attempt::Unknown => match self.recover(&marker)? {
@@ -972,6 +1014,9 @@ struct EtcdSnapshot<'e> {
     /// The revision of this database's latest commit at `rev` (other databases of the
     /// cluster move the revision too).
     last: i64,
+    /// The entries of single keys read so far (with the request that opened the snapshot,
+    /// or since): a snapshot never changes, so a key read twice is asked for once.
+    read_ahead: std::cell::RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
     now: u64,
     arena: bumpalo::Bump,
 }
@@ -1000,6 +1045,10 @@ impl<'e> EtcdSnapshot<'e> {
 }
 
 impl Snapshot for EtcdSnapshot<'_> {
+    fn batch_reads(&self) -> bool {
+        true
+    }
+
     fn versionstamp(&self) -> Versionstamp {
         Versionstamp::from_seq(self.last as u64)
     }
@@ -1012,13 +1061,26 @@ impl Snapshot for EtcdSnapshot<'_> {
         if key.len() > crate::MAX_KEY_LEN {
             return Ok(None);
         }
-        let resp = self
-            .engine
-            .get_at(self.engine.keys.data(key), GetOptions::new().with_revision(self.rev))?;
-        match resp.kvs().first() {
-            Some(kv) => Ok(self.keep(kv)?.map(|(_, e)| e)),
-            None => Ok(None),
-        }
+        let known = self.read_ahead.borrow().get(key).cloned();
+        let stored = match known {
+            Some(stored) => stored,
+            None => {
+                let resp = self.engine.get_at(
+                    self.engine.keys.data(key),
+                    GetOptions::new().with_revision(self.rev),
+                )?;
+                let stored = match resp.kvs().first() {
+                    Some(kv) => Some(stored_entry(kv.value(), kv.mod_revision())?),
+                    None => None,
+                };
+                self.read_ahead.borrow_mut().insert(key.to_vec(), stored.clone());
+                stored
+            }
+        };
+        let Some(raw) = stored else { return Ok(None) };
+        let raw: &'a [u8] = self.arena.alloc_slice_copy(&raw);
+        let e = entry::decode(raw)?;
+        Ok(e.is_live(self.now).then_some(e))
     }
 
     fn get_many<'a>(&'a self, keys: &[&[u8]]) -> Result<Vec<Option<Entry<'a>>>> {
@@ -1223,7 +1285,7 @@ mod tests {
         let Some(e) = engine() else { return };
         let batch = AtomicBatch::new().sum(b"n", 1);
         let sent = e.new_marker();
-        let Attempt::Done(vs) = e.try_commit(&batch, &sent).unwrap() else {
+        let Attempt::Done(vs) = e.try_commit(&batch, &sent, false).unwrap() else {
             panic!("the first commit must go through")
         };
         // As if its answer had been lost: recovery finds it applied, at its versionstamp.
@@ -1234,7 +1296,7 @@ mod tests {
         assert_eq!(e.recover(&late).unwrap(), None);
         assert_eq!(e.recover(&late).unwrap(), None);
         // ... and when it arrives it is refused, so the retry is the only increment.
-        assert!(matches!(e.try_commit(&batch, &late).unwrap(), Attempt::Changed));
+        assert!(matches!(e.try_commit(&batch, &late, false).unwrap(), Attempt::Changed));
         assert_eq!(counter(&e), Some(1));
         e.commit(&batch).unwrap();
         assert_eq!(counter(&e), Some(2));
