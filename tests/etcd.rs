@@ -148,11 +148,10 @@ fn round_trips_per_operation() {
     // A statement starts with one request: the snapshot's revision and the catalog's
     // version. Then a PK get is one request; 1,000 rows through an index are pages of 512
     // entries and growing batches of records (16, 64, 256, 1,024); an INCLUDE is one
-    // request per relation per page. A commit that only requires keys absent (an INSERT
-    // without foreign keys) is sent assuming they still are, with no read again; one that
-    // checks a versionstamp (this INSERT's author must still exist; an UPDATE's record)
-    // reads the keys it checks again at one revision first — 2 requests to commit. A key
-    // read twice in a statement is asked for once (the snapshot keeps it).
+    // request per relation per page. A commit reads the keys it checks (the catalog's
+    // version, a record's, a foreign key's) again at one revision, then sends its
+    // transaction: 2 requests. A key read twice in a statement is asked for once (the
+    // snapshot keeps it); an INSERT reads its primary key and each unique value apart.
     assert_eq!(pk, 2, "PK get");
     assert_eq!(range, 7, "1,000-row index range: records are fetched in batches, not per row");
     assert_eq!(include, 6, "INCLUDE page");

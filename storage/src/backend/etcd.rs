@@ -543,16 +543,7 @@ impl EtcdEngine {
 
     /// One commit attempt: reads what `batch` needs at one revision, decides, and sends
     /// the transaction, marked with `marker` (written by it, required absent by it).
-    /// `assume_absent`: a batch that only requires keys absent and only sets keys (an
-    /// insert) is sent without reading first: it assumes them absent, which its compares
-    /// (`mod_revision == 0`) then require — if one is there (or an expired entry is), the
-    /// attempt fails and the next one reads first.
-    fn try_commit(
-        &self,
-        batch: &AtomicBatch,
-        marker: &[u8],
-        assume_absent: bool,
-    ) -> Result<Attempt> {
+    fn try_commit(&self, batch: &AtomicBatch, marker: &[u8]) -> Result<Attempt> {
         let now = self.opts.clock.now_millis();
         // The keys whose current state the batch depends on.
         let mut wanted: Vec<&[u8]> = Vec::new();
@@ -568,13 +559,7 @@ impl EtcdEngine {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        let blind = assume_absent
-            && batch.range_checks.is_empty()
-            && batch.checks.iter().all(|c| c.versionstamp.is_none())
-            && batch.mutations.iter().all(|m| matches!(m, Mutation::Set { .. }));
-        let (rev, found) = if blind {
-            (0, vec![None; wanted.len()])
-        } else if wanted.is_empty() && batch.range_checks.is_empty() {
+        let (rev, found) = if wanted.is_empty() && batch.range_checks.is_empty() {
             (0, Vec::new())
         } else {
             self.fetch(&wanted, 0)?
@@ -857,7 +842,7 @@ impl Engine for EtcdEngine {
         }
         for round in 0..MAX_ROUNDS {
             let marker = self.new_marker();
-            match self.try_commit(batch, &marker, round == 0)? {
+            match self.try_commit(batch, &marker)? {
                 Attempt::Done(vs) => return Ok(vs),
                 Attempt::Changed => {}
                 Attempt::Unknown => match self.recover(&marker)? {
@@ -1285,7 +1270,7 @@ mod tests {
         let Some(e) = engine() else { return };
         let batch = AtomicBatch::new().sum(b"n", 1);
         let sent = e.new_marker();
-        let Attempt::Done(vs) = e.try_commit(&batch, &sent, false).unwrap() else {
+        let Attempt::Done(vs) = e.try_commit(&batch, &sent).unwrap() else {
             panic!("the first commit must go through")
         };
         // As if its answer had been lost: recovery finds it applied, at its versionstamp.
@@ -1296,7 +1281,7 @@ mod tests {
         assert_eq!(e.recover(&late).unwrap(), None);
         assert_eq!(e.recover(&late).unwrap(), None);
         // ... and when it arrives it is refused, so the retry is the only increment.
-        assert!(matches!(e.try_commit(&batch, &late, false).unwrap(), Attempt::Changed));
+        assert!(matches!(e.try_commit(&batch, &late).unwrap(), Attempt::Changed));
         assert_eq!(counter(&e), Some(1));
         e.commit(&batch).unwrap();
         assert_eq!(counter(&e), Some(2));
