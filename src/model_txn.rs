@@ -95,10 +95,18 @@ fn entry_pk(unique: bool, key: &[u8], value: &[u8], skip: usize) -> Result<KeyPa
 
 impl<'e> ModelTxn<'e> {
     pub fn new(engine: &'e dyn Engine) -> Result<ModelTxn<'e>> {
-        // Every statement reads the catalog's version first (a remote backend reads it
-        // with the snapshot's own request).
+        ModelTxn::new_reading(engine, &[])
+    }
+
+    /// [`ModelTxn::new`], telling the engine the keys the statement will read first
+    /// besides the catalog's version, which every statement reads first (a remote backend
+    /// reads them all with the request that opens the snapshot).
+    pub fn new_reading(engine: &'e dyn Engine, first: &[Vec<u8>]) -> Result<ModelTxn<'e>> {
         let catalog = Key::CatalogVersion.encode();
-        let txn = Txn::new_with(engine, &[&catalog])?;
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(first.len() + 1);
+        keys.push(&catalog);
+        keys.extend(first.iter().map(Vec::as_slice));
+        let txn = Txn::new_with(engine, &keys)?;
         Ok(ModelTxn { txn, patches: std::cell::Cell::new(false) })
     }
 

@@ -131,6 +131,11 @@ fn round_trips_per_operation() {
         n
     };
     let pk = trips("PK get", "SELECT * FROM books WHERE id = 7", 1);
+    let get = db.prepare("SELECT * FROM books WHERE id = $1").unwrap();
+    let before = engine.round_trips();
+    assert_eq!(get.query(kvm::params![8i64]).unwrap().rows.len(), 1);
+    let prepared_pk = engine.round_trips() - before;
+    eprintln!("prepared PK get: {prepared_pk} round trips");
     let range = trips("1,000-row index range", "SELECT * FROM books WHERE year < 2000", 1000);
     let include = trips(
         "INCLUDE page of 100",
@@ -153,6 +158,9 @@ fn round_trips_per_operation() {
     // transaction: 2 requests. A key read twice in a statement is asked for once (the
     // snapshot keeps it); an INSERT reads its primary key and each unique value apart.
     assert_eq!(pk, 2, "PK get");
+    // A prepared point read knows its key before it runs: it is read with the request
+    // that opens the snapshot.
+    assert_eq!(prepared_pk, 1, "prepared PK get");
     assert_eq!(range, 7, "1,000-row index range: records are fetched in batches, not per row");
     assert_eq!(include, 6, "INCLUDE page");
     assert_eq!(update, 4, "UPDATE by PK");

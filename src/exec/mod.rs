@@ -252,7 +252,10 @@ pub fn run(
             finish_removals(host)?;
         }
         let (out, backfill, batch) = {
-            let mtx = ModelTxn::new(host.engine())?;
+            let first = prepared
+                .map(|(catalog, plan)| read::first_record_keys(catalog, plan, params))
+                .unwrap_or_default();
+            let mtx = ModelTxn::new_reading(host.engine(), &first)?;
             mtx.allow_patches(patches);
             let (out, backfill) = run_in(host, &mtx, stmt, params, prepared)?;
             (out, backfill, mtx.txn().is_dirty().then(|| mtx.into_batch()))

@@ -568,6 +568,54 @@ pub fn point_keys(cx: &Cx, node: &Node) -> Result<Option<Vec<Vec<u8>>>> {
     }
 }
 
+/// The record keys a prepared plan will read first when it reads records by primary key
+/// (a point `SELECT`, `UPDATE` or `DELETE` whose keys are constants or parameters): a hint
+/// for the request that opens the statement's snapshot (`Engine::snapshot_with`), which a
+/// remote backend then answers in the same round trip. Best effort: anything it cannot
+/// work out without reading is left out, and a catalog changed meanwhile only makes the
+/// hint useless (the plan is checked against the catalog read in the same request).
+pub fn first_record_keys(
+    catalog: &kvm_planner::Catalog,
+    plan: &kvm_planner::Plan,
+    params: &crate::params::Params,
+) -> Vec<Vec<u8>> {
+    use kvm_planner::Plan;
+    let node = match plan {
+        Plan::Select { root } => root,
+        Plan::Update { source, .. } | Plan::Delete { source, .. } => source,
+        _ => return Vec::new(),
+    };
+    let mut node = node;
+    while let Node::Project { source, .. }
+    | Node::Filter { source, .. }
+    | Node::Sort { source, .. }
+    | Node::Limit { source, .. }
+    | Node::Page { source, .. } = node
+    {
+        node = source;
+    }
+    let Node::Scan { model, access: Access::PkGet { keys } } = node else { return Vec::new() };
+    let Some(model) = catalog.models.get(model.as_str()) else { return Vec::new() };
+    let Some(pk) = model.field(&model.pk().name) else { return Vec::new() };
+    keys.iter()
+        .take(64)
+        .filter_map(|k| {
+            let v = match &k.kind {
+                ScalarKind::Const { value, .. } => value.clone(),
+                ScalarKind::Param { param, .. } => params.get(param).ok()?.clone(),
+                _ => return None,
+            };
+            let v = if kvm_planner::compared_as_is(pk, &v) {
+                v
+            } else {
+                record::coerce(&model.name, pk, v).ok()?
+            };
+            let (p, true) = key_part(&v)? else { return None };
+            Some(Key::Record { model: &model.name, pk: p }.encode())
+        })
+        .collect()
+}
+
 /// The rows of `input` passed through `f` a batch of `n` at a time, streamed: a batch is
 /// read only once the rows before it are consumed (so `LIMIT` stops the reading).
 pub(super) fn batched<'a>(
