@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 use kvm::storage::{etcd_testing, EtcdEngine};
 use kvm::{Database, Options, Value, WatchOp};
 
-/// Two handles (own engine, own client) on one new database of the shared test cluster;
-/// `None` (printed) without etcd.
+/// Two handles (own engine, own client) on one new database of the shared test cluster,
+/// and the first one's engine; `None` (printed) without etcd.
 fn two_handles() -> Option<(Database, Database, Arc<EtcdEngine>)> {
+    two_handles_and_engines().map(|(a, b, e, _)| (a, b, e))
+}
+
+fn two_handles_and_engines() -> Option<(Database, Database, Arc<EtcdEngine>, Arc<EtcdEngine>)> {
     let cluster = match etcd_testing::shared() {
         Ok(c) => c,
         Err(why) => {
@@ -29,8 +33,31 @@ fn two_handles() -> Option<(Database, Database, Arc<EtcdEngine>)> {
     // (No background sweeper: its requests would be counted with the statements'.)
     let options = || Options { sweep_interval: None, ..Options::default() };
     let db_a = Database::with_engine(a.clone(), options()).unwrap();
-    let db_b = Database::with_engine(b, options()).unwrap();
-    Some((db_a, db_b, a))
+    let db_b = Database::with_engine(b.clone(), options()).unwrap();
+    Some((db_a, db_b, a, b))
+}
+
+/// A WATCH tails the change feed every few milliseconds; on etcd an idle one asks the
+/// cluster nothing (a watch stream on the feed key says when a commit came), and still
+/// sees another handle's commit.
+#[test]
+fn an_idle_watch_asks_the_cluster_nothing_and_still_sees_commits() {
+    let Some((a, b, _, b_engine)) = two_handles_and_engines() else { return };
+    a.execute_batch("DEFINE MODEL t (id INT PRIMARY KEY, v INT); INSERT INTO t {id: 1, v: 0};")
+        .unwrap();
+    let mut w = b.watch("WATCH t WHERE id = 1", ()).unwrap();
+    while w.next_timeout(Duration::from_secs(10)).unwrap().unwrap().op != WatchOp::Ready {}
+    std::thread::sleep(Duration::from_millis(300));
+    let before = b_engine.round_trips();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = b_engine.round_trips() - before;
+    eprintln!("an idle watch for 1 s: {idle} requests (polling the feed would be ~200)");
+    assert!(idle <= 5, "an idle watch made {idle} requests in a second");
+    for v in 1..=3 {
+        a.execute("UPDATE t SET v = $1 WHERE id = 1", (v,)).unwrap();
+        let e = w.next_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(e.op, WatchOp::Update, "{e}");
+    }
 }
 
 /// The first column of the first row.

@@ -233,6 +233,31 @@ pub struct EtcdEngine {
     opts: EtcdOptions,
     /// Requests sent so far (each one network round trip).
     round_trips: std::sync::atomic::AtomicU64,
+    /// What a watch stream on the feed key tells, once the feed has been read: so that
+    /// polling the feed (WATCH's tailer, every few ms) asks the cluster nothing while no
+    /// commit came.
+    feed: Arc<FeedWatch>,
+}
+
+/// The newest feed revision a background etcd watch has seen, and whether that watch is
+/// connected (while it is not, every feed read asks the cluster).
+#[derive(Default)]
+struct FeedWatch {
+    started: std::sync::atomic::AtomicBool,
+    live: std::sync::atomic::AtomicBool,
+    newest: std::sync::atomic::AtomicI64,
+    /// When the feed was last read from the cluster (ms since the process's first read):
+    /// even while the stream says nothing came, the feed is read once a second, so a
+    /// stream that stalled without breaking delays a WATCH by a second, never loses it.
+    asked_at: std::sync::atomic::AtomicU64,
+}
+
+/// How often the feed is read from the cluster even while the watch stream is quiet.
+const FEED_RECHECK_MS: u64 = 1_000;
+
+fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
 }
 
 impl std::fmt::Debug for EtcdEngine {
@@ -342,7 +367,15 @@ impl EtcdEngine {
             .max_decoding_message_size(MAX_REPLY_BYTES)
             .max_encoding_message_size(opts.max_request_bytes + (1 << 20));
         let keys = Keys { base: format!("kvm/{}/", opts.app).into_bytes() };
-        Ok(EtcdEngine { runtime: Some(runtime), kv, client, keys, opts, round_trips: 0.into() })
+        Ok(EtcdEngine {
+            runtime: Some(runtime),
+            kv,
+            client,
+            keys,
+            opts,
+            round_trips: 0.into(),
+            feed: Arc::default(),
+        })
     }
 
     /// Opens `etcd://HOST:PORT[,...]/APP[?...]` (see [`EtcdOptions::from_url`]).
@@ -658,6 +691,49 @@ impl EtcdEngine {
         Ok(Attempt::Done(Versionstamp::from_seq(revision_of(resp.header())? as u64)))
     }
 
+    /// Starts the background watch of the feed key that [`FeedWatch`] reports: from the
+    /// revision at which the feed's head was read, so no commit falls between; after a
+    /// broken stream it is not `live` until it has read the head again and watches from
+    /// there.
+    fn watch_feed(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(rt) = self.runtime.as_ref() else { return };
+        let (mut kv, mut watch) = (self.kv.clone(), self.client.watch_client());
+        let (key, feed) = (self.keys.feed(), self.feed.clone());
+        rt.spawn(async move {
+            loop {
+                feed.live.store(false, SeqCst);
+                let head = kv.get(key.clone(), Some(GetOptions::new().with_keys_only())).await;
+                let Ok(head) = head else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let at = head.header().map_or(0, |h| h.revision());
+                let newest = head.kvs().first().map_or(0, |kv| kv.mod_revision());
+                feed.newest.fetch_max(newest, SeqCst);
+                let opts = WatchOptions::new().with_start_revision(at + 1);
+                let Ok(mut stream) = watch.watch(key.clone(), Some(opts)).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                while let Ok(Some(resp)) = stream.message().await {
+                    if resp.canceled() {
+                        break;
+                    }
+                    for ev in resp.events() {
+                        if let Some(kv) = ev.kv() {
+                            feed.newest.fetch_max(kv.mod_revision(), SeqCst);
+                        }
+                    }
+                    if resp.created() {
+                        feed.live.store(true, SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+
     /// The feed's newest entry: its revision and its `version` (the count of commits that
     /// changed something); `None` before the first.
     fn feed_head(&self) -> Result<Option<(i64, i64)>> {
@@ -843,7 +919,13 @@ impl Engine for EtcdEngine {
         for round in 0..MAX_ROUNDS {
             let marker = self.new_marker();
             match self.try_commit(batch, &marker)? {
-                Attempt::Done(vs) => return Ok(vs),
+                Attempt::Done(vs) => {
+                    // (This process's watches read the feed at once, not when the watch
+                    // stream's event comes.)
+                    let rev = vs.seq() as i64;
+                    self.feed.newest.fetch_max(rev, std::sync::atomic::Ordering::SeqCst);
+                    return Ok(vs);
+                }
                 Attempt::Changed => {}
                 Attempt::Unknown => match self.recover(&marker)? {
                     Some(vs) => return Ok(vs),
@@ -875,6 +957,19 @@ impl Engine for EtcdEngine {
     }
 
     fn changes_since(&self, after: Versionstamp, limit: usize) -> Result<Vec<ChangeSet>> {
+        use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+        let now = monotonic_ms();
+        if self.feed.live.load(SeqCst)
+            && self.feed.newest.load(SeqCst) <= after.seq() as i64
+            && now.saturating_sub(self.feed.asked_at.load(Relaxed)) < FEED_RECHECK_MS
+        {
+            // The watch stream is connected and has seen no commit after `after`.
+            return Ok(Vec::new());
+        }
+        self.feed.asked_at.store(now, Relaxed);
+        if !self.feed.started.swap(true, Relaxed) {
+            self.watch_feed();
+        }
         let Some((head_rev, head_version)) = self.feed_head()? else { return Ok(Vec::new()) };
         if head_rev as u64 <= after.seq() || limit == 0 {
             return Ok(Vec::new());
