@@ -237,3 +237,38 @@ fn an_unreachable_or_stopped_cluster_is_a_clear_error_not_a_hang() {
     }
     assert_eq!(first(&db, "SELECT COUNT(*) FROM t"), Value::Int(1));
 }
+
+/// With etcd's default limits (no `max_txn_ops` in the URL: 128 operations per
+/// transaction), a statement too large for one transaction is refused before anything is
+/// sent, naming the limits — never split, never partly written; and databases under other
+/// names on the same cluster are apart.
+#[test]
+fn a_statement_past_the_cluster_limits_is_refused_whole_and_databases_are_apart() {
+    let cluster = match etcd_testing::shared() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let app = etcd_testing::unique_app("limits");
+    let url = format!("etcd://{}/{app}", cluster.hosts());
+    let db = Database::open(&url).unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, email STRING UNIQUE)", ()).unwrap();
+    let records: Vec<String> = (0..100).map(|i| format!("{{id: {i}, email: 'e{i}'}}")).collect();
+    let err = db.execute(&format!("INSERT INTO t [{}]", records.join(", ")), ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.batch_too_large", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("etcd") && text.contains("63"),
+        "names the backend and its limit: {text}"
+    );
+    assert_eq!(first(&db, "SELECT COUNT(*) FROM t"), Value::Int(0), "nothing was written");
+    // Ten records fit.
+    db.execute(&format!("INSERT INTO t [{}]", records[..10].join(", ")), ()).unwrap();
+    assert_eq!(first(&db, "SELECT COUNT(*) FROM t"), Value::Int(10));
+
+    let other = Database::open(format!("etcd://{}/{app}-other", cluster.hosts())).unwrap();
+    let err = other.query("SELECT COUNT(*) FROM t", ()).unwrap_err();
+    assert_eq!(err.code(), "kvm.unknown_model", "another database does not see t: {err}");
+}
