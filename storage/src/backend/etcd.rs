@@ -15,7 +15,7 @@
 //! that revision away: the read then fails as a conflict, and the statement runs again).
 //! Several keys or ranges are one request (a read-only etcd transaction), never one each.
 //!
-//! **Commits** run the shared commit logic ([`crate::apply`]) over the keys the batch reads,
+//! **Commits** run the shared commit logic (`apply.rs`) over the keys the batch reads,
 //! fetched at one revision in one request, and send what it decided as one etcd
 //! transaction guarded by `mod_revision` compares on every key read (0: absent) and on every
 //! checked range (nothing in it modified since the read). When a compare fails, something
