@@ -605,26 +605,58 @@ pub(crate) fn arith(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
     }
 }
 
-/// SQL `LIKE`: `%` any run of characters, `_` exactly one.
+/// SQL `LIKE`: `%` any run of characters, `_` exactly one (case-sensitive, no escape).
+///
+/// The pattern is split at its `%`s into segments: the first must match at the start, the
+/// last at the end, and each one between is found leftmost in what the previous left — with
+/// only `%` between them, the leftmost match of each segment is always a right choice. So
+/// matching takes memory for the segment list only (a table of `len(text) × len(pattern)`
+/// booleans used to be allocated per row: a gigabyte for a 1 MB value and a 1,000-character
+/// pattern) and, for segments without `_`, linear time (`str::find`).
 pub fn like(s: &str, pattern: &str) -> bool {
-    let s: Vec<char> = s.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    // Dynamic programming over (i in s, j in p).
-    let mut dp = vec![vec![false; p.len() + 1]; s.len() + 1];
-    dp[0][0] = true;
-    for j in 1..=p.len() {
-        dp[0][j] = dp[0][j - 1] && p[j - 1] == '%';
-    }
-    for i in 1..=s.len() {
-        for j in 1..=p.len() {
-            dp[i][j] = match p[j - 1] {
-                '%' => dp[i][j - 1] || dp[i - 1][j],
-                '_' => dp[i - 1][j - 1],
-                c => dp[i - 1][j - 1] && s[i - 1] == c,
-            };
+    let mut segments = pattern.split('%');
+    let first = segments.next().unwrap_or("");
+    let Some(mut rest) = segment_prefix(s, first).map(|n| &s[n..]) else { return false };
+    let mut middle: Vec<&str> = segments.collect();
+    let Some(last) = middle.pop() else {
+        // No `%`: the whole text must be the one segment.
+        return rest.is_empty();
+    };
+    for seg in middle.into_iter().filter(|seg| !seg.is_empty()) {
+        match find_segment(rest, seg) {
+            Some(end) => rest = &rest[end..],
+            None => return false,
         }
     }
-    dp[s.len()][p.len()]
+    // The last segment ends the text: its length in characters, from the end of `rest`.
+    let at = match last.chars().count() {
+        0 => rest.len(),
+        n => match rest.char_indices().rev().nth(n - 1) {
+            Some((i, _)) => i,
+            None => return false, // shorter than the last segment
+        },
+    };
+    segment_prefix(&rest[at..], last) == Some(rest.len() - at)
+}
+
+/// How many bytes of `s` the segment `seg` (`_`: any one character) matches at its start.
+fn segment_prefix(s: &str, seg: &str) -> Option<usize> {
+    let mut text = s.char_indices();
+    for p in seg.chars() {
+        let (_, c) = text.next()?;
+        if p != '_' && p != c {
+            return None;
+        }
+    }
+    Some(text.next().map_or(s.len(), |(i, _)| i))
+}
+
+/// Where the leftmost match of `seg` in `s` ends (a byte offset), if any.
+fn find_segment(s: &str, seg: &str) -> Option<usize> {
+    if !seg.contains('_') {
+        return s.find(seg).map(|i| i + seg.len());
+    }
+    s.char_indices().find_map(|(i, _)| segment_prefix(&s[i..], seg).map(|n| i + n))
 }
 
 #[cfg(test)]
@@ -747,5 +779,78 @@ mod tests {
         // `l = $up` needs `$up` lower-cased: not a field test.
         assert!(FieldTest::of(&params, &lowered(&m, "l = $up")).is_none());
         assert!(FieldTest::of(&params, &lowered(&m, "n + 1 = 5")).is_none());
+    }
+
+    /// The definition of `LIKE`, as a table over (text, pattern) prefixes: the reference
+    /// the segment matcher is held to.
+    fn like_reference(s: &str, pattern: &str) -> bool {
+        let s: Vec<char> = s.chars().collect();
+        let p: Vec<char> = pattern.chars().collect();
+        let mut dp = vec![vec![false; p.len() + 1]; s.len() + 1];
+        dp[0][0] = true;
+        for j in 1..=p.len() {
+            dp[0][j] = dp[0][j - 1] && p[j - 1] == '%';
+        }
+        for i in 1..=s.len() {
+            for j in 1..=p.len() {
+                dp[i][j] = match p[j - 1] {
+                    '%' => dp[i][j - 1] || dp[i - 1][j],
+                    '_' => dp[i - 1][j - 1],
+                    c => dp[i - 1][j - 1] && s[i - 1] == c,
+                };
+            }
+        }
+        dp[s.len()][p.len()]
+    }
+
+    #[test]
+    fn like_cases() {
+        for (s, p, want) in [
+            ("ann@example.com", "%@example.com", true),
+            ("ann@example.co", "%@example.com", false),
+            ("abc", "a_c", true),
+            ("abc", "a%", true),
+            ("abc", "%c", true),
+            ("abc", "%", true),
+            ("", "%", true),
+            ("", "", true),
+            ("a", "", false),
+            ("", "_", false),
+            ("aaa", "%a%a%a%", true),
+            ("aa", "%a%a%a%", false),
+            ("abcab", "ab%ab", true),
+            ("ab", "ab%ab", false),
+            ("héllo wörld", "h_llo%w_rld", true),
+            ("héllo", "h_l%", true),
+            ("xxyxxxy", "%x_y", true),
+            ("mississippi", "%iss%ppi", true),
+            ("mississippi", "%ss_ss%", true),
+        ] {
+            assert_eq!(like(s, p), want, "{s:?} LIKE {p:?}");
+            assert_eq!(like_reference(s, p), want, "reference: {s:?} LIKE {p:?}");
+        }
+    }
+
+    /// A long value against a long pattern: the matcher allocates nothing in proportion to
+    /// their product (the old table would have been 1,000,001 × 1,001 booleans).
+    #[test]
+    fn like_on_a_megabyte_with_a_long_pattern() {
+        let text = "x".repeat(1_000_000);
+        let pattern = format!("%{}%", "x".repeat(999));
+        assert!(like(&text, &pattern));
+        let missing = format!("%{}y%", "x".repeat(998));
+        assert!(!like(&text, &missing));
+        let underscores = format!("%{}y", "_".repeat(998));
+        assert!(!like(&text[..20_000], &underscores));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn like_agrees_with_its_definition(
+            s in "[abé]{0,12}",
+            p in "[abé%_]{0,8}",
+        ) {
+            proptest::prop_assert_eq!(like(&s, &p), like_reference(&s, &p), "{:?} LIKE {:?}", s, p);
+        }
     }
 }
