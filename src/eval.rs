@@ -31,6 +31,14 @@ pub struct Env<'a> {
     pub row: Option<&'a Row>,
 }
 
+/// The longest string `concat` or `replace` builds (16 MiB): a value larger than any one
+/// stored is refused instead of allocated.
+const MAX_BUILT_STRING: usize = 16 << 20;
+
+fn too_long(func: &str, e: &Scalar) -> Error {
+    err(format!("{func}() would build a string of more than {MAX_BUILT_STRING} bytes"), e)
+}
+
 fn err(msg: impl Into<String>, e: &Scalar) -> Error {
     Error::Invalid {
         code: "kvm.eval",
@@ -281,6 +289,107 @@ impl Env<'_> {
             Func::Coalesce => {
                 Ok(args.into_iter().find(|v| !matches!(v, Value::Null)).unwrap_or(Value::Null))
             }
+            Func::Concat => {
+                // NULLs are skipped (as PostgreSQL's concat); numbers and booleans are
+                // written as KQL writes them.
+                let mut out = String::new();
+                for v in &args {
+                    match v {
+                        Value::Null => {}
+                        Value::String(s) => out.push_str(s),
+                        Value::Int(i) => out.push_str(&i.to_string()),
+                        Value::Counter(c) => out.push_str(&c.to_string()),
+                        Value::Float(f) => out.push_str(&crate::values::kql(&Value::Float(*f))),
+                        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                        other => {
+                            let shown = crate::values::kql(other);
+                            return Err(err(format!("concat() cannot take {shown}"), e));
+                        }
+                    }
+                    if out.len() > MAX_BUILT_STRING {
+                        return Err(too_long("concat", e));
+                    }
+                }
+                Ok(Value::String(out))
+            }
+            Func::Substr => {
+                let (s, start, len) = match args.as_slice() {
+                    [Value::Null, ..] | [_, Value::Null, ..] | [_, _, Value::Null] => {
+                        return Ok(Value::Null)
+                    }
+                    [Value::String(s), Value::Int(start)] => (s, *start, None),
+                    [Value::String(s), Value::Int(start), Value::Int(len)] => {
+                        (s, *start, Some(*len))
+                    }
+                    _ => {
+                        return Err(err(
+                            "substr() takes a string, a start (1 is the first character) and \
+                             an optional length",
+                            e,
+                        ))
+                    }
+                };
+                if start < 1 || len.is_some_and(|l| l < 0) {
+                    return Err(err(
+                        format!(
+                            "substr() counts from 1 and takes a length of 0 or more (got start \
+                             {start}{})",
+                            len.map(|l| format!(", length {l}")).unwrap_or_default()
+                        ),
+                        e,
+                    ));
+                }
+                let skip = usize::try_from(start - 1).unwrap_or(usize::MAX);
+                let chars = s.chars().skip(skip);
+                Ok(Value::String(match len {
+                    Some(l) => chars.take(usize::try_from(l).unwrap_or(usize::MAX)).collect(),
+                    None => chars.collect(),
+                }))
+            }
+            Func::Replace => match args.as_slice() {
+                [Value::Null, ..] | [_, Value::Null, _] | [_, _, Value::Null] => Ok(Value::Null),
+                [Value::String(s), Value::String(from), Value::String(to)] => {
+                    if from.is_empty() {
+                        return Ok(Value::String(s.clone()));
+                    }
+                    // The result's length is known before it is built: refuse rather than
+                    // allocate what a pattern could blow up.
+                    let n = s.matches(from.as_str()).count();
+                    let len = s.len() - n * from.len() + n.saturating_mul(to.len());
+                    if len > MAX_BUILT_STRING {
+                        return Err(too_long("replace", e));
+                    }
+                    Ok(Value::String(s.replace(from.as_str(), to)))
+                }
+                _ => Err(err("replace() takes three strings: text, what, and its replacement", e)),
+            },
+            Func::Round => match args.as_slice() {
+                [Value::Null] | [Value::Null, _] | [_, Value::Null] => Ok(Value::Null),
+                [v] | [v, Value::Int(_)] => {
+                    let digits = match args.get(1) {
+                        Some(Value::Int(d)) if (0..=15).contains(d) => *d as i32,
+                        Some(Value::Int(d)) => {
+                            return Err(err(format!("round() takes 0 to 15 digits (got {d})"), e))
+                        }
+                        _ => 0,
+                    };
+                    match v {
+                        Value::Int(_) | Value::Counter(_) => Ok(v.clone()),
+                        Value::Float(f) => {
+                            let scale = 10f64.powi(digits);
+                            let r = (f * scale).round() / scale;
+                            // (A value too large to scale stays as it was: it has no
+                            // fractional digits to round.)
+                            Ok(Value::Float(if r.is_finite() { r } else { *f }))
+                        }
+                        other => {
+                            let shown = crate::values::kql(other);
+                            Err(err(format!("round() cannot take {shown}"), e))
+                        }
+                    }
+                }
+                _ => Err(err("round() takes a number and an optional count of digits", e)),
+            },
             Func::YearsSince => {
                 let now_days = self.ids.now_micros().div_euclid(86_400_000_000);
                 one(&|v| {

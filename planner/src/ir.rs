@@ -113,6 +113,10 @@ pub enum Func {
     Abs,
     Coalesce,
     YearsSince,
+    Concat,
+    Substr,
+    Replace,
+    Round,
 }
 
 impl Func {
@@ -129,6 +133,11 @@ impl Func {
         ("abs", Func::Abs),
         ("coalesce", Func::Coalesce),
         ("years_since", Func::YearsSince),
+        ("concat", Func::Concat),
+        ("substr", Func::Substr),
+        ("substring", Func::Substr),
+        ("replace", Func::Replace),
+        ("round", Func::Round),
     ];
 
     /// The function called `name` (any case).
