@@ -30,6 +30,11 @@ pub enum Ttl {
 pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
 /// Records and indexes of one statement (or transaction), committed as one batch.
+/// An index entry whose record is not there.
+fn missing_record(model: &Model) -> Error {
+    Error::Corrupt(format!("index entry of {} points at a missing record", model.name))
+}
+
 /// How many records an index scan on a remote backend reads in its first request, and at
 /// most in one: each batch is four times the one before.
 const FIRST_RECORD_BATCH: usize = 16;
@@ -259,14 +264,9 @@ impl<'e> ModelTxn<'e> {
         if !self.txn.batch_reads() {
             // Locally, each record is read as its entry is consumed: nothing more than a
             // `LIMIT` takes.
-            return Ok(Box::new(pks.map(move |pk| {
-                self.get(model, &pk?)?.ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "index entry of {} points at a missing record",
-                        model.name
-                    ))
-                })
-            })));
+            return Ok(Box::new(
+                pks.map(move |pk| self.get(model, &pk?)?.ok_or_else(|| missing_record(model))),
+            ));
         }
         // On a remote backend records are read a batch of entries at a time (one request,
         // not one per row); batches start small and grow, so `LIMIT 1` reads little.
@@ -294,17 +294,8 @@ impl<'e> ModelTxn<'e> {
                 Ok(f) => f,
                 Err(e) => return Some(Err(e)),
             };
-            let rows: Result<Vec<Row>> = found
-                .into_iter()
-                .map(|r| {
-                    r.ok_or_else(|| {
-                        Error::Corrupt(format!(
-                            "index entry of {} points at a missing record",
-                            model.name
-                        ))
-                    })
-                })
-                .collect();
+            let rows: Result<Vec<Row>> =
+                found.into_iter().map(|r| r.ok_or_else(|| missing_record(model))).collect();
             match rows {
                 Ok(rows) => ready = rows.into_iter(),
                 Err(e) => return Some(Err(e)),

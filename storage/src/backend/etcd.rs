@@ -556,15 +556,12 @@ impl EtcdEngine {
             if rev == 0 {
                 rev = revision_of(resp.header())?;
             }
-            for r in resp.op_responses() {
-                let TxnOpResponse::Get(g) = r else {
-                    return Err(Error::Backend("etcd answered a read with a write".into()));
-                };
+            for g in range_replies(&resp)? {
                 out.push(match g.kvs().first() {
                     Some(kv) => {
-                        Some((stored_entry(kv.value(), kv.mod_revision())?, kv.mod_revision()))
+                        (Some(stored_entry(kv.value(), kv.mod_revision())?), kv.mod_revision())
                     }
-                    None => None,
+                    None => (None, 0),
                 });
             }
         }
@@ -599,11 +596,7 @@ impl EtcdEngine {
         };
         let mut read = ReadSet::new();
         for (k, f) in wanted.iter().zip(found) {
-            let (stored, modrev) = match f {
-                Some((s, m)) => (Some(s), m),
-                None => (None, 0),
-            };
-            read.insert(k.to_vec(), (stored, modrev));
+            read.insert(k.to_vec(), f);
         }
         // Range checks: what each range holds that was written after its snapshot.
         let mut newer = Vec::new();
@@ -780,8 +773,20 @@ enum Attempt {
     Unknown,
 }
 
-/// A stored entry read (versionstamp filled in) and its `mod_revision`; `None`: absent.
-type Found = Option<(Vec<u8>, i64)>;
+/// A stored entry read (versionstamp filled in; `None`: absent) and its `mod_revision`
+/// (0 when absent): what a commit compares.
+type Found = (Option<Vec<u8>>, i64);
+
+/// The replies of a read-only transaction, each a range reply.
+fn range_replies(resp: &etcd_client::TxnResponse) -> Result<Vec<GetResponse>> {
+    resp.op_responses()
+        .into_iter()
+        .map(|r| match r {
+            TxnOpResponse::Get(g) => Ok(g),
+            _ => Err(Error::Backend("etcd answered a read with a write".into())),
+        })
+        .collect()
+}
 
 /// What a commit read: key → (stored entry, `mod_revision`, 0 when absent).
 type ReadSet = HashMap<Vec<u8>, (Option<Vec<u8>>, i64)>;
@@ -849,10 +854,7 @@ impl CommitTarget for Staged<'_, '_> {
         // Not read ahead (the shared logic asked for more than expected): read it now, at
         // the same revision, and compare it at commit like the others.
         let (_, mut found) = self.engine.fetch(&[key], self.rev)?;
-        let (stored, modrev) = match found.pop().flatten() {
-            Some((s, m)) => (Some(s), m),
-            None => (None, 0),
-        };
+        let (stored, modrev) = found.pop().unwrap_or((None, 0));
         self.read.insert(key.to_vec(), (stored.clone(), modrev));
         Ok(stored)
     }
@@ -1063,7 +1065,7 @@ impl Engine for EtcdEngine {
         let mut seen = std::collections::HashSet::new();
         for ((note, at, key), f) in notes.iter().zip(found) {
             ops.push(TxnOp::delete(note.clone(), None));
-            let Some((stored, modrev)) = f else { continue };
+            let (Some(stored), modrev) = f else { continue };
             let e = entry::decode(&stored)?;
             if e.expire_at() == Some(*at) && !e.is_live(now) && seen.insert(key.clone()) {
                 compares.push(Compare::mod_revision(self.keys.data(key), CompareOp::Equal, modrev));
@@ -1174,8 +1176,8 @@ impl Snapshot for EtcdSnapshot<'_> {
                 out.push(None);
                 continue;
             }
-            out.push(match found.next().flatten() {
-                Some((raw, _)) => {
+            out.push(match found.next().and_then(|(raw, _)| raw) {
+                Some(raw) => {
                     let raw: &'a [u8] = self.arena.alloc_slice_copy(&raw);
                     let e = entry::decode(raw)?;
                     e.is_live(self.now).then_some(e)
@@ -1220,12 +1222,7 @@ impl Snapshot for EtcdSnapshot<'_> {
                 })
                 .collect();
             let resp = self.engine.txn(Txn::new().and_then(ops))?;
-            for r in resp.op_responses() {
-                let TxnOpResponse::Get(g) = r else {
-                    return Err(Error::Backend("etcd answered a read with a write".into()));
-                };
-                replies.push(g);
-            }
+            replies.extend(range_replies(&resp)?);
         }
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(ranges.len());
