@@ -175,9 +175,12 @@ impl Database {
         Ok(Query {
             db: self.clone(),
             select: Select {
+                distinct: false,
                 projection: Projection::All,
                 from: Ident::new(found.name.clone()),
                 filter: None,
+                group_by: Vec::new(),
+                having: None,
                 order_by: Vec::new(),
                 limit: None,
                 offset: None,

@@ -89,6 +89,7 @@ impl Env<'_> {
             ScalarKind::Field { slot, path } if path.segments.len() == 1 => {
                 self.row.map(|r| r.slot(*slot))
             }
+            ScalarKind::Output { slot, .. } => self.row.map(|r| r.slot(*slot)),
             _ => None,
         }
     }
@@ -152,7 +153,8 @@ impl Env<'_> {
             | ScalarKind::Param { .. }
             | ScalarKind::Field { .. }
             | ScalarKind::Related { .. }
-            | ScalarKind::Computed { .. } => {}
+            | ScalarKind::Computed { .. }
+            | ScalarKind::Output { .. } => {}
         }
         self.apply(e, operands).map_err(Box::new)
     }
@@ -238,6 +240,9 @@ impl Env<'_> {
             ScalarKind::Related { path } => {
                 let v = self.row.and_then(|r| r.get(&path.segments[0].name));
                 Ok(members(v.unwrap_or(&Value::Null), &path.segments[1..]))
+            }
+            ScalarKind::Output { slot, .. } => {
+                Ok(self.row.map_or(Value::Null, |r| r.slot(*slot).clone()))
             }
             ScalarKind::Computed { column } => match self.row.and_then(|r| r.get(column)) {
                 Some(v) => Ok(v.clone()),
@@ -435,6 +440,7 @@ fn is_leaf(e: &Scalar) -> bool {
             | ScalarKind::Field { .. }
             | ScalarKind::Related { .. }
             | ScalarKind::Computed { .. }
+            | ScalarKind::Output { .. }
     )
 }
 

@@ -198,6 +198,21 @@ pub fn entry_pk_past(key: &[u8], skip: usize) -> Option<KeyPart> {
     last
 }
 
+/// The first `n` parts of an index entry key past its first `skip` bytes (the
+/// `[model, '__idx', index]` prefix, [`index_entries_len`]): the indexed values, then the
+/// part after them, if any (a non-unique entry's pk).
+pub fn entry_parts(key: &[u8], skip: usize, n: usize) -> Option<(Vec<KeyPart>, Option<KeyPart>)> {
+    let mut pos = skip;
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (part, next) = tuple::decode_part(key, pos).ok()?;
+        values.push(part);
+        pos = next;
+    }
+    let rest = if pos < key.len() { Some(tuple::decode_part(key, pos).ok()?.0) } else { None };
+    Some((values, rest))
+}
+
 /// The length of the `[model, '__idx', index]` prefix every entry of `index` starts with.
 pub fn index_entries_len(model: &str, index: &str) -> usize {
     KeyPrefix::Index { model, index, values: Vec::new() }.encode().len()
@@ -261,6 +276,18 @@ pub fn part_value(p: &KeyPart) -> Value {
         KeyPart::Float(f) => Value::Float(*f),
         KeyPart::Bool(b) => Value::Bool(*b),
     }
+}
+
+/// The value of a field of type `ty` that an index entry holds as `p`, or `None` when the
+/// part cannot give it back: a truncated long string or bytes value (see [`key_part`]).
+pub fn entry_value(ty: &kvm_lang::ast::TypeName, p: KeyPart) -> Option<Value> {
+    use kvm_lang::ast::TypeName;
+    Some(match (ty, p) {
+        (_, KeyPart::String(s)) if s.len() > LONG_VALUE => return None,
+        (_, KeyPart::Bytes(b)) if b.len() > LONG_VALUE => return None,
+        (TypeName::Timestamp, KeyPart::Int(i)) => Value::Timestamp(i),
+        (_, p) => part_value(&p),
+    })
 }
 
 /// The bytes of one key part: what identifies a key value (to de-duplicate keys).

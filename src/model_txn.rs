@@ -303,6 +303,52 @@ impl<'e> ModelTxn<'e> {
         })))
     }
 
+    /// Rows made from the entries of `index` in `range` alone, no record read: each holds
+    /// the index's fields and the primary key, the other fields absent. An entry whose value
+    /// was truncated (a long string or bytes value) cannot give it back: its record is read.
+    pub fn index_rows<'a>(
+        &'a self,
+        model: &'a Model,
+        index: &'a Index,
+        range: &KeyRange,
+        reverse: bool,
+    ) -> Result<RowIter<'a>> {
+        let skip = keyspace::index_entries_len(&model.name, &index.name);
+        let slots: Vec<usize> =
+            index.fields.iter().map(|f| model.slots.slot(f)).collect::<Option<_>>().ok_or_else(
+                || Error::Internal(format!("index {} names a missing field", index.name)),
+            )?;
+        let pk_slot = model.primary_key;
+        let unique = index.unique;
+        let corrupt = |k: &[u8]| {
+            Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(k)))
+        };
+        Ok(Box::new(self.txn.scan(range, reverse)?.map(move |r| {
+            let (k, v) = r?;
+            let mut row = Row::new(&model.slots);
+            let (parts, rest) =
+                keyspace::entry_parts(&k, skip, slots.len()).ok_or_else(|| corrupt(&k))?;
+            let mut whole = true;
+            for (slot, part) in slots.iter().zip(parts) {
+                match keyspace::entry_value(&model.fields[*slot].ty.name, part) {
+                    Some(value) => row.set_slot(*slot, value),
+                    None => whole = false,
+                }
+            }
+            let pk = match (unique, rest) {
+                (true, _) => entry_pk(true, &k, &v, skip)?,
+                (false, Some(pk)) => pk,
+                (false, None) => return Err(corrupt(&k)),
+            };
+            if !whole {
+                return self.get(model, &pk)?.ok_or_else(|| missing_record(model));
+            }
+            let pk = keyspace::entry_value(&model.pk().ty.name, pk).ok_or_else(|| corrupt(&k))?;
+            row.set_slot(pk_slot, pk);
+            Ok(row)
+        })))
+    }
+
     /// How many entries `range` holds (no record is read).
     pub fn count_entries(&self, range: &KeyRange) -> Result<u64> {
         let mut n = 0;

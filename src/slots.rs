@@ -29,6 +29,12 @@ impl Row {
         Row { slots: slots.clone(), vals: vec![Value::Null; slots.len()], extra: Vec::new() }
     }
 
+    /// A row of `slots` holding `vals` (a row a plan step computes, such as a group).
+    pub fn from_values(slots: &Arc<Slots>, mut vals: Vec<Value>) -> Row {
+        vals.resize(slots.len(), Value::Null);
+        Row { slots: slots.clone(), vals, extra: Vec::new() }
+    }
+
     /// A stored record decoded into the slots (a field the model no longer has is kept by
     /// name, as a dropped field's value is until it is rewritten).
     pub fn decode(slots: &Arc<Slots>, bytes: &[u8]) -> Result<Row> {
@@ -263,6 +269,13 @@ impl Row {
     /// output row, without a copy.
     pub fn into_fields(self) -> Vec<Value> {
         self.vals
+    }
+
+    /// Sets slot `i` (nothing when the row has no such slot).
+    pub fn set_slot(&mut self, i: usize, v: Value) {
+        if let Some(slot) = self.vals.get_mut(i) {
+            *slot = v;
+        }
     }
 
     /// Takes the value of slot `i` out of the row (null when absent).

@@ -116,6 +116,8 @@ fn expr() -> impl Strategy<Value = Expr> {
             (ident(), prop::collection::vec(inner.clone(), 0..3))
                 .prop_map(|(name, args)| ExprKind::Call { name, args: CallArgs::List(args) }),
             ident().prop_map(|name| ExprKind::Call { name, args: CallArgs::Star }),
+            (ident(), boxed.clone())
+                .prop_map(|(name, e)| ExprKind::Call { name, args: CallArgs::Distinct(e) }),
         ]
         .prop_map(Expr::new)
     })

@@ -97,7 +97,7 @@ fn conds(model: &Model, filter: Option<&Scalar>) -> Vec<Src> {
 /// The fields every row kept by `filter` has non-null: those a top-level conjunct compares
 /// (a comparison with null is null, so the row is dropped), tests with `IN` or `BETWEEN`,
 /// or tests with `IS NOT NULL`.
-fn non_null_fields(model: &Model, filter: Option<&Scalar>) -> Vec<String> {
+pub(crate) fn non_null_fields(model: &Model, filter: Option<&Scalar>) -> Vec<String> {
     let mut out = Vec::new();
     let Some(filter) = filter else { return out };
     for c in filter.conjuncts() {
@@ -117,7 +117,7 @@ fn non_null_fields(model: &Model, filter: Option<&Scalar>) -> Vec<String> {
 }
 
 /// Whether every record the filter can keep has an entry in `ix` (see the module docs).
-fn covers(model: &Model, ix: &Index, non_null: &[String]) -> bool {
+pub(crate) fn covers(model: &Model, ix: &Index, non_null: &[String]) -> bool {
     ix.fields
         .iter()
         .all(|f| model.field(f).is_some_and(|fd| !fd.nullable()) || non_null.iter().any(|n| n == f))
@@ -343,6 +343,7 @@ pub fn choose(model: &Model, filter: Option<&Scalar>, order_by: &[SortKey]) -> C
                 eq,
                 range,
                 reverse: order == Some(true),
+                index_only: false,
             },
             ordered: order.is_some() || order_by.is_empty(),
             exact: exactly(model, &conds, &used, n_conjuncts),
@@ -376,6 +377,7 @@ pub fn choose(model: &Model, filter: Option<&Scalar>, order_by: &[SortKey]) -> C
                         eq: vec![],
                         range: Range::default(),
                         reverse: desc,
+                        index_only: false,
                     },
                     ordered: true,
                     exact: n_conjuncts == 0,

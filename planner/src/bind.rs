@@ -95,7 +95,9 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Walk {
     match &expr.kind {
         ExprKind::Literal(_) | ExprKind::Param(_) => {}
         ExprKind::Path(path) => bind_path(model, catalog, path)?,
-        ExprKind::Call { args: CallArgs::Star, .. } => {}
+        ExprKind::Call { args: CallArgs::Star | CallArgs::Distinct(_), .. } => {
+            misplaced_aggregate(model, expr)?
+        }
         ExprKind::Call { name, args: CallArgs::List(list) } => {
             if !bind_call(model, catalog, expr, name)? {
                 for a in list {
@@ -178,6 +180,20 @@ fn bind_path(model: &Model, catalog: Option<&Catalog>, path: &kvm_lang::ast::Pat
 
 /// Checks the function a call names. True when the call is `COUNT(relation)`, whose
 /// argument is a relation rather than an expression to bind.
+/// An aggregate where rows are not grouped (a `WHERE`, a `SET`, a definition).
+fn misplaced_aggregate(model: &Model, call: &Expr) -> Walk {
+    if crate::aggregate::aggregate_call(Some(model), call).is_none() {
+        return Ok(());
+    }
+    Err(PlanError::new(
+        "kvm.misplaced_aggregate",
+        format!("{call} aggregates rows: it belongs in a query's SELECT list, HAVING or ORDER BY"),
+    )
+    .at(call.span)
+    .help("filter groups with HAVING: `… GROUP BY category HAVING COUNT(*) > 1`")
+    .into())
+}
+
 fn bind_call(
     model: &Model,
     catalog: Option<&Catalog>,
@@ -203,6 +219,7 @@ fn bind_call(
             return Ok(true);
         }
     }
+    misplaced_aggregate(model, call)?;
     if lower == "count" {
         return Err(PlanError::unsupported(
             &format!("{}(expr) (counting non-null values)", name.name),

@@ -58,6 +58,12 @@ pub enum ScalarKind {
     Computed {
         column: String,
     },
+    /// Slot `slot` of a row an `Aggregate` step made: a group key or an aggregate's value;
+    /// `shown` is the KQL text it stands for (`category`, `SUM(price)`).
+    Output {
+        slot: usize,
+        shown: String,
+    },
     Unary {
         op: UnaryOp,
         expr: Box<Scalar>,
@@ -154,22 +160,30 @@ pub struct Scope<'a> {
     pub model: Option<&'a Model>,
     /// Present where relations may be used (queries, not definitions).
     pub catalog: Option<&'a Catalog>,
+    /// Present above an `Aggregate` step: the rows are groups, and an expression reads the
+    /// group's keys and aggregates only.
+    pub groups: Option<&'a crate::aggregate::Groups<'a>>,
 }
 
 impl<'a> Scope<'a> {
     /// No row: constants, parameters and functions only.
     pub fn none() -> Scope<'static> {
-        Scope { model: None, catalog: None }
+        Scope { model: None, catalog: None, groups: None }
     }
 
     /// A row of `model`, without relations (definitions, `RETURNING`, `SET`).
     pub fn row(model: &'a Model) -> Scope<'a> {
-        Scope { model: Some(model), catalog: None }
+        Scope { model: Some(model), catalog: None, groups: None }
     }
 
     /// A row of `model`, with its relations.
     pub fn query(catalog: &'a Catalog, model: &'a Model) -> Scope<'a> {
-        Scope { model: Some(model), catalog: Some(catalog) }
+        Scope { model: Some(model), catalog: Some(catalog), groups: None }
+    }
+
+    /// A group of rows of `groups` (above an `Aggregate` step).
+    pub fn grouped(groups: &'a crate::aggregate::Groups<'a>) -> Scope<'a> {
+        Scope { model: None, catalog: None, groups: Some(groups) }
     }
 
     /// Lowers `e` (already bound: its names checked by the binder). A value compared with a
@@ -205,7 +219,7 @@ fn has_stored_form(f: &Field) -> bool {
     }
 }
 
-type Lowered = Result<Scalar, Box<PlanError>>;
+pub(crate) type Lowered = Result<Scalar, Box<PlanError>>;
 
 fn eval_error(message: String, span: Span) -> Box<PlanError> {
     Box::new(PlanError::new("kvm.eval", message).at(span))
@@ -262,7 +276,12 @@ fn constant(l: &Literal, span: Span, form: Option<&Field>) -> Lowered {
 /// 2 MiB thread must lower it in a debug build, so this frame only dispatches: each kind is
 /// lowered by a function of its own, with few locals, that calls back here for operands.
 /// The error is boxed (an unoptimized build copies it at every `?`).
-fn lower(scope: &Scope, e: &Expr, form: Option<&Field>) -> Lowered {
+pub(crate) fn lower(scope: &Scope, e: &Expr, form: Option<&Field>) -> Lowered {
+    if let Some(groups) = scope.groups {
+        if let Some(found) = groups.resolve(scope, e) {
+            return found;
+        }
+    }
     match &e.kind {
         ExprKind::Binary { .. } => lower_binary(scope, e),
         ExprKind::In { .. } | ExprKind::Between { .. } => lower_test(scope, e),
@@ -338,11 +357,26 @@ fn lower_unary(scope: &Scope, e: &Expr) -> Lowered {
 
 fn lower_call(scope: &Scope, e: &Expr) -> Lowered {
     let ExprKind::Call { name, args } = &e.kind else { return Err(misplaced(e)) };
-    let CallArgs::List(args) = args else {
-        return Err(eval_error(
-            format!("{}(*) is only allowed as a lone SELECT COUNT(*)", name.name),
-            e.span,
-        ));
+    let args = match args {
+        CallArgs::List(args) => args,
+        CallArgs::Star => {
+            return Err(eval_error(
+                format!(
+                    "{}(*) is only allowed in a query's SELECT list, HAVING or ORDER BY",
+                    name.name
+                ),
+                e.span,
+            ))
+        }
+        CallArgs::Distinct(_) => {
+            return Err(eval_error(
+                format!(
+                    "{}(DISTINCT …) is only allowed in a query's SELECT list, HAVING or ORDER BY",
+                    name.name
+                ),
+                e.span,
+            ))
+        }
     };
     let counts_relation = scope.catalog.is_some()
         && crate::count_relation(e)
@@ -506,7 +540,8 @@ impl Scalar {
             | ScalarKind::Param { .. }
             | ScalarKind::Field { .. }
             | ScalarKind::Related { .. }
-            | ScalarKind::Computed { .. } => {}
+            | ScalarKind::Computed { .. }
+            | ScalarKind::Output { .. } => {}
         }
     }
 
@@ -581,6 +616,7 @@ fn write_kind(f: &mut Formatter<'_>, e: &Scalar) -> fmt::Result {
         ScalarKind::Param { param, .. } => param.fmt(f),
         ScalarKind::Field { path, .. } | ScalarKind::Related { path } => path.fmt(f),
         ScalarKind::Computed { column } => f.write_str(column),
+        ScalarKind::Output { shown, .. } => f.write_str(shown),
         ScalarKind::Call { name, args, .. } => {
             write!(f, "{name}(")?;
             list(f, args)?;

@@ -10,6 +10,7 @@
 //! literals and parameters alike.
 
 mod access;
+pub mod aggregate;
 mod bind;
 pub mod catalog;
 mod error;
@@ -31,7 +32,9 @@ pub use catalog::{Catalog, Field, FieldExprs, Index, Model, Slots};
 pub use error::PlanError;
 pub use include::plan_includes;
 pub use ir::{Func, Scalar, ScalarKind, Scope, SortKey};
-pub use plan::{Access, Attach, AttachKind, Bound, Keep, Node, Plan, Range, Set};
+pub use plan::{
+    Access, Agg, AggFunc, Attach, AttachKind, Bound, Grouping, Keep, Node, Plan, Range, Set,
+};
 pub use relation::{Link, Rel, RelPath};
 pub use stored::{compared_as_is, compared_form, stored_form, Refused};
 pub use suggest::did_you_mean;
@@ -66,45 +69,44 @@ fn projection(
         Projection::Items(items) => {
             let mut out: Vec<(String, Expr)> = Vec::new();
             for item in items {
-                let counts_relation = catalog.is_some()
-                    && count_relation(&item.expr)
-                        .is_some_and(|p| model.field(&p.segments[0].name).is_none());
-                if let ExprKind::Call { name, args: CallArgs::List(_) } = &item.expr.kind {
-                    if name.name.eq_ignore_ascii_case("count") && !counts_relation {
-                        return Err(PlanError::unsupported(
-                            &format!("{}(expr) (counting non-null values)", name.name),
-                            item.expr.span,
-                        )
-                        .help("use COUNT(*) with `WHERE expr IS NOT NULL`"));
-                    }
-                }
                 if let ExprKind::Call { name, args: CallArgs::Star } = &item.expr.kind {
-                    if !is_count_star(&item.expr) || items.len() > 1 {
+                    if !is_count_star(&item.expr) || items.len() > 1 || catalog.is_none() {
                         return Err(PlanError::unsupported(
-                            &format!("{}(*) here (only a lone COUNT(*))", name.name),
+                            &format!("{}(*) here (only in a query)", name.name),
                             item.expr.span,
                         ));
                     }
+                    add_column(&mut out, item)?;
+                    continue;
                 }
                 match catalog {
                     Some(c) => bind::bind_query(c, model, &item.expr)?,
                     None => bind::bind_expr(model, &item.expr)?,
                 }
-                let name = column_name(&item.expr, item.alias.as_ref().map(|a| a.name.as_str()));
-                if out.iter().any(|(n, _)| *n == name) {
-                    // Rows are also objects (JSON output, the Rust API): names must be unique.
-                    return Err(PlanError::new(
-                        "kvm.duplicate_column",
-                        format!("the result has two columns named `{name}`"),
-                    )
-                    .at(item.alias.as_ref().map_or(item.expr.span, |a| a.span))
-                    .help(format!("give one of them another name: `… AS {name}_2`")));
-                }
-                out.push((name, item.expr.clone()));
+                add_column(&mut out, item)?;
             }
             Ok(Some(out))
         }
     }
+}
+
+/// Adds a projected item to `out` under its column name, which must be new: rows are also
+/// objects (JSON output, the Rust API).
+fn add_column(
+    out: &mut Vec<(String, Expr)>,
+    item: &kvm_lang::ast::SelectItem,
+) -> Result<(), PlanError> {
+    let name = column_name(&item.expr, item.alias.as_ref().map(|a| a.name.as_str()));
+    if out.iter().any(|(n, _)| *n == name) {
+        return Err(PlanError::new(
+            "kvm.duplicate_column",
+            format!("the result has two columns named `{name}`"),
+        )
+        .at(item.alias.as_ref().map_or(item.expr.span, |a| a.span))
+        .help(format!("give one of them another name: `… AS {name}_2`")));
+    }
+    out.push((name, item.expr.clone()));
+    Ok(())
 }
 
 /// Every field, in model order (`*`).
@@ -223,6 +225,21 @@ fn attach_outputs(
 /// Plans a `SELECT`.
 pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.from.name, s.from.span)?;
+    if aggregate::is_grouped(model, s) {
+        let Projection::Items(items) = &s.projection else {
+            return Err(PlanError::new(
+                "kvm.not_grouped",
+                "SELECT * returns records, but this query returns groups",
+            )
+            .at(s.span)
+            .help("name the group keys and aggregates: `SELECT category, COUNT(*) FROM …`"));
+        };
+        let mut columns = Vec::with_capacity(items.len());
+        for item in items {
+            add_column(&mut columns, item)?;
+        }
+        return aggregate::plan(catalog, model, s, columns);
+    }
     let columns = projection(Some(catalog), model, &s.projection)?;
     let count = match &columns {
         Some(cols) if cols.len() == 1 && is_count_star(&cols[0].1) => Some(cols[0].0.clone()),
@@ -342,7 +359,9 @@ fn page(
 /// The access path of a `Scan`, under a filter and attachments.
 fn leaf_access(node: &Node) -> Option<&Access> {
     match node {
-        Node::Filter { source, .. } | Node::Attach { source, .. } => leaf_access(source),
+        Node::Filter { source, .. } | Node::Attach { source, .. } | Node::Limit { source, .. } => {
+            leaf_access(source)
+        }
         Node::Scan { access, .. } => Some(access),
         _ => None,
     }

@@ -39,7 +39,10 @@ pub enum Access {
     /// Equality on every field of a unique index: one index read, then one record read.
     IndexGet { index: String, values: Vec<Scalar> },
     /// Equality on a prefix of an index's fields, then an optional range on the next one.
-    IndexScan { index: String, eq: Vec<Scalar>, range: Range, reverse: bool },
+    /// `index_only`: the rows are made from the entries alone (the index's fields and the
+    /// primary key; nothing else is read), no record is read — except for an entry whose
+    /// value was too long to be held exactly.
+    IndexScan { index: String, eq: Vec<Scalar>, range: Range, reverse: bool, index_only: bool },
     /// A range of primary keys.
     PkRange { range: Range, reverse: bool },
     /// Every record of the model, in key order; `reason` says why no index applied.
@@ -89,6 +92,42 @@ pub enum AttachKind {
     Count,
 }
 
+/// An aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    /// `COUNT(*)` (no argument: rows) or `COUNT(x)` (non-null values).
+    Count,
+    /// The sum of the non-null values: an integer when every one is, null when none.
+    Sum,
+    /// Their mean, as a float; null when there is none.
+    Avg,
+    Min,
+    Max,
+}
+
+/// One aggregate a grouped query computes per group.
+#[derive(Debug, Clone)]
+pub struct Agg {
+    pub func: AggFunc,
+    /// The value aggregated (row scope); `None` for `COUNT(*)`.
+    pub arg: Option<Scalar>,
+    /// `f(DISTINCT x)`: each distinct value once.
+    pub distinct: bool,
+    /// Its KQL text, as `EXPLAIN` and the column name show it.
+    pub shown: String,
+}
+
+/// How an `Aggregate` step meets its groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// The input comes in group-key order: one group is held at a time, and each is
+    /// emitted as soon as the next begins.
+    Streamed,
+    /// Groups are gathered in memory (bounded: more than the sort budget is an error), then
+    /// emitted in group-key order.
+    Hashed,
+}
+
 /// A read-side operator tree.
 #[derive(Debug, Clone)]
 pub enum Node {
@@ -108,6 +147,10 @@ pub enum Node {
     /// `COUNT(*)` answered from index entries alone (no record is read), unless a bound
     /// value was too long to be held in the index exactly; then `fallback` runs.
     IndexCount { model: String, access: Access, column: String, fallback: Box<Node> },
+    /// Groups the source's rows by `keys` and computes `aggs` per group: one row per group
+    /// (one row in all when there are no keys, even over no input), whose slots are the
+    /// keys then the aggregates, read above by [`crate::ScalarKind::Output`].
+    Aggregate { source: Box<Node>, keys: Vec<(String, Scalar)>, aggs: Vec<Agg>, grouping: Grouping },
     /// Evaluates the projected expressions.
     Project { source: Box<Node>, columns: Vec<(String, Scalar)> },
     /// Loads related data into the source's rows, a batch of rows at a time.
@@ -233,7 +276,7 @@ impl Access {
             Access::IndexGet { index, values } => {
                 format!("IndexGet {model}.{index} key [{m}, '__idx', '{index}', {}]", exprs(values))
             }
-            Access::IndexScan { index, eq, range, reverse } => {
+            Access::IndexScan { index, eq, range, reverse, index_only } => {
                 let mut parts = vec![m.clone(), "'__idx'".to_string(), format!("'{index}'")];
                 parts.extend(eq.iter().map(|e| e.to_string()));
                 let kind = if range.is_open() {
@@ -243,7 +286,8 @@ impl Access {
                     "range"
                 };
                 let rev = if *reverse { " reverse" } else { "" };
-                format!("IndexScan {model}.{index} {kind} [{}]{rev}", parts.join(", "))
+                let only = if *index_only { " (index only: no record read)" } else { "" };
+                format!("IndexScan {model}.{index} {kind} [{}]{rev}{only}", parts.join(", "))
             }
             Access::PkRange { range, reverse } => {
                 let rev = if *reverse { " reverse" } else { "" };
@@ -325,6 +369,22 @@ impl Node {
             }
             Node::IndexCount { model, access, .. } => {
                 writeln!(out, "{pad}Count from index entries\n{pad}  {}", access.describe(model))
+            }
+            Node::Aggregate { source, keys, aggs, grouping } => {
+                let what: Vec<&str> = aggs.iter().map(|a| a.shown.as_str()).collect();
+                let what =
+                    if what.is_empty() { "distinct rows".to_string() } else { what.join(", ") };
+                let by: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+                let how = match grouping {
+                    _ if keys.is_empty() => String::new(),
+                    Grouping::Streamed => {
+                        format!(" by {} (streamed: input in group order)", by.join(", "))
+                    }
+                    Grouping::Hashed => format!(" by {} (groups held in memory)", by.join(", ")),
+                };
+                let _ = writeln!(out, "{pad}Aggregate {what}{how}");
+                source.write(out, depth + 1);
+                Ok(())
             }
             Node::Project { source, columns: cols } => {
                 let _ = writeln!(out, "{pad}Project {}", columns(cols));
@@ -502,6 +562,7 @@ impl Node {
                 | Node::Sort { source, .. }
                 | Node::Limit { source, .. }
                 | Node::Count { source, .. }
+                | Node::Aggregate { source, .. }
                 | Node::Project { source, .. }
                 | Node::Page { source, .. } => walk(source, out),
             }

@@ -3,6 +3,7 @@
 //! the plan's operators (`read`), writes through the model transaction (`write`), schema
 //! changes through the catalog (`ddl`).
 
+mod aggregate;
 mod attach;
 mod check;
 mod ddl;

@@ -151,6 +151,16 @@ fn scan<'a>(
             };
             match index_range(cx, model, access)? {
                 None => Box::new(std::iter::empty()),
+                Some((range, _))
+                    if matches!(access, Access::IndexScan { index_only: true, .. }) =>
+                {
+                    // Rows of the index's fields: no virtual field to compute.
+                    let rows = m.index_rows(model, ix, &past(range, seek, reverse), reverse)?;
+                    return Ok(Box::new(rows.map(move |r| {
+                        cx.stop.check()?;
+                        r
+                    })));
+                }
                 Some((range, _)) => {
                     m.index_scan(model, ix, &past(range, seek, reverse), reverse)?
                 }
@@ -463,7 +473,7 @@ fn row_size(row: &Row) -> usize {
     row.iter().map(|(k, v)| 48 + k.len() + value_size(v)).sum()
 }
 
-fn value_size(v: &Value) -> usize {
+pub(super) fn value_size(v: &Value) -> usize {
     32 + match v {
         Value::String(s) => s.len(),
         Value::Bytes(b) => b.len(),
@@ -539,6 +549,7 @@ fn rows_past<'a>(cx: &'a Cx<'a>, node: &'a Node, seek: &Seek) -> Result<RowIter<
                 Ok(chunk)
             }))
         }
+        Node::Aggregate { .. } => super::aggregate::aggregate(cx, node),
         Node::Count { .. } | Node::IndexCount { .. } | Node::Project { .. } => {
             Err(Error::Internal("a projection below a scan".into()))
         }
@@ -778,7 +789,7 @@ pub fn emit(cx: &Cx, node: &Node, sink: &mut Sink) -> Result<Option<String>> {
 /// A scan of the records (no index), under an optional filter, where the filter and the
 /// expressions a step above evaluates read stored fields only: each record is decoded only
 /// as far as they read (the other fields stepped over), into one reused row.
-struct Narrow<'a> {
+pub(super) struct Narrow<'a> {
     model: &'a Model,
     range: KeyRange,
     reverse: bool,
@@ -788,7 +799,11 @@ struct Narrow<'a> {
 
 /// The narrow scan of `node` (a `Scan`, or a `Filter` over one, reading the records by
 /// primary key) when it and `more` read stored fields only; `None` for other shapes.
-fn narrow<'a>(cx: &Cx<'a>, node: &'a Node, more: &[&Scalar]) -> Result<Option<Narrow<'a>>> {
+pub(super) fn narrow<'a>(
+    cx: &Cx<'a>,
+    node: &'a Node,
+    more: &[&Scalar],
+) -> Result<Option<Narrow<'a>>> {
     let (scan, predicate) = match node {
         Node::Filter { source, predicate, .. } => (source.as_ref(), Some(predicate)),
         other => (other, None),
@@ -813,7 +828,7 @@ impl Narrow<'_> {
     /// Calls `each` with every record the filter keeps: its wanted fields (in a row reused
     /// from record to record) and its stored bytes (borrowed from the snapshot, for as long
     /// as the statement's transaction lives, where they can be).
-    fn for_each<'s>(
+    pub(super) fn for_each<'s>(
         &self,
         cx: &Cx<'s>,
         mut each: impl FnMut(&Row, Cow<'s, [u8]>) -> Result<()>,

@@ -124,9 +124,12 @@ fn select(
     span: kvm_lang::Span,
 ) -> Select {
     Select {
+        distinct: false,
         projection,
         from,
         filter,
+        group_by: Vec::new(),
+        having: None,
         order_by: Vec::new(),
         limit: None,
         offset: None,
@@ -182,6 +185,17 @@ fn target(catalog: &Catalog, stmt: &Statement) -> Result<Target> {
 
 fn query_target(catalog: &Catalog, mut s: Select) -> Result<Target> {
     let m = catalog.model(&s.from.name, s.from.span)?;
+    if kvm_planner::aggregate::is_grouped(m, &s) {
+        return Err(kvm_planner::PlanError::unsupported(
+            "WATCH of a grouped query (GROUP BY, aggregates, DISTINCT)",
+            s.span,
+        )
+        .help(
+            "watch the records (`WATCH SELECT … FROM model WHERE …`) and aggregate as \
+             events arrive, or run the query again on each event",
+        )
+        .into());
+    }
     let pk = m.pk().name.clone();
     let key_model = m.name.clone();
     let (key, hidden) = match &mut s.projection {

@@ -136,6 +136,8 @@ pub enum CallArgs {
     Star,
     /// `(a, b, …)`, possibly empty.
     List(Vec<Expr>),
+    /// `(DISTINCT a)`, as in `COUNT(DISTINCT a)`: an aggregate over the distinct values.
+    Distinct(Box<Expr>),
 }
 
 /// The right-hand side of `IN`.
@@ -312,6 +314,7 @@ impl Expr {
             ExprKind::Literal(_) | ExprKind::Param(_) | ExprKind::Path(_) => Vec::new(),
             ExprKind::Exists { .. } => Vec::new(),
             ExprKind::Call { args: CallArgs::Star, .. } => Vec::new(),
+            ExprKind::Call { args: CallArgs::Distinct(e), .. } => vec![e],
             ExprKind::Call { args: CallArgs::List(list), .. } | ExprKind::Array(list) => {
                 list.iter().collect()
             }

@@ -9,12 +9,18 @@ use crate::span::Span;
 /// Clauses may be written in any order, each at most once; they print in this order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Select {
+    /// `SELECT DISTINCT`: each distinct output row once.
+    pub distinct: bool,
     /// What to return.
     pub projection: Projection,
     /// The model queried.
     pub from: Ident,
     /// `WHERE`.
     pub filter: Option<Expr>,
+    /// `GROUP BY`: the expressions rows are grouped by (empty: no grouping).
+    pub group_by: Vec<Expr>,
+    /// `HAVING`: the condition a group must meet.
+    pub having: Option<Expr>,
     /// `ORDER BY`.
     pub order_by: Vec<OrderBy>,
     /// `LIMIT` (an integer or a parameter).

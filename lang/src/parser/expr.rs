@@ -365,6 +365,11 @@ impl Parser<'_> {
                 if self.peek().kind == TokenKind::Star && self.nth(1).kind == TokenKind::RParen {
                     self.pos += 2;
                     (CallArgs::Star, 0)
+                } else if self.eat_kw(Keyword::Distinct).is_some() {
+                    // `COUNT(DISTINCT x)`.
+                    let (e, depth) = self.expr_bp(precedence::OR)?;
+                    self.expect(TokenKind::RParen)?;
+                    (CallArgs::Distinct(Box::new(e)), depth)
                 } else {
                     let (list, depth) = self.expr_list(TokenKind::RParen, open)?;
                     (CallArgs::List(list), depth)

@@ -1,5 +1,5 @@
-//! `SELECT`: projection, `FROM`, and the clauses `WHERE`, `ORDER BY`, `LIMIT`, `OFFSET`,
-//! `AFTER` and `INCLUDE` (with nested and per-relation options). Clauses may come in any
+//! `SELECT [DISTINCT]`: projection, `FROM`, and the clauses `WHERE`, `GROUP BY`, `HAVING`,
+//! `ORDER BY`, `LIMIT`, `OFFSET`, `AFTER` and `INCLUDE` (with nested and per-relation options). Clauses may come in any
 //! order, each once.
 
 use super::{PResult, Parser};
@@ -13,6 +13,8 @@ use crate::token::TokenKind;
 #[derive(Default)]
 pub(crate) struct Clauses {
     pub(crate) filter: Option<crate::ast::Expr>,
+    pub(crate) group_by: Vec<crate::ast::Expr>,
+    pub(crate) having: Option<crate::ast::Expr>,
     pub(crate) order_by: Vec<OrderBy>,
     pub(crate) limit: Option<crate::ast::Expr>,
     pub(crate) offset: Option<crate::ast::Expr>,
@@ -24,14 +26,18 @@ impl Parser<'_> {
     /// `SELECT projection FROM model clause…`
     pub(crate) fn parse_select(&mut self) -> PResult<Select> {
         let start = self.expect_kw(Keyword::Select)?;
+        let distinct = self.eat_kw(Keyword::Distinct).is_some();
         let projection = self.projection()?;
         self.expect_kw(Keyword::From)?;
         let from = self.ident()?;
         let c = self.clauses(true)?;
         Ok(Select {
+            distinct,
             projection,
             from,
             filter: c.filter,
+            group_by: c.group_by,
+            having: c.having,
             order_by: c.order_by,
             limit: c.limit,
             offset: c.offset,
@@ -62,6 +68,15 @@ impl Parser<'_> {
             if let Some(span) = self.eat_kw(Keyword::Where) {
                 clause_once(c.filter.is_some(), span, "WHERE")?;
                 c.filter = Some(self.expr()?);
+            } else if top_level && self.at_kw(Keyword::Group) {
+                self.advance();
+                self.expect_kw(Keyword::By)?;
+                clause_once(!c.group_by.is_empty(), tok.span, "GROUP BY")?;
+                c.group_by = self.comma_list(|p| p.expr())?;
+            } else if top_level && self.at_kw(Keyword::Having) {
+                self.advance();
+                clause_once(c.having.is_some(), tok.span, "HAVING")?;
+                c.having = Some(self.expr()?);
             } else if let Some(span) = self.eat_kw(Keyword::Order) {
                 clause_once(!c.order_by.is_empty(), span, "ORDER BY")?;
                 self.expect_kw(Keyword::By)?;

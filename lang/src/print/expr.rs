@@ -36,6 +36,7 @@ fn write_kind(f: &mut Formatter<'_>, kind: &ExprKind) -> fmt::Result {
             match args {
                 CallArgs::Star => f.write_str("*")?,
                 CallArgs::List(args) => comma_sep(f, args, ", ")?,
+                CallArgs::Distinct(e) => write!(f, "DISTINCT {e}")?,
             }
             f.write_str(")")
         }

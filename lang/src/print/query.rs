@@ -11,8 +11,19 @@ use crate::ast::{
 
 impl Display for Select {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "SELECT {} FROM {}", self.projection, self.from)?;
-        write_clauses(f, &self.filter, &self.order_by, &self.limit, &self.offset)?;
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        write!(f, "SELECT {distinct}{} FROM {}", self.projection, self.from)?;
+        if let Some(filter) = &self.filter {
+            write!(f, " WHERE {filter}")?;
+        }
+        if !self.group_by.is_empty() {
+            f.write_str(" GROUP BY ")?;
+            comma_sep(f, &self.group_by, ", ")?;
+        }
+        if let Some(having) = &self.having {
+            write!(f, " HAVING {having}")?;
+        }
+        write_clauses(f, &None, &self.order_by, &self.limit, &self.offset)?;
         if let Some(after) = &self.after {
             write!(f, " AFTER {after}")?;
         }
