@@ -41,6 +41,9 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("x", "INT", "INTEGER"),
     ("y", "FLOAT", "REAL"),
     ("s", "STRING", "TEXT"),
+    // Never null, and indexed: groups stream from the index, and index-only scans answer.
+    ("c", "STRING NOT NULL", "TEXT NOT NULL"),
+    ("k", "INT NOT NULL", "INTEGER NOT NULL"),
 ];
 
 const ROWS: usize = 400;
@@ -54,7 +57,9 @@ fn row(rng: &mut Rng) -> Vec<String> {
     // Quarters: exact in binary, so float sums do not depend on the order of addition.
     let y = format!("{:.2}", (rng.below(400) as f64 - 200.0) / 4.0);
     let s = format!("'{}'", rng.pick(&["  pad ", "Mixed Case", "x", "", "héllo", "a_b%c"]));
-    vec![null(rng, g), null(rng, h), null(rng, x), null(rng, y), null(rng, s)]
+    let c = format!("'{}'", rng.pick(&["red", "green", "blue"]));
+    let k = (rng.below(4) as i64 * 10).to_string();
+    vec![null(rng, g), null(rng, h), null(rng, x), null(rng, y), null(rng, s), c, k]
 }
 
 fn kvm_value(v: &Value) -> Cell {
@@ -106,8 +111,8 @@ struct Query {
 }
 
 fn aggregate(rng: &mut Rng) -> (String, String) {
-    let numeric = ["x", "y", "h"];
-    let any = ["x", "y", "h", "g", "s"];
+    let numeric = ["x", "y", "h", "k"];
+    let any = ["x", "y", "h", "g", "s", "c", "k"];
     match rng.below(8) {
         0 => ("COUNT(*)".into(), "COUNT(*)".into()),
         1 => {
@@ -143,7 +148,7 @@ fn aggregate(rng: &mut Rng) -> (String, String) {
 
 fn filter(rng: &mut Rng) -> String {
     let k = rng.below(100) as i64 - 50;
-    match rng.below(9) {
+    match rng.below(11) {
         0 | 1 => String::new(),
         2 => format!(" WHERE x > {k}"),
         3 => " WHERE g = 'a'".into(),
@@ -151,12 +156,15 @@ fn filter(rng: &mut Rng) -> String {
         5 => " WHERE h IN (0, 2)".into(),
         6 => format!(" WHERE x BETWEEN {k} AND {}", k + 40),
         7 => " WHERE s LIKE '%a%' OR g IS NULL".into(),
-        _ => " WHERE g > 'a' AND x < 0".into(),
+        8 => " WHERE g > 'a' AND x < 0".into(),
+        9 => " WHERE c = 'red'".into(),
+        _ => format!(" WHERE k >= {}", rng.below(4) * 10),
     }
 }
 
 fn grouped(rng: &mut Rng) -> Query {
-    const KEYS: &[&[&str]] = &[&["g"], &["h"], &["g", "h"], &["s"], &[]];
+    const KEYS: &[&[&str]] =
+        &[&["g"], &["h"], &["g", "h"], &["s"], &[], &["c"], &["k"], &["c", "k"], &["k", "c"]];
     let keys: &[&str] = KEYS[rng.below(KEYS.len())];
     let n = 1 + rng.below(3);
     let mut kql_cols: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
@@ -183,7 +191,7 @@ fn grouped(rng: &mut Rng) -> Query {
 }
 
 fn distinct(rng: &mut Rng) -> Query {
-    const COLS: &[&[&str]] = &[&["g"], &["h"], &["g", "h"], &["s", "h"]];
+    const COLS: &[&[&str]] = &[&["g"], &["h"], &["g", "h"], &["s", "h"], &["c"], &["k", "c"]];
     let cols: &[&str] = COLS[rng.below(COLS.len())];
     let f = filter(rng);
     let list = cols.join(", ");
@@ -217,7 +225,7 @@ fn aggregates_and_functions_agree_with_sqlite() {
     let sqlite = rusqlite::Connection::open_in_memory().unwrap();
     let kvm_cols: Vec<String> = COLUMNS.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
     db.execute_batch(&format!(
-        "DEFINE MODEL t (id INT PRIMARY KEY, {}, INDEX (g), INDEX (h, x));",
+        "DEFINE MODEL t (id INT PRIMARY KEY, {}, INDEX (g), INDEX (h, x), INDEX (c, k), INDEX (k));",
         kvm_cols.join(", ")
     ))
     .unwrap();

@@ -313,6 +313,12 @@ pub(crate) fn plan(
     if !attached {
         let mut read: Vec<&Scalar> = lowered_keys.iter().map(|(_, e)| e).collect();
         read.extend(aggs.iter().filter_map(|a| a.arg.as_ref()));
+        // (Not under a lone MIN/MAX's LIMIT 1, whose order is its scan's.)
+        let hashed = !limit_one && grouping == Grouping::Hashed;
+        if let Some(ix) = covering_index(model, &node, &read).filter(|_| hashed) {
+            // Every record, but the index's entries are smaller than the records.
+            set_leaf(&mut node, ix);
+        }
         index_only(model, &mut node, &read);
     }
     node = Node::Aggregate { source: Box::new(node), keys: lowered_keys, aggs, grouping };
@@ -537,4 +543,45 @@ fn set_leaf(node: &mut Node, access: crate::Access) {
     if let Node::Scan { access: a, .. } = leaf_mut(node) {
         *a = access;
     }
+}
+
+/// For a query that scans every record: a ready index that holds every record the query
+/// can keep and every field it reads (the filter's and `more`'s), to scan instead.
+fn covering_index(model: &Model, node: &Node, more: &[&Scalar]) -> Option<crate::Access> {
+    if !matches!(crate::leaf_access(node), Some(crate::Access::FullScan { .. })) {
+        return None;
+    }
+    let predicate = match node {
+        Node::Filter { predicate, .. } => Some(predicate),
+        _ => None,
+    };
+    let mut wanted: Vec<usize> = Vec::new();
+    let mut fields_only = true;
+    for e in more.iter().copied().chain(predicate) {
+        fields_only &= e.fields(&mut |slot| wanted.push(slot));
+    }
+    if !fields_only {
+        return None;
+    }
+    let non_null = crate::access::non_null_fields(model, predicate);
+    model
+        .indexes
+        .iter()
+        .filter(|ix| ix.ready && crate::access::covers(model, ix, &non_null))
+        .find(|ix| {
+            wanted.iter().all(|slot| {
+                *slot == model.primary_key
+                    || model
+                        .fields
+                        .get(*slot)
+                        .is_some_and(|f| f.virtual_expr.is_none() && ix.fields.contains(&f.name))
+            })
+        })
+        .map(|ix| crate::Access::IndexScan {
+            index: ix.name.clone(),
+            eq: Vec::new(),
+            range: crate::Range::default(),
+            reverse: false,
+            index_only: false,
+        })
 }
