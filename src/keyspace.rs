@@ -213,6 +213,16 @@ pub fn entry_parts(key: &[u8], skip: usize, n: usize) -> Option<(Vec<KeyPart>, O
     Some((values, rest))
 }
 
+/// Where the first `n` parts past `skip` end in an index entry key (none is decoded): the
+/// entries of one group of values share these bytes.
+pub fn entry_prefix_end(key: &[u8], skip: usize, n: usize) -> Option<usize> {
+    let mut pos = skip;
+    for _ in 0..n {
+        pos = tuple::part_end(key, pos).ok()?;
+    }
+    Some(pos)
+}
+
 /// The length of the `[model, '__idx', index]` prefix every entry of `index` starts with.
 pub fn index_entries_len(model: &str, index: &str) -> usize {
     KeyPrefix::Index { model, index, values: Vec::new() }.encode().len()

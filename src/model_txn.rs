@@ -349,6 +349,78 @@ impl<'e> ModelTxn<'e> {
         })))
     }
 
+    /// The runs of entries of `index` in `range` that share their first `n` indexed values:
+    /// each run's values and how many entries it holds, counted from the keys (nothing is
+    /// decoded per entry, no record is read). A run whose values are held truncated (a long
+    /// string or bytes value) cannot give them back, and may in theory mix two values whose
+    /// truncations collide: its entries' records are read instead, each record's values
+    /// given as a run of one.
+    pub fn index_runs<'a>(
+        &'a self,
+        model: &'a Model,
+        index: &'a Index,
+        range: &KeyRange,
+        n: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<(Vec<Value>, u64)>> + 'a>> {
+        let skip = keyspace::index_entries_len(&model.name, &index.name);
+        let fields: Vec<&kvm_planner::Field> =
+            index.fields.iter().take(n).map(|f| model.field(f)).collect::<Option<_>>().ok_or_else(
+                || Error::Internal(format!("index {} names a missing field", index.name)),
+            )?;
+        let slots: Vec<usize> =
+            index.fields.iter().take(n).filter_map(|f| model.slots.slot(f)).collect();
+        let corrupt = |k: &[u8]| {
+            Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(k)))
+        };
+        let mut entries = self.txn.scan(range, false)?.peekable();
+        // The records of an inexact run, read one at a time.
+        let mut pending: std::vec::IntoIter<KeyPart> = Vec::new().into_iter();
+        let unique = index.unique;
+        Ok(Box::new(std::iter::from_fn(move || -> Option<Result<(Vec<Value>, u64)>> {
+            let mut step = || -> Result<Option<(Vec<Value>, u64)>> {
+                if let Some(pk) = pending.next() {
+                    let row = self.get(model, &pk)?.ok_or_else(|| missing_record(model))?;
+                    return Ok(Some((slots.iter().map(|s| row.slot(*s).clone()).collect(), 1)));
+                }
+                let Some(first) = entries.next() else { return Ok(None) };
+                let (k, v) = first?;
+                let end = keyspace::entry_prefix_end(&k, skip, n).ok_or_else(|| corrupt(&k))?;
+                let (parts, _) = keyspace::entry_parts(&k, skip, n).ok_or_else(|| corrupt(&k))?;
+                let values: Option<Vec<Value>> = fields
+                    .iter()
+                    .zip(parts)
+                    .map(|(f, p)| keyspace::entry_value(&f.ty.name, p))
+                    .collect();
+                let mut count = 1u64;
+                let mut pks = Vec::new();
+                if values.is_none() {
+                    pks.push(entry_pk(unique, &k, &v, skip)?);
+                }
+                while let Some(Ok((next, _))) = entries.peek() {
+                    if next.len() < end || next[..end] != k[..end] {
+                        break;
+                    }
+                    if let Some(Ok((nk, nv))) = entries.next() {
+                        if values.is_none() {
+                            pks.push(entry_pk(unique, &nk, &nv, skip)?);
+                        }
+                    }
+                    count += 1;
+                }
+                match values {
+                    Some(values) => Ok(Some((values, count))),
+                    None => {
+                        pending = pks.into_iter();
+                        let pk = pending.next().ok_or_else(|| corrupt(&k))?;
+                        let row = self.get(model, &pk)?.ok_or_else(|| missing_record(model))?;
+                        Ok(Some((slots.iter().map(|s| row.slot(*s).clone()).collect(), 1)))
+                    }
+                }
+            };
+            step().transpose()
+        })))
+    }
+
     /// How many entries `range` holds (no record is read).
     pub fn count_entries(&self, range: &KeyRange) -> Result<u64> {
         let mut n = 0;

@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kvm_planner::{Agg, AggFunc, Grouping, Node, Scalar, Slots};
+use kvm_planner::{Access, Agg, AggFunc, Grouping, Node, Scalar, Slots};
 use kvm_storage::Value;
 
 use super::read::{narrow, rows, value_size};
@@ -281,6 +281,9 @@ pub(super) fn aggregate<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a
         }
         Ok(())
     };
+    if let Some(rows) = counted_runs(cx, source, keys, aggs, &slots)? {
+        return Ok(rows);
+    }
     if *grouping == Grouping::Streamed || keys.is_empty() {
         // One group at a time: the input is in key order (or there is one group).
         let mut done: Vec<Row> = Vec::new();
@@ -385,4 +388,74 @@ fn narrow_inputs<'a>(
     let mut more: Vec<&Scalar> = keys.iter().map(|(_, e)| e).collect();
     more.extend(aggs.iter().filter_map(|a| a.arg.as_ref()));
     narrow(cx, source, &more)
+}
+
+/// `COUNT(*)` per group over an index-only scan whose index holds each group's entries
+/// together: the runs of equal values are counted from the entry keys, no entry decoded but
+/// the first of each run, no record read. `None` for any other shape.
+fn counted_runs<'a>(
+    cx: &'a Cx<'a>,
+    source: &'a Node,
+    keys: &'a [(String, Scalar)],
+    aggs: &'a [Agg],
+    slots: &Arc<Slots>,
+) -> Result<Option<RowIter<'a>>> {
+    if keys.is_empty() || !aggs.iter().all(|a| a.func == AggFunc::Count && a.arg.is_none()) {
+        return Ok(None);
+    }
+    let scan = match source {
+        Node::Filter { source, covered: true, .. }
+            if super::read::key_range_decides(cx, source)? =>
+        {
+            source.as_ref()
+        }
+        other => other,
+    };
+    let Node::Scan {
+        model,
+        access: access @ Access::IndexScan { index, eq, index_only: true, .. },
+    } = scan
+    else {
+        return Ok(None);
+    };
+    let model = cx.model(model)?;
+    let Some(ix) = model.index(index) else { return Ok(None) };
+    // Each key's position among the index's fields; the runs split on the fields up to the
+    // last of them, which must be keys or fixed by the equality prefix.
+    let mut at = Vec::with_capacity(keys.len());
+    for (_, e) in keys {
+        let Some(slot) = e.as_field() else { return Ok(None) };
+        let name = &model.fields[slot].name;
+        let Some(i) = ix.fields.iter().position(|f| f == name) else { return Ok(None) };
+        at.push(i);
+    }
+    let n = at.iter().max().map_or(0, |m| m + 1);
+    if (0..n).any(|i| i >= eq.len() && !at.contains(&i)) {
+        return Ok(None);
+    }
+    let Some((range, _)) = super::read::index_range(cx, model, access)? else {
+        return Ok(Some(Box::new(std::iter::empty())));
+    };
+    let mut done: Vec<Row> = Vec::new();
+    // Values read from records (held truncated in the index): gathered apart.
+    let mut long: BTreeMap<Key, i64> = BTreeMap::new();
+    for run in cx.mtx.index_runs(model, ix, &range, n)? {
+        cx.stop.check()?;
+        let (values, count) = run?;
+        let key = Key(at.iter().map(|i| values[*i].clone()).collect());
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        if values.iter().any(is_long) {
+            *long.entry(key).or_insert(0) += count;
+            continue;
+        }
+        let mut vals = key.0;
+        vals.extend(std::iter::repeat_n(Value::Int(count), aggs.len()));
+        done.push(Row::from_values(slots, vals));
+    }
+    for (key, count) in long {
+        let mut vals = key.0;
+        vals.extend(std::iter::repeat_n(Value::Int(count), aggs.len()));
+        done.push(Row::from_values(slots, vals));
+    }
+    Ok(Some(Box::new(done.into_iter().map(Ok))))
 }

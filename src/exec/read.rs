@@ -247,7 +247,7 @@ pub(super) fn non_negative(cx: &Cx, e: &Scalar, what: &str) -> Result<usize> {
 /// Whether the scan `node` reads exactly the records its bounds describe: every bound value
 /// is of its field's type as given (coercion changes nothing) and held whole in its key
 /// (no long-value truncation). A filter the scan covers is then redundant.
-fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
+pub(super) fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
     let Node::Scan { model, access } = node else { return Ok(false) };
     let model = cx.model(model)?;
     let exact = |field: &str, e: &Scalar| -> Result<bool> {
@@ -842,7 +842,11 @@ impl Narrow<'_> {
             let bytes = r?;
             row.decode_wanted(&bytes, &wanted, &self.wanted)?;
             let keep = match (&fast, self.predicate) {
-                (Some(t), _) => t.holds(&row),
+                (Some(t), p) => match (t.holds(&row), p) {
+                    (Some(keep), _) => keep,
+                    (None, Some(p)) => cx.env(Some(&row)).test(p)?,
+                    (None, None) => true,
+                },
                 (None, Some(p)) => cx.env(Some(&row)).test(p)?,
                 (None, None) => true,
             };

@@ -254,6 +254,34 @@ pub fn decode_part(bytes: &[u8], pos: usize) -> Result<(KeyPart, usize), DecodeE
     }
 }
 
+/// Where the part starting at `pos` ends (the offset of the next part), without decoding it.
+pub fn part_end(bytes: &[u8], pos: usize) -> Result<usize, DecodeError> {
+    let err = |offset, message| DecodeError { offset, message };
+    let tag = *bytes.get(pos).ok_or(err(pos, "expected a type tag"))?;
+    let body = pos + 1;
+    let end = match tag {
+        TAG_BYTES | TAG_STRING => {
+            let mut at = body;
+            loop {
+                match bytes.get(at) {
+                    None => return Err(err(at, "unterminated bytes/string")),
+                    Some(0) if bytes.get(at + 1) == Some(&0xFF) => at += 2,
+                    Some(0) => break at + 1,
+                    Some(_) => at += 1,
+                }
+            }
+        }
+        TAG_BIGINT => body + 16,
+        TAG_INT | TAG_FLOAT => body + 8,
+        TAG_FALSE | TAG_TRUE => body,
+        _ => return Err(err(pos, "unknown type tag")),
+    };
+    if end > bytes.len() {
+        return Err(err(body, "number part is truncated"));
+    }
+    Ok(end)
+}
+
 fn fixed<const N: usize>(bytes: &[u8], pos: usize) -> Result<[u8; N], DecodeError> {
     bytes
         .get(pos..pos + N)

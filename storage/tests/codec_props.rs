@@ -75,6 +75,27 @@ proptest! {
     }
 
     #[test]
+    fn part_end_skips_exactly_what_decode_part_reads(t in tuple_strategy()) {
+        let bytes = tuple::encode(&t);
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let (_, next) = tuple::decode_part(&bytes, pos).unwrap();
+            prop_assert_eq!(tuple::part_end(&bytes, pos).unwrap(), next);
+            pos = next;
+        }
+    }
+
+    #[test]
+    fn part_end_never_panics_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let mut pos = 0;
+        while let Ok(next) = tuple::part_end(&bytes, pos) {
+            prop_assert_eq!(tuple::decode_part(&bytes, pos).map(|(_, n)| n).ok().unwrap_or(next), next);
+            if next <= pos { break; }
+            pos = next;
+        }
+    }
+
+    #[test]
     fn garbage_never_panics_the_tuple_decoder(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         if let Ok(parts) = tuple::decode(&bytes) {
             // Whatever decodes must encode back to the same bytes.
