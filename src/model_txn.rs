@@ -31,6 +31,10 @@ pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
 /// Records and indexes of one statement (or transaction), committed as one batch.
 /// An index entry whose record is not there.
+/// Runs of index entries sharing their first values: the values and how many entries
+/// ([`ModelTxn::index_runs`]).
+pub type Runs<'a> = Box<dyn Iterator<Item = Result<(Vec<Value>, u64)>> + 'a>;
+
 fn missing_record(model: &Model) -> Error {
     Error::Corrupt(format!("index entry of {} points at a missing record", model.name))
 }
@@ -361,7 +365,7 @@ impl<'e> ModelTxn<'e> {
         index: &'a Index,
         range: &KeyRange,
         n: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<(Vec<Value>, u64)>> + 'a>> {
+    ) -> Result<Runs<'a>> {
         let skip = keyspace::index_entries_len(&model.name, &index.name);
         let fields: Vec<&kvm_planner::Field> =
             index.fields.iter().take(n).map(|f| model.field(f)).collect::<Option<_>>().ok_or_else(
