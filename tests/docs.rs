@@ -4,7 +4,8 @@
 //! its data (a parameter not bound, a record not there, a model the block drops) — what it
 //! may not do is fail to parse (`kvm.parse`) or be refused as not supported
 //! (`kvm.unsupported`), except the forms listed in `NOT_YET`, which issue 19 implements; the
-//! list must be exactly what is refused, so closing a gap means shortening it.
+//! list must be exactly what is refused, so closing a gap means shortening it. Parameters
+//! (`$1`, `$author`) are replaced by `NULL` (a string where a job id or a key goes).
 
 #![allow(clippy::unwrap_used)]
 
@@ -68,6 +69,10 @@ fn every_example_in_the_reference_is_accepted() {
         for outcome in db.execute_script("fixture", FIXTURE) {
             outcome.result.unwrap();
         }
+        // Parameters are bound to NULL (written in their place), so the statements reach
+        // the planner rather than stop at an unbound parameter.
+        let block = bind_nulls(block);
+        let block = block.as_str();
         for outcome in db.execute_script("kql.md", block) {
             ran += 1;
             let Err(e) = outcome.result else { continue };
@@ -85,4 +90,33 @@ fn every_example_in_the_reference_is_accepted() {
     let closed: Vec<_> =
         NOT_YET.iter().filter(|p| !refused.iter().any(|(stmt, _)| stmt.starts_with(*p))).collect();
     assert!(closed.is_empty(), "no longer refused, drop from NOT_YET: {closed:?}");
+}
+
+/// `text` with every parameter (`$1`, `$name`) replaced by `NULL` (by a string where a job id or
+/// a record key goes).
+fn bind_nulls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c == '$' && !quoted {
+            while chars.peek().is_some_and(|c| c.is_alphanumeric() || *c == '_') {
+                chars.next();
+            }
+            // A job id and a record key (`posts:$post`) are strings; elsewhere NULL.
+            let job = out.trim_end().ends_with("ACK");
+            let key = out.ends_with(':');
+            out.push_str(match (job, key) {
+                (true, _) => "'01HF7YAT0002YQ84CHZK6394QR.1'",
+                (_, true) => "'k1'",
+                _ => "NULL",
+            });
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
