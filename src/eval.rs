@@ -117,6 +117,12 @@ impl Env<'_> {
             return Ok(());
         }
         match &e.kind {
+            ScalarKind::Case { operand, branches, otherwise } => {
+                // Only the chosen branch is evaluated (another may divide by zero).
+                let v = self.case(operand.as_deref(), branches, otherwise.as_deref())?;
+                operands.push(v);
+                return Ok(());
+            }
             ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => {
                 self.walk(expr, operands)?
             }
@@ -157,6 +163,27 @@ impl Env<'_> {
             | ScalarKind::Output { .. } => {}
         }
         self.apply(e, operands).map_err(Box::new)
+    }
+
+    /// `CASE`: the first branch whose condition is true (or whose value equals the
+    /// operand: NULL equals nothing), else `ELSE`, else NULL.
+    fn case(
+        &self,
+        operand: Option<&Scalar>,
+        branches: &[(Scalar, Scalar)],
+        otherwise: Option<&Scalar>,
+    ) -> Result<Value, Box<Error>> {
+        let subject = operand.map(|o| self.eval(o)).transpose()?;
+        for (when, then) in branches {
+            let hit = match &subject {
+                Some(s) => compare(s, &self.eval(when)?) == Some(Ordering::Equal),
+                None => self.test(when)?,
+            };
+            if hit {
+                return Ok(self.eval(then)?);
+            }
+        }
+        Ok(otherwise.map(|o| self.eval(o)).transpose()?.unwrap_or(Value::Null))
     }
 
     fn walk_all(&self, items: &[Scalar], operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
@@ -299,18 +326,7 @@ impl Env<'_> {
                 // written as KQL writes them.
                 let mut out = String::new();
                 for v in &args {
-                    match v {
-                        Value::Null => {}
-                        Value::String(s) => out.push_str(s),
-                        Value::Int(i) => out.push_str(&i.to_string()),
-                        Value::Counter(c) => out.push_str(&c.to_string()),
-                        Value::Float(f) => out.push_str(&crate::values::kql(&Value::Float(*f))),
-                        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                        other => {
-                            let shown = crate::values::kql(other);
-                            return Err(err(format!("concat() cannot take {shown}"), e));
-                        }
-                    }
+                    push_text(&mut out, v).map_err(|m| err(format!("concat() {m}"), e))?;
                     if out.len() > MAX_BUILT_STRING {
                         return Err(too_long("concat", e));
                     }
@@ -395,6 +411,70 @@ impl Env<'_> {
                 }
                 _ => Err(err("round() takes a number and an optional count of digits", e)),
             },
+            Func::Floor | Func::Ceil => one(&|v| match v {
+                Value::Int(_) | Value::Counter(_) => Some(v.clone()),
+                Value::Float(f) => {
+                    Some(Value::Float(if func == Func::Floor { f.floor() } else { f.ceil() }))
+                }
+                _ => None,
+            }),
+            Func::Mod => match args.as_slice() {
+                [Value::Null, _] | [_, Value::Null] => Ok(Value::Null),
+                [a, b] => arith(BinaryOp::Rem, a, b).ok_or_else(|| {
+                    let (a, b) = (crate::values::kql(a), crate::values::kql(b));
+                    err(format!("mod() cannot take {a} and {b} (numbers, and not by zero)"), e)
+                }),
+                _ => Err(err("mod() takes two numbers", e)),
+            },
+            Func::NullIf => match args.as_slice() {
+                [a, b] => {
+                    Ok(if compare(a, b) == Some(Ordering::Equal) { Value::Null } else { a.clone() })
+                }
+                _ => Err(err("nullif() takes two arguments", e)),
+            },
+            Func::Split => match args.as_slice() {
+                [Value::Null, _] | [_, Value::Null] => Ok(Value::Null),
+                [Value::String(s), Value::String(sep)] => {
+                    if sep.is_empty() {
+                        return Err(err("split() needs a non-empty separator", e));
+                    }
+                    Ok(Value::Array(
+                        s.split(sep.as_str()).map(|p| Value::String(p.into())).collect(),
+                    ))
+                }
+                _ => Err(err("split() takes a string and a separator string", e)),
+            },
+            Func::DateTrunc | Func::Extract => match args.as_slice() {
+                [_, Value::Null] | [Value::Null, _] => Ok(Value::Null),
+                [Value::String(unit), Value::Timestamp(t)] => {
+                    let r = if func == Func::DateTrunc {
+                        crate::values::date_trunc(unit, *t).map(Value::Timestamp)
+                    } else {
+                        crate::values::extract(unit, *t)
+                    };
+                    r.ok_or_else(|| {
+                        let units = if func == Func::DateTrunc {
+                            crate::values::TRUNC_UNITS
+                        } else {
+                            crate::values::EXTRACT_UNITS
+                        };
+                        err(format!("{name}(): unknown unit '{unit}' (one of {units})"), e)
+                    })
+                }
+                _ => Err(err(format!("{name}() takes a unit ('day', …) and a timestamp"), e)),
+            },
+            Func::Date => one(&|v| match v {
+                Value::Timestamp(t) => {
+                    let (y, m, d) = crate::values::civil_from_days(t.div_euclid(86_400_000_000));
+                    Some(Value::String(format!("{y:04}-{m:02}-{d:02}")))
+                }
+                Value::String(s) => parse_date(s).map(|_| Value::String(s.clone())).or_else(|| {
+                    let t = crate::values::parse_timestamp(s)?;
+                    let (y, m, d) = crate::values::civil_from_days(t.div_euclid(86_400_000_000));
+                    Some(Value::String(format!("{y:04}-{m:02}-{d:02}")))
+                }),
+                _ => None,
+            }),
             Func::YearsSince => {
                 let now_days = self.ids.now_micros().div_euclid(86_400_000_000);
                 one(&|v| {
@@ -541,7 +621,96 @@ fn binary(op: BinaryOp, l: Value, r: Value, e: &Scalar) -> Result<Value> {
                 e,
             )
         })?,
+        Concat => {
+            let mut out = String::new();
+            push_text(&mut out, &l).map_err(|m| err(format!("|| {m}"), e))?;
+            push_text(&mut out, &r).map_err(|m| err(format!("|| {m}"), e))?;
+            if out.len() > MAX_BUILT_STRING {
+                return Err(too_long("||", e));
+            }
+            Value::String(out)
+        }
+        ILike | NotILike => match (&l, &r) {
+            (Value::String(s), Value::String(p)) => {
+                Value::Bool(like(&s.to_lowercase(), &p.to_lowercase()) == (op == ILike))
+            }
+            _ => return Err(err("ILIKE needs strings", e)),
+        },
+        Matches | NotMatches => match (&l, &r) {
+            (Value::String(s), Value::String(p)) => {
+                let found = with_regex(p, |re| re.is_match(s)).map_err(|m| err(m, e))?;
+                Value::Bool(found == (op == Matches))
+            }
+            _ => return Err(err(format!("{} needs strings", op.as_str()), e)),
+        },
         And | Or => Value::Null,
+    })
+}
+
+/// Appends `v` as text: strings as they are, numbers and booleans as KQL writes them.
+fn push_text(out: &mut String, v: &Value) -> std::result::Result<(), String> {
+    match v {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Counter(c) => out.push_str(&c.to_string()),
+        Value::Float(f) => out.push_str(&crate::values::kql(&Value::Float(*f))),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Timestamp(t) => out.push_str(&crate::values::format_timestamp(*t)),
+        other => return Err(format!("cannot take {}", crate::values::kql(other))),
+    }
+    Ok(())
+}
+
+/// The longest regular expression accepted, in bytes.
+pub const MAX_REGEX: usize = 4096;
+
+/// Runs `f` with `pattern` compiled — once per thread for the last few patterns, so a scan
+/// compiles its pattern once, not once per record. A pattern that does not compile, is
+/// longer than [`MAX_REGEX`] or compiles to more than 1 MiB is an error naming why (the
+/// engine matches in time linear in the text; there is no backtracking to blow up).
+pub fn with_regex<T>(
+    pattern: &str,
+    f: impl FnOnce(&regex::Regex) -> T,
+) -> std::result::Result<T, String> {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<Vec<(String, regex::Regex)>> = const { RefCell::new(Vec::new()) };
+    }
+    if pattern.len() > MAX_REGEX {
+        return Err(format!(
+            "a regular expression is at most {MAX_REGEX} bytes (this one is {})",
+            pattern.len()
+        ));
+    }
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(i) = cache.iter().position(|(p, _)| p == pattern) {
+            return Ok(f(&cache[i].1));
+        }
+        let re = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .dfa_size_limit(1 << 20)
+            .build()
+            .map_err(|e| match e {
+                regex::Error::CompiledTooBig(_) => {
+                    "the regular expression is too large once compiled (over 1 MiB)".to_string()
+                }
+                // A syntax error prints the pattern with a caret over lines: its last
+                // line says what is wrong.
+                other => {
+                    let text = other.to_string();
+                    let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    let why = why.trim().trim_start_matches("error: ");
+                    format!("bad regular expression '{pattern}': {why}")
+                }
+            })?;
+        let out = f(&re);
+        if cache.len() >= 16 {
+            cache.remove(0);
+        }
+        cache.push((pattern.to_string(), re));
+        Ok(out)
     })
 }
 
@@ -716,6 +885,21 @@ pub(crate) fn arith(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
             )
         }
         (Value::String(a), Value::String(b)) if op == Add => Some(Value::String(format!("{a}{b}"))),
+        // A timestamp moved by a duration (`now() - '7d'`), and the seconds between two.
+        (Value::Timestamp(t), Value::String(d)) if matches!(op, Add | Sub) => {
+            let micros =
+                i64::try_from(kvm_lang::parse_duration(d).ok()?).ok()?.checked_mul(1000)?;
+            let moved = if op == Add { t.checked_add(micros)? } else { t.checked_sub(micros)? };
+            Some(Value::Timestamp(moved))
+        }
+        (Value::String(d), Value::Timestamp(t)) if op == Add => {
+            let micros =
+                i64::try_from(kvm_lang::parse_duration(d).ok()?).ok()?.checked_mul(1000)?;
+            Some(Value::Timestamp(t.checked_add(micros)?))
+        }
+        (Value::Timestamp(a), Value::Timestamp(b)) if op == Sub => {
+            Some(Value::Float(a.checked_sub(*b)? as f64 / 1e6))
+        }
         _ => {
             let f = |v: &Value| match v {
                 Value::Int(i) => Some(*i as f64),

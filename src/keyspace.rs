@@ -215,7 +215,7 @@ pub fn entry_parts(key: &[u8], skip: usize, n: usize) -> Option<(Vec<KeyPart>, O
 
 /// Where the first `n` parts past `skip` end in an index entry key (none is decoded): the
 /// entries of one group of values share these bytes.
-pub fn entry_prefix_end(key: &[u8], skip: usize, n: usize) -> Option<usize> {
+pub fn entry_values_len(key: &[u8], skip: usize, n: usize) -> Option<usize> {
     let mut pos = skip;
     for _ in 0..n {
         pos = tuple::part_end(key, pos).ok()?;

@@ -388,7 +388,7 @@ impl<'e> ModelTxn<'e> {
                 }
                 let Some(first) = entries.next() else { return Ok(None) };
                 let (k, v) = first?;
-                let end = keyspace::entry_prefix_end(&k, skip, n).ok_or_else(|| corrupt(&k))?;
+                let shared = keyspace::entry_values_len(&k, skip, n).ok_or_else(|| corrupt(&k))?;
                 let (parts, _) = keyspace::entry_parts(&k, skip, n).ok_or_else(|| corrupt(&k))?;
                 let values: Option<Vec<Value>> = fields
                     .iter()
@@ -401,7 +401,7 @@ impl<'e> ModelTxn<'e> {
                     pks.push(entry_pk(unique, &k, &v, skip)?);
                 }
                 while let Some(Ok((next, _))) = entries.peek() {
-                    if next.len() < end || next[..end] != k[..end] {
+                    if next.len() < shared || next[..shared] != k[..shared] {
                         break;
                     }
                     if let Some(Ok((nk, nv))) = entries.next() {

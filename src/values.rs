@@ -181,6 +181,69 @@ fn nested(v: &Value, out: &mut String) {
     }
 }
 
+/// The units `date_trunc` takes.
+pub const TRUNC_UNITS: &str = "'second', 'minute', 'hour', 'day', 'week', 'month', 'year'";
+
+/// The units `extract` takes.
+pub const EXTRACT_UNITS: &str =
+    "'year', 'month', 'day', 'hour', 'minute', 'second', 'dow', 'doy', 'week', 'epoch'";
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// `t` (microseconds, UTC) truncated to the start of its `unit` (case-insensitive); weeks
+/// start on Monday (ISO). `None` for an unknown unit.
+pub fn date_trunc(unit: &str, t: i64) -> Option<i64> {
+    let day = t.div_euclid(MICROS_PER_DAY);
+    let step = |m: i64| t - t.rem_euclid(m);
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "second" => step(1_000_000),
+        "minute" => step(60_000_000),
+        "hour" => step(3_600_000_000),
+        "day" => day * MICROS_PER_DAY,
+        // 1970-01-01 was a Thursday: Monday is 3 days before.
+        "week" => (day - (day + 3).rem_euclid(7)) * MICROS_PER_DAY,
+        "month" => {
+            let (y, m, _) = civil_from_days(day);
+            kvm_planner::time::days_from_civil(y, m, 1) * MICROS_PER_DAY
+        }
+        "year" => {
+            let (y, _, _) = civil_from_days(day);
+            kvm_planner::time::days_from_civil(y, 1, 1) * MICROS_PER_DAY
+        }
+        _ => return None,
+    })
+}
+
+/// A field of `t` (microseconds, UTC): `year`, `month` (1–12), `day` (1–31), `hour`,
+/// `minute`, `second` (a FLOAT with the fraction), `dow` (0 = Sunday … 6), `doy` (1–366),
+/// `week` (ISO week number), `epoch` (seconds since 1970, a FLOAT). `None` for an unknown unit.
+pub fn extract(unit: &str, t: i64) -> Option<Value> {
+    let day = t.div_euclid(MICROS_PER_DAY);
+    let in_day = t.rem_euclid(MICROS_PER_DAY);
+    let (y, m, d) = civil_from_days(day);
+    let int = |v: i64| Some(Value::Int(v));
+    match unit.to_ascii_lowercase().as_str() {
+        "year" => int(y),
+        "month" => int(i64::from(m)),
+        "day" => int(i64::from(d)),
+        "hour" => int(in_day / 3_600_000_000),
+        "minute" => int(in_day / 60_000_000 % 60),
+        "second" => Some(Value::Float((in_day % 60_000_000) as f64 / 1e6)),
+        // 1970-01-01 was a Thursday (4).
+        "dow" => int((day + 4).rem_euclid(7)),
+        "doy" => int(day - kvm_planner::time::days_from_civil(y, 1, 1) + 1),
+        "week" => {
+            // ISO 8601: the week with the year's first Thursday is week 1.
+            let dow_mon = (day + 3).rem_euclid(7); // 0 = Monday
+            let thursday = day - dow_mon + 3;
+            let (ty, _, _) = civil_from_days(thursday);
+            int((thursday - kvm_planner::time::days_from_civil(ty, 1, 1)) / 7 + 1)
+        }
+        "epoch" => Some(Value::Float(t as f64 / 1e6)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +301,25 @@ mod tests {
         assert_eq!(compare(&Value::Int(2), &Value::Float(2.5)), Some(Ordering::Less));
         assert_eq!(compare(&Value::Int(2), &Value::Null), None);
         assert_eq!(compare(&Value::Int(2), &Value::String("2".into())), None);
+    }
+
+    #[test]
+    fn date_trunc_and_extract_on_known_dates() {
+        let t = |s: &str| parse_timestamp(s).expect("a timestamp");
+        // 1969-12-31 (before the epoch) was a Wednesday.
+        let before = t("1969-12-31T23:59:59.5Z");
+        assert_eq!(date_trunc("day", before), Some(t("1969-12-31T00:00:00Z")));
+        assert_eq!(date_trunc("week", before), Some(t("1969-12-29T00:00:00Z")));
+        assert_eq!(date_trunc("MONTH", before), Some(t("1969-12-01T00:00:00Z")));
+        assert_eq!(date_trunc("second", before), Some(t("1969-12-31T23:59:59Z")));
+        assert_eq!(extract("dow", before), Some(Value::Int(3)));
+        assert_eq!(extract("doy", before), Some(Value::Int(365)));
+        assert_eq!(extract("second", before), Some(Value::Float(59.5)));
+        // ISO weeks: 2021-01-03 is in week 53 of 2020; 2024-12-30 in week 1 of 2025.
+        assert_eq!(extract("week", t("2021-01-03T12:00:00Z")), Some(Value::Int(53)));
+        assert_eq!(extract("week", t("2024-12-30T00:00:00Z")), Some(Value::Int(1)));
+        assert_eq!(extract("year", t("2000-02-29T00:00:00Z")), Some(Value::Int(2000)));
+        assert_eq!(date_trunc("decade", 0), None);
+        assert_eq!(extract("century", 0), None);
     }
 }

@@ -113,7 +113,7 @@ struct Query {
 fn aggregate(rng: &mut Rng) -> (String, String) {
     let numeric = ["x", "y", "h", "k"];
     let any = ["x", "y", "h", "g", "s", "c", "k"];
-    match rng.below(8) {
+    match rng.below(9) {
         0 => ("COUNT(*)".into(), "COUNT(*)".into()),
         1 => {
             let c = rng.pick(&any);
@@ -139,9 +139,13 @@ fn aggregate(rng: &mut Rng) -> (String, String) {
             let c = rng.pick(&any);
             (format!("MAX({c})"), format!("MAX({c})"))
         }
-        _ => {
+        7 => {
             let c = rng.pick(&numeric);
             (format!("SUM(DISTINCT {c})"), format!("SUM(DISTINCT {c})"))
+        }
+        _ => {
+            let q = format!("SUM(CASE WHEN {} > 0 THEN 1 ELSE 0 END)", rng.pick(&numeric));
+            (q.clone(), q)
         }
     }
 }
@@ -200,7 +204,7 @@ fn distinct(rng: &mut Rng) -> Query {
 }
 
 fn function(rng: &mut Rng) -> Query {
-    let (k, s) = match rng.below(10) {
+    let (k, s) = match rng.below(15) {
         0 => ("lower(s)".to_string(), "lower(s)".to_string()),
         1 => ("upper(g)".into(), "upper(g)".into()),
         2 => ("length(s)".into(), "length(s)".into()),
@@ -210,6 +214,17 @@ fn function(rng: &mut Rng) -> Query {
         6 => ("replace(s, 'a', 'A')".into(), "replace(s, 'a', 'A')".into()),
         7 => ("substr(s, 2, 3)".into(), "substr(s, 2, 3)".into()),
         8 => ("round(y)".into(), "round(y)".into()),
+        9 => ("g || '-' || h".into(), "g || '-' || h".into()),
+        10 => {
+            let q = "CASE WHEN x > 0 THEN 'pos' WHEN x < 0 THEN 'neg' ELSE 'zero' END".to_string();
+            (q.clone(), q)
+        }
+        11 => (
+            "CASE g WHEN 'a' THEN 1 WHEN 'b' THEN 2 END".into(),
+            "CASE g WHEN 'a' THEN 1 WHEN 'b' THEN 2 END".into(),
+        ),
+        12 => ("nullif(h, 0)".into(), "nullif(h, 0)".into()),
+        13 => ("x % 7".into(), "x % 7".into()),
         _ => ("x * 2 + h".into(), "x * 2 + h".into()),
     };
     let f = filter(rng);

@@ -102,13 +102,18 @@ fn add_field_with_a_constant_default_rewrites_no_record_and_every_read_sees_it()
 }
 
 #[test]
-fn a_default_that_is_not_a_constant_or_a_field_other_expressions_read_rewrites_the_records() {
+fn a_default_that_varies_per_record_or_a_field_other_expressions_read_rewrites_the_records() {
     let (engine, db) = seeded();
     let before = raw(engine.as_ref(), "items", 4);
-    // A call: evaluated per record (as `now()` would be).
-    db.execute("ALTER MODEL items ADD FIELD code STRING DEFAULT lower('ABC')", ()).unwrap();
+    // A call whose value differs per record (`ulid()`): evaluated per record. (A call of
+    // constants, `lower('ABC')` or `now()`, has one value for the statement: a fill.)
+    db.execute("ALTER MODEL items ADD FIELD code STRING DEFAULT ulid()", ()).unwrap();
     assert_ne!(raw(engine.as_ref(), "items", 4), before, "written into the record");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE code = 'abc'"), Value::Int(N));
+    assert_eq!(count(&db, "SELECT COUNT(DISTINCT code) FROM items"), Value::Int(N));
+    let before = raw(engine.as_ref(), "items", 4);
+    db.execute("ALTER MODEL items ADD FIELD tag STRING DEFAULT lower('ABC')", ()).unwrap();
+    assert_eq!(raw(engine.as_ref(), "items", 4), before, "a fill: the record is not rewritten");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM items WHERE tag = 'abc'"), Value::Int(N));
     // A CHECK of its own, evaluated against every record: a record it refuses fails the
     // whole ALTER.
     let before = raw(engine.as_ref(), "items", 4);

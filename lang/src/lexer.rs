@@ -106,10 +106,18 @@ impl Lexer<'_> {
                     self.then_eq(TokenKind::Lt, TokenKind::LtEq)
                 }
             }
+            b'~' => TokenKind::Tilde,
+            b'|' if self.byte(self.pos) == b'|' => {
+                self.pos += 1;
+                TokenKind::Concat
+            }
             b'!' => {
                 if self.byte(self.pos) == b'=' {
                     self.pos += 1;
                     TokenKind::NotEq
+                } else if self.byte(self.pos) == b'~' {
+                    self.pos += 1;
+                    TokenKind::NotTilde
                 } else {
                     TokenKind::Error(LexError::Bang)
                 }

@@ -68,6 +68,12 @@ pub enum TokenKind {
     MinusEq,
     /// `?`
     Question,
+    /// `||` (string concatenation)
+    Concat,
+    /// `~` (matches a regular expression)
+    Tilde,
+    /// `!~` (does not match a regular expression)
+    NotTilde,
     /// End of input.
     Eof,
     /// Text the lexer could not turn into a token; the parser reports it.
@@ -137,6 +143,9 @@ impl TokenKind {
             TokenKind::PlusEq => "`+=`",
             TokenKind::MinusEq => "`-=`",
             TokenKind::Question => "`?`",
+            TokenKind::Concat => "`||`",
+            TokenKind::Tilde => "`~`",
+            TokenKind::NotTilde => "`!~`",
             TokenKind::Eof => "end of input",
             TokenKind::Error(_) => "invalid input",
         }
@@ -175,13 +184,16 @@ impl TokenKind {
             TokenKind::PlusEq => 27,
             TokenKind::MinusEq => 28,
             TokenKind::Question => 29,
-            TokenKind::Eof => 30,
-            TokenKind::Error(_) => 31,
+            TokenKind::Concat => 30,
+            TokenKind::Tilde => 31,
+            TokenKind::NotTilde => 32,
+            TokenKind::Eof => 33,
+            TokenKind::Error(_) => 34,
         }
     }
 
     /// The inverse of [`TokenKind::bit`], for rendering an expected set.
-    pub(crate) const BY_BIT: [TokenKind; 31] = [
+    pub(crate) const BY_BIT: [TokenKind; 34] = [
         TokenKind::Word,
         TokenKind::QuotedIdent,
         TokenKind::String,
@@ -212,6 +224,9 @@ impl TokenKind {
         TokenKind::PlusEq,
         TokenKind::MinusEq,
         TokenKind::Question,
+        TokenKind::Concat,
+        TokenKind::Tilde,
+        TokenKind::NotTilde,
         TokenKind::Eof,
     ];
 }

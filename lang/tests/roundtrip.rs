@@ -64,6 +64,11 @@ fn binary_op() -> impl Strategy<Value = BinaryOp> {
         Mul,
         Div,
         Rem,
+        Concat,
+        ILike,
+        NotILike,
+        Matches,
+        NotMatches,
     ])
 }
 
@@ -118,6 +123,16 @@ fn expr() -> impl Strategy<Value = Expr> {
             ident().prop_map(|name| ExprKind::Call { name, args: CallArgs::Star }),
             (ident(), boxed.clone())
                 .prop_map(|(name, e)| ExprKind::Call { name, args: CallArgs::Distinct(e) }),
+            (
+                prop::option::of(boxed.clone()),
+                prop::collection::vec((inner.clone(), inner.clone()), 1..3),
+                prop::option::of(boxed.clone()),
+            )
+                .prop_map(|(operand, branches, otherwise)| ExprKind::Case {
+                    operand,
+                    branches,
+                    otherwise
+                }),
         ]
         .prop_map(Expr::new)
     })

@@ -151,6 +151,11 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Walk {
                 bind_in(model, catalog, &f.value)?;
             }
         }
+        ExprKind::Case { .. } => {
+            for c in expr.children() {
+                bind_in(model, catalog, c)?;
+            }
+        }
     }
     Ok(())
 }

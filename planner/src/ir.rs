@@ -104,6 +104,12 @@ pub enum ScalarKind {
     Array(Vec<Scalar>),
     /// An object literal: keys and values, in the order written.
     Object(Vec<(String, Scalar)>),
+    /// `CASE [operand] WHEN … THEN … [ELSE …] END`: only the branch chosen is evaluated.
+    Case {
+        operand: Option<Box<Scalar>>,
+        branches: Vec<(Scalar, Scalar)>,
+        otherwise: Option<Box<Scalar>>,
+    },
 }
 
 /// The built-in functions (names are case-insensitive in KQL).
@@ -123,6 +129,14 @@ pub enum Func {
     Substr,
     Replace,
     Round,
+    Floor,
+    Ceil,
+    Mod,
+    NullIf,
+    Split,
+    DateTrunc,
+    Extract,
+    Date,
 }
 
 impl Func {
@@ -144,6 +158,15 @@ impl Func {
         ("substring", Func::Substr),
         ("replace", Func::Replace),
         ("round", Func::Round),
+        ("floor", Func::Floor),
+        ("ceil", Func::Ceil),
+        ("ceiling", Func::Ceil),
+        ("mod", Func::Mod),
+        ("nullif", Func::NullIf),
+        ("split", Func::Split),
+        ("date_trunc", Func::DateTrunc),
+        ("extract", Func::Extract),
+        ("date", Func::Date),
     ];
 
     /// The function called `name` (any case).
@@ -288,6 +311,7 @@ pub(crate) fn lower(scope: &Scope, e: &Expr, form: Option<&Field>) -> Lowered {
         ExprKind::Unary { .. } | ExprKind::IsNull { .. } => lower_unary(scope, e),
         ExprKind::Call { .. } => lower_call(scope, e),
         ExprKind::Array(_) | ExprKind::Object(_) => lower_items(scope, e),
+        ExprKind::Case { .. } => lower_case(scope, e),
         _ => lower_leaf(scope, e, form),
     }
 }
@@ -392,6 +416,34 @@ fn lower_call(scope: &Scope, e: &Expr) -> Lowered {
     Ok(Scalar { kind, span: e.span })
 }
 
+fn lower_case(scope: &Scope, e: &Expr) -> Lowered {
+    let ExprKind::Case { operand, branches, otherwise } = &e.kind else {
+        return Err(misplaced(e));
+    };
+    let operand = operand.as_ref().map(|o| lower_boxed(scope, o)).transpose()?;
+    let branches = branches
+        .iter()
+        .map(|(w, t)| {
+            // `CASE field WHEN 'x'`: the value compared with the field takes its stored form.
+            let w = match &operand {
+                Some(_) => lower_compared(scope, operand_expr(e), w)?,
+                None => lower_boxed(scope, w)?,
+            };
+            Ok((*w, lower(scope, t, None)?))
+        })
+        .collect::<Result<Vec<_>, Box<PlanError>>>()?;
+    let otherwise = otherwise.as_ref().map(|o| lower_boxed(scope, o)).transpose()?;
+    Ok(Scalar { kind: ScalarKind::Case { operand, branches, otherwise }, span: e.span })
+}
+
+/// The operand of a `CASE x WHEN …` (`e` itself otherwise).
+fn operand_expr(e: &Expr) -> &Expr {
+    match &e.kind {
+        ExprKind::Case { operand: Some(o), .. } => o,
+        _ => e,
+    }
+}
+
 fn lower_items(scope: &Scope, e: &Expr) -> Lowered {
     let kind = match &e.kind {
         ExprKind::Array(items) => ScalarKind::Array(
@@ -494,6 +546,11 @@ impl Scalar {
             ScalarKind::Const { .. } | ScalarKind::Param { .. } => true,
             ScalarKind::Unary { expr, .. } => expr.is_constant(),
             ScalarKind::Array(items) => items.iter().all(Scalar::is_constant),
+            // `now() - '7d'`: the statement's time is one value for the whole statement.
+            ScalarKind::Binary { lhs, rhs, .. } => lhs.is_constant() && rhs.is_constant(),
+            ScalarKind::Call { func, args, .. } => {
+                !matches!(func, Func::Ulid | Func::Uuid) && args.iter().all(Scalar::is_constant)
+            }
             _ => false,
         }
     }
@@ -536,6 +593,18 @@ impl Scalar {
                 args.iter().for_each(|x| x.walk(f))
             }
             ScalarKind::Object(fields) => fields.iter().for_each(|(_, x)| x.walk(f)),
+            ScalarKind::Case { operand, branches, otherwise } => {
+                if let Some(o) = operand {
+                    o.walk(f);
+                }
+                for (w, t) in branches {
+                    w.walk(f);
+                    t.walk(f);
+                }
+                if let Some(o) = otherwise {
+                    o.walk(f);
+                }
+            }
             ScalarKind::Const { .. }
             | ScalarKind::Param { .. }
             | ScalarKind::Field { .. }
@@ -672,6 +741,19 @@ fn write_kind(f: &mut Formatter<'_>, e: &Scalar) -> fmt::Result {
             f.write_str("[")?;
             list(f, items)?;
             f.write_str("]")
+        }
+        ScalarKind::Case { operand, branches, otherwise } => {
+            f.write_str("CASE")?;
+            if let Some(o) = operand {
+                write!(f, " {o}")?;
+            }
+            for (w, t) in branches {
+                write!(f, " WHEN {w} THEN {t}")?;
+            }
+            if let Some(o) = otherwise {
+                write!(f, " ELSE {o}")?;
+            }
+            f.write_str(" END")
         }
         ScalarKind::Object(fields) => {
             if fields.is_empty() {

@@ -123,6 +123,16 @@ pub enum ExprKind {
         /// Optional filter on the related records.
         filter: Option<Box<Expr>>,
     },
+    /// `CASE [operand] WHEN w THEN v … [ELSE e] END`: the value of the first branch whose
+    /// condition holds (or whose value equals the operand); `ELSE`'s (or NULL) otherwise.
+    Case {
+        /// `CASE x WHEN 1 THEN …`: compared with each `WHEN` value.
+        operand: Option<Box<Expr>>,
+        /// `(when, then)` pairs, in order (at least one).
+        branches: Vec<(Expr, Expr)>,
+        /// `ELSE`.
+        otherwise: Option<Box<Expr>>,
+    },
     /// `[a, b, …]`
     Array(Vec<Expr>),
     /// `{k: v, …}`
@@ -208,6 +218,16 @@ pub enum BinaryOp {
     Div,
     /// `%`
     Rem,
+    /// `||`: the two values' text joined
+    Concat,
+    /// `ILIKE`: `LIKE` ignoring case
+    ILike,
+    /// `NOT ILIKE`
+    NotILike,
+    /// `~`: matches a regular expression (anywhere in the text)
+    Matches,
+    /// `!~`
+    NotMatches,
 }
 
 /// Binding strength of operators, used by the parser and the printer alike.
@@ -245,8 +265,8 @@ impl BinaryOp {
             Or => precedence::OR,
             And => precedence::AND,
             Eq | NotEq | Lt | LtEq | Gt | GtEq | Like | NotLike | StartsWith | NotStartsWith
-            | Contains | NotContains => precedence::CMP,
-            Add | Sub => precedence::ADD,
+            | Contains | NotContains | ILike | NotILike | Matches | NotMatches => precedence::CMP,
+            Add | Sub | Concat => precedence::ADD,
             Mul | Div | Rem => precedence::MUL,
         }
     }
@@ -274,6 +294,11 @@ impl BinaryOp {
             Mul => "*",
             Div => "/",
             Rem => "%",
+            Concat => "||",
+            ILike => "ILIKE",
+            NotILike => "NOT ILIKE",
+            Matches => "~",
+            NotMatches => "!~",
         }
     }
 }
@@ -330,6 +355,15 @@ impl Expr {
             }
             ExprKind::Between { expr, low, high, .. } => vec![expr, low, high],
             ExprKind::Object(fields) => fields.iter().map(|f| &f.value).collect(),
+            ExprKind::Case { operand, branches, otherwise } => {
+                let mut v: Vec<&Expr> = operand.iter().map(|e| &**e).collect();
+                for (w, t) in branches {
+                    v.push(w);
+                    v.push(t);
+                }
+                v.extend(otherwise.iter().map(|e| &**e));
+                v
+            }
         }
     }
 }

@@ -88,6 +88,9 @@ impl Parser<'_> {
             TokenKind::Star => BinaryOp::Mul,
             TokenKind::Slash => BinaryOp::Div,
             TokenKind::Percent => BinaryOp::Rem,
+            TokenKind::Concat => BinaryOp::Concat,
+            TokenKind::Tilde => BinaryOp::Matches,
+            TokenKind::NotTilde => BinaryOp::NotMatches,
             TokenKind::Word => return self.keyword_infix(),
             _ => return None,
         };
@@ -100,6 +103,7 @@ impl Parser<'_> {
             Keyword::Or => Infix::Binary(BinaryOp::Or, 1),
             Keyword::And => Infix::Binary(BinaryOp::And, 1),
             Keyword::Like => Infix::Binary(BinaryOp::Like, 1),
+            Keyword::Ilike => Infix::Binary(BinaryOp::ILike, 1),
             Keyword::Contains => Infix::Binary(BinaryOp::Contains, 1),
             Keyword::Starts => Infix::Binary(BinaryOp::StartsWith, 1),
             Keyword::In => Infix::In { negated: false, tokens: 1 },
@@ -111,6 +115,7 @@ impl Parser<'_> {
                     Keyword::In => Infix::In { negated: true, tokens: 2 },
                     Keyword::Between => Infix::Between { negated: true, tokens: 2 },
                     Keyword::Like => Infix::Binary(BinaryOp::NotLike, 2),
+                    Keyword::Ilike => Infix::Binary(BinaryOp::NotILike, 2),
                     Keyword::Contains => Infix::Binary(BinaryOp::NotContains, 2),
                     Keyword::Starts => Infix::Binary(BinaryOp::NotStartsWith, 2),
                     _ => return None,
@@ -266,6 +271,7 @@ impl Parser<'_> {
                     literal(Literal::Bool(false))
                 }
                 Some(Keyword::Exists) => self.exists(),
+                Some(Keyword::Case) => self.case(),
                 Some(kw @ (Keyword::Date | Keyword::Timestamp))
                     if self.nth(1).kind == TokenKind::String =>
                 {
@@ -396,6 +402,33 @@ impl Parser<'_> {
             segments.push(self.ident()?);
         }
         Ok(Path { segments, span: self.span_from(start) })
+    }
+
+    /// `CASE [operand] WHEN w THEN v … [ELSE e] END`.
+    fn case(&mut self) -> PResult<(Expr, usize)> {
+        let start = self.advance().span;
+        let mut deepest = 0;
+        let mut sub = |p: &mut Self| -> PResult<Box<Expr>> {
+            let (e, depth) = p.expr_bp(precedence::OR)?;
+            deepest = deepest.max(depth);
+            Ok(Box::new(e))
+        };
+        let operand = if self.at_kw(Keyword::When) { None } else { Some(sub(self)?) };
+        let mut branches = Vec::new();
+        while self.eat_kw(Keyword::When).is_some() {
+            let when = sub(self)?;
+            self.expect_kw(Keyword::Then)?;
+            let then = sub(self)?;
+            branches.push((*when, *then));
+        }
+        if branches.is_empty() {
+            self.expect_kw(Keyword::When)?;
+        }
+        let otherwise = if self.eat_kw(Keyword::Else).is_some() { Some(sub(self)?) } else { None };
+        self.expect_kw(Keyword::End)?;
+        let span = self.span_from(start);
+        let depth = self.node_depth(deepest, start)?;
+        Ok((Expr { kind: ExprKind::Case { operand, branches, otherwise }, span }, depth))
     }
 
     /// `EXISTS relation [( [WHERE filter] )]`.

@@ -94,6 +94,27 @@ fn write_kind(f: &mut Formatter<'_>, kind: &ExprKind) -> fmt::Result {
                 None => Ok(()),
             }
         }
+        ExprKind::Case { operand, branches, otherwise } => {
+            f.write_str("CASE")?;
+            if let Some(o) = operand {
+                // An operand read as the keyword `WHEN` would not parse back: parenthesised.
+                let text = o.to_string();
+                let ambiguous = text.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("when"))
+                    && !text[4..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+                if ambiguous {
+                    write!(f, " ({text})")?;
+                } else {
+                    write!(f, " {text}")?;
+                }
+            }
+            for (w, t) in branches {
+                write!(f, " WHEN {w} THEN {t}")?;
+            }
+            if let Some(e) = otherwise {
+                write!(f, " ELSE {e}")?;
+            }
+            f.write_str(" END")
+        }
         ExprKind::Array(items) => {
             f.write_str("[")?;
             comma_sep(f, items, ", ")?;
