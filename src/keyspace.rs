@@ -349,6 +349,21 @@ pub fn part_range(prefix: Vec<u8>, lower: Option<PartBound>, upper: Option<PartB
     KeyRange { start, end }
 }
 
+/// The keys under `prefix` whose next part is a string that starts with `s` (`STARTS WITH`):
+/// the part's encoding without its terminator is a prefix of theirs. Index keys hold
+/// strings longer than [`LONG_VALUE`] cut there, so a longer `s` is cut too and the range
+/// holds more than the matches: the flag says whether it is exact.
+pub fn starts_with_range(mut prefix: Vec<u8>, s: &str) -> (KeyRange, bool) {
+    let mut cut = s.len().min(LONG_VALUE);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    tuple::encode_part(&mut prefix, &KeyPart::String(s[..cut].to_string()));
+    // The terminator: every longer string continues where it stands.
+    prefix.pop();
+    (KeyRange::prefix(&prefix), cut == s.len())
+}
+
 /// What a changed key is, as a change-feed reader routes it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Changed {

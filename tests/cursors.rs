@@ -113,3 +113,29 @@ fn thousand_rows_in_pages_of_seven_each_exactly_once() {
         );
     }
 }
+
+/// A result whose size is an exact multiple of the page size ends on a full page with no
+/// cursor: there is never an empty last page (sorted by the key, and kept top-n by a sort).
+#[test]
+fn an_exact_multiple_of_the_page_size_ends_without_an_empty_page() {
+    let db = kvm::Database::memory().unwrap();
+    db.execute("DEFINE MODEL t (id INT PRIMARY KEY, n INT NOT NULL)", ()).unwrap();
+    for i in 0..12i64 {
+        db.execute("INSERT INTO t {id: $1, n: $2}", kvm::params![i, (i * 7) % 12]).unwrap();
+    }
+    for query in
+        ["SELECT id FROM t LIMIT 4 AFTER $1", "SELECT id FROM t ORDER BY n LIMIT 4 AFTER $1"]
+    {
+        let mut cursor: Option<String> = None;
+        let mut pages = Vec::new();
+        loop {
+            let rows = db.query(query, kvm::params![cursor.clone()]).unwrap();
+            pages.push(rows.rows.len());
+            match rows.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(pages, [4, 4, 4], "{query}");
+    }
+}

@@ -125,8 +125,9 @@ fn include_reads_are_batched_per_relation_level() {
             assert!(matches!(&r[comments], kvm::Value::Array(a) if a.len() == 10));
         }
         let (gets, scanned) = counts.get();
-        // n posts scanned + 10n comment-index entries; authors and comments fetched by key.
-        assert_eq!(scanned, n + 10 * n, "scanned rows");
+        // n posts scanned (and one past the page, which says whether a next page exists) +
+        // 10n comment-index entries; authors and comments fetched by key.
+        assert_eq!(scanned, n + 1 + 10 * n, "scanned rows");
         assert!(gets <= 50.min(n) + 10 * n + 3, "keys fetched: {gets}");
         requests.push(counts.requests());
     }
@@ -291,4 +292,32 @@ fn index_assisted_aggregates_read_no_record() {
     counts.reset();
     check("SELECT kind, MAX(note) FROM t GROUP BY kind");
     assert!(counts.get().0 >= 1000, "records are read when the index lacks a field");
+}
+
+/// `STARTS WITH` on the primary key or an indexed string reads the keys that start with
+/// the prefix only, as a literal and as a parameter.
+#[test]
+fn starts_with_reads_a_prefix_range() {
+    let (db, counts) = counted_db();
+    db.execute("DEFINE MODEL t (id STRING PRIMARY KEY, city STRING NOT NULL, INDEX (city))", ())
+        .unwrap();
+    let insert = db.prepare("INSERT INTO t { id: $1, city: $2 }").unwrap();
+    for i in 0..1000i64 {
+        insert.execute(params![format!("k{i:04}"), format!("c{:03}", i % 100)]).unwrap();
+    }
+    for (query, param, rows) in [
+        ("SELECT id FROM t WHERE id STARTS WITH 'k01'", None, 100),
+        ("SELECT id FROM t WHERE id STARTS WITH $1", Some("k002"), 10),
+        ("SELECT id FROM t WHERE city STARTS WITH 'c05'", None, 100),
+        ("SELECT id FROM t WHERE city STARTS WITH $1", Some("c09"), 100),
+    ] {
+        counts.reset();
+        let got = match param {
+            Some(p) => db.query(query, params![p]).unwrap(),
+            None => db.query(query, ()).unwrap(),
+        };
+        assert_eq!(got.rows.len(), rows, "{query}");
+        let (_, scanned) = counts.get();
+        assert_eq!(scanned, rows as u64, "{query}: scanned {scanned} keys for {rows} rows");
+    }
 }

@@ -34,6 +34,8 @@ enum Cond {
     In(String, Vec<Scalar>),
     Lower(String, Bound),
     Upper(String, Bound),
+    /// `field STARTS WITH value` on a string field.
+    Prefix(String, Scalar),
 }
 
 /// A condition and the conjunct (by position) it came from: `BETWEEN` gives two conditions
@@ -67,6 +69,14 @@ fn conds(model: &Model, filter: Option<&Scalar>) -> Vec<Src> {
                     BinaryOp::GtEq => push(Cond::Lower(field, b(true))),
                     BinaryOp::Lt => push(Cond::Upper(field, b(false))),
                     BinaryOp::LtEq => push(Cond::Upper(field, b(true))),
+                    BinaryOp::StartsWith
+                        if field_of(model, lhs).is_some()
+                            && model
+                                .field(&field)
+                                .is_some_and(|f| matches!(f.ty.name, TypeName::String)) =>
+                    {
+                        push(Cond::Prefix(field, value))
+                    }
                     _ => {}
                 }
             }
@@ -214,6 +224,16 @@ fn range_on(conds: &[Src], field: &str) -> (Range, Vec<usize>) {
             _ => {}
         }
     }
+    if r.lower.is_none() && r.upper.is_none() {
+        let prefix = conds.iter().enumerate().find_map(|(i, c)| match &c.cond {
+            Cond::Prefix(f, v) if f == field => Some((i, v)),
+            _ => None,
+        });
+        if let Some((i, v)) = prefix {
+            r.prefix = Some(v.clone());
+            used.push(i);
+        }
+    }
     (r, used)
 }
 
@@ -233,6 +253,11 @@ fn exactly(model: &Model, conds: &[Src], used: &[usize], n: usize) -> bool {
             Cond::Eq(f, v) => exact_value(model, f, v),
             Cond::Lower(f, b) | Cond::Upper(f, b) => exact_value(model, f, &b.value),
             Cond::In(f, list) => list.iter().all(|v| exact_value(model, f, v)),
+            // Exact unless longer than index keys hold strings whole.
+            Cond::Prefix(f, v) => {
+                exact_value(model, f, v)
+                    && matches!(v.as_const(), Some(kvm_storage::Value::String(s)) if s.len() <= 96)
+            }
         })
 }
 
@@ -393,9 +418,11 @@ pub fn choose(model: &Model, filter: Option<&Scalar>, order_by: &[SortKey]) -> C
             let mut fields: Vec<String> = conds
                 .iter()
                 .map(|c| match &c.cond {
-                    Cond::Eq(f, _) | Cond::In(f, _) | Cond::Lower(f, _) | Cond::Upper(f, _) => {
-                        f.clone()
-                    }
+                    Cond::Eq(f, _)
+                    | Cond::In(f, _)
+                    | Cond::Lower(f, _)
+                    | Cond::Upper(f, _)
+                    | Cond::Prefix(f, _) => f.clone(),
                 })
                 .collect();
             fields.dedup();

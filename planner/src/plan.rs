@@ -18,16 +18,18 @@ pub struct Bound {
     pub inclusive: bool,
 }
 
-/// A range on one field: either end may be open.
+/// A range on one field: either end may be open; or (`prefix`) the string values that
+/// start with a value (`STARTS WITH`), which takes the place of both ends.
 #[derive(Debug, Clone, Default)]
 pub struct Range {
     pub lower: Option<Bound>,
     pub upper: Option<Bound>,
+    pub prefix: Option<Scalar>,
 }
 
 impl Range {
     pub fn is_open(&self) -> bool {
-        self.lower.is_none() && self.upper.is_none()
+        self.lower.is_none() && self.upper.is_none() && self.prefix.is_none()
     }
 }
 
@@ -248,6 +250,9 @@ fn columns(list: &[(String, Scalar)]) -> String {
 }
 
 fn range_parts(range: &Range) -> String {
+    if let Some(p) = &range.prefix {
+        return format!("STARTS WITH {p}");
+    }
     let lower = range
         .lower
         .as_ref()

@@ -50,6 +50,18 @@ fn range_parts(
     Ok((one(&range.lower)?, one(&range.upper)?))
 }
 
+/// The key range of a `STARTS WITH` range after `prefix`, and whether it is exact; `None`
+/// when the range is not one (or its value is not a string: the filter then says why).
+fn starts_with(cx: &Cx, prefix: Vec<u8>, range: &Range) -> Result<Option<(KeyRange, bool)>> {
+    let Some(p) = &range.prefix else { return Ok(None) };
+    let env = cx.env(None);
+    let v = env.eval_ref(p)?;
+    Ok(match v.as_ref() {
+        Value::String(s) => Some(crate::keyspace::starts_with_range(prefix, s)),
+        _ => None,
+    })
+}
+
 /// The key range an index access reads, or `None` when it can match nothing; the flag says
 /// whether every value was held exactly (no long-value truncation).
 pub fn index_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<(KeyRange, bool)>> {
@@ -73,6 +85,11 @@ pub fn index_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<(Ke
         }
     }
     let prefix = KeyPrefix::Index { model: &model.name, index, values }.encode();
+    if let (Some(r), Some(_)) = (range, ix.fields.get(eq.len())) {
+        if let Some(found) = starts_with(cx, prefix.clone(), r)? {
+            return Ok(Some((found.0, found.1 && exact)));
+        }
+    }
     let (lower, upper) = match (range, ix.fields.get(eq.len())) {
         (Some(r), Some(f)) => range_parts(cx, model, f, r)?,
         _ => (None, None),
@@ -264,6 +281,12 @@ pub(super) fn key_range_decides(cx: &Cx, node: &Node) -> Result<bool> {
         })
     };
     let range = |field: &str, r: &Range| -> Result<bool> {
+        if let Some(p) = &r.prefix {
+            let env = cx.env(None);
+            let v = env.eval_ref(p)?;
+            let long = crate::keyspace::LONG_VALUE;
+            return Ok(matches!(v.as_ref(), Value::String(s) if s.len() <= long));
+        }
         for b in [&r.lower, &r.upper].into_iter().flatten() {
             if !exact(field, &b.value)? {
                 return Ok(false);
@@ -864,10 +887,13 @@ fn record_range(cx: &Cx, model: &Model, access: &Access) -> Result<Option<KeyRan
     let prefix = KeyPrefix::Model(&model.name).encode();
     Ok(match access {
         Access::FullScan { .. } => Some(KeyRange::prefix(&prefix)),
-        Access::PkRange { range, .. } => {
-            let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
-            Some(part_range(prefix, lower, upper))
-        }
+        Access::PkRange { range, .. } => match starts_with(cx, prefix.clone(), range)? {
+            Some((found, _)) => Some(found),
+            None => {
+                let (lower, upper) = range_parts(cx, model, &model.pk().name, range)?;
+                Some(part_range(prefix, lower, upper))
+            }
+        },
         _ => None,
     })
 }
@@ -983,7 +1009,10 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
         _ => None,
     };
     let mut page: Vec<(Vec<Value>, Row)> = Vec::new();
-    let mut sorter = Sorter::new(keys, Some(n), cx.sort_budget);
+    // One row past the page is read: a cursor is returned only when more rows follow, so a
+    // result whose size is a multiple of the page size does not end with an empty page.
+    let want = n.saturating_add(1);
+    let mut sorter = Sorter::new(keys, Some(want), cx.sort_budget);
     if n > 0 {
         for r in rows_past(cx, source, &seek)? {
             let row = r?;
@@ -996,7 +1025,7 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
             }
             if *sorted {
                 page.push((k, row));
-                if page.len() == n {
+                if page.len() == want {
                     break;
                 }
                 continue;
@@ -1009,9 +1038,11 @@ fn page(cx: &Cx, node: &Node) -> Result<(Vec<Row>, Option<String>)> {
     if !*sorted {
         page = sorter.finish();
     }
-    let cursor = match page.last() {
-        Some((k, _)) if page.len() == n => Some(encode_cursor(*query, k)),
-        _ => None,
+    let cursor = if page.len() > n {
+        page.truncate(n);
+        page.last().map(|(k, _)| encode_cursor(*query, k))
+    } else {
+        None
     };
     Ok((page.into_iter().map(|(_, r)| r).collect(), cursor))
 }
