@@ -60,15 +60,22 @@ pub type Records<'a> = Box<dyn Iterator<Item = Result<Cow<'a, [u8]>>> + 'a>;
 
 /// The key part of a primary-key value (which must fit in a key).
 pub fn pk_part(model: &Model, pk: &Value) -> Result<KeyPart> {
-    match key_part(pk) {
-        Some((p, true)) => Ok(p),
-        _ => Err(Error::validation(
-            &model.name,
-            &model.pk().name,
-            pk,
-            "is not a usable primary key (null, or longer than 96 bytes)",
-        )),
-    }
+    let why = match key_part(pk) {
+        Some((p, true)) => return Ok(p),
+        Some(_) => format!(
+            "is too long for a primary key: a STRING or BYTES key is at most {} bytes \
+             (this one is {}), so that keys stay exact and in order; keep a long value in \
+             a UNIQUE field and key the record by a ULID",
+            keyspace::LONG_VALUE,
+            match pk {
+                Value::String(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                _ => 0,
+            }
+        ),
+        None => "is not a usable primary key (null, an array or an object)".to_string(),
+    };
+    Err(Error::validation(&model.name, &model.pk().name, pk, &why))
 }
 
 /// The entry parts of `row` in `index`: `None` when a field is null (no entry).
