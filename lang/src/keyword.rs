@@ -115,6 +115,7 @@ keywords! {
     Model = "MODEL",
     Models = "MODELS",
     Nack = "NACK",
+    Never = "NEVER",
     Not = "NOT" reserved true,
     Null = "NULL" reserved true,
     Object = "OBJECT",

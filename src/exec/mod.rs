@@ -663,11 +663,48 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
 /// The time to live an `EXPIRE IN` clause asks for: none keeps a record's expiry (a new
 /// record has none), a duration expires it that long after the statement's clock time, a
 /// parameter bound to a duration string does the same and one bound to `NULL` clears it.
-pub fn ttl(cx: &Cx, expire: &Option<kvm_lang::ast::DurationValue>) -> Result<Ttl> {
-    let Some(d) = expire else { return Ok(Ttl::Keep) };
-    Ok(match duration_ms(cx.params, d, "EXPIRE IN", true)? {
-        None => Ttl::Clear,
-        Some(ms) => Ttl::At(cx.mtx.txn().now_millis().saturating_add(ms)),
+pub fn ttl(cx: &Cx, expire: &Option<kvm_lang::ast::Expire>) -> Result<Ttl> {
+    use kvm_lang::ast::Expire;
+    let now = cx.mtx.txn().now_millis();
+    let bad = |message: String, span| Error::Invalid {
+        code: "kvm.invalid_duration",
+        message,
+        span: Some(span),
+        help: Some("delete the record with DELETE, or clear an expiry with EXPIRE NEVER".into()),
+    };
+    Ok(match expire {
+        None => Ttl::Keep,
+        Some(Expire::Never) => Ttl::Clear,
+        Some(Expire::In(d)) => match duration_ms(cx.params, d, "EXPIRE IN", true)? {
+            None => Ttl::Clear,
+            Some(0) => {
+                return Err(bad(
+                    "EXPIRE IN a zero duration would expire the record at once".into(),
+                    d.span,
+                ))
+            }
+            Some(ms) => Ttl::At(now.saturating_add(ms)),
+        },
+        Some(Expire::At(e)) => {
+            let v = cx.value(e)?;
+            let micros = match &v {
+                Value::Null => return Ok(Ttl::Clear),
+                Value::Timestamp(t) => *t,
+                Value::String(s) => crate::values::parse_timestamp(s).ok_or_else(|| {
+                    bad(format!("EXPIRE AT needs a timestamp, got '{s}'"), e.span)
+                })?,
+                other => {
+                    let shown = crate::values::kql(other);
+                    return Err(bad(format!("EXPIRE AT needs a timestamp, got {shown}"), e.span));
+                }
+            };
+            let at = u64::try_from(micros.div_euclid(1000)).unwrap_or(0);
+            if at <= now {
+                let shown = crate::values::format_timestamp(micros);
+                return Err(bad(format!("EXPIRE AT {shown} is not in the future"), e.span));
+            }
+            Ttl::At(at)
+        }
     })
 }
 

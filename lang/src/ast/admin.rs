@@ -1,6 +1,6 @@
 //! Queue, transaction, introspection and raw key-value statements.
 
-use super::expr::{DurationValue, Expr, Ident};
+use super::expr::{DurationValue, Expire, Expr, Ident};
 use super::Statement;
 use crate::span::Span;
 
@@ -159,7 +159,7 @@ pub enum KvOp {
         /// The value.
         value: Expr,
         /// Time to live.
-        expire: Option<DurationValue>,
+        expire: Option<Expire>,
     },
     /// `KV DELETE key`
     Delete(Expr),

@@ -393,6 +393,17 @@ pub struct DurationValue {
     pub span: Span,
 }
 
+/// A write's time to live: `EXPIRE IN d`, `EXPIRE AT ts`, or `EXPIRE NEVER`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expire {
+    /// `EXPIRE IN '30d'`: that long after the statement's time.
+    In(DurationValue),
+    /// `EXPIRE AT ts`: at a timestamp (an expression: a literal, a parameter, `now() + '1d'`).
+    At(Expr),
+    /// `EXPIRE NEVER`: no expiry (clears one).
+    Never,
+}
+
 /// A literal duration or a parameter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DurationKind {

@@ -11,8 +11,8 @@ pub use admin::{
     QueueRef, Schedule, Settle, Show, ShowWhat,
 };
 pub use expr::{
-    precedence, BinaryOp, CallArgs, DurationKind, DurationValue, Expr, ExprKind, Ident, InRhs,
-    Literal, ObjectField, Param, Path, UnaryOp,
+    precedence, BinaryOp, CallArgs, DurationKind, DurationValue, Expire, Expr, ExprKind, Ident,
+    InRhs, Literal, ObjectField, Param, Path, UnaryOp,
 };
 pub use query::{
     AssignOp, Assignment, Delete, Include, Insert, InsertSource, OrderBy, Projection, RecordRef,

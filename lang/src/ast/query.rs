@@ -2,7 +2,7 @@
 //! `RELATE` / `UNRELATE`, and the clauses they share.
 
 use super::expr::{Expr, Ident, Path};
-use super::DurationValue;
+use super::Expire;
 use crate::span::Span;
 
 /// `SELECT projection FROM model [WHERE] [ORDER BY] [LIMIT] [OFFSET] [AFTER] [INCLUDE]`.
@@ -89,7 +89,7 @@ pub struct Insert {
     /// One record or an atomic batch.
     pub source: InsertSource,
     /// `EXPIRE IN`: time to live of the new records.
-    pub expire: Option<DurationValue>,
+    pub expire: Option<Expire>,
     /// `RETURNING`.
     pub returning: Option<Projection>,
     /// Where it is.
@@ -115,7 +115,7 @@ pub struct Upsert {
     /// `ON (fields)`: the unique key that decides insert or update (default: the primary key).
     pub on: Vec<Ident>,
     /// `EXPIRE IN`.
-    pub expire: Option<DurationValue>,
+    pub expire: Option<Expire>,
     /// `RETURNING`.
     pub returning: Option<Projection>,
     /// Where it is.
@@ -132,7 +132,7 @@ pub struct Update {
     /// `WHERE`.
     pub filter: Option<Expr>,
     /// `EXPIRE IN`: reset the time to live.
-    pub expire: Option<DurationValue>,
+    pub expire: Option<Expire>,
     /// `RETURNING`.
     pub returning: Option<Projection>,
     /// Where it is.

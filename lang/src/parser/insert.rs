@@ -3,7 +3,8 @@
 
 use super::select::clause_once;
 use super::{PResult, Parser};
-use crate::ast::{DurationValue, Insert, InsertSource, Projection, Statement, Upsert};
+use crate::ast::{DurationKind, Expire, Insert, InsertSource, Projection, Statement, Upsert};
+use crate::diagnostic::Diagnostic;
 use crate::keyword::Keyword;
 use crate::token::TokenKind;
 
@@ -50,15 +51,37 @@ impl Parser<'_> {
         }))
     }
 
-    /// `[EXPIRE IN d] [RETURNING …]`, in either order.
-    pub(crate) fn write_tail(&mut self) -> PResult<(Option<DurationValue>, Option<Projection>)> {
+    /// After `EXPIRE`: `IN d` (not zero: that would expire the record at once), `AT ts`, or
+    /// `NEVER`.
+    pub(crate) fn expire(&mut self) -> PResult<Expire> {
+        if self.eat_kw(Keyword::In).is_some() {
+            let d = self.duration()?;
+            if d.kind == DurationKind::Millis(0) {
+                return Err(Diagnostic::new(
+                    d.span,
+                    "EXPIRE IN a zero duration would expire the record at once",
+                )
+                .with_help("delete it with DELETE, or clear an expiry with EXPIRE NEVER"));
+            }
+            return Ok(Expire::In(d));
+        }
+        if self.eat_kw(Keyword::At).is_some() {
+            return Ok(Expire::At(self.expr()?));
+        }
+        if self.eat_kw(Keyword::Never).is_some() {
+            return Ok(Expire::Never);
+        }
+        Err(self.error_expected())
+    }
+
+    /// `[EXPIRE …] [RETURNING …]`, in either order.
+    pub(crate) fn write_tail(&mut self) -> PResult<(Option<Expire>, Option<Projection>)> {
         let mut expire = None;
         let mut returning = None;
         loop {
             if let Some(span) = self.eat_kw(Keyword::Expire) {
-                clause_once(expire.is_some(), span, "EXPIRE IN")?;
-                self.expect_kw(Keyword::In)?;
-                expire = Some(self.duration()?);
+                clause_once(expire.is_some(), span, "EXPIRE")?;
+                expire = Some(self.expire()?);
             } else if let Some(span) = self.eat_kw(Keyword::Returning) {
                 clause_once(returning.is_some(), span, "RETURNING")?;
                 returning = Some(self.projection()?);

@@ -15,12 +15,8 @@ impl Parser<'_> {
         } else if self.eat_kw(Keyword::Set).is_some() {
             let key = self.key_expr()?;
             let value = self.expr()?;
-            let expire = if self.eat_kw(Keyword::Expire).is_some() {
-                self.expect_kw(Keyword::In)?;
-                Some(self.duration()?)
-            } else {
-                None
-            };
+            let expire =
+                if self.eat_kw(Keyword::Expire).is_some() { Some(self.expire()?) } else { None };
             KvOp::Set { key, value, expire }
         } else if self.eat_kw(Keyword::Delete).is_some() {
             KvOp::Delete(self.key_expr()?)

@@ -131,7 +131,7 @@ impl Parser<'_> {
                 let text = self.string_value(tok)?;
                 let millis = parse_duration(&text).map_err(|why| {
                     Diagnostic::new(tok.span, format!("invalid duration {}: {why}", self.text(tok)))
-                        .with_help("write a whole number and a unit (ms, s, m, h, d, w), combined as in '1h30m'")
+                        .with_help("write a whole number and a unit (ms, s, m, h, d, w, y), combined as in '1h30m'")
                 })?;
                 Ok(DurationValue { kind: DurationKind::Millis(millis), span: tok.span })
             }
@@ -188,7 +188,8 @@ impl Parser<'_> {
     }
 }
 
-/// Parse `'30s'`, `'1h30m'`, `'250ms'`, `'2w'` into milliseconds.
+/// Parse `'30s'`, `'1h30m'`, `'250ms'`, `'2w'`, `'1y'` into milliseconds. Units are lower
+/// case: `ms`, `s`, `m`, `h`, `d`, `w`, `y` (365 days).
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     if text.is_empty() {
         return Err("it is empty".to_string());
@@ -218,12 +219,23 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
+            // A year of 365 days (durations are fixed lengths: no calendar).
+            "y" => 31_536_000_000,
             "" if i < bytes.len() && bytes[i] == b'.' => {
                 return Err(
                     "fractions are not allowed; combine units instead, as in '1h30m'".to_string()
                 )
             }
             "" => return Err(format!("`{number}` has no unit")),
+            other
+                if ["MS", "S", "M", "H", "D", "W", "Y"]
+                    .contains(&other.to_ascii_uppercase().as_str()) =>
+            {
+                return Err(format!(
+                    "unknown unit `{other}` (units are lower case: `{}`)",
+                    other.to_ascii_lowercase()
+                ))
+            }
             other => return Err(format!("unknown unit `{other}`")),
         };
         total = number

@@ -25,9 +25,8 @@ impl Parser<'_> {
                 clause_once(filter.is_some(), span, "WHERE")?;
                 filter = Some(self.expr()?);
             } else if let Some(span) = self.eat_kw(Keyword::Expire) {
-                clause_once(expire.is_some(), span, "EXPIRE IN")?;
-                self.expect_kw(Keyword::In)?;
-                expire = Some(self.duration()?);
+                clause_once(expire.is_some(), span, "EXPIRE")?;
+                expire = Some(self.expire()?);
             } else if let Some(span) = self.eat_kw(Keyword::Returning) {
                 clause_once(returning.is_some(), span, "RETURNING")?;
                 returning = Some(self.projection()?);
@@ -37,7 +36,7 @@ impl Parser<'_> {
         }
         if assignments.is_empty() && expire.is_none() {
             return Err(self
-                .error_at(self.span_from(start), "UPDATE needs SET or EXPIRE IN")
+                .error_at(self.span_from(start), "UPDATE needs SET or EXPIRE")
                 .with_help("write `UPDATE model SET field = value WHERE …`"));
         }
         Ok(Statement::Update(Update {

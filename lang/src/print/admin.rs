@@ -105,7 +105,7 @@ impl Display for Kv {
             KvOp::Set { key, value, expire } => {
                 write!(f, "KV SET {key} {value}")?;
                 if let Some(expire) = expire {
-                    write!(f, " EXPIRE IN {expire}")?;
+                    write!(f, " {expire}")?;
                 }
                 Ok(())
             }

@@ -5,9 +5,19 @@ use std::fmt::{self, Display, Formatter};
 
 use super::comma_sep;
 use crate::ast::{
-    AssignOp, Assignment, Delete, DurationValue, Expr, Include, Insert, InsertSource, OrderBy,
-    Projection, Relate, Select, SelectItem, Update, Upsert, Watch, WatchTarget,
+    AssignOp, Assignment, Delete, Expire, Expr, Include, Insert, InsertSource, OrderBy, Projection,
+    Relate, Select, SelectItem, Update, Upsert, Watch, WatchTarget,
 };
+
+impl Display for Expire {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Expire::In(d) => write!(f, "EXPIRE IN {d}"),
+            Expire::At(e) => write!(f, "EXPIRE AT {e}"),
+            Expire::Never => f.write_str("EXPIRE NEVER"),
+        }
+    }
+}
 
 impl Display for Select {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -124,11 +134,11 @@ impl Display for ClausesOf<'_> {
 
 fn write_tail(
     f: &mut Formatter<'_>,
-    expire: &Option<DurationValue>,
+    expire: &Option<Expire>,
     returning: &Option<Projection>,
 ) -> fmt::Result {
     if let Some(expire) = expire {
-        write!(f, " EXPIRE IN {expire}")?;
+        write!(f, " {expire}")?;
     }
     if let Some(returning) = returning {
         write!(f, " RETURNING {returning}")?;
