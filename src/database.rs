@@ -617,6 +617,7 @@ impl Database {
             model: Ident::new(model),
             value: kvm_lang::Expr::new(kvm_lang::ExprKind::Param(Param::Named("value".into()))),
             on: on.iter().map(|f| Ident::new(*f)).collect(),
+            update: None,
             expire: None,
             returning: None,
             span: Span::default(),

@@ -76,6 +76,7 @@ keywords! {
     Desc = "DESC",
     Describe = "DESCRIBE",
     Distinct = "DISTINCT" reserved true,
+    Do = "DO",
     Drop = "DROP",
     Else = "ELSE",
     End = "END",

@@ -464,8 +464,20 @@ pub fn plan_insert(catalog: &Catalog, s: &Insert) -> Result<Plan, PlanError> {
 /// Plans an `UPDATE`.
 pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.model.name, s.model.span)?;
-    let mut assignments = Vec::with_capacity(s.assignments.len());
-    for a in &s.assignments {
+    let assignments = assignments(model, &s.assignments)?;
+    let source = source(catalog, model, s.filter.as_ref(), &[])?.node;
+    Ok(Plan::Update {
+        model: model.name.clone(),
+        source,
+        assignments,
+        returning: returning(model, &s.returning)?,
+    })
+}
+
+/// Binds `SET` assignments against `model` (of `UPDATE`, and `UPSERT … DO UPDATE SET`).
+fn assignments(model: &Model, list: &[kvm_lang::ast::Assignment]) -> Result<Vec<Set>, PlanError> {
+    let mut assignments = Vec::with_capacity(list.len());
+    for a in list {
         let target = kvm_lang::Expr { kind: ExprKind::Path(a.target.clone()), span: a.target.span };
         bind::bind_expr(model, &target)?;
         bind::bind_expr(model, &a.value)?;
@@ -482,13 +494,7 @@ pub fn plan_update(catalog: &Catalog, s: &Update) -> Result<Plan, PlanError> {
         let value = Scope::row(model).lower(&a.value)?;
         assignments.push(Set { slot, target: a.target.clone(), op: a.op, value });
     }
-    let source = source(catalog, model, s.filter.as_ref(), &[])?.node;
-    Ok(Plan::Update {
-        model: model.name.clone(),
-        source,
-        assignments,
-        returning: returning(model, &s.returning)?,
-    })
+    Ok(assignments)
 }
 
 /// Plans a `DELETE`.
@@ -569,6 +575,7 @@ pub fn plan_upsert(catalog: &Catalog, s: &Upsert) -> Result<Plan, PlanError> {
         on: index.map_or(on, |ix| ix.fields.clone()),
         index: index.map(|ix| ix.name.clone()),
         value: Scope::none().lower(&s.value)?,
+        update: s.update.as_ref().map(|u| assignments(model, u)).transpose()?,
         returning: returning(model, &s.returning)?,
     })
 }

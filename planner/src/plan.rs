@@ -201,8 +201,11 @@ pub enum Plan {
         model: String,
         on: Vec<String>,
         index: Option<String>,
-        /// The record given (an object, or a parameter holding one).
+        /// The record given (an object, or a parameter holding one), or an array of them
+        /// (each upserted in turn, in one commit).
         value: Scalar,
+        /// `DO UPDATE SET …`: what a record found is updated with (else the value's fields).
+        update: Option<Vec<Set>>,
         returning: Option<Vec<(String, Scalar)>>,
     },
 }
@@ -505,13 +508,20 @@ impl fmt::Display for Plan {
                 let _ = writeln!(s, "Delete {model}");
                 source.write(&mut s, 1);
             }
-            Plan::Upsert { model, on, index, returning, .. } => {
+            Plan::Upsert { model, on, index, returning, update, .. } => {
                 if let Some(r) = returning {
                     let _ = writeln!(s, "Returning {}", columns(r));
                 }
+                let with = match update {
+                    Some(set) => {
+                        let set: Vec<String> = set.iter().map(|a| a.to_string()).collect();
+                        format!(" (SET {})", set.join(", "))
+                    }
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     s,
-                    "Upsert {model} ON ({}): update the record found, or insert",
+                    "Upsert {model} ON ({}): update the record found{with}, or insert",
                     on.join(", ")
                 );
                 let values: Vec<String> = on.iter().map(|f| format!("value.{f}")).collect();

@@ -601,8 +601,10 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
                 Plan::Delete { model, source, returning } => {
                     write::delete(cx, model, source, returning)?
                 }
-                Plan::Upsert { model, on, index, value, returning } => {
-                    write::upsert(cx, value, model, on, index.as_deref(), returning, ttl)?
+                Plan::Upsert { model, on, index, value, update, returning } => {
+                    let how =
+                        write::UpsertBy { on, index: index.as_deref(), update: update.as_deref() };
+                    write::upsert(cx, value, model, &how, returning, ttl)?
                 }
             }
         }

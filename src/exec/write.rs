@@ -301,23 +301,27 @@ pub fn delete(
     gone.output(cx, model, ret, "deleted")
 }
 
-/// `UPSERT INTO m value [ON (fields)]`: finds the record through the primary key or the
-/// unique index `ON` names (the record's coerced values, so LOWERCASE and friends apply);
-/// updates the fields the value gives when found (the rules of `UPDATE … SET`, fields
-/// equal to the stored value skipped), inserts it otherwise. The lookup is a checked read,
-/// so two racing upserts of one key conflict and the retry updates: one record, never two.
+/// How an `UPSERT` finds and updates a record: by the primary key (`index: None`) or a
+/// unique index whose fields are `on`; with `DO UPDATE SET` assignments, or (`None`) with
+/// the given value's fields.
+pub struct UpsertBy<'p> {
+    pub on: &'p [String],
+    pub index: Option<&'p str>,
+    pub update: Option<&'p [kvm_planner::Set]>,
+}
+
+/// `UPSERT`: each record given (an object, or an array of them: one commit, in order) is
+/// inserted, or updates the record its `ON` key finds.
 pub fn upsert(
     cx: &Cx,
     value: &Scalar,
     model: &str,
-    on: &[String],
-    index: Option<&str>,
+    how: &UpsertBy,
     ret: &Option<Vec<(String, Scalar)>>,
     ttl: Ttl,
 ) -> Result<Output> {
     let model = cx.model(model)?;
-    let pk_name = model.pk().name.clone();
-    let index = match index {
+    let index = match how.index {
         None => None,
         Some(name) => Some(
             model
@@ -325,21 +329,59 @@ pub fn upsert(
                 .ok_or_else(|| Error::Internal(format!("plan names missing index {name}")))?,
         ),
     };
-    let input = match cx.env(None).eval(value)? {
-        Value::Object(m) => m,
-        other => {
-            return Err(Error::Invalid {
-                code: "kvm.type_mismatch",
-                message: format!(
-                    "UPSERT INTO {} needs an object, got {}",
-                    model.name,
-                    crate::values::kql(&other)
-                ),
-                span: (!value.span.is_empty()).then_some(value.span),
-                help: None,
-            })
-        }
+    let not_object = |other: &Value| Error::Invalid {
+        code: "kvm.type_mismatch",
+        message: format!(
+            "UPSERT INTO {} needs an object or an array of objects, got {}",
+            model.name,
+            crate::values::kql(other)
+        ),
+        span: (!value.span.is_empty()).then_some(value.span),
+        help: None,
     };
+    let inputs = match cx.env(None).eval(value)? {
+        Value::Object(m) => vec![m],
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Object(m) => Ok(m),
+                other => Err(not_object(&other)),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        other => return Err(not_object(&other)),
+    };
+    let mut rows = Vec::with_capacity(inputs.len());
+    let (mut inserted, mut updated) = (0, 0);
+    for input in inputs {
+        cx.stop.check()?;
+        let (row, was_insert) = upsert_one(cx, value, model, index, how, input, ttl)?;
+        if was_insert {
+            inserted += 1;
+        } else {
+            updated += 1;
+        }
+        rows.push(row);
+    }
+    let verb = match (inserted, updated) {
+        (_, 0) => "inserted",
+        (0, _) => "updated",
+        _ => "upserted",
+    };
+    returning(cx, model, ret, &rows, verb)
+}
+
+/// One record of an `UPSERT`: the row written, and whether it was inserted.
+fn upsert_one(
+    cx: &Cx,
+    value: &Scalar,
+    model: &kvm_planner::Model,
+    index: Option<&kvm_planner::Index>,
+    how: &UpsertBy,
+    input: std::collections::BTreeMap<String, Value>,
+    ttl: Ttl,
+) -> Result<(Row, bool)> {
+    let on = how.on;
+    let pk_name = model.pk().name.clone();
     for f in on {
         if input.get(f).is_none_or(|v| matches!(v, Value::Null)) {
             return Err(Error::validation(
@@ -364,19 +406,21 @@ pub fn upsert(
         }
         Some(ix) => cx.mtx.unique_holder(model, ix, &key_row)?,
     };
-    match existing {
+    let Some(old) = existing else {
+        let expire_at = match ttl {
+            Ttl::At(t) => Some(t),
+            Ttl::Keep | Ttl::Clear => None,
+        };
+        let candidate =
+            record::for_insert(model, input, &cx.env(None)).map_err(|e| at_value(e, value))?;
+        cx.mtx.insert(model, &candidate, expire_at)?;
+        refs::check_parents(cx, model, None, &candidate)?;
+        return Ok((candidate, true));
+    };
+    let new = match how.update {
+        // `DO UPDATE SET`: the assignments, evaluated against the record found.
+        Some(set) => record::for_update(model, &old, set, &cx.env(None))?,
         None => {
-            let expire_at = match ttl {
-                Ttl::At(t) => Some(t),
-                Ttl::Keep | Ttl::Clear => None,
-            };
-            let candidate =
-                record::for_insert(model, input, &cx.env(None)).map_err(|e| at_value(e, value))?;
-            cx.mtx.insert(model, &candidate, expire_at)?;
-            refs::check_parents(cx, model, None, &candidate)?;
-            returning(cx, model, ret, &[candidate], "inserted")
-        }
-        Some(old) => {
             if let Some(given) = input.get(&pk_name) {
                 let given = record::coerce(&model.name, model.pk(), given.clone())?;
                 let held = old.get(&pk_name).cloned().unwrap_or(Value::Null);
@@ -401,11 +445,10 @@ pub fn upsert(
                 }
                 values.push((name, AssignOp::Set, v));
             }
-            let new = record::apply(model, &old, &values, &cx.env(None))
-                .map_err(|e| at_value(e, value))?;
-            cx.mtx.update(model, &old, &new, ttl)?;
-            refs::check_parents(cx, model, Some(&old), &new)?;
-            returning(cx, model, ret, &[new], "updated")
+            record::apply(model, &old, &values, &cx.env(None)).map_err(|e| at_value(e, value))?
         }
-    }
+    };
+    cx.mtx.update(model, &old, &new, ttl)?;
+    refs::check_parents(cx, model, Some(&old), &new)?;
+    Ok((new, false))
 }

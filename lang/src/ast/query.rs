@@ -114,6 +114,9 @@ pub struct Upsert {
     pub value: Expr,
     /// `ON (fields)`: the unique key that decides insert or update (default: the primary key).
     pub on: Vec<Ident>,
+    /// `DO UPDATE SET …`: what a record found is updated with (`None`: with the value's
+    /// fields).
+    pub update: Option<Vec<Assignment>>,
     /// `EXPIRE IN`.
     pub expire: Option<Expire>,
     /// `RETURNING`.

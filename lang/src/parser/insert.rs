@@ -33,18 +33,26 @@ impl Parser<'_> {
         }))
     }
 
-    /// `UPSERT INTO model value [ON (fields)] [EXPIRE IN d] [RETURNING …]`
+    /// `UPSERT INTO model value [ON (fields)] [DO UPDATE SET …] [EXPIRE …] [RETURNING …]`
     pub(crate) fn parse_upsert(&mut self) -> PResult<Statement> {
         let start = self.advance().span;
         self.expect_kw(Keyword::Into)?;
         let model = self.ident()?;
         let value = self.expr()?;
         let on = if self.eat_kw(Keyword::On).is_some() { self.paren_idents()? } else { Vec::new() };
+        let update = if self.eat_kw(Keyword::Do).is_some() {
+            self.expect_kw(Keyword::Update)?;
+            self.expect_kw(Keyword::Set)?;
+            Some(self.comma_list(Self::assignment)?)
+        } else {
+            None
+        };
         let (expire, returning) = self.write_tail()?;
         Ok(Statement::Upsert(Upsert {
             model,
             value,
             on,
+            update,
             expire,
             returning,
             span: self.span_from(start),

@@ -50,7 +50,7 @@ impl Parser<'_> {
     }
 
     /// `path = e`, `path += e`, `path -= e`, `path = MIN(path, e)`, `path = MAX(path, e)`
-    fn assignment(&mut self) -> PResult<Assignment> {
+    pub(crate) fn assignment(&mut self) -> PResult<Assignment> {
         let target = self.path()?;
         let op = if self.eat(TokenKind::Eq).is_some() {
             AssignOp::Set

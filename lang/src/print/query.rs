@@ -169,6 +169,10 @@ impl Display for Upsert {
             comma_sep(f, &self.on, ", ")?;
             f.write_str(")")?;
         }
+        if let Some(update) = &self.update {
+            f.write_str(" DO UPDATE SET ")?;
+            comma_sep(f, update, ", ")?;
+        }
         write_tail(f, &self.expire, &self.returning)
     }
 }
