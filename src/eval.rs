@@ -117,12 +117,12 @@ impl Env<'_> {
             return Ok(());
         }
         match &e.kind {
-            ScalarKind::Case { operand, branches, otherwise } => {
-                // Only the chosen branch is evaluated (another may divide by zero).
-                let v = self.case(operand.as_deref(), branches, otherwise.as_deref())?;
-                operands.push(v);
-                return Ok(());
+            ScalarKind::InValue { list, .. }
+                if matches!(list.kind, ScalarKind::Subquery { exists: false, .. }) =>
+            {
+                return self.in_subquery(e, operands);
             }
+            ScalarKind::Case { .. } => return self.case(e, operands),
             ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => {
                 self.walk(expr, operands)?
             }
@@ -160,14 +160,42 @@ impl Env<'_> {
             | ScalarKind::Field { .. }
             | ScalarKind::Related { .. }
             | ScalarKind::Computed { .. }
-            | ScalarKind::Output { .. } => {}
+            | ScalarKind::Output { .. }
+            | ScalarKind::Subquery { .. } => {}
         }
         self.apply(e, operands).map_err(Box::new)
     }
 
+    /// `x [NOT] IN (SELECT …)`: the subquery's values, sorted once, searched (no copy).
+    /// Out of `walk`'s frame, which is on the stack once per level of the tree.
+    #[inline(never)]
+    fn in_subquery(&self, e: &Scalar, operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+        let ScalarKind::InValue { expr, list, negated } = &e.kind else {
+            return Err(Box::new(underflow(e)));
+        };
+        let ScalarKind::Subquery { key, .. } = &list.kind else {
+            return Err(Box::new(underflow(e)));
+        };
+        let v = self.eval(expr)?;
+        let values = self.params.get(&kvm_planner::ir::subquery_param(key))?;
+        operands.push(in_sorted(&v, values, *negated));
+        Ok(())
+    }
+
     /// `CASE`: the first branch whose condition is true (or whose value equals the
-    /// operand: NULL equals nothing), else `ELSE`, else NULL.
-    fn case(
+    /// operand: NULL equals nothing), else `ELSE`, else NULL. Only the chosen branch is
+    /// evaluated (another may divide by zero). Out of `walk`'s frame.
+    #[inline(never)]
+    fn case(&self, e: &Scalar, operands: &mut Vec<Value>) -> Result<(), Box<Error>> {
+        let ScalarKind::Case { operand, branches, otherwise } = &e.kind else {
+            return Err(Box::new(underflow(e)));
+        };
+        let v = self.case_value(operand.as_deref(), branches, otherwise.as_deref())?;
+        operands.push(v);
+        Ok(())
+    }
+
+    fn case_value(
         &self,
         operand: Option<&Scalar>,
         branches: &[(Scalar, Scalar)],
@@ -270,6 +298,10 @@ impl Env<'_> {
             }
             ScalarKind::Output { slot, .. } => {
                 Ok(self.row.map_or(Value::Null, |r| r.slot(*slot).clone()))
+            }
+            // Run before the statement, bound under a name of its own.
+            ScalarKind::Subquery { key, .. } => {
+                Ok(self.params.get(&kvm_planner::ir::subquery_param(key))?.clone())
             }
             ScalarKind::Computed { column } => match self.row.and_then(|r| r.get(column)) {
                 Some(v) => Ok(v.clone()),
@@ -521,6 +553,7 @@ fn is_leaf(e: &Scalar) -> bool {
             | ScalarKind::Related { .. }
             | ScalarKind::Computed { .. }
             | ScalarKind::Output { .. }
+            | ScalarKind::Subquery { .. }
     )
 }
 
@@ -829,6 +862,23 @@ fn in_list(v: Value, list: Value, negated: bool, e: &Scalar) -> Result<Value> {
         return Ok(Value::Null);
     }
     Ok(Value::Bool(negated))
+}
+
+/// `v [NOT] IN` a subquery's values, sorted in [`crate::values::total_cmp`] order with a
+/// NULL (if any) first: the answer of [`in_list`], by binary search.
+fn in_sorted(v: &Value, values: &Value, negated: bool) -> Value {
+    let Value::Array(values) = values else { return Value::Null };
+    if matches!(v, Value::Null) {
+        return Value::Null;
+    }
+    if values.binary_search_by(|x| crate::values::total_cmp(x, v)).is_ok() {
+        // (total_cmp orders types apart; equal here is equal as `=` compares.)
+        return Value::Bool(!negated);
+    }
+    if matches!(values.first(), Some(Value::Null)) {
+        return Value::Null;
+    }
+    Value::Bool(negated)
 }
 
 /// `v [NOT] BETWEEN lo AND hi`, inclusive; null when either comparison is.

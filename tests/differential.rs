@@ -1,6 +1,7 @@
 //! Differential test against SQLite: the same random rows (with NULLs) are loaded into KVM
 //! and into SQLite, then a few hundred generated queries — aggregates, GROUP BY, HAVING,
-//! DISTINCT, and scalar functions — run on both and their results must agree.
+//! DISTINCT, uncorrelated subqueries (`IN`, `NOT IN` with NULLs, `EXISTS`) and scalar
+//! functions — run on both and their results must agree.
 //!
 //! Only forms whose semantics match are generated: numbers in SQLite's integer and real
 //! columns, strings compared bytewise (SQLite's BINARY collation), NULLs in every column.
@@ -234,6 +235,22 @@ fn function(rng: &mut Rng) -> Query {
     }
 }
 
+fn subquery(rng: &mut Rng) -> Query {
+    let k = rng.below(100) as i64 - 50;
+    let (col, inner) = *rng.pick(&[("h", "h"), ("k", "k"), ("g", "c"), ("x", "h")]);
+    let q = match rng.below(4) {
+        0 => format!("SELECT id FROM t WHERE {col} IN (SELECT {inner} FROM t WHERE x > {k}) ORDER BY id"),
+        1 => format!("SELECT id FROM t WHERE {col} NOT IN (SELECT {inner} FROM t WHERE y < {k}) ORDER BY id"),
+        2 => format!(
+            "SELECT COUNT(*) AS n FROM t WHERE EXISTS (SELECT id FROM t WHERE x = {k}) AND {col} IS NOT NULL"
+        ),
+        _ => format!(
+            "SELECT g, COUNT(*) AS n FROM t WHERE {col} IN (SELECT {inner} FROM t WHERE g = 'a') GROUP BY g ORDER BY g"
+        ),
+    };
+    Query { kql: q.clone(), sql: q }
+}
+
 #[test]
 fn aggregates_and_functions_agree_with_sqlite() {
     let db = Database::memory().unwrap();
@@ -275,9 +292,10 @@ fn aggregates_and_functions_agree_with_sqlite() {
     }
     let mut checked = 0;
     for i in 0..400 {
-        let q = match i % 4 {
+        let q = match i % 5 {
             0 | 1 => grouped(&mut rng),
             2 => distinct(&mut rng),
+            3 => subquery(&mut rng),
             _ => function(&mut rng),
         };
         let got = db.query(&q.kql, ()).unwrap_or_else(|e| panic!("{}: {e}", q.kql));

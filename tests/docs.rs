@@ -33,7 +33,7 @@ DEFINE MODEL comments (
 DEFINE MODEL products (id INT PRIMARY KEY, category STRING, price FLOAT) WITH TIMESTAMPS;
 DEFINE MODEL orders (id INT PRIMARY KEY, customer STRING, total FLOAT);
 DEFINE MODEL scores (id INT PRIMARY KEY, best INT, worst INT);
-DEFINE MODEL sessions (id STRING PRIMARY KEY);
+DEFINE MODEL sessions (id STRING PRIMARY KEY, user_id ULID);
 DEFINE QUEUE emails;
 DEFINE QUEUE reports;
 "#;

@@ -53,6 +53,14 @@ pub fn aggregate_call<'e>(
     }
 }
 
+/// Whether `e` holds a subquery (`IN (SELECT …)`, `EXISTS (SELECT …)`).
+pub fn has_subquery(e: &Expr) -> bool {
+    matches!(
+        &e.kind,
+        ExprKind::ExistsSelect(_) | ExprKind::In { rhs: kvm_lang::ast::InRhs::Select(_), .. }
+    ) || e.children().into_iter().any(has_subquery)
+}
+
 /// Whether `e` calls an aggregate anywhere (outside an `EXISTS` filter).
 pub fn has_aggregate(model: Option<&Model>, e: &Expr) -> bool {
     aggregate_call(model, e).is_some() || e.children().into_iter().any(|c| has_aggregate(model, c))

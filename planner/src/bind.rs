@@ -126,6 +126,8 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Walk {
                     }
                 }
                 InRhs::Expr(e) => bind_in(model, catalog, e)?,
+                // Planned on its own model when lowered.
+                InRhs::Select(sel) => subquery_allowed(catalog, sel.span)?,
             }
         }
         ExprKind::Between { expr, low, high, .. } => {
@@ -151,6 +153,7 @@ fn bind_in(model: &Model, catalog: Option<&Catalog>, expr: &Expr) -> Walk {
                 bind_in(model, catalog, &f.value)?;
             }
         }
+        ExprKind::ExistsSelect(_) => subquery_allowed(catalog, expr.span)?,
         ExprKind::Case { .. } => {
             for c in expr.children() {
                 bind_in(model, catalog, c)?;
@@ -185,6 +188,15 @@ fn bind_path(model: &Model, catalog: Option<&Catalog>, path: &kvm_lang::ast::Pat
 
 /// Checks the function a call names. True when the call is `COUNT(relation)`, whose
 /// argument is a relation rather than an expression to bind.
+/// A subquery needs the catalog (a query's `WHERE`, an `UPDATE`'s or `DELETE`'s): not in a
+/// definition or a `SET` value.
+fn subquery_allowed(catalog: Option<&Catalog>, at: kvm_lang::Span) -> Walk {
+    if catalog.is_some() {
+        return Ok(());
+    }
+    Err(PlanError::unsupported("a subquery here (only in WHERE and SELECT of a query)", at).into())
+}
+
 /// An aggregate where rows are not grouped (a `WHERE`, a `SET`, a definition).
 fn misplaced_aggregate(model: &Model, call: &Expr) -> Walk {
     if crate::aggregate::aggregate_call(Some(model), call).is_none() {

@@ -104,6 +104,15 @@ pub enum ScalarKind {
     Array(Vec<Scalar>),
     /// An object literal: keys and values, in the order written.
     Object(Vec<(String, Scalar)>),
+    /// An uncorrelated subquery, run once before the statement: its rows' one column (sorted
+    /// by [`crate::plan`] order, deduplicated, NULLs left out) as an array, or with `exists`
+    /// whether it returns a row. `key` is its KQL text: the engine binds its result under
+    /// that name ([`subquery_param`]).
+    Subquery {
+        key: String,
+        plan: Box<crate::plan::Node>,
+        exists: bool,
+    },
     /// `CASE [operand] WHEN … THEN … [ELSE …] END`: only the branch chosen is evaluated.
     Case {
         operand: Option<Box<Scalar>>,
@@ -312,6 +321,7 @@ pub(crate) fn lower(scope: &Scope, e: &Expr, form: Option<&Field>) -> Lowered {
         ExprKind::Call { .. } => lower_call(scope, e),
         ExprKind::Array(_) | ExprKind::Object(_) => lower_items(scope, e),
         ExprKind::Case { .. } => lower_case(scope, e),
+        ExprKind::ExistsSelect(s) => lower_subquery(scope, s, true, e.span),
         _ => lower_leaf(scope, e, form),
     }
 }
@@ -348,6 +358,11 @@ fn lower_test(scope: &Scope, e: &Expr) -> Lowered {
                 .iter()
                 .map(|x| lower_compared(scope, expr, x).map(|b| *b))
                 .collect::<Result<_, _>>()?,
+            negated: *negated,
+        },
+        ExprKind::In { expr, rhs: InRhs::Select(s), negated } => ScalarKind::InValue {
+            expr: lower_boxed(scope, expr)?,
+            list: Box::new(lower_subquery(scope, s, false, e.span)?),
             negated: *negated,
         },
         ExprKind::In { expr, rhs: InRhs::Expr(list), negated } => ScalarKind::InValue {
@@ -442,6 +457,45 @@ fn operand_expr(e: &Expr) -> &Expr {
         ExprKind::Case { operand: Some(o), .. } => o,
         _ => e,
     }
+}
+
+/// The name a subquery's result is bound under: not a name a user can write.
+pub fn subquery_param(key: &str) -> kvm_lang::ast::Param {
+    kvm_lang::ast::Param::Named(format!("\u{0}{key}"))
+}
+
+/// `(SELECT …)` planned on its own: one column for `IN`, any for `EXISTS`.
+fn lower_subquery(scope: &Scope, s: &kvm_lang::ast::Select, exists: bool, span: Span) -> Lowered {
+    let Some(catalog) = scope.catalog else {
+        return Err(Box::new(PlanError::unsupported("a subquery here", span)));
+    };
+    let crate::plan::Plan::Select { root } = crate::plan_select(catalog, s).map_err(Box::new)?
+    else {
+        return Err(misplaced_span(span));
+    };
+    if !exists {
+        let columns = match &root {
+            crate::plan::Node::Project { columns, .. } => columns.len(),
+            crate::plan::Node::Count { .. } | crate::plan::Node::IndexCount { .. } => 1,
+            _ => 0,
+        };
+        if columns != 1 {
+            return Err(Box::new(
+                PlanError::new(
+                    "kvm.invalid_subquery",
+                    format!("IN (SELECT …) needs one column, this one has {columns}"),
+                )
+                .at(s.span)
+                .help("select the one value compared: `IN (SELECT author_id FROM …)`"),
+            ));
+        }
+    }
+    let key = s.to_string();
+    Ok(Scalar { kind: ScalarKind::Subquery { key, plan: Box::new(root), exists }, span })
+}
+
+fn misplaced_span(span: Span) -> Box<PlanError> {
+    Box::new(PlanError::new("kvm.internal", "internal error: a subquery was misplanned").at(span))
 }
 
 fn lower_items(scope: &Scope, e: &Expr) -> Lowered {
@@ -543,7 +597,9 @@ impl Scalar {
     /// operators and calls over them).
     pub fn is_constant(&self) -> bool {
         match &self.kind {
-            ScalarKind::Const { .. } | ScalarKind::Param { .. } => true,
+            ScalarKind::Const { .. } | ScalarKind::Param { .. } | ScalarKind::Subquery { .. } => {
+                true
+            }
             ScalarKind::Unary { expr, .. } => expr.is_constant(),
             ScalarKind::Array(items) => items.iter().all(Scalar::is_constant),
             // `now() - '7d'`: the statement's time is one value for the whole statement.
@@ -610,8 +666,41 @@ impl Scalar {
             | ScalarKind::Field { .. }
             | ScalarKind::Related { .. }
             | ScalarKind::Computed { .. }
-            | ScalarKind::Output { .. } => {}
+            | ScalarKind::Output { .. }
+            | ScalarKind::Subquery { .. } => {}
         }
+    }
+
+    /// The expressions directly under this one (not inside a subquery's plan).
+    pub fn children(&self) -> Vec<&Scalar> {
+        let mut out: Vec<&Scalar> = Vec::new();
+        match &self.kind {
+            ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => out.push(expr),
+            ScalarKind::Binary { lhs, rhs, .. } => out.extend([&**lhs, &**rhs]),
+            ScalarKind::InList { expr, items, .. } => {
+                out.push(expr);
+                out.extend(items);
+            }
+            ScalarKind::InValue { expr, list, .. } => out.extend([&**expr, &**list]),
+            ScalarKind::Between { expr, low, high, .. } => out.extend([&**expr, &**low, &**high]),
+            ScalarKind::Call { args, .. } | ScalarKind::Array(args) => out.extend(args),
+            ScalarKind::Object(fields) => out.extend(fields.iter().map(|(_, x)| x)),
+            ScalarKind::Case { operand, branches, otherwise } => {
+                out.extend(operand.as_deref());
+                for (w, t) in branches {
+                    out.extend([w, t]);
+                }
+                out.extend(otherwise.as_deref());
+            }
+            ScalarKind::Const { .. }
+            | ScalarKind::Param { .. }
+            | ScalarKind::Field { .. }
+            | ScalarKind::Related { .. }
+            | ScalarKind::Computed { .. }
+            | ScalarKind::Output { .. }
+            | ScalarKind::Subquery { .. } => {}
+        }
+        out
     }
 
     /// The `AND`-ed conditions of a predicate.
@@ -686,6 +775,8 @@ fn write_kind(f: &mut Formatter<'_>, e: &Scalar) -> fmt::Result {
         ScalarKind::Field { path, .. } | ScalarKind::Related { path } => path.fmt(f),
         ScalarKind::Computed { column } => f.write_str(column),
         ScalarKind::Output { shown, .. } => f.write_str(shown),
+        ScalarKind::Subquery { key, exists: true, .. } => write!(f, "EXISTS ({key})"),
+        ScalarKind::Subquery { key, .. } => write!(f, "({key})"),
         ScalarKind::Call { name, args, .. } => {
             write!(f, "{name}(")?;
             list(f, args)?;

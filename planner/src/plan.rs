@@ -9,6 +9,7 @@ use std::fmt::{self, Write as _};
 
 use kvm_lang::ast::{AssignOp, Path};
 
+use crate::ir::ScalarKind;
 pub use crate::ir::{Scalar, SortKey};
 
 /// One end of a range: the value and whether it is included.
@@ -310,7 +311,71 @@ impl Access {
     }
 }
 
+/// The subqueries `e` holds (not those inside them), in order.
+fn subqueries_of<'a>(e: &'a Scalar, out: &mut Vec<&'a Scalar>) {
+    if let ScalarKind::Subquery { .. } = e.kind {
+        out.push(e);
+        return;
+    }
+    e.children().into_iter().for_each(|c| subqueries_of(c, out));
+}
+
+impl Plan {
+    /// The uncorrelated subqueries of the statement, each once (by its text), a subquery's
+    /// own subqueries before it: the order they are run in, before the statement.
+    pub fn subqueries(&self) -> Vec<(&str, &Node, bool)> {
+        let mut out: Vec<(&str, &Node, bool)> = Vec::new();
+        let root = match self {
+            Plan::Select { root } => root,
+            Plan::Update { source, .. } | Plan::Delete { source, .. } => source,
+            Plan::Insert { .. } | Plan::Upsert { .. } => return out,
+        };
+        root.subqueries(&mut out);
+        out
+    }
+}
+
 impl Node {
+    /// Appends the subqueries of this node and those below it (inner ones first).
+    fn subqueries<'a>(&'a self, out: &mut Vec<(&'a str, &'a Node, bool)>) {
+        let mut here: Vec<&Scalar> = Vec::new();
+        match self {
+            Node::Scan { access: Access::Via { inner, .. }, .. } => inner.subqueries(out),
+            Node::Scan { .. } => {}
+            Node::Filter { source, predicate, .. } => {
+                source.subqueries(out);
+                subqueries_of(predicate, &mut here);
+            }
+            Node::Sort { source, keys, .. } | Node::Page { source, keys, .. } => {
+                source.subqueries(out);
+                keys.iter().for_each(|k| subqueries_of(&k.expr, &mut here));
+            }
+            Node::Limit { source, .. }
+            | Node::Count { source, .. }
+            | Node::Attach { source, .. } => source.subqueries(out),
+            Node::IndexCount { fallback, .. } => fallback.subqueries(out),
+            Node::Aggregate { source, keys, aggs, .. } => {
+                source.subqueries(out);
+                keys.iter().for_each(|(_, k)| subqueries_of(k, &mut here));
+                aggs.iter()
+                    .filter_map(|a| a.arg.as_ref())
+                    .for_each(|a| subqueries_of(a, &mut here));
+            }
+            Node::Project { source, columns } => {
+                source.subqueries(out);
+                columns.iter().for_each(|(_, c)| subqueries_of(c, &mut here));
+            }
+        }
+        for e in here {
+            if let ScalarKind::Subquery { key, plan, exists } = &e.kind {
+                if !out.iter().any(|(k, _, _)| k == key) {
+                    plan.subqueries(out);
+                    out.push((key, plan, *exists));
+                }
+            }
+        }
+    }
+
     fn write(&self, out: &mut String, depth: usize) {
         let pad = "  ".repeat(depth);
         let _ = match self {
@@ -324,6 +389,15 @@ impl Node {
             Node::Filter { source, predicate, covered } => {
                 let by = if *covered { " (skipped when the key range is exact)" } else { "" };
                 let _ = writeln!(out, "{pad}Filter {predicate}{by}");
+                let mut subs = Vec::new();
+                subqueries_of(predicate, &mut subs);
+                for sub in subs {
+                    if let ScalarKind::Subquery { key, plan, .. } = &sub.kind {
+                        let _ =
+                            writeln!(out, "{pad}  Subquery ({key}), run once before the statement");
+                        plan.write(out, depth + 2);
+                    }
+                }
                 source.write(out, depth + 1);
                 Ok(())
             }

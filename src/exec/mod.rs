@@ -57,6 +57,21 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// This context with other parameters (the statement's, and its subqueries' results).
+    pub fn with_params<'p>(&'p self, params: &'p Params) -> Cx<'p>
+    where
+        'a: 'p,
+    {
+        Cx {
+            mtx: self.mtx,
+            catalog: self.catalog,
+            params,
+            ids: self.ids,
+            stop: self.stop,
+            sort_budget: self.sort_budget,
+        }
+    }
+
     pub fn env(&self, row: Option<&'a Row>) -> Env<'a> {
         Env { params: self.params, ids: self.ids, row }
     }
@@ -533,7 +548,60 @@ pub fn stream_in(
     if !head(read::columns(root)) {
         return Ok(None);
     }
-    read::emit(&cx, root, sink)
+    match subqueries(&cx, plan)? {
+        None => read::emit(&cx, root, sink),
+        Some(params) => read::emit(&cx.with_params(&params), root, sink),
+    }
+}
+
+/// Runs the plan's uncorrelated subqueries (inner ones first), each once: the statement's
+/// parameters with their results bound ([`kvm_planner::ir::subquery_param`]), or `None`
+/// when it has none. `IN`'s values are sorted and deduplicated (a binary search per row),
+/// and held within the sort budget (`kvm.subquery_too_large` past it).
+fn subqueries(cx: &Cx, plan: &Plan) -> Result<Option<Params>> {
+    let subs = plan.subqueries();
+    if subs.is_empty() {
+        return Ok(None);
+    }
+    let mut params = cx.params.clone();
+    for (key, node, exists) in subs {
+        let inner = cx.with_params(&params);
+        let value = if exists {
+            let mut any = false;
+            read::emit(&inner, node, &mut |_| {
+                any = true;
+                Ok(false)
+            })?;
+            Value::Bool(any)
+        } else {
+            let mut values: Vec<Value> = Vec::new();
+            let mut held = 0usize;
+            read::emit(&inner, node, &mut |row| {
+                let v = row.into_iter().next().unwrap_or(Value::Null);
+                held += read::value_size(&v);
+                if held > cx.sort_budget {
+                    return Err(Error::Invalid {
+                        code: "kvm.subquery_too_large",
+                        message: format!(
+                            "IN ({key}) would hold more than {} MiB of values",
+                            cx.sort_budget >> 20
+                        ),
+                        span: None,
+                        help: Some("narrow the subquery's WHERE, or relate the models and use EXISTS relation (WHERE …)".into()),
+                    });
+                }
+                values.push(v);
+                Ok(true)
+            })?;
+            values.sort_by(crate::values::total_cmp);
+            values.dedup_by(|a, b| crate::values::total_cmp(a, b) == std::cmp::Ordering::Equal);
+            Value::Array(values)
+        };
+        if let kvm_lang::ast::Param::Named(name) = kvm_planner::ir::subquery_param(key) {
+            params.named.insert(name, value);
+        }
+    }
+    Ok(Some(params))
 }
 
 /// What a query depends on: the models its plan reads, and — when it reads records by
@@ -584,6 +652,17 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             if !matches!(stmt, Statement::Select(_)) {
                 cx.mtx.txn().track_reads(true);
             }
+            // Uncorrelated subqueries run first; the statement reads their results.
+            let bound;
+            let with_subqueries;
+            let cx = match subqueries(cx, plan)? {
+                None => cx,
+                Some(params) => {
+                    bound = params;
+                    with_subqueries = cx.with_params(&bound);
+                    &with_subqueries
+                }
+            };
             let ttl = match stmt {
                 Statement::Insert(i) => ttl(cx, &i.expire)?,
                 Statement::Update(u) => ttl(cx, &u.expire)?,

@@ -496,7 +496,7 @@ fn row_size(row: &Row) -> usize {
     row.iter().map(|(k, v)| 48 + k.len() + value_size(v)).sum()
 }
 
-pub(super) fn value_size(v: &Value) -> usize {
+pub(crate) fn value_size(v: &Value) -> usize {
     32 + match v {
         Value::String(s) => s.len(),
         Value::Bytes(b) => b.len(),

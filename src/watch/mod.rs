@@ -185,6 +185,11 @@ fn target(catalog: &Catalog, stmt: &Statement) -> Result<Target> {
 
 fn query_target(catalog: &Catalog, mut s: Select) -> Result<Target> {
     let m = catalog.model(&s.from.name, s.from.span)?;
+    if let Some(f) = s.filter.as_ref().filter(|f| kvm_planner::aggregate::has_subquery(f)) {
+        return Err(kvm_planner::PlanError::unsupported("WATCH of a query with a subquery", f.span)
+            .help("a subquery runs once; watch its model separately, or relate the models and use EXISTS relation (WHERE …)")
+            .into());
+    }
     if kvm_planner::aggregate::is_grouped(m, &s) {
         return Err(kvm_planner::PlanError::unsupported(
             "WATCH of a grouped query (GROUP BY, aggregates, DISTINCT)",

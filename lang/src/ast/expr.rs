@@ -133,6 +133,8 @@ pub enum ExprKind {
         /// `ELSE`.
         otherwise: Option<Box<Expr>>,
     },
+    /// `EXISTS (SELECT …)`: whether an uncorrelated subquery returns a row (run once).
+    ExistsSelect(Box<crate::ast::Select>),
     /// `[a, b, …]`
     Array(Vec<Expr>),
     /// `{k: v, …}`
@@ -157,6 +159,8 @@ pub enum InRhs {
     List(Vec<Expr>),
     /// A single array-valued expression: a parameter, an array literal or a path.
     Expr(Box<Expr>),
+    /// `(SELECT one_column FROM …)`: an uncorrelated subquery, run once.
+    Select(Box<crate::ast::Select>),
 }
 
 /// One `key: value` entry of an object literal.
@@ -337,7 +341,8 @@ impl Expr {
     pub fn children(&self) -> Vec<&Expr> {
         match &self.kind {
             ExprKind::Literal(_) | ExprKind::Param(_) | ExprKind::Path(_) => Vec::new(),
-            ExprKind::Exists { .. } => Vec::new(),
+            // (Subqueries are evaluated against their own model, not this record.)
+            ExprKind::Exists { .. } | ExprKind::ExistsSelect(_) => Vec::new(),
             ExprKind::Call { args: CallArgs::Star, .. } => Vec::new(),
             ExprKind::Call { args: CallArgs::Distinct(e), .. } => vec![e],
             ExprKind::Call { args: CallArgs::List(list), .. } | ExprKind::Array(list) => {
@@ -350,6 +355,7 @@ impl Expr {
                 match rhs {
                     InRhs::List(list) => v.extend(list),
                     InRhs::Expr(e) => v.push(e),
+                    InRhs::Select(_) => {}
                 }
                 v
             }

@@ -152,14 +152,17 @@ impl Parser<'_> {
                 (ExprKind::Binary { op, lhs: boxed, rhs: Box::new(rhs) }, depth)
             }
             Infix::In { negated, .. } => {
-                let (rhs, depth) = if self.at(TokenKind::LParen) {
-                    let open = self.advance().span;
-                    let (list, depth) = self.expr_list(TokenKind::RParen, open)?;
-                    (InRhs::List(list), depth)
-                } else {
-                    let (e, depth) = self.expr_bp(precedence::ATOM)?;
-                    (InRhs::Expr(Box::new(e)), depth)
-                };
+                let (rhs, depth) =
+                    if self.at(TokenKind::LParen) && self.nth_is_kw(1, Keyword::Select) {
+                        (InRhs::Select(self.subquery()?), 1)
+                    } else if self.at(TokenKind::LParen) {
+                        let open = self.advance().span;
+                        let (list, depth) = self.expr_list(TokenKind::RParen, open)?;
+                        (InRhs::List(list), depth)
+                    } else {
+                        let (e, depth) = self.expr_bp(precedence::ATOM)?;
+                        (InRhs::Expr(Box::new(e)), depth)
+                    };
                 (ExprKind::In { expr: boxed, rhs, negated }, depth)
             }
             Infix::Between { negated, .. } => {
@@ -404,7 +407,18 @@ impl Parser<'_> {
         Ok(Path { segments, span: self.span_from(start) })
     }
 
-    /// `CASE [operand] WHEN w THEN v … [ELSE e] END`.
+    /// `( SELECT … )`. Out of line: a `Select` is large, and the expression parser's frames
+    /// (on the stack once per level of nesting) must not hold one.
+    #[inline(never)]
+    fn subquery(&mut self) -> PResult<Box<crate::ast::Select>> {
+        self.advance();
+        let select = self.nested(|p| p.parse_select())?;
+        self.expect(TokenKind::RParen)?;
+        Ok(Box::new(select))
+    }
+
+    /// `CASE [operand] WHEN w THEN v … [ELSE e] END` (out of line, as `subquery`).
+    #[inline(never)]
     fn case(&mut self) -> PResult<(Expr, usize)> {
         let start = self.advance().span;
         let mut deepest = 0;
@@ -431,9 +445,15 @@ impl Parser<'_> {
         Ok((Expr { kind: ExprKind::Case { operand, branches, otherwise }, span }, depth))
     }
 
-    /// `EXISTS relation [( [WHERE filter] )]`.
+    /// `EXISTS relation [( [WHERE filter] )]`, or `EXISTS (SELECT …)`.
+    #[inline(never)]
     fn exists(&mut self) -> PResult<(Expr, usize)> {
         let start = self.advance().span;
+        if self.at(TokenKind::LParen) && self.nth_is_kw(1, Keyword::Select) {
+            let select = self.subquery()?;
+            let span = self.span_from(start);
+            return Ok((Expr { kind: ExprKind::ExistsSelect(select), span }, 1));
+        }
         let relation = self.path()?;
         let mut filter = None;
         let mut deepest = 0;

@@ -74,6 +74,7 @@ fn write_kind(f: &mut Formatter<'_>, kind: &ExprKind) -> fmt::Result {
                     f.write_str(")")
                 }
                 InRhs::Expr(e) => write_expr(f, e, precedence::ATOM),
+                InRhs::Select(s) => write!(f, "({s})"),
             }
         }
         ExprKind::Between { expr, low, high, negated } => {
@@ -87,6 +88,7 @@ fn write_kind(f: &mut Formatter<'_>, kind: &ExprKind) -> fmt::Result {
             write_expr(f, expr, precedence::CMP)?;
             f.write_str(if *negated { " IS NOT NULL" } else { " IS NULL" })
         }
+        ExprKind::ExistsSelect(s) => write!(f, "EXISTS ({s})"),
         ExprKind::Exists { relation, filter } => {
             write!(f, "EXISTS {relation}")?;
             match filter {
