@@ -772,3 +772,39 @@ fn backfilled_index_entries_expire_with_their_records() {
     // The expired code is free again.
     db.execute("INSERT INTO s {id: 4, code: 'x'}", ()).unwrap();
 }
+
+/// Issue 19: a GROUP BY whose groups are held in memory, a `COUNT(DISTINCT …)` and an
+/// `IN (SELECT …)` refuse past the sort budget (a clear error, nothing held without bound),
+/// while the same groups streamed from an index hold one group at a time and succeed.
+#[test]
+fn grouping_distinct_and_subqueries_are_bounded() {
+    let db = Database::memory_with(kvm::Options {
+        sort_budget: 512 << 10,
+        sweep_interval: None,
+        ..kvm::Options::default()
+    })
+    .unwrap();
+    db.execute(
+        "DEFINE MODEL t (id INT PRIMARY KEY, k STRING NOT NULL, u STRING NOT NULL, INDEX (u))",
+        (),
+    )
+    .unwrap();
+    let n = 20_000i64;
+    let batch: Vec<String> =
+        (0..n).map(|id| format!("{{id: {id}, k: 'key-{id:08}', u: 'u-{id:08}'}}")).collect();
+    db.execute(&format!("INSERT INTO t [{}]", batch.join(",")), ()).unwrap();
+    for q in [
+        "SELECT k, COUNT(*) FROM t GROUP BY k",
+        "SELECT COUNT(DISTINCT k) FROM t",
+        "SELECT COUNT(*) FROM t WHERE id IN (SELECT k FROM t)",
+    ] {
+        let err = db.query(q, ()).unwrap_err();
+        assert!(
+            matches!(err.code(), "kvm.group_too_large" | "kvm.subquery_too_large"),
+            "{q}: {err}"
+        );
+    }
+    // Streamed from the index on `u`: one group at a time, within any budget.
+    let rows = db.query("SELECT u, COUNT(*) FROM t GROUP BY u", ()).unwrap();
+    assert_eq!(rows.rows.len(), n as usize);
+}

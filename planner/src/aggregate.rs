@@ -292,11 +292,18 @@ pub(crate) fn plan(
     let mut node = src.node;
     // Groups stream one at a time when the input holds each group's rows together: an index
     // whose leading fields (after those the WHERE fixes) are the keys, or the primary key.
+    let lowered_keys = unique_keys
+        .iter()
+        .zip(&key_text)
+        .map(|(k, t)| Ok((t.clone(), query.lower(k)?)))
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    let mut read_fields: Vec<&Scalar> = lowered_keys.iter().map(|(_, e)| e).collect();
+    read_fields.extend(aggs.iter().filter_map(|a| a.arg.as_ref()));
     let mut grouping = Grouping::Hashed;
     if let Some(fields) = key_fields.as_ref().filter(|f| !f.is_empty()) {
         if adjacent(model, &node, fields) {
             grouping = Grouping::Streamed;
-        } else if let Some(ix) = group_index(model, &node, fields, s.filter.as_ref()) {
+        } else if let Some(ix) = group_index(model, &node, fields, &read_fields) {
             set_leaf(&mut node, ix);
             grouping = Grouping::Streamed;
         }
@@ -313,11 +320,6 @@ pub(crate) fn plan(
     if attached {
         node = Node::Attach { source: Box::new(node), items };
     }
-    let lowered_keys = unique_keys
-        .iter()
-        .zip(&key_text)
-        .map(|(k, t)| Ok((t.clone(), query.lower(k)?)))
-        .collect::<Result<Vec<_>, PlanError>>()?;
     if !attached {
         let mut read: Vec<&Scalar> = lowered_keys.iter().map(|(_, e)| e).collect();
         read.extend(aggs.iter().filter_map(|a| a.arg.as_ref()));
@@ -513,22 +515,25 @@ fn adjacent(model: &Model, node: &Node, fields: &[String]) -> bool {
 }
 
 /// For a query that scans every record: a ready index whose leading fields are exactly the
-/// group fields and that holds every record the query can keep (its fields NOT NULL, or
-/// tested in WHERE).
+/// group fields, that holds every record the query can keep (its fields NOT NULL, or tested
+/// in WHERE) and every field the query reads (the filter's and `read`'s), so groups stream
+/// from its entries alone. (When records must be read anyway, one scan of them in key
+/// order and groups held in memory beats a random read per entry several times over.)
 fn group_index(
     model: &Model,
     node: &Node,
     fields: &[String],
-    filter: Option<&Expr>,
+    read: &[&Scalar],
 ) -> Option<crate::Access> {
     if !matches!(crate::leaf_access(node), Some(crate::Access::FullScan { .. })) {
         return None;
     }
-    let lowered = match (filter, node) {
-        (Some(_), Node::Filter { predicate, .. }) => Some(predicate),
+    let predicate = match node {
+        Node::Filter { predicate, .. } => Some(predicate),
         _ => None,
     };
-    let non_null = crate::access::non_null_fields(model, lowered);
+    let wanted = fields_read(read, predicate)?;
+    let non_null = crate::access::non_null_fields(model, predicate);
     model
         .indexes
         .iter()
@@ -537,6 +542,7 @@ fn group_index(
                 && ix.fields.len() >= fields.len()
                 && fields.iter().all(|f| ix.fields[..fields.len()].contains(f))
                 && crate::access::covers(model, ix, &non_null)
+                && holds(model, ix, &wanted)
         })
         .map(|ix| crate::Access::IndexScan {
             index: ix.name.clone(),
@@ -563,28 +569,13 @@ fn covering_index(model: &Model, node: &Node, more: &[&Scalar]) -> Option<crate:
         Node::Filter { predicate, .. } => Some(predicate),
         _ => None,
     };
-    let mut wanted: Vec<usize> = Vec::new();
-    let mut fields_only = true;
-    for e in more.iter().copied().chain(predicate) {
-        fields_only &= e.fields(&mut |slot| wanted.push(slot));
-    }
-    if !fields_only {
-        return None;
-    }
+    let wanted = fields_read(more, predicate)?;
     let non_null = crate::access::non_null_fields(model, predicate);
     model
         .indexes
         .iter()
         .filter(|ix| ix.ready && crate::access::covers(model, ix, &non_null))
-        .find(|ix| {
-            wanted.iter().all(|slot| {
-                *slot == model.primary_key
-                    || model
-                        .fields
-                        .get(*slot)
-                        .is_some_and(|f| f.virtual_expr.is_none() && ix.fields.contains(&f.name))
-            })
-        })
+        .find(|ix| holds(model, ix, &wanted))
         .map(|ix| crate::Access::IndexScan {
             index: ix.name.clone(),
             eq: Vec::new(),
@@ -592,4 +583,26 @@ fn covering_index(model: &Model, node: &Node, more: &[&Scalar]) -> Option<crate:
             reverse: false,
             index_only: false,
         })
+}
+
+/// The field slots `read` and `predicate` read; `None` when they read a relation.
+fn fields_read(read: &[&Scalar], predicate: Option<&Scalar>) -> Option<Vec<usize>> {
+    let mut wanted: Vec<usize> = Vec::new();
+    let mut fields_only = true;
+    for e in read.iter().copied().chain(predicate) {
+        fields_only &= e.fields(&mut |slot| wanted.push(slot));
+    }
+    fields_only.then_some(wanted)
+}
+
+/// Whether index `ix` holds each of the field slots `wanted` (its fields and the primary
+/// key; a virtual field is never held).
+fn holds(model: &Model, ix: &crate::Index, wanted: &[usize]) -> bool {
+    wanted.iter().all(|slot| {
+        *slot == model.primary_key
+            || model
+                .fields
+                .get(*slot)
+                .is_some_and(|f| f.virtual_expr.is_none() && ix.fields.contains(&f.name))
+    })
 }

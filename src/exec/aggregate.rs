@@ -254,8 +254,8 @@ fn too_many(cx: &Cx, groups: usize) -> Error {
         ),
         span: None,
         help: Some(
-            "add an index whose leading fields are the GROUP BY fields (groups then stream \
-             one at a time), or a narrower WHERE"
+            "add an index whose fields are the GROUP BY fields then those the aggregates \
+             read (groups then stream one at a time from its entries), or a narrower WHERE"
                 .into(),
         ),
     }
