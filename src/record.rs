@@ -180,12 +180,97 @@ pub fn fill_for(model: &Model, name: &str, env: &Env) -> Result<Option<Value>> {
 /// Applies `SET` assignments (and ON UPDATE, `updated_at`) to a stored record.
 pub fn for_update(model: &Model, old: &Row, assignments: &[Set], env: &Env) -> Result<Row> {
     let old_env = Env { params: env.params, ids: env.ids, row: Some(old) };
-    let mut values = Vec::with_capacity(assignments.len());
+    let mut values: Vec<(String, AssignOp, Value)> = Vec::with_capacity(assignments.len());
     for a in assignments {
         let name = &model.slots.names[a.slot];
-        values.push((name.clone(), a.op, old_env.eval(&a.value)?));
+        let v = old_env.eval(&a.value)?;
+        if a.target.segments.len() == 1 {
+            values.push((name.clone(), a.op, v));
+            continue;
+        }
+        // `SET profile.city = v`: the field's object (as an earlier assignment of this
+        // statement left it) with that member set, added to or removed (NULL).
+        let base = match values.iter().rposition(|(n, op, _)| n == name && *op == AssignOp::Set) {
+            Some(i) => values.remove(i).2,
+            None => old.get(name).cloned().unwrap_or(Value::Null),
+        };
+        let whole = set_member(model, name, base, &a.target.segments[1..], a.op, v)?;
+        values.push((name.clone(), AssignOp::Set, whole));
     }
     apply(model, old, &values, env)
+}
+
+/// `base` (an object, or null for an empty one) with the member at `path` set to `v` (for
+/// `+=` / `-=`, added to or subtracted from; NULL removes the member). Intermediate objects
+/// are created; a member that is not an object on the way is an error naming the path.
+fn set_member(
+    model: &Model,
+    field: &str,
+    base: Value,
+    path: &[kvm_lang::ast::Ident],
+    op: AssignOp,
+    v: Value,
+) -> Result<Value> {
+    let shown = || {
+        let mut p = field.to_string();
+        for seg in path {
+            p.push('.');
+            p.push_str(&seg.name);
+        }
+        p
+    };
+    let mut map = match base {
+        Value::Object(m) => m,
+        Value::Null => Default::default(),
+        other => {
+            return Err(Error::validation(
+                &model.name,
+                field,
+                &other,
+                "is not an object: its members cannot be set",
+            ))
+        }
+    };
+    let (key, rest) = match path {
+        [key, rest @ ..] => (&key.name, rest),
+        [] => return Ok(v),
+    };
+    let current = map.remove(key).unwrap_or(Value::Null);
+    let new = if rest.is_empty() {
+        match op {
+            AssignOp::Set => v,
+            AssignOp::Add | AssignOp::Sub => {
+                use kvm_lang::ast::BinaryOp;
+                let bin = if op == AssignOp::Add { BinaryOp::Add } else { BinaryOp::Sub };
+                let base = if matches!(current, Value::Null) { Value::Int(0) } else { current };
+                crate::eval::arith(bin, &base, &v).ok_or_else(|| {
+                    Error::validation(
+                        &model.name,
+                        &shown(),
+                        &v,
+                        format!("cannot be added to {}", crate::values::kql(&base)),
+                    )
+                })?
+            }
+            AssignOp::Min | AssignOp::Max => {
+                let keep = match compare(&current, &v) {
+                    Some(o) => (o == std::cmp::Ordering::Less) == (op == AssignOp::Min),
+                    None => false,
+                };
+                if keep {
+                    current
+                } else {
+                    v
+                }
+            }
+        }
+    } else {
+        set_member(model, &shown(), current, rest, op, v)?
+    };
+    if !matches!(new, Value::Null) {
+        map.insert(key.clone(), new);
+    }
+    Ok(Value::Object(map))
 }
 
 /// Applies evaluated assignments (field, operator, operand) to a stored record: the rules

@@ -482,7 +482,20 @@ fn assignments(model: &Model, list: &[kvm_lang::ast::Assignment]) -> Result<Vec<
         bind::bind_expr(model, &target)?;
         bind::bind_expr(model, &a.value)?;
         if a.target.segments.len() > 1 {
-            return Err(PlanError::unsupported("assigning to a nested path", a.target.span));
+            // A member of an OBJECT field (`profile.city`): the field is rewritten with it.
+            let first = &a.target.segments[0];
+            if let Some(f) = model.field(&first.name) {
+                if f.ty.name != kvm_lang::ast::TypeName::Object {
+                    return Err(PlanError::new(
+                        "kvm.type_mismatch",
+                        format!(
+                            "`{}`: `{}.{}` is {}, not an OBJECT: it has no members to set",
+                            a.target, model.name, f.name, f.ty
+                        ),
+                    )
+                    .at(a.target.span));
+                }
+            }
         }
         let slot = model.slots.slot(&a.target.segments[0].name).ok_or_else(|| {
             PlanError::new(
