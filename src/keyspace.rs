@@ -18,6 +18,7 @@
 //! | dead job | `['__sys', 'queue', q, 'dead', id]` | null |
 //! | finished job | `['__sys', 'queue', q, 'done', at_ms, id]` | null |
 //! | idempotency key | `['__sys', 'queue', q, 'key', k]` | the job id |
+//! | user key (`KV SET [a, b]`) | `['__kv', a, b]` | the value |
 //!
 //! Model names never start with `__`, so records and the system prefix cannot collide; the
 //! `'__idx'` part sorts before any string primary key only by accident of its value, never
@@ -40,6 +41,9 @@ use kvm_storage::{KeyRange, Value};
 pub const IDX: &str = "__idx";
 /// The system prefix.
 pub const SYS: &str = "__sys";
+/// The user area of `KV` statements: no model's records or index entries, nor the system's
+/// keys, are under it, so raw writes there cannot corrupt them.
+pub const KV: &str = "__kv";
 /// String and bytes index values longer than this are truncated and hashed.
 pub const LONG_VALUE: usize = 96;
 
@@ -96,6 +100,10 @@ pub enum Key<'a> {
         queue: &'a str,
         key: &'a str,
     },
+    /// A key of the `KV` user area: `['__kv', parts…]`.
+    User {
+        parts: Vec<KeyPart>,
+    },
 }
 
 /// Prefixes of key shapes, for scans.
@@ -117,6 +125,8 @@ pub enum KeyPrefix<'a> {
     Queue(&'a str),
     /// One state area of a queue (`ready`, `delayed`, …).
     QueueArea { queue: &'a str, area: &'static str },
+    /// The `KV` user area, under leading parts (none: all of it).
+    User(Vec<KeyPart>),
 }
 
 impl Key<'_> {
@@ -152,6 +162,11 @@ impl Key<'_> {
                 v
             }
             Key::JobDedup { queue, key } => vec![s(SYS), s("queue"), s(queue), s("key"), s(key)],
+            Key::User { parts } => {
+                let mut v = vec![s(KV)];
+                v.extend(parts.iter().cloned());
+                v
+            }
         };
         tuple::encode(&parts)
     }
@@ -178,6 +193,11 @@ impl KeyPrefix<'_> {
             KeyPrefix::QueueRoot => vec![s(SYS), s("queue")],
             KeyPrefix::Queue(q) => vec![s(SYS), s("queue"), s(q)],
             KeyPrefix::QueueArea { queue, area } => vec![s(SYS), s("queue"), s(queue), s(area)],
+            KeyPrefix::User(parts) => {
+                let mut v = vec![s(KV)];
+                v.extend(parts.iter().cloned());
+                v
+            }
         };
         tuple::encode(&parts)
     }
@@ -382,7 +402,7 @@ pub fn changed(key: &[u8]) -> Changed {
         [KeyPart::String(s), KeyPart::String(c), ..] if s == SYS && c == "catalog" => {
             Changed::Catalog
         }
-        [KeyPart::String(s), ..] if s == SYS => Changed::Other,
+        [KeyPart::String(s), ..] if s == SYS || s == KV => Changed::Other,
         [KeyPart::String(model), _] => Changed::Record { model: model.clone() },
         _ => Changed::Other,
     }
@@ -409,6 +429,23 @@ pub fn job_order(key: &[u8]) -> Option<i64> {
 pub fn queue_area_upto(queue: &str, area: &'static str, upto: i64) -> KeyRange {
     let prefix = KeyPrefix::QueueArea { queue, area }.encode();
     part_range(prefix, None, Some((KeyPart::Int(upto), true, true)))
+}
+
+/// A user key of the `KV` area back as the tuple `KV` statements show: its parts after
+/// `'__kv'`, as values.
+pub fn user_key(key: &[u8]) -> Option<Vec<Value>> {
+    let parts = tuple::decode(key).ok()?;
+    Some(parts.iter().skip(1).map(part_value).collect())
+}
+
+/// The key part of a `KV` tuple element: exact (a string or bytes value is never cut, so
+/// the key must fit whole), or `None` for null, arrays and objects.
+pub fn user_part(v: &Value) -> Option<KeyPart> {
+    Some(match v {
+        Value::String(s) => KeyPart::String(s.clone()),
+        Value::Bytes(b) => KeyPart::Bytes(b.clone()),
+        other => key_part(other)?.0,
+    })
 }
 
 #[cfg(test)]
@@ -470,3 +507,4 @@ mod tests {
         assert!(tuple::encode(&[pa]).len() < 130);
     }
 }
+

@@ -35,6 +35,23 @@ pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 /// ([`ModelTxn::index_runs`]).
 pub type Runs<'a> = Box<dyn Iterator<Item = Result<(Vec<Value>, u64)>> + 'a>;
 
+/// The storage key of a `KV` user key, which must fit whole.
+fn user_key(parts: Vec<KeyPart>) -> Result<Vec<u8>> {
+    let key = Key::User { parts }.encode();
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::Invalid {
+            code: "kvm.invalid_key",
+            message: format!(
+                "a KV key is at most {MAX_KEY_LEN} bytes encoded (this one is {})",
+                key.len()
+            ),
+            span: None,
+            help: None,
+        });
+    }
+    Ok(key)
+}
+
 fn missing_record(model: &Model) -> Error {
     Error::Corrupt(format!("index entry of {} points at a missing record", model.name))
 }
@@ -617,6 +634,71 @@ impl<'e> ModelTxn<'e> {
             Some(last) => self.txn.set(key, last, None),
             None => self.txn.delete(key),
         }
+    }
+
+    /// The value at a key of the `KV` user area (`None` when absent or expired).
+    pub fn kv_get(&self, parts: Vec<KeyPart>) -> Result<Option<Value>> {
+        let key = user_key(parts)?;
+        match self.txn.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => Value::decode(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Corrupt(format!("a KV value does not decode: {e}"))),
+        }
+    }
+
+    /// Sets a key of the `KV` user area (expiring at `expire_at`, engine milliseconds).
+    pub fn kv_set(&self, parts: Vec<KeyPart>, value: &Value, expire_at: Option<u64>) -> Result<()> {
+        let key = user_key(parts)?;
+        self.txn.set(key, value.encode(), expire_at);
+        Ok(())
+    }
+
+    /// Deletes a key of the `KV` user area; whether it was there.
+    pub fn kv_delete(&self, parts: Vec<KeyPart>) -> Result<bool> {
+        let key = user_key(parts)?;
+        let found = self.txn.get(&key)?.is_some();
+        if found {
+            self.txn.delete(key);
+        }
+        Ok(found)
+    }
+
+    /// Keys of the `KV` user area and their values: under the leading parts `prefix`, or
+    /// from `start` (inclusive) to `end` (exclusive, else the area's end); at most `limit`.
+    pub fn kv_list(
+        &self,
+        prefix: Option<Vec<KeyPart>>,
+        start: Option<Vec<KeyPart>>,
+        end: Option<Vec<KeyPart>>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<Value>, Value)>> {
+        use std::ops::Bound::*;
+        let area = KeyPrefix::User(prefix.unwrap_or_default()).range();
+        let range = KeyRange {
+            start: match start {
+                Some(p) => Included(user_key(p)?),
+                None => area.start,
+            },
+            end: match end {
+                Some(p) => Excluded(user_key(p)?),
+                None => area.end,
+            },
+        };
+        let mut out = Vec::new();
+        for r in self.txn.scan(&range, reverse)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = r?;
+            let key = keyspace::user_key(&k)
+                .ok_or_else(|| Error::Corrupt("a KV key does not decode".into()))?;
+            let value = Value::decode(&v)
+                .map_err(|e| Error::Corrupt(format!("a KV value does not decode: {e}")))?;
+            out.push((key, value));
+        }
+        Ok(out)
     }
 
     fn record_key(model: &Model, pk: &KeyPart) -> Result<Vec<u8>> {

@@ -48,9 +48,10 @@ pub fn kind_of(stmt: &Statement) -> Kind {
         S::Describe(_) | S::Explain(_) => kind(false, true, false, false),
         // CHECK reads everything: outside transactions, and first walks the storage pages.
         S::Check(_) => kind(false, false, false, false),
+        // Raw keys of the user area: buffered like any write, so a transaction holds them.
         S::Kv(kv) => match kv.op {
-            KvOp::Get(_) | KvOp::List { .. } => kind(false, false, true, false),
-            KvOp::Set { .. } | KvOp::Delete(_) => kind(true, false, false, false),
+            KvOp::Get(_) | KvOp::List { .. } => kind(false, true, true, false),
+            KvOp::Set { .. } | KvOp::Delete(_) => kind(true, true, false, false),
         },
     }
 }

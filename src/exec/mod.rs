@@ -731,6 +731,7 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
             };
             Output::Message(check::check(cx, &models)?)
         }
+        Statement::Kv(kv) => kv_statement(cx, kv)?,
         other => {
             return Err(Error::unsupported(
                 &format!("{} statement", other.kind_name()),
@@ -739,6 +740,83 @@ fn once(cx: &Cx, stmt: &Statement, prepared: Option<&Plan>) -> Result<(Output, B
         }
     };
     Ok((out, Vec::new()))
+}
+
+/// `KV GET/SET/DELETE/LIST`: raw keys of the user area (`['__kv', …]` in storage), apart
+/// from every model's records and index entries and from the system's keys, so no raw
+/// write can corrupt them. A key is an array of strings, numbers, booleans or bytes.
+fn kv_statement(cx: &Cx, kv: &kvm_lang::ast::Kv) -> Result<Output> {
+    use kvm_lang::ast::{KvOp, KvRange};
+    let key = |e: &kvm_lang::Expr| -> Result<Vec<kvm_storage::tuple::KeyPart>> {
+        let bad = |got: String| Error::Invalid {
+            code: "kvm.invalid_key",
+            message: format!(
+                "a KV key is an array of strings, numbers, booleans or bytes, got {got}"
+            ),
+            span: Some(e.span),
+            help: Some("write a key as a tuple: ['config', 'theme']".into()),
+        };
+        match cx.value(e)? {
+            Value::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|v| crate::keyspace::user_part(v).ok_or_else(|| bad(crate::values::kql(v))))
+                .collect(),
+            other => Err(bad(crate::values::kql(&other))),
+        }
+    };
+    let rows = |found: Vec<(Vec<Value>, Value)>| {
+        let mut out = crate::Rows::new(vec!["key".into(), "value".into()]);
+        out.rows = found.into_iter().map(|(k, v)| vec![Value::Array(k), v]).collect();
+        Output::Rows(out)
+    };
+    Ok(match &kv.op {
+        KvOp::Get(k) => {
+            let parts = key(k)?;
+            let shown = parts.iter().map(crate::keyspace::part_value).collect();
+            rows(cx.mtx.kv_get(parts)?.map(|v| (shown, v)).into_iter().collect())
+        }
+        KvOp::Set { key: k, value, expire } => {
+            let parts = key(k)?;
+            let v = cx.value(value)?;
+            let expire_at = match ttl(cx, expire)? {
+                Ttl::At(at) => Some(at),
+                Ttl::Keep | Ttl::Clear => None,
+            };
+            cx.mtx.kv_set(parts, &v, expire_at)?;
+            Output::Affected { verb: "set", count: 1 }
+        }
+        KvOp::Delete(k) => {
+            let found = cx.mtx.kv_delete(key(k)?)?;
+            Output::Affected { verb: "deleted", count: u64::from(found) }
+        }
+        KvOp::List { range, reverse, limit } => {
+            let limit = match limit {
+                Some(l) => match cx.value(l)? {
+                    Value::Int(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                    other => {
+                        return Err(Error::Invalid {
+                            code: "kvm.invalid_limit",
+                            message: format!(
+                                "LIMIT takes a non-negative integer, got {}",
+                                crate::values::kql(&other)
+                            ),
+                            span: Some(l.span),
+                            help: None,
+                        })
+                    }
+                },
+                None => usize::MAX,
+            };
+            let (prefix, start, end) = match range {
+                KvRange::All => (None, None, None),
+                KvRange::Prefix(p) => (Some(key(p)?), None, None),
+                KvRange::Range { start, end } => {
+                    (None, Some(key(start)?), end.as_ref().map(key).transpose()?)
+                }
+            };
+            rows(cx.mtx.kv_list(prefix, start, end, *reverse, limit)?)
+        }
+    })
 }
 
 /// The time to live an `EXPIRE IN` clause asks for: none keeps a record's expiry (a new
