@@ -507,4 +507,3 @@ mod tests {
         assert!(tuple::encode(&[pa]).len() < 130);
     }
 }
-

@@ -231,7 +231,25 @@ impl Slots {
     /// These fields with the ids `previous` (an earlier version of the model) gave them, and
     /// their fills (and whether records may be objects).
     pub fn keeping_ids(names: Vec<String>, previous: &Slots) -> Slots {
-        let known = |n: &str| previous.slot(n).map(|i| previous.ids[i]);
+        Slots::keeping_ids_renamed(names, previous, &[])
+    }
+
+    /// [`Slots::keeping_ids`], a field renamed `(old, new)` keeping the old one's id.
+    pub fn keeping_ids_renamed(
+        names: Vec<String>,
+        previous: &Slots,
+        renames: &[(String, String)],
+    ) -> Slots {
+        let old_name = |n: &str| -> String {
+            let mut n = n.to_string();
+            for (old, new) in renames.iter().rev() {
+                if *new == n {
+                    n = old.clone();
+                }
+            }
+            n
+        };
+        let known = |n: &str| previous.slot(&old_name(n)).map(|i| previous.ids[i]);
         let mut slots = Slots::with_ids(names, known, previous.next_id)
             .unwrap_or_else(|e| unreachable!("ids of a valid model: {e}"));
         for (i, id) in slots.ids.iter().enumerate() {
@@ -428,9 +446,20 @@ impl Model {
 
     /// This model (a new version of `previous`) with the field ids `previous` gave its
     /// fields; a new field gets a fresh id (see [`Slots`]).
-    pub fn keeping_field_ids(mut self, previous: &Model) -> Model {
+    pub fn keeping_field_ids(self, previous: &Model) -> Model {
+        self.keeping_field_ids_renamed(previous, &[])
+    }
+
+    /// [`Model::keeping_field_ids`] where fields were renamed (`(old, new)`, in order): a
+    /// renamed field keeps its id, so its values and fill carry over.
+    pub fn keeping_field_ids_renamed(
+        mut self,
+        previous: &Model,
+        renames: &[(String, String)],
+    ) -> Model {
         let names = self.slots.names.clone();
-        self.slots = std::sync::Arc::new(Slots::keeping_ids(names, &previous.slots));
+        self.slots =
+            std::sync::Arc::new(Slots::keeping_ids_renamed(names, &previous.slots, renames));
         self
     }
 
@@ -473,7 +502,7 @@ impl Model {
     }
 
     /// The expressions of each field's definition, with the clause each comes from.
-    fn field_exprs(&self) -> impl Iterator<Item = (&Field, &'static str, &Expr)> {
+    pub fn field_exprs(&self) -> impl Iterator<Item = (&Field, &'static str, &Expr)> {
         self.fields.iter().flat_map(|f| {
             [
                 ("DEFAULT", &f.default),

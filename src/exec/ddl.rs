@@ -218,6 +218,8 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
     let mut added_fields: Vec<String> = Vec::new();
     let mut dropped_indexes: Vec<String> = Vec::new();
     let mut dropped_joins: Vec<String> = Vec::new();
+    // (old name, new name) of each renamed field: its id, values and fill carry over.
+    let mut renames: Vec<(String, String)> = Vec::new();
     for action in &a.actions {
         match action {
             AlterAction::AddField(fd) => {
@@ -330,8 +332,9 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
                 // Its entries go with it.
                 cx.mtx.drop_index_entries(&model.name, &id.name);
             }
-            AlterAction::RenameField { from, .. } => {
-                return Err(Error::unsupported("RENAME FIELD", from.span))
+            AlterAction::RenameField { from, to } => {
+                rename_field(cx, model, &mut def, &renames, from, to)?;
+                renames.push((from.name.clone(), to.name.clone()));
             }
             AlterAction::AddRelation(r) => {
                 let exists = def
@@ -377,7 +380,8 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
             ));
         }
     }
-    let mut new_model = Model::from_def(&def, &building)?.keeping_field_ids(model);
+    let mut new_model =
+        Model::from_def(&def, &building)?.keeping_field_ids_renamed(model, &renames);
     new_model.bind_definitions()?;
     // A new field whose DEFAULT is a constant that nothing else reads is a fill: the records
     // that exist read it without being rewritten, so the ALTER is one small commit however
@@ -431,6 +435,93 @@ pub fn alter(cx: &Cx, a: &AlterModel) -> Result<(Model, Backfill)> {
         .remove(&a.name.name)
         .ok_or_else(|| Error::Internal("altered model vanished".into()))?;
     Ok((model, backfill))
+}
+
+/// `RENAME FIELD from TO to` in `def`: metadata only — records name their fields by id, so
+/// no record is rewritten. Indexes over the field follow it under their names (a generated
+/// name is kept, so its entries stay where they are). Refused for a field an expression of
+/// the model reads (a CHECK, DEFAULT, ON UPDATE or AS would silently break), a foreign key,
+/// the timestamps, and a name already taken.
+fn rename_field(
+    cx: &Cx,
+    model: &Model,
+    def: &mut DefineModel,
+    renames: &[(String, String)],
+    from: &kvm_lang::ast::Ident,
+    to: &kvm_lang::ast::Ident,
+) -> Result<()> {
+    let current = |n: &str| {
+        renames.iter().rev().find(|(_, new)| new == n).map_or(n.to_string(), |(old, _)| old.clone())
+    };
+    let Some(f) = model.field(&current(&from.name)) else {
+        return Err(cx.unknown_field(model, from));
+    };
+    let taken = def
+        .elements
+        .iter()
+        .any(|e| matches!(e, ModelElement::Field(fd) if fd.name.name == to.name));
+    if taken {
+        return Err(Error::catalog(
+            "kvm.field_exists",
+            format!("model `{}` already has field `{}`", model.name, to.name),
+        ));
+    }
+    let refuse = |why: String| {
+        Err(Error::catalog(
+            "kvm.invalid_alter",
+            format!("field `{}.{}` cannot be renamed: {why}", model.name, from.name),
+        ))
+    };
+    if f.implicit {
+        return refuse("it is maintained by WITH TIMESTAMPS".into());
+    }
+    if let Some(l) = cx.catalog.links.iter().find(|l| l.child == model.name && l.fk == f.name) {
+        return refuse(format!(
+            "it is the foreign key of relation `{}` (not yet supported)",
+            l.via
+        ));
+    }
+    let indexes: Vec<String> = model.indexes.iter().map(|i| i.name.clone()).collect();
+    if let Some(user) = model.field_used_by(&f.name, &[], &indexes) {
+        return refuse(format!("{user} reads it; change that first"));
+    }
+    if model.field_exprs().any(|(g, _, e)| g.name == f.name && kvm_planner::uses_field(e, &f.name))
+    {
+        return refuse("its own CHECK or DEFAULT reads it; change that first".into());
+    }
+    let mut unique_index = None;
+    for e in &mut def.elements {
+        match e {
+            ModelElement::Field(fd) if fd.name.name == from.name => {
+                fd.name.name = to.name.clone();
+                // `UNIQUE` makes `<field>_unique`: kept as an explicit index of that name.
+                if fd.modifiers.iter().any(|m| m.kind == ModifierKind::Unique) {
+                    fd.modifiers.retain(|m| m.kind != ModifierKind::Unique);
+                    unique_index = Some(format!("{}_unique", from.name));
+                }
+            }
+            ModelElement::Index(ix) if ix.fields.iter().any(|x| x.name == from.name) => {
+                if ix.name.is_none() {
+                    ix.name = Some(kvm_lang::ast::Ident::new(kvm_planner::catalog::index_name(ix)));
+                }
+                for x in &mut ix.fields {
+                    if x.name == from.name {
+                        x.name = to.name.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(name) = unique_index {
+        def.elements.push(ModelElement::Index(kvm_lang::ast::IndexDef {
+            name: Some(kvm_lang::ast::Ident::new(name)),
+            unique: true,
+            fields: vec![kvm_lang::ast::Ident::new(to.name.clone())],
+            span: kvm_lang::Span::default(),
+        }));
+    }
+    Ok(())
 }
 
 /// Whether `model` holds at least one record.
