@@ -35,6 +35,17 @@ pub type RowIter<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 /// ([`ModelTxn::index_runs`]).
 pub type Runs<'a> = Box<dyn Iterator<Item = Result<(Vec<Value>, u64)>> + 'a>;
 
+/// The slots of the first `n` fields of `index`.
+fn index_slots(model: &Model, index: &Index, n: usize) -> Result<Vec<usize>> {
+    index
+        .fields
+        .iter()
+        .take(n)
+        .map(|f| model.slots.slot(f))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Internal(format!("index {} names a missing field", index.name)))
+}
+
 /// The storage key of a `KV` user key, which must fit whole.
 fn user_key(parts: Vec<KeyPart>) -> Result<Vec<u8>> {
     let key = Key::User { parts }.encode();
@@ -342,10 +353,7 @@ impl<'e> ModelTxn<'e> {
         reverse: bool,
     ) -> Result<RowIter<'a>> {
         let skip = keyspace::index_entries_len(&model.name, &index.name);
-        let slots: Vec<usize> =
-            index.fields.iter().map(|f| model.slots.slot(f)).collect::<Option<_>>().ok_or_else(
-                || Error::Internal(format!("index {} names a missing field", index.name)),
-            )?;
+        let slots = index_slots(model, index, index.fields.len())?;
         let pk_slot = model.primary_key;
         let unique = index.unique;
         let corrupt = |k: &[u8]| {
@@ -391,12 +399,8 @@ impl<'e> ModelTxn<'e> {
         n: usize,
     ) -> Result<Runs<'a>> {
         let skip = keyspace::index_entries_len(&model.name, &index.name);
-        let fields: Vec<&kvm_planner::Field> =
-            index.fields.iter().take(n).map(|f| model.field(f)).collect::<Option<_>>().ok_or_else(
-                || Error::Internal(format!("index {} names a missing field", index.name)),
-            )?;
-        let slots: Vec<usize> =
-            index.fields.iter().take(n).filter_map(|f| model.slots.slot(f)).collect();
+        let slots = index_slots(model, index, n)?;
+        let fields: Vec<&kvm_planner::Field> = slots.iter().map(|s| &model.fields[*s]).collect();
         let corrupt = |k: &[u8]| {
             Error::Corrupt(format!("bad index entry {}", kvm_storage::format::format_key(k)))
         };

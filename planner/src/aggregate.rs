@@ -303,7 +303,7 @@ pub(crate) fn plan(
     if let Some(fields) = key_fields.as_ref().filter(|f| !f.is_empty()) {
         if adjacent(model, &node, fields) {
             grouping = Grouping::Streamed;
-        } else if let Some(ix) = group_index(model, &node, fields, &read_fields) {
+        } else if let Some(ix) = index_to_scan(model, &node, &read_fields, Some(fields)) {
             set_leaf(&mut node, ix);
             grouping = Grouping::Streamed;
         }
@@ -325,7 +325,7 @@ pub(crate) fn plan(
         read.extend(aggs.iter().filter_map(|a| a.arg.as_ref()));
         // (Not under a lone MIN/MAX's LIMIT 1, whose order is its scan's.)
         let hashed = !limit_one && grouping == Grouping::Hashed;
-        if let Some(ix) = covering_index(model, &node, &read).filter(|_| hashed) {
+        if let Some(ix) = index_to_scan(model, &node, &read, None).filter(|_| hashed) {
             // Every record, but the index's entries are smaller than the records.
             set_leaf(&mut node, ix);
         }
@@ -514,16 +514,17 @@ fn adjacent(model: &Model, node: &Node, fields: &[String]) -> bool {
     }
 }
 
-/// For a query that scans every record: a ready index whose leading fields are exactly the
-/// group fields, that holds every record the query can keep (its fields NOT NULL, or tested
-/// in WHERE) and every field the query reads (the filter's and `read`'s), so groups stream
-/// from its entries alone. (When records must be read anyway, one scan of them in key
-/// order and groups held in memory beats a random read per entry several times over.)
-fn group_index(
+/// For a query that scans every record: a ready index to scan instead, that holds every
+/// record the query can keep (its fields NOT NULL, or tested in WHERE) and every field it
+/// reads (the filter's and `read`'s), so nothing but its entries is read — and, for
+/// `group`, whose leading fields are exactly the group fields, so groups stream from it.
+/// (When records must be read anyway, one scan of them in key order with groups held in
+/// memory beats a random read per entry several times over: no index then.)
+fn index_to_scan(
     model: &Model,
     node: &Node,
-    fields: &[String],
     read: &[&Scalar],
+    group: Option<&[String]>,
 ) -> Option<crate::Access> {
     if !matches!(crate::leaf_access(node), Some(crate::Access::FullScan { .. })) {
         return None;
@@ -534,13 +535,18 @@ fn group_index(
     };
     let wanted = fields_read(read, predicate)?;
     let non_null = crate::access::non_null_fields(model, predicate);
+    let leads = |ix: &crate::Index| {
+        group.is_none_or(|fields| {
+            ix.fields.len() >= fields.len()
+                && fields.iter().all(|f| ix.fields[..fields.len()].contains(f))
+        })
+    };
     model
         .indexes
         .iter()
         .find(|ix| {
             ix.ready
-                && ix.fields.len() >= fields.len()
-                && fields.iter().all(|f| ix.fields[..fields.len()].contains(f))
+                && leads(ix)
                 && crate::access::covers(model, ix, &non_null)
                 && holds(model, ix, &wanted)
         })
@@ -557,32 +563,6 @@ fn set_leaf(node: &mut Node, access: crate::Access) {
     if let Node::Scan { access: a, .. } = leaf_mut(node) {
         *a = access;
     }
-}
-
-/// For a query that scans every record: a ready index that holds every record the query
-/// can keep and every field it reads (the filter's and `more`'s), to scan instead.
-fn covering_index(model: &Model, node: &Node, more: &[&Scalar]) -> Option<crate::Access> {
-    if !matches!(crate::leaf_access(node), Some(crate::Access::FullScan { .. })) {
-        return None;
-    }
-    let predicate = match node {
-        Node::Filter { predicate, .. } => Some(predicate),
-        _ => None,
-    };
-    let wanted = fields_read(more, predicate)?;
-    let non_null = crate::access::non_null_fields(model, predicate);
-    model
-        .indexes
-        .iter()
-        .filter(|ix| ix.ready && crate::access::covers(model, ix, &non_null))
-        .find(|ix| holds(model, ix, &wanted))
-        .map(|ix| crate::Access::IndexScan {
-            index: ix.name.clone(),
-            eq: Vec::new(),
-            range: crate::Range::default(),
-            reverse: false,
-            index_only: false,
-        })
 }
 
 /// The field slots `read` and `predicate` read; `None` when they read a relation.

@@ -623,51 +623,12 @@ impl Scalar {
         all
     }
 
-    /// Visits this expression and every expression under it, parents first.
+    /// Visits this expression and every expression under it, parents first (not inside a
+    /// subquery's plan).
     pub fn walk(&self, f: &mut dyn FnMut(&Scalar)) {
         f(self);
-        match &self.kind {
-            ScalarKind::Unary { expr, .. } | ScalarKind::IsNull { expr, .. } => expr.walk(f),
-            ScalarKind::Binary { lhs, rhs, .. } => {
-                lhs.walk(f);
-                rhs.walk(f);
-            }
-            ScalarKind::InList { expr, items, .. } => {
-                expr.walk(f);
-                items.iter().for_each(|x| x.walk(f));
-            }
-            ScalarKind::InValue { expr, list, .. } => {
-                expr.walk(f);
-                list.walk(f);
-            }
-            ScalarKind::Between { expr, low, high, .. } => {
-                expr.walk(f);
-                low.walk(f);
-                high.walk(f);
-            }
-            ScalarKind::Call { args, .. } | ScalarKind::Array(args) => {
-                args.iter().for_each(|x| x.walk(f))
-            }
-            ScalarKind::Object(fields) => fields.iter().for_each(|(_, x)| x.walk(f)),
-            ScalarKind::Case { operand, branches, otherwise } => {
-                if let Some(o) = operand {
-                    o.walk(f);
-                }
-                for (w, t) in branches {
-                    w.walk(f);
-                    t.walk(f);
-                }
-                if let Some(o) = otherwise {
-                    o.walk(f);
-                }
-            }
-            ScalarKind::Const { .. }
-            | ScalarKind::Param { .. }
-            | ScalarKind::Field { .. }
-            | ScalarKind::Related { .. }
-            | ScalarKind::Computed { .. }
-            | ScalarKind::Output { .. }
-            | ScalarKind::Subquery { .. } => {}
+        for c in self.children() {
+            c.walk(f);
         }
     }
 

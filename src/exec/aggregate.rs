@@ -322,14 +322,7 @@ pub(super) fn aggregate<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a
             }
             Ok(())
         };
-        match narrow_inputs(cx, source, keys, aggs)? {
-            Some(scan) => scan.for_each(cx, |row, _| step(row))?,
-            None => {
-                for r in rows(cx, source)? {
-                    step(&r?)?;
-                }
-            }
-        }
+        each_input(cx, source, keys, aggs, &mut step)?;
         match current {
             Some((k, s, _)) => done.push(out(k.0, s)?),
             // No input and no keys: one row (`COUNT(*)` is 0, the others null).
@@ -366,28 +359,31 @@ pub(super) fn aggregate<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a
         }
         Ok(())
     };
-    match narrow_inputs(cx, source, keys, aggs)? {
-        Some(scan) => scan.for_each(cx, |row, _| step(row))?,
-        None => {
-            for r in rows(cx, source)? {
-                step(&r?)?;
-            }
-        }
-    }
+    each_input(cx, source, keys, aggs, &mut step)?;
     let out: Vec<Result<Row>> = groups.into_iter().map(|(k, s)| out(k.0, s)).collect();
     Ok(Box::new(out.into_iter()))
 }
 
-/// The narrow scan of the source when the keys and arguments read stored fields only.
-fn narrow_inputs<'a>(
-    cx: &Cx<'a>,
+/// Hands each input row to `step`: from a narrow scan of the records (decoded only as far
+/// as the keys, arguments and filter read, into one reused row) when the source allows.
+fn each_input<'a>(
+    cx: &'a Cx<'a>,
     source: &'a Node,
     keys: &'a [(String, Scalar)],
     aggs: &'a [Agg],
-) -> Result<Option<super::read::Narrow<'a>>> {
+    step: &mut dyn FnMut(&Row) -> Result<()>,
+) -> Result<()> {
     let mut more: Vec<&Scalar> = keys.iter().map(|(_, e)| e).collect();
     more.extend(aggs.iter().filter_map(|a| a.arg.as_ref()));
-    narrow(cx, source, &more)
+    match narrow(cx, source, &more)? {
+        Some(scan) => scan.for_each(cx, |row, _| step(row)),
+        None => {
+            for r in rows(cx, source)? {
+                step(&r?)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `COUNT(*)` per group over an index-only scan whose index holds each group's entries
