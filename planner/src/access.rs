@@ -80,6 +80,20 @@ fn conds(model: &Model, filter: Option<&Scalar>) -> Vec<Src> {
                     _ => {}
                 }
             }
+            // A bare boolean field (`WHERE active`) is `active = TRUE`; `NOT active` is
+            // `active = FALSE`.
+            ScalarKind::Field { .. }
+            | ScalarKind::Unary { op: kvm_lang::ast::UnaryOp::Not, .. } => {
+                let (field, want) = match &c.kind {
+                    ScalarKind::Unary { expr, .. } => (field_of(model, expr), false),
+                    _ => (field_of(model, c), true),
+                };
+                let Some(field) = field else { continue };
+                if model.field(&field).is_some_and(|f| f.ty.name == TypeName::Bool) {
+                    let v = Scalar::constant(kvm_storage::Value::Bool(want), Literal::Bool(want));
+                    push(Cond::Eq(field, v));
+                }
+            }
             ScalarKind::InList { expr, items, negated: false } => {
                 if let Some(f) = field_of(model, expr) {
                     if items.iter().all(Scalar::is_constant) {
@@ -120,6 +134,11 @@ pub(crate) fn non_null_fields(model: &Model, filter: Option<&Scalar>) -> Vec<Str
             | ScalarKind::InValue { expr, .. }
             | ScalarKind::Between { expr, .. }
             | ScalarKind::IsNull { expr, negated: true } => out.extend(field_of(model, expr)),
+            // `WHERE active` / `WHERE NOT active`: a null is not true, so the row is dropped.
+            ScalarKind::Field { .. } => out.extend(field_of(model, c)),
+            ScalarKind::Unary { op: kvm_lang::ast::UnaryOp::Not, expr } => {
+                out.extend(field_of(model, expr))
+            }
             _ => {}
         }
     }

@@ -225,6 +225,21 @@ fn attach_outputs(
 /// Plans a `SELECT`.
 pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
     let model = catalog.model(&s.from.name, s.from.span)?;
+    // `ORDER BY 2` and `ORDER BY alias` name a SELECT item (grouped queries resolve them
+    // against their groups).
+    let rewritten;
+    let s = if !aggregate::is_grouped(model, s)
+        && s.order_by.iter().any(|o| names_item(model, s, &o.expr))
+    {
+        let mut r = s.clone();
+        for o in &mut r.order_by {
+            o.expr = order_item(model, s, &o.expr)?;
+        }
+        rewritten = r;
+        &rewritten
+    } else {
+        s
+    };
     if aggregate::is_grouped(model, s) {
         let Projection::Items(items) = &s.projection else {
             return Err(PlanError::new(
@@ -294,6 +309,60 @@ pub fn plan_select(catalog: &Catalog, s: &Select) -> Result<Plan, PlanError> {
         node = Node::Limit { source: Box::new(node), limit, offset };
     }
     Ok(Plan::Select { root: attach_outputs(catalog, model, s, node, columns)? })
+}
+
+/// Whether `e`, an `ORDER BY` key, names a SELECT item: a position, or an alias that is not
+/// a field of the model.
+fn names_item(model: &Model, s: &Select, e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Literal(kvm_lang::ast::Literal::Int(_)) => true,
+        ExprKind::Path(p)
+            if p.segments.len() == 1 && model.field(&p.segments[0].name).is_none() =>
+        {
+            matches!(&s.projection, Projection::Items(items)
+                if items.iter().any(|i| i.alias.as_ref().is_some_and(|a| a.name == p.segments[0].name)))
+        }
+        _ => false,
+    }
+}
+
+/// The expression an `ORDER BY` key stands for: the SELECT item a position (`ORDER BY 2`;
+/// with `SELECT *`, the model's fields in order) or an alias names; else the key itself.
+fn order_item(model: &Model, s: &Select, e: &Expr) -> Result<Expr, PlanError> {
+    match (&e.kind, &s.projection) {
+        (ExprKind::Literal(kvm_lang::ast::Literal::Int(n)), projection) => {
+            let count = match projection {
+                Projection::Items(items) => items.len(),
+                Projection::All => model.fields.len(),
+            };
+            let i =
+                usize::try_from(*n).ok().filter(|i| (1..=count).contains(i)).ok_or_else(|| {
+                    PlanError::new(
+                        "kvm.invalid_order_by",
+                        format!("ORDER BY {n}: a position names a SELECT item, from 1 to {count}"),
+                    )
+                    .at(e.span)
+                })?;
+            Ok(match projection {
+                Projection::Items(items) => items[i - 1].expr.clone(),
+                Projection::All => Expr {
+                    kind: ExprKind::Path(kvm_lang::ast::Path::single(kvm_lang::ast::Ident::new(
+                        model.fields[i - 1].name.clone(),
+                    ))),
+                    span: e.span,
+                },
+            })
+        }
+        (ExprKind::Path(p), Projection::Items(items))
+            if p.segments.len() == 1 && model.field(&p.segments[0].name).is_none() =>
+        {
+            Ok(items
+                .iter()
+                .find(|i| i.alias.as_ref().is_some_and(|a| a.name == p.segments[0].name))
+                .map_or_else(|| e.clone(), |i| i.expr.clone()))
+        }
+        _ => Ok(e.clone()),
+    }
 }
 
 /// Plans `LIMIT n [AFTER cursor]` as a keyset page: the ORDER BY keys plus the primary
