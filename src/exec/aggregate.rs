@@ -297,13 +297,7 @@ pub(super) fn aggregate<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a
             let key = Key(keys.iter().map(|(_, e)| value(cx, row, e)).collect::<Result<_>>()?);
             if key.0.iter().any(is_long) {
                 eval_args(row, &mut args)?;
-                if !long.contains_key(&key) {
-                    long_held += group_size(&key, aggs.len());
-                    long.insert(key.clone(), States::new(aggs));
-                }
-                if let Some(states) = long.get_mut(&key) {
-                    long_held += states.add(aggs, &mut args)?;
-                }
+                long_held += add_to(&mut long, &key, aggs, &mut args)?;
                 if long_held > budget {
                     return Err(too_many(cx, long.len()));
                 }
@@ -343,17 +337,7 @@ pub(super) fn aggregate<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a
             key.0.push(value(cx, row, e)?);
         }
         eval_args(row, &mut args)?;
-        if !groups.contains_key(&key) {
-            held += group_size(&key, aggs.len());
-            if held > cx.sort_budget {
-                return Err(too_many(cx, groups.len()));
-            }
-            groups.insert(key.clone(), States::new(aggs));
-        }
-        let Some(states) = groups.get_mut(&key) else {
-            return Err(Error::Internal("a group went missing".into()));
-        };
-        held += states.add(aggs, &mut args)?;
+        held += add_to(&mut groups, &key, aggs, &mut args)?;
         if held > cx.sort_budget {
             return Err(too_many(cx, groups.len()));
         }
@@ -362,6 +346,23 @@ pub(super) fn aggregate<'a>(cx: &'a Cx<'a>, node: &'a Node) -> Result<RowIter<'a
     each_input(cx, source, keys, aggs, &mut step)?;
     let out: Vec<Result<Row>> = groups.into_iter().map(|(k, s)| out(k.0, s)).collect();
     Ok(Box::new(out.into_iter()))
+}
+
+/// Adds a row's arguments to group `key` of `groups` (one lookup when it exists; created,
+/// its key cloned, only when new): the bytes newly held.
+fn add_to(
+    groups: &mut BTreeMap<Key, States>,
+    key: &Key,
+    aggs: &[Agg],
+    args: &mut [Option<Value>],
+) -> Result<usize> {
+    if let Some(states) = groups.get_mut(key) {
+        return states.add(aggs, args);
+    }
+    let mut states = States::new(aggs);
+    let held = group_size(key, aggs.len()) + states.add(aggs, args)?;
+    groups.insert(key.clone(), states);
+    Ok(held)
 }
 
 /// Hands each input row to `step`: from a narrow scan of the records (decoded only as far
